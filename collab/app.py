@@ -1,0 +1,105 @@
+"""The Starlette application and its lifespan (which owns every resource)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import asyncpg
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import WebSocketRoute
+
+from collab.config import Settings
+from collab.errors import CollabError
+from collab.http import annotations, ops, users
+from collab.http.common import JSON, Services, error_response
+from collab.http.replay_socket import replay_endpoint
+from collab.http.sync_socket import sync_endpoint
+from collab.metrics import Metrics
+from collab.store import identity
+from collab.store.embedded import EmbeddedPostgres
+from collab.store.migrations import migrate
+from collab.sync.registry import RoomRegistry
+
+log = logging.getLogger("collab.app")
+
+
+async def _collab_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CollabError)
+    if exc.status >= 500:
+        log.error("request failed", extra={"path": request.url.path, "error": exc.message})
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSON({"error": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", extra={"path": request.url.path})
+    return JSON({"error": {"code": "internal", "message": "internal server error"}}, status_code=500)
+
+
+async def open_pool(settings: Settings, url: str) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(url, min_size=2, max_size=settings.pool_max)
+    assert pool is not None
+    return pool
+
+
+def create_app(
+    settings: Settings, on_ready: Callable[[Services], Awaitable[None]] | None = None
+) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        embedded: EmbeddedPostgres | None = None
+        url = settings.database_url
+        if url is None:
+            embedded = EmbeddedPostgres(settings.postgres_dir)
+            url = await asyncio.to_thread(embedded.start)
+        try:
+            pool = await open_pool(settings, url)
+            try:
+                async with pool.acquire() as conn:
+                    applied = await migrate(conn)
+                    generated = await identity.ensure_admin(conn, settings.admin_token)
+                if applied:
+                    log.info("migrations applied", extra={"numbers": applied})
+                if generated:
+                    print(f"collab: admin token (shown once): {generated}", flush=True)
+                metrics = Metrics()
+                async with RoomRegistry(pool, settings, metrics) as rooms:
+                    app.state.services = Services(settings, pool, rooms, metrics)
+                    log.info("server ready", extra={"database": "embedded" if embedded else "external"})
+                    if on_ready is not None:
+                        await on_ready(app.state.services)
+                    yield
+                log.info("rooms flushed")
+            finally:
+                await pool.close()
+        finally:
+            if embedded is not None:
+                await asyncio.to_thread(embedded.stop)
+
+    routes = [
+        *ops.routes,
+        *users.routes,
+        *annotations.routes,
+        WebSocketRoute("/sync/{annotation_id}/{doc}", sync_endpoint),
+        WebSocketRoute("/replay/{annotation_id}/{doc}", replay_endpoint),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            CollabError: _collab_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+    )

@@ -1,0 +1,117 @@
+"""Settings, read once into a frozen object.
+
+Every setting has a default and a reason. Environment variables are read by
+:meth:`Settings.from_env`; command-line flags override them (see ``cli.py``).
+``docs/config.md`` lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from collab.errors import ConfigError
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    #: Where datasets, volume layers and the embedded database live.
+    data_dir: Path = Path("./collab-data")
+    #: An external PostgreSQL; ``None`` starts the embedded one in ``<data_dir>/postgres``.
+    database_url: str | None = None
+    #: Folders and URL prefixes under which datasets may be registered.
+    dataset_roots: tuple[str, ...] = ()
+    #: Token of the bootstrap admin; ``None`` generates one once and prints it.
+    admin_token: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: Largest WebSocket frame accepted; bigger ones close the socket (1009).
+    #: 16 MiB fits an NML-sized update while bounding per-connection memory.
+    max_frame_bytes: int = 16 * 1024 * 1024
+    #: Largest REST request body.
+    max_body_bytes: int = 256 * 1024 * 1024
+    #: A snapshot (merged state) is written every this many versions, so loading
+    #: a room costs one snapshot plus at most this many updates.
+    snapshot_every: int = 500
+    #: Seconds a room stays loaded after its last client left (reconnects are cheap).
+    room_idle_seconds: float = 30.0
+    #: Most updates written in one group-commit transaction.
+    commit_batch_max: int = 5000
+    #: Updates waiting for commit before writers are slowed down (backpressure).
+    commit_queue_max: int = 200_000
+    #: asyncpg pool size. Writes go through one committer connection; the rest
+    #: serve REST reads and room loads.
+    pool_max: int = 10
+    #: Messages drained from one socket before yielding to the event loop
+    #: (field notes: one flooding connection must not starve the committer).
+    receive_yield_every: int = 32
+    #: Outgoing frames buffered per connection before it is closed as too slow.
+    send_queue_max: int = 4096
+    #: Longest pause between two versions during replay at speed 1, seconds.
+    replay_max_gap_seconds: float = 2.0
+    #: Log level of the JSON logs.
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("COLLAB_DATA_DIR") or "./collab-data")
+        roots_raw = env.get("COLLAB_DATASET_ROOTS") or ""
+        roots = tuple(r for r in roots_raw.split(":") if r) if roots_raw else ()
+        return cls(
+            data_dir=data_dir,
+            database_url=env.get("COLLAB_DATABASE_URL") or None,
+            dataset_roots=roots,
+            admin_token=env.get("COLLAB_ADMIN_TOKEN") or None,
+            max_frame_bytes=_int(env, "COLLAB_MAX_FRAME_BYTES", 16 * 1024 * 1024, 1024),
+            max_body_bytes=_int(env, "COLLAB_MAX_BODY_BYTES", 256 * 1024 * 1024, 1024),
+            snapshot_every=_int(env, "COLLAB_SNAPSHOT_EVERY", 500, 1),
+            room_idle_seconds=_float(env, "COLLAB_ROOM_IDLE_SECONDS", 30.0),
+            commit_batch_max=_int(env, "COLLAB_COMMIT_BATCH_MAX", 5000, 1),
+            commit_queue_max=_int(env, "COLLAB_COMMIT_QUEUE_MAX", 200_000, 1),
+            pool_max=_int(env, "COLLAB_POOL_MAX", 10, 2),
+            send_queue_max=_int(env, "COLLAB_SEND_QUEUE_MAX", 4096, 16),
+            replay_max_gap_seconds=_float(env, "COLLAB_REPLAY_MAX_GAP_SECONDS", 2.0),
+            log_level=(env.get("COLLAB_LOG_LEVEL") or "INFO").upper(),
+        )
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """Return a copy with the non-``None`` values of ``changes`` applied."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def roots(self) -> tuple[str, ...]:
+        return self.dataset_roots or (str(self.data_dir / "datasets"),)
+
+    @property
+    def postgres_dir(self) -> Path:
+        return self.data_dir / "postgres"

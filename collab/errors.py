@@ -1,0 +1,114 @@
+"""The one error tree of collab.
+
+Every error a client can be told about derives from :class:`CollabError` and
+carries its HTTP status, its WebSocket close code and a machine-readable
+``code``. The HTTP layer turns any of them into
+``{"error": {"code", "message"}}``; the WebSocket layer closes with
+``close_code`` and the message as reason. Nothing else is shown to clients.
+
+    CollabError                      (500, 1011)  something of ours broke
+    ├── ConfigError                               bad setting at start (never sent)
+    ├── BadRequest                   (400, 4400)  the request is malformed
+    │   ├── InvalidJSON              (400)        body is not JSON / wrong shape
+    │   └── ProtocolError            (400, 4400)  a y-protocol frame we cannot parse
+    │       └── UnknownMessageType   (400, 4400)  message type not in the protocol
+    ├── Unauthenticated              (401, 4401)  missing, unknown or expired token
+    ├── Forbidden                    (403, 4403)  valid token, no right to do this
+    ├── NotFound                     (404, 4404)  no such annotation / user / version
+    ├── Conflict                     (409, 4409)  duplicate name, wrong state
+    ├── PayloadTooLarge              (413, 1009)  body or frame over its size limit
+    ├── Unprocessable                (422, 4422)  well-formed but semantically invalid
+    │   └── BadUpdate                (422, 4422)  a CRDT update pycrdt cannot apply
+    └── Unavailable                  (503, 1013)  database down, server shutting down
+
+WebSocket close codes 4400–4499 are final (the stock y-websocket client stops
+reconnecting); 1009, 1011 and 1013 let it retry. docs/protocol.md lists them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class CollabError(Exception):
+    status: ClassVar[int] = 500
+    close_code: ClassVar[int] = 1011
+    code: ClassVar[str] = "internal"
+
+    def __init__(self, message: str = "", **details: Any) -> None:
+        super().__init__(message or self.code)
+        self.message = message or self.code
+        self.details = details
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        body.update(self.details)
+        return {"error": body}
+
+
+class ConfigError(CollabError, ValueError):
+    code = "config"
+
+
+class BadRequest(CollabError, ValueError):
+    status = 400
+    close_code = 4400
+    code = "bad_request"
+
+
+class InvalidJSON(BadRequest):
+    code = "invalid_json"
+
+
+class ProtocolError(BadRequest):
+    code = "protocol_error"
+
+
+class UnknownMessageType(ProtocolError):
+    code = "unknown_message_type"
+
+
+class Unauthenticated(CollabError, PermissionError):
+    status = 401
+    close_code = 4401
+    code = "unauthenticated"
+
+
+class Forbidden(CollabError, PermissionError):
+    status = 403
+    close_code = 4403
+    code = "forbidden"
+
+
+class NotFound(CollabError, LookupError):
+    status = 404
+    close_code = 4404
+    code = "not_found"
+
+
+class Conflict(CollabError):
+    status = 409
+    close_code = 4409
+    code = "conflict"
+
+
+class PayloadTooLarge(CollabError):
+    status = 413
+    close_code = 1009
+    code = "too_large"
+
+
+class Unprocessable(CollabError, ValueError):
+    status = 422
+    close_code = 4422
+    code = "unprocessable"
+
+
+class BadUpdate(Unprocessable):
+    code = "bad_update"
+
+
+class Unavailable(CollabError):
+    status = 503
+    close_code = 1013
+    code = "unavailable"

@@ -1,0 +1,106 @@
+"""History services: a document at any version, restore, selective revert.
+
+Both restore and revert are computed against the live room and written into
+it as one new version through :meth:`Room.change`, so connected clients
+receive them like any other update and history is never rewritten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from pycrdt import Doc
+
+from collab.document.changes import apply_revert, make_equal, plan_revert
+from collab.document.content import TouchRecorder
+from collab.document.kinds import new_doc
+from collab.errors import NotFound, Unprocessable
+from collab.store import oplog
+from collab.sync.registry import RoomRegistry
+from collab.sync.room import RoomKey
+
+
+async def doc_at(pool: asyncpg.Pool, key: RoomKey, version: int) -> Doc:
+    """The document as it was right after ``version`` (0: empty)."""
+    if version < 0:
+        raise NotFound(f"no version {version}")
+    async with pool.acquire() as conn:
+        state = await oplog.load(conn, key, upto=version)
+    if state.head < version:
+        raise NotFound(f"{key.doc} of annotation {key.annotation_id} has no version {version}")
+    doc = new_doc(key.doc, state.snapshot)
+    for update in state.updates:
+        doc.apply_update(update)
+    return doc
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeResult:
+    version: int | None  # None: nothing had to change
+    reverted: list[list[str]]
+    kept: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "reverted": self.reverted, "kept": self.kept}
+
+
+async def restore(
+    pool: asyncpg.Pool, rooms: RoomRegistry, key: RoomKey, version: int, author: int | None
+) -> int | None:
+    async with rooms.hold(key) as room:
+        if version > room.version:
+            raise NotFound(f"no version {version}; newest is {room.version}")
+        await rooms.committer.flush()
+        target = await doc_at(pool, key, version)
+        return room.change(
+            lambda doc: make_equal(doc, target, key.doc), author, {"restore": version}
+        ) or None
+
+
+async def revert(
+    pool: asyncpg.Pool, rooms: RoomRegistry, key: RoomKey, version: int, author: int | None
+) -> ChangeResult:
+    """Undo only what ``version`` changed; entries changed again later are kept."""
+    if version < 1:
+        raise NotFound(f"no version {version}")
+    async with rooms.hold(key) as room:
+        if version > room.version:
+            raise NotFound(f"no version {version}; newest is {room.version}")
+        await rooms.committer.flush()
+        base = await doc_at(pool, key, version - 1)
+        async with pool.acquire() as conn, conn.transaction(readonly=True):
+            rows = [row async for row in oplog.iter_updates(conn, key, version, version)]
+        if not rows:
+            raise NotFound(f"no version {version}")
+        with TouchRecorder(base, key.doc) as recorder:
+            base.apply_update(rows[0][1])
+            touched = recorder.take_touches()
+        if not touched:
+            raise Unprocessable(f"version {version} changed no entry that can be reverted")
+        # Everything after ``version``: replay it on the document at ``version``
+        # and note the first later version that touched each entry. New updates
+        # may arrive while we read; loop until we have caught up with the room.
+        later: dict[tuple[str, ...], int] = {}
+        seen = version
+        with TouchRecorder(base, key.doc, keep_values=False) as recorder:
+            for _ in range(100):
+                if seen >= room.version:
+                    break
+                await rooms.committer.flush()
+                async with pool.acquire() as conn, conn.transaction(readonly=True):
+                    async for info, data in oplog.iter_updates(conn, key, seen + 1, None):
+                        base.apply_update(data)
+                        for path in recorder.take_touches():
+                            later.setdefault(path, info.version)
+                        seen = info.version
+        plan = plan_revert(touched, later)
+        new_version = None
+        if plan.revert:
+            new_version = room.change(lambda doc: apply_revert(doc, plan), author, {"revert": version})
+        return ChangeResult(
+            version=new_version,
+            reverted=[list(p) for p in sorted(plan.revert)],
+            kept=[{"path": list(p), "changedIn": v} for p, v in sorted(plan.kept.items())],
+        )

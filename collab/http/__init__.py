@@ -1,0 +1,1 @@
+"""The thin edge: REST and WebSocket endpoints (parse, authorise, delegate)."""

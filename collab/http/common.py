@@ -1,0 +1,148 @@
+"""What every endpoint shares: the services, JSON in and out, the caller."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import orjson
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+
+from collab.config import Settings
+from collab.errors import BadRequest, CollabError, InvalidJSON, PayloadTooLarge
+from collab.metrics import Metrics
+from collab.store import identity
+from collab.sync.registry import RoomRegistry
+from collab.auth import Principal
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    pool: asyncpg.Pool
+    rooms: RoomRegistry
+    metrics: Metrics
+
+
+def services(conn: HTTPConnection) -> Services:
+    svc: Services = conn.app.state.services
+    return svc
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+def error_response(exc: CollabError) -> JSON:
+    return JSON(exc.to_json(), status_code=exc.status)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body over the {limit}-byte limit")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body over the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, limit: int = 1024 * 1024) -> dict[str, Any]:
+    body = await read_body(request, limit)
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidJSON(f"body is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidJSON("body must be a JSON object")
+    return value
+
+
+def bearer(conn: HTTPConnection) -> str | None:
+    header = conn.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer":
+            return value.strip()
+        return None
+    return conn.query_params.get("token")
+
+
+async def caller(conn: HTTPConnection) -> Principal:
+    pool = services(conn).pool
+    async with pool.acquire() as db:
+        return await identity.authenticate(db, bearer(conn))
+
+
+# -- field parsing ----------------------------------------------------------
+
+
+def field_str(body: dict[str, Any], name: str, *, required: bool = True, max_len: int = 500) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise InvalidJSON(f"{name!r} is required")
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidJSON(f"{name!r} must be a non-empty string")
+    if len(value) > max_len:
+        raise InvalidJSON(f"{name!r} is longer than {max_len} characters")
+    return value
+
+
+def field_int(body: dict[str, Any], name: str, *, required: bool = True, minimum: int = 0) -> int | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise InvalidJSON(f"{name!r} is required")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidJSON(f"{name!r} must be an integer")
+    if value < minimum or value > 2**62:
+        raise InvalidJSON(f"{name!r} must be between {minimum} and 2^62")
+    return value
+
+
+def field_time(body: dict[str, Any], name: str) -> dt.datetime | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidJSON(f"{name!r} must be an ISO 8601 time")
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidJSON(f"{name!r} must be an ISO 8601 time, got {value!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed
+
+
+def path_int(conn: HTTPConnection, name: str) -> int:
+    raw = conn.path_params.get(name, "")
+    if not str(raw).isdigit() or len(str(raw)) > 18:
+        raise BadRequest(f"{name} must be a positive integer, got {raw!r}")
+    return int(raw)
+
+
+def query_int(conn: HTTPConnection, name: str, default: int | None, minimum: int = 0, maximum: int = 2**31 - 1) -> int | None:
+    raw = conn.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"?{name} must be an integer, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise BadRequest(f"?{name} must be between {minimum} and {maximum}")
+    return value

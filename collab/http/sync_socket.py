@@ -1,0 +1,154 @@
+"""``ws /sync/{annotation_id}/{doc}``: the y-websocket endpoint.
+
+Accept, authenticate, authorise, then hand frames to the room. Outgoing
+frames go through a bounded per-connection queue drained by one sender task;
+a client that falls ``send_queue_max`` frames behind is closed with 1013 (it
+reconnects and resyncs) instead of making the server buffer without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from starlette.websockets import WebSocket
+
+from collab.auth import Access
+from collab.document.kinds import parse_kind
+from collab.errors import BadRequest, CollabError
+from collab.http.common import bearer, path_int, services
+from collab.store import identity
+from collab.sync.room import PeerState, RoomKey
+
+log = logging.getLogger("collab.http.sync")
+
+CLOSE_SLOW = 1013
+
+
+def close_reason(text: str) -> str:
+    """WebSocket close reasons are at most 123 UTF-8 bytes."""
+    data = text.encode("utf-8")[:120]
+    return data.decode("utf-8", "ignore")
+
+
+class SocketPeer(PeerState):
+    def __init__(self, ws: WebSocket, user_id: int | None, can_write: bool, wants_acks: bool, limit: int) -> None:
+        super().__init__(user_id=user_id, can_write=can_write, wants_acks=wants_acks)
+        self.ws = ws
+        self.out: deque[bytes] = deque()
+        self.ready = asyncio.Event()
+        self.limit = limit
+        self.too_slow = False
+        self.bytes_out = 0
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def send(self, frame: bytes) -> None:
+        if self.too_slow:
+            return
+        if len(self.out) >= self.limit:
+            self.too_slow = True
+            self.out.clear()
+        else:
+            self.out.append(frame)
+        self.ready.set()
+
+    async def pump(self) -> None:
+        send = self.ws.send
+        while True:
+            await self.ready.wait()
+            self.ready.clear()
+            if self.too_slow:
+                return
+            while self.out:
+                frame = self.out.popleft()
+                self.bytes_out += len(frame)
+                await send({"type": "websocket.send", "bytes": frame})
+
+
+async def sync_endpoint(ws: WebSocket) -> None:
+    svc = services(ws)
+    metrics = svc.metrics
+    await ws.accept()
+    try:
+        annotation_id = path_int(ws, "annotation_id")
+        kind = parse_kind(ws.path_params["doc"])
+        async with svc.pool.acquire() as db:
+            who = await identity.authenticate(db, bearer(ws))
+            access = await identity.access_to(db, who, annotation_id)
+        if access < Access.READ:
+            from collab.errors import Forbidden
+
+            raise Forbidden(f"no access to annotation {annotation_id}")
+    except CollabError as exc:
+        metrics.refused.labels(str(exc.close_code)).inc()
+        await ws.close(exc.close_code, close_reason(exc.message))
+        return
+
+    key = RoomKey(annotation_id, kind)
+    peer = SocketPeer(
+        ws,
+        who.user_id,
+        can_write=access >= Access.WRITE,
+        wants_acks=ws.query_params.get("acks") in ("1", "true"),
+        limit=svc.settings.send_queue_max,
+    )
+    room = await svc.rooms.get(key)
+    metrics.connections.inc()
+    ctx = {"annotation": annotation_id, "doc": kind, "user": who.user_id}
+    log.info("client joined", extra={**ctx, "write": peer.can_write})
+    close: tuple[int, str] | None = None
+    try:
+        room.join(peer)
+        async with asyncio.TaskGroup() as tg:
+            pump = tg.create_task(peer.pump())
+            close = await _receive_loop(ws, room, peer, svc)
+            pump.cancel()
+    finally:
+        room.leave(peer)
+        metrics.connections.dec()
+        metrics.bytes_out.inc(peer.bytes_out)
+        if peer.too_slow and close is None:
+            close = (CLOSE_SLOW, "client too slow: send queue full")
+        if close is not None:
+            metrics.refused.labels(str(close[0])).inc()
+            log.warning("client closed", extra={**ctx, "code": close[0], "reason": close[1]})
+            try:
+                await ws.close(close[0], close_reason(close[1]))
+            except Exception:  # the socket is already gone
+                pass
+        else:
+            log.info("client left", extra=ctx)
+
+
+async def _receive_loop(ws: WebSocket, room, peer: SocketPeer, svc) -> tuple[int, str] | None:  # type: ignore[no-untyped-def]
+    """Feed frames to the room until the client leaves; return a close (code, reason) for bad input."""
+    metrics = svc.metrics
+    committer = svc.rooms.committer
+    yield_every = svc.settings.receive_yield_every
+    count = 0
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return None
+        if peer.too_slow:
+            return (CLOSE_SLOW, "client too slow: send queue full")
+        frame = message.get("bytes")
+        if frame is None:
+            err = BadRequest("text frames are not part of the protocol")
+            return (err.close_code, err.message)
+        metrics.bytes_in.inc(len(frame))
+        try:
+            room.receive(peer, frame)
+        except CollabError as exc:
+            return (exc.close_code, exc.message)
+        count += 1
+        if count % yield_every == 0:
+            await asyncio.sleep(0)
+        if committer.pending >= svc.settings.commit_queue_max:
+            await committer.wait_for_space()

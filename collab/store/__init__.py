@@ -1,0 +1,1 @@
+"""Everything that talks to PostgreSQL. Only this package imports asyncpg."""

@@ -1,0 +1,141 @@
+"""The operation log and snapshots: reads and the batched append."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import orjson
+
+from collab.sync.room import RoomKey, UpdateRecord
+
+
+@dataclass(frozen=True, slots=True)
+class StoredState:
+    snapshot: bytes | None
+    snapshot_version: int
+    updates: list[bytes]
+    head: int
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    version: int
+    time: dt.datetime
+    author: int | None
+    summary: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "time": self.time.isoformat(),
+            "author": self.author,
+            "summary": self.summary,
+        }
+
+
+async def load(conn: asyncpg.Connection, key: RoomKey, upto: int | None = None) -> StoredState:
+    """The newest snapshot at or before ``upto`` (default: head) and the updates after it."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        snap = await conn.fetchrow(
+            """SELECT version, data FROM doc_snapshots
+               WHERE annotation_id = $1 AND doc = $2 AND ($3::int IS NULL OR version <= $3)
+               ORDER BY version DESC LIMIT 1""",
+            key.annotation_id,
+            key.doc,
+            upto,
+        )
+        base = snap["version"] if snap else 0
+        rows = await conn.fetch(
+            """SELECT version, data FROM doc_updates
+               WHERE annotation_id = $1 AND doc = $2 AND version > $3
+                 AND ($4::int IS NULL OR version <= $4)
+               ORDER BY version""",
+            key.annotation_id,
+            key.doc,
+            base,
+            upto,
+        )
+    head = rows[-1]["version"] if rows else base
+    return StoredState(
+        snapshot=bytes(snap["data"]) if snap else None,
+        snapshot_version=base,
+        updates=[bytes(r["data"]) for r in rows],
+        head=head,
+    )
+
+
+async def head(conn: asyncpg.Connection, key: RoomKey) -> int:
+    value = await conn.fetchval(
+        "SELECT max(version) FROM doc_updates WHERE annotation_id = $1 AND doc = $2",
+        key.annotation_id,
+        key.doc,
+    )
+    return int(value or 0)
+
+
+async def append(conn: asyncpg.Connection, records: Sequence[UpdateRecord]) -> None:
+    """Write a batch of records (and their snapshots) in the caller's transaction."""
+    await conn.copy_records_to_table(
+        "doc_updates",
+        records=[
+            (
+                r.key.annotation_id,
+                r.key.doc,
+                r.version,
+                r.author_id,
+                dt.datetime.fromtimestamp(r.created_at, dt.UTC),
+                r.summary.decode(),
+                r.data,
+            )
+            for r in records
+        ],
+        columns=["annotation_id", "doc", "version", "author_id", "created_at", "summary", "data"],
+    )
+    snaps = [(r.key.annotation_id, r.key.doc, r.version, r.snapshot) for r in records if r.snapshot]
+    if snaps:
+        await conn.copy_records_to_table(
+            "doc_snapshots",
+            records=snaps,
+            columns=["annotation_id", "doc", "version", "data"],
+        )
+
+
+async def versions(
+    conn: asyncpg.Connection, key: RoomKey, before: int | None, limit: int
+) -> list[VersionInfo]:
+    rows = await conn.fetch(
+        """SELECT version, created_at, author_id, summary FROM doc_updates
+           WHERE annotation_id = $1 AND doc = $2 AND ($3::int IS NULL OR version < $3)
+           ORDER BY version DESC LIMIT $4""",
+        key.annotation_id,
+        key.doc,
+        before,
+        limit,
+    )
+    return [
+        VersionInfo(r["version"], r["created_at"], r["author_id"], orjson.loads(r["summary"]))
+        for r in rows
+    ]
+
+
+async def iter_updates(
+    conn: asyncpg.Connection, key: RoomKey, first: int, last: int | None
+) -> AsyncIterator[tuple[VersionInfo, bytes]]:
+    """Updates ``first..last`` in order, read with a cursor (inside a transaction)."""
+    async for r in conn.cursor(
+        """SELECT version, created_at, author_id, summary, data FROM doc_updates
+           WHERE annotation_id = $1 AND doc = $2 AND version >= $3
+             AND ($4::int IS NULL OR version <= $4)
+           ORDER BY version""",
+        key.annotation_id,
+        key.doc,
+        first,
+        last,
+        prefetch=200,
+    ):
+        info = VersionInfo(r["version"], r["created_at"], r["author_id"], orjson.loads(r["summary"]))
+        yield info, bytes(r["data"])

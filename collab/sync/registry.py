@@ -1,0 +1,142 @@
+"""The rooms loaded in this process: load on first join, unload when idle.
+
+:class:`RoomRegistry` is an async context manager that owns the group
+committer and the idle reaper in one TaskGroup; leaving it flushes every
+pending update before returning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import asyncpg
+
+from collab.config import Settings
+from collab.document.kinds import new_doc
+from collab.metrics import Metrics
+from collab.store import oplog
+from collab.store.committer import GroupCommitter
+from collab.sync.room import Room, RoomKey, UpdateRecord
+
+log = logging.getLogger("collab.sync.registry")
+
+
+class RoomRegistry:
+    def __init__(self, pool: asyncpg.Pool, settings: Settings, metrics: Metrics) -> None:
+        self._pool = pool
+        self._settings = settings
+        self._metrics = metrics
+        self.committer = GroupCommitter(
+            pool, metrics, batch_max=settings.commit_batch_max, queue_max=settings.commit_queue_max
+        )
+        self.rooms: dict[RoomKey, Room] = {}
+        self._loading: dict[RoomKey, asyncio.Future[Room]] = {}
+        self._tg: asyncio.TaskGroup | None = None
+        self._committer_task: asyncio.Task[None] | None = None
+        self._reaper_task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> RoomRegistry:
+        self._tg = asyncio.TaskGroup()
+        await self._tg.__aenter__()
+        self._committer_task = self._tg.create_task(self.committer.run(), name="committer")
+        self._reaper_task = self._tg.create_task(self._reap(), name="room-reaper")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._tg is not None
+        if self._reaper_task:
+            self._reaper_task.cancel()
+        await self.committer.flush()
+        if self._committer_task:
+            self._committer_task.cancel()
+        await self._tg.__aexit__(None, None, None)
+        for room in self.rooms.values():
+            room.close()
+        self.rooms.clear()
+        self._metrics.rooms.set(0)
+
+    async def get(self, key: RoomKey) -> Room:
+        """The loaded room for ``key``, loading it once however many join at once."""
+        room = self.rooms.get(key)
+        if room is not None:
+            return room
+        pending = self._loading.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Room] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            room = await self._load(key)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning
+            raise
+        finally:
+            del self._loading[key]
+        self.rooms[key] = room
+        self._metrics.rooms.set(len(self.rooms))
+        future.set_result(room)
+        return room
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: RoomKey) -> AsyncIterator[Room]:
+        """Use a room outside a socket (restore, revert); it is not unloaded meanwhile."""
+        room = await self.get(key)
+        room.holds += 1
+        try:
+            yield room
+        finally:
+            room.holds -= 1
+
+    async def _load(self, key: RoomKey) -> Room:
+        started = time.perf_counter()
+        async with self._pool.acquire() as conn:
+            state = await oplog.load(conn, key)
+        doc = new_doc(key.doc, state.snapshot)
+        for update in state.updates:
+            doc.apply_update(update)
+        room = Room(
+            key,
+            doc,
+            state.head,
+            self.committer,
+            snapshot_every=self._settings.snapshot_every,
+            on_update=self._counted,
+        )
+        log.info(
+            "room loaded",
+            extra={
+                "annotation": key.annotation_id,
+                "doc": key.doc,
+                "version": state.head,
+                "tail": len(state.updates),
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+        return room
+
+    def _counted(self, room: Room, record: UpdateRecord) -> None:
+        self._metrics.updates.inc()
+
+    async def _reap(self) -> None:
+        idle = self._settings.room_idle_seconds
+        period = min(1.0, max(idle / 2, 0.05))
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            for key, room in list(self.rooms.items()):
+                if (
+                    not room.peers
+                    and room.holds == 0
+                    and not room.unsaved
+                    and room.idle_since is not None
+                    and now - room.idle_since >= idle
+                ):
+                    del self.rooms[key]
+                    room.close()
+                    log.info("room unloaded", extra={"annotation": key.annotation_id, "doc": key.doc})
+            self._metrics.rooms.set(len(self.rooms))

@@ -1,0 +1,271 @@
+"""A room: one live document per (annotation, doc kind) and the peers editing it.
+
+The room is pure protocol and state: it never awaits. Peers are anything with
+the :class:`Peer` interface (the WebSocket endpoint provides one); accepted
+updates go to a :class:`Sink` (the group committer) which calls
+:meth:`Room.mark_saved` once they are durable.
+
+Per accepted update the room assigns the next version, broadcasts the update
+to the other peers at once, and hands the record to the sink. Broadcasting
+before the commit keeps latency low; clients that must know what is durable
+ask for ``saved`` messages (``?acks=1``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+from pycrdt import Doc, TransactionEvent, handle_sync_message
+
+from collab.document.content import TouchRecorder
+from collab.errors import BadUpdate
+from collab.sync import messages as m
+
+
+@dataclass(frozen=True, slots=True)
+class RoomKey:
+    annotation_id: int
+    doc: str
+
+    def __str__(self) -> str:
+        return f"{self.annotation_id}/{self.doc}"
+
+
+@dataclass(slots=True)
+class UpdateRecord:
+    """One row of the operation log."""
+
+    key: RoomKey
+    version: int
+    author_id: int | None
+    created_at: float  # seconds since the epoch
+    summary: bytes  # JSON
+    data: bytes
+    snapshot: bytes | None = None  # merged state as of ``version``, every N versions
+
+
+class Peer(Protocol):
+    user_id: int | None
+    can_write: bool
+    wants_acks: bool
+    awareness_ids: set[int]
+    denied_told: bool
+
+    def send(self, frame: bytes) -> None: ...
+
+
+class Sink(Protocol):
+    def submit(self, room: Room, record: UpdateRecord) -> None: ...
+
+
+@dataclass
+class RoomStats:
+    updates_in: int = 0
+    frames_out: int = 0
+    bytes_out: int = 0
+
+
+class Room:
+    def __init__(
+        self,
+        key: RoomKey,
+        doc: Doc,
+        version: int,
+        sink: Sink,
+        *,
+        snapshot_every: int,
+        on_update: Callable[[Room, UpdateRecord], None] | None = None,
+    ) -> None:
+        self.key = key
+        self.doc = doc
+        self.version = version
+        self.saved_version = version
+        self.sink = sink
+        self.snapshot_every = snapshot_every
+        self.peers: set[Peer] = set()
+        self.awareness: dict[int, m.AwarenessEntry] = {}
+        self.stats = RoomStats()
+        self.idle_since: float | None = time.monotonic()
+        self.holds = 0  # REST operations using the room; it is not unloaded meanwhile
+        self._on_update = on_update
+        self._recorder = TouchRecorder(doc, key.doc, keep_values=False)
+        self._author: int | None = None
+        self._origin: Peer | None = None
+        self._extra_summary: dict[str, Any] | None = None
+        self._last_record: UpdateRecord | None = None
+        self._sub = doc.observe(self._on_transaction)
+
+    # -- peers -------------------------------------------------------------
+
+    def join(self, peer: Peer) -> None:
+        self.peers.add(peer)
+        self.idle_since = None
+        # Our state vector first, so the client answers with what we lack.
+        peer.send(m.pack_sync_step1(self.doc.get_state()))
+        if self.awareness:
+            entries = [e for e in self.awareness.values() if e.state != "null"]
+            if entries:
+                peer.send(m.pack_awareness(m.pack_awareness_update(entries)))
+        if peer.wants_acks:
+            peer.send(m.pack_saved(self.saved_version))
+
+    def leave(self, peer: Peer) -> None:
+        self.peers.discard(peer)
+        gone = [
+            m.AwarenessEntry(cid, self.awareness[cid].clock + 1, "null")
+            for cid in sorted(peer.awareness_ids)
+            if cid in self.awareness
+        ]
+        for entry in gone:
+            del self.awareness[entry.client_id]
+        if gone:
+            self._broadcast(m.pack_awareness(m.pack_awareness_update(gone)), None)
+        if not self.peers:
+            self.idle_since = time.monotonic()
+
+    # -- messages ----------------------------------------------------------
+
+    def receive(self, peer: Peer, frame: bytes) -> None:
+        """Handle one frame from ``peer``; raises a CollabError for bad input."""
+        msg = m.parse(frame)
+        if isinstance(msg, m.SyncMessage):
+            if msg.sub == m.SyncType.STEP1:
+                reply = handle_sync_message(frame[1:], self.doc)
+                if reply is not None:
+                    peer.send(reply)
+                return
+            if not peer.can_write:
+                if not peer.denied_told:
+                    peer.denied_told = True
+                    peer.send(m.pack_auth_denied("read-only access: updates are not applied"))
+                return
+            if msg.payload == m.EMPTY_UPDATE:
+                return
+            self.apply_update(msg.payload, peer.user_id, peer)
+        elif isinstance(msg, m.AwarenessMessage):
+            self._receive_awareness(peer, msg)
+        elif isinstance(msg, m.QueryAwarenessMessage):
+            entries = [e for e in self.awareness.values() if e.state != "null"]
+            peer.send(m.pack_awareness(m.pack_awareness_update(entries)))
+        # AuthMessage from a client carries nothing for the server: ignored.
+
+    def _receive_awareness(self, peer: Peer, msg: m.AwarenessMessage) -> None:
+        frame = m.pack_awareness(msg.payload)
+        if not peer.can_write:
+            # Echo to the sender only: its connection stays alive (the client
+            # drops a socket after 30 s of silence) and nothing is relayed.
+            peer.send(frame)
+            return
+        for entry in msg.entries:
+            known = self.awareness.get(entry.client_id)
+            if known is not None and known.clock > entry.clock:
+                continue
+            peer.awareness_ids.add(entry.client_id)
+            if entry.state == "null":
+                self.awareness.pop(entry.client_id, None)
+                peer.awareness_ids.discard(entry.client_id)
+            else:
+                self.awareness[entry.client_id] = entry
+        # Echo to the sender too: the stock client relies on its renewals coming back.
+        self._broadcast(frame, None)
+
+    # -- updates -----------------------------------------------------------
+
+    def apply_update(self, update: bytes, author: int | None, origin: Peer | None) -> int | None:
+        """Apply a client's update; return the new version (None if it changed nothing)."""
+        self._author, self._origin, self._last_record = author, origin, None
+        try:
+            self.doc.apply_update(update)
+        except ValueError as exc:
+            raise BadUpdate(f"update cannot be applied: {exc}") from None
+        except Exception as exc:  # pycrdt panics surface as PanicException
+            raise BadUpdate(f"update cannot be applied: {type(exc).__name__}") from None
+        finally:
+            self._author, self._origin = None, None
+        return self._finish()
+
+    def change(
+        self, edit: Callable[[Doc], None], author: int | None, summary: dict[str, Any]
+    ) -> int | None:
+        """Make a server-side change (restore, revert, repair) as one new version."""
+        self._author, self._origin, self._extra_summary = author, None, summary
+        self._last_record = None
+        try:
+            with self.doc.transaction():
+                edit(self.doc)
+        finally:
+            self._author, self._extra_summary = None, None
+        return self._finish()
+
+    def _finish(self) -> int | None:
+        record, self._last_record = self._last_record, None
+        if record is None:
+            return None
+        if record.version % self.snapshot_every == 0:
+            record.snapshot = self.doc.get_update()
+        self.sink.submit(self, record)
+        if self._on_update is not None:
+            self._on_update(self, record)
+        return record.version
+
+    def _on_transaction(self, event: TransactionEvent) -> None:
+        update = event.update
+        summary = self._recorder.take_summary()
+        if update == m.EMPTY_UPDATE:
+            return
+        self.version += 1
+        if self._extra_summary:
+            summary = {**self._extra_summary, **summary}
+        self._last_record = UpdateRecord(
+            key=self.key,
+            version=self.version,
+            author_id=self._author,
+            created_at=time.time(),
+            summary=orjson.dumps(summary),
+            data=update,
+        )
+        self.stats.updates_in += 1
+        self._broadcast(m.pack_update(update), self._origin)
+
+    def _broadcast(self, frame: bytes, exclude: Peer | None) -> None:
+        n = 0
+        for peer in self.peers:
+            if peer is not exclude:
+                peer.send(frame)
+                n += 1
+        self.stats.frames_out += n
+        self.stats.bytes_out += n * len(frame)
+
+    # -- durability --------------------------------------------------------
+
+    def mark_saved(self, version: int) -> None:
+        if version <= self.saved_version:
+            return
+        self.saved_version = version
+        frame = m.pack_saved(version)
+        for peer in self.peers:
+            if peer.wants_acks:
+                peer.send(frame)
+
+    @property
+    def unsaved(self) -> bool:
+        return self.saved_version < self.version
+
+    def close(self) -> None:
+        self.doc.unobserve(self._sub)
+        self._recorder.close()
+
+
+@dataclass
+class PeerState:
+    """Fields every peer carries; endpoint peers inherit it."""
+
+    user_id: int | None
+    can_write: bool
+    wants_acks: bool = False
+    awareness_ids: set[int] = field(default_factory=set)
+    denied_told: bool = False
