@@ -14,7 +14,7 @@ import asyncpg
 from pycrdt import Doc
 
 from collab.document.changes import apply_revert, make_equal, plan_revert
-from collab.document.content import TouchRecorder
+from collab.document.content import TouchRecorder, lookup, to_json
 from collab.document.kinds import new_doc
 from collab.errors import NotFound, Unprocessable
 from collab.store import oplog
@@ -74,9 +74,12 @@ async def revert(
             rows = [row async for row in oplog.iter_updates(conn, key, version, version)]
         if not rows:
             raise NotFound(f"no version {version}")
-        with TouchRecorder(base, key.doc) as recorder:
+        before = to_json(base, key.doc)
+        with TouchRecorder(base, key.doc, keep_values=False) as recorder:
             base.apply_update(rows[0][1])
-            touched = recorder.take_touches()
+            # Old values come from the JSON taken before the apply: a deleted
+            # nested map reads as empty inside the event.
+            touched = {path: (lookup(before, path), None) for path in recorder.take_touches()}
         if not touched:
             raise Unprocessable(f"version {version} changed no entry that can be reverted")
         # Everything after ``version``: replay it on the document at ``version``

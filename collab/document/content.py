@@ -106,6 +106,16 @@ class TouchRecorder:
         self.close()
 
 
+def lookup(content: dict[str, Any], path: Path) -> Any:
+    """The value at ``path`` in a JSON view, or MISSING."""
+    value: Any = content
+    for part in path:
+        if not isinstance(value, dict) or part not in value:
+            return MISSING
+        value = value[part]
+    return value
+
+
 def overlaps(a: Path, b: Path) -> bool:
     """Two paths conflict when one is a prefix of the other."""
     n = min(len(a), len(b))
