@@ -1,0 +1,123 @@
+"""The real command line: ``collab serve`` with the embedded PostgreSQL, a
+restart on the same data dir, and ``collab demo``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+from collab.auth import new_token
+from tests.conftest import free_port
+from tests.yclient import YClient
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "collab.cli", *args], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+async def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as http:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()
+            try:
+                if (await http.get(f"{url}/healthz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+    raise TimeoutError(log.read_text())
+
+
+def _stop(proc: subprocess.Popen[bytes], log: Path) -> None:
+    proc.send_signal(signal.SIGTERM)
+    # uvicorn re-raises SIGTERM once its graceful shutdown is done.
+    assert proc.wait(30) in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in log.read_text()
+
+
+def _postgres_running(data_dir: Path) -> bool:
+    for p in psutil.process_iter(["name", "cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if p.info["name"] == "postgres" and str(data_dir) in cmd:
+            return True
+    return False
+
+
+def _env(data_dir: Path, token: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COLLAB_")}
+    env.update(COLLAB_ADMIN_TOKEN=token, COLLAB_DATA_DIR=str(data_dir))
+    return env
+
+
+async def test_restart_keeps_every_saved_version(tmp_path: Path) -> None:
+    data_dir = (tmp_path / "data").resolve()
+    token = new_token()
+    port = free_port()
+    url, ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
+    log = tmp_path / "server.log"
+    env = _env(data_dir, token)
+    proc = _start(["serve", "--port", str(port)], env, log)
+    try:
+        await _wait_healthy(url, proc, log)
+        async with httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {token}"}) as http:
+            ann = (await http.post("/api/annotations", json={"name": "persist"})).json()["id"]
+        client = await YClient(f"{ws}/sync/{ann}/skeleton?token={token}&acks=1").connect()
+        for i in range(30):
+            client.map("nodes")[str(i)] = {"treeId": "t", "position": [i, i, i]}
+            await asyncio.sleep(0)
+        await client.wait(lambda: client.saved == 30)
+        expected = client.map("nodes").to_py()
+        await client.close()
+    finally:
+        _stop(proc, log)
+    assert (data_dir / "postgres" / "PG_VERSION").exists()
+    assert not _postgres_running(data_dir), "embedded PostgreSQL left running"
+
+    proc = _start(["serve", "--port", str(port)], env, log)
+    try:
+        await _wait_healthy(url, proc, log)
+        async with httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {token}"}) as http:
+            versions = (await http.get(f"/api/annotations/{ann}/versions", params={"limit": 100})).json()
+        assert [v["version"] for v in versions["versions"]] == list(range(30, 0, -1))
+        client = await YClient(f"{ws}/sync/{ann}/skeleton?token={token}").connect()
+        assert client.map("nodes").to_py() == expected
+        await client.close()
+    finally:
+        _stop(proc, log)
+    assert not _postgres_running(data_dir)
+
+
+async def test_demo_prints_a_ready_annotation(tmp_path: Path) -> None:
+    data_dir = (tmp_path / "data").resolve()
+    port = free_port()
+    log = tmp_path / "demo.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COLLAB_")}
+    env["COLLAB_DATA_DIR"] = str(data_dir)
+    proc = _start(["demo", "--port", str(port)], env, log)
+    try:
+        await _wait_healthy(f"http://127.0.0.1:{port}", proc, log)
+        text = log.read_text()
+        assert "admin token (shown once)" in text
+        token = text.split("demo token:")[1].split()[0]
+        sync = text.split("sync (Yjs):")[1].split()[0]
+        client = await YClient(sync).connect()
+        client.map("nodes")["1"] = {"treeId": "t", "position": [1, 2, 3]}
+        async with httpx.AsyncClient(headers={"authorization": f"Bearer {token}"}) as http:
+            r = await http.get(f"http://127.0.0.1:{port}/api/annotations")
+            assert r.json()["annotations"][0]["name"] == "demo annotation"
+        await client.close()
+    finally:
+        _stop(proc, log)
+    assert not _postgres_running(data_dir)

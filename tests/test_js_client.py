@@ -1,0 +1,53 @@
+"""The stock npm ``yjs`` + ``y-websocket`` client joins a room, edits, and sees
+a Python client's edits (tests/js/ has its own package.json)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LiveServer
+from tests.yclient import YClient
+
+JS = Path(__file__).parent / "js"
+
+
+@pytest.fixture(scope="session")
+def node_modules() -> Path:
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.fail("Node.js >= 20 and npm are required for the protocol tests")
+    if not (JS / "node_modules" / "y-websocket").exists():
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=JS, check=True, timeout=600
+        )
+    return JS / "node_modules"
+
+
+async def test_stock_yjs_client_interoperates(live: LiveServer, node_modules: Path) -> None:
+    _, token = await live.user()
+    ann = await live.annotation(token)
+    py = await YClient(live.sync_url(ann, token=token, acks="1")).connect()
+    py.map("nodes")["from-python"] = {"treeId": "t", "position": [1, 2, 3]}
+    await py.wait(lambda: py.saved == 1)
+    proc = await asyncio.create_subprocess_exec(
+        "node", str(JS / "interop_client.mjs"), live.ws_url, str(ann), token, "from-node", "from-python",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, (out, err)
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    assert result["ok"] and result["nodes"]["from-python"]["position"] == [1, 2, 3]
+    await py.wait(lambda: "from-node" in py.map("nodes"))
+    assert py.map("nodes")["from-node"]["radius"] == 1.5
+    assert py.map("trees")["node-tree"]["name"] == "traced in node"
+    await py.wait(lambda: py.saved >= 2)
+    # What the Node client wrote is durable: a fresh client loads it.
+    fresh = await YClient(live.sync_url(ann, token=token)).connect()
+    assert set(fresh.map("nodes").keys()) == {"from-python", "from-node"}
+    await py.close()
+    await fresh.close()
