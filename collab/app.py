@@ -16,6 +16,7 @@ from starlette.routing import WebSocketRoute
 
 from collab.config import Settings
 from collab.errors import CollabError
+from collab.gc_policy import collector_policy
 from collab.http import annotations, ops, users
 from collab.http.common import JSON, Services, error_response
 from collab.http.replay_socket import replay_endpoint
@@ -74,7 +75,10 @@ def create_app(
                 if generated:
                     print(f"collab: admin token (shown once): {generated}", flush=True)
                 metrics = Metrics()
-                async with RoomRegistry(pool, settings, metrics) as rooms:
+                async with (
+                    collector_policy(settings.gc_young_threshold, settings.gc_full_every_seconds),
+                    RoomRegistry(pool, settings, metrics) as rooms,
+                ):
                     app.state.services = Services(settings, pool, rooms, metrics)
                     log.info("server ready", extra={"database": "embedded" if embedded else "external"})
                     if on_ready is not None:

@@ -78,6 +78,11 @@ class Settings:
     send_queue_max: int = 4096
     #: Longest pause between two versions during replay at speed 1, seconds.
     replay_max_gap_seconds: float = 2.0
+    #: Allocations between young-generation collections; 0 keeps CPython's
+    #: defaults. See collab/gc_policy.py for the measurement behind it.
+    gc_young_threshold: int = 50_000
+    #: Seconds between full garbage collections (never started automatically).
+    gc_full_every_seconds: float = 300.0
     #: Log level of the JSON logs.
     log_level: str = "INFO"
 
@@ -101,6 +106,8 @@ class Settings:
             pool_max=_int(env, "COLLAB_POOL_MAX", 10, 2),
             send_queue_max=_int(env, "COLLAB_SEND_QUEUE_MAX", 4096, 16),
             replay_max_gap_seconds=_float(env, "COLLAB_REPLAY_MAX_GAP_SECONDS", 2.0),
+            gc_young_threshold=_int(env, "COLLAB_GC_YOUNG_THRESHOLD", 50_000),
+            gc_full_every_seconds=_float(env, "COLLAB_GC_FULL_EVERY_SECONDS", 300.0, 1.0),
             log_level=(env.get("COLLAB_LOG_LEVEL") or "INFO").upper(),
         )
 
