@@ -9,9 +9,11 @@ reconnects and resyncs) instead of making the server buffer without bound.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 
+from pycrdt import merge_updates
 from starlette.websockets import WebSocket
 
 from collab.auth import Access
@@ -19,6 +21,8 @@ from collab.document.kinds import parse_kind
 from collab.errors import BadRequest, CollabError
 from collab.http.common import bearer, path_int, services
 from collab.store import identity
+from collab.sync import messages as m
+from collab.sync.registry import Loading
 from collab.sync.room import PeerState, RoomKey
 
 log = logging.getLogger("collab.http.sync")
@@ -98,6 +102,12 @@ async def sync_endpoint(ws: WebSocket) -> None:
         wants_acks=ws.query_params.get("acks") in ("1", "true"),
         limit=svc.settings.send_queue_max,
     )
+    first: dict | None = None  # type: ignore[type-arg]
+    loading = svc.rooms.loading(key)
+    if loading is not None:
+        first = await _answer_while_loading(ws, loading)
+        if first is not None and first["type"] == "websocket.disconnect":
+            return
     room = await svc.rooms.get(key)
     metrics.connections.inc()
     ctx = {"annotation": annotation_id, "doc": kind, "user": who.user_id}
@@ -107,7 +117,7 @@ async def sync_endpoint(ws: WebSocket) -> None:
         room.join(peer)
         async with asyncio.TaskGroup() as tg:
             pump = tg.create_task(peer.pump())
-            close = await _receive_loop(ws, room, peer, svc)
+            close = await _receive_loop(ws, room, peer, svc, first)
             pump.cancel()
     finally:
         room.leave(peer)
@@ -126,14 +136,52 @@ async def sync_endpoint(ws: WebSocket) -> None:
             log.info("client left", extra=ctx)
 
 
-async def _receive_loop(ws: WebSocket, room, peer: SocketPeer, svc) -> tuple[int, str] | None:  # type: ignore[no-untyped-def]
+FRESH_STEP1 = m.pack_sync_step1(b"\x00")  # sync step 1 of a client that has nothing
+
+
+async def _answer_while_loading(ws: WebSocket, loading: Loading) -> dict | None:  # type: ignore[type-arg]
+    """While the room loads, answer a fresh client's sync step 1 from the stored bytes.
+
+    Returns the client's first message if it still has to be handled (None
+    when it was answered here or the room finished loading first).
+    """
+    receive = asyncio.ensure_future(ws.receive())
+    await asyncio.wait({receive, loading.room}, return_when=asyncio.FIRST_COMPLETED)
+    if not receive.done():
+        receive.cancel()  # the room is ready first: nothing was consumed
+        with contextlib.suppress(asyncio.CancelledError):
+            await receive
+        return None
+    message = receive.result()
+    if message.get("bytes") != FRESH_STEP1 or loading.room.done():
+        return message
+    with loading.answering():
+        try:
+            stored = await asyncio.shield(loading.stored)
+        except Exception:
+            return message  # the room's own load reports the failure
+        if stored.snapshot is None:
+            await ws.send_bytes(m.pack_sync_step2(merge_updates(*stored.updates) if stored.updates else m.EMPTY_UPDATE))
+        else:
+            # The tail first (the client keeps what it cannot integrate yet),
+            # then the snapshot as step 2: "synced" means everything saved.
+            if stored.updates:
+                await ws.send_bytes(m.pack_update(merge_updates(*stored.updates)))
+            await ws.send_bytes(m.pack_sync_step2(stored.snapshot))
+    return None
+
+
+async def _receive_loop(ws: WebSocket, room, peer: SocketPeer, svc, first: dict | None = None) -> tuple[int, str] | None:  # type: ignore[no-untyped-def]
     """Feed frames to the room until the client leaves; return a close (code, reason) for bad input."""
     metrics = svc.metrics
     committer = svc.rooms.committer
     yield_every = svc.settings.receive_yield_every
     count = 0
     while True:
-        message = await ws.receive()
+        if first is not None:
+            message, first = first, None
+        else:
+            message = await ws.receive()
         if message["type"] == "websocket.disconnect":
             return None
         if peer.too_slow:

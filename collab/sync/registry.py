@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 
@@ -25,6 +25,40 @@ from collab.sync.room import Room, RoomKey, UpdateRecord
 log = logging.getLogger("collab.sync.registry")
 
 
+class Loading:
+    """A room being loaded: first its stored bytes, then the live room.
+
+    Joiners whose client has nothing yet (an empty state vector) are answered
+    from ``stored`` while the document is built; each registers with
+    :meth:`answering` so the build waits until their answers are written.
+    """
+
+    def __init__(self, key: RoomKey) -> None:
+        loop = asyncio.get_running_loop()
+        self.key = key
+        self.stored: asyncio.Future[oplog.StoredState] = loop.create_future()
+        self.room: asyncio.Future[Room] = loop.create_future()
+        self._answering = 0
+        self._answered = asyncio.Event()
+        self._answered.set()
+
+    @contextlib.contextmanager
+    def answering(self) -> Iterator[None]:
+        self._answering += 1
+        self._answered.clear()
+        try:
+            yield
+        finally:
+            self._answering -= 1
+            if self._answering == 0:
+                self._answered.set()
+
+    async def wait_answered(self, timeout: float) -> None:
+        await asyncio.sleep(0)  # joiners waiting on ``stored`` register first
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._answered.wait(), timeout)
+
+
 class RoomRegistry:
     def __init__(self, pool: asyncpg.Pool, settings: Settings, metrics: Metrics) -> None:
         self._pool = pool
@@ -34,7 +68,7 @@ class RoomRegistry:
             pool, metrics, batch_max=settings.commit_batch_max, queue_max=settings.commit_queue_max
         )
         self.rooms: dict[RoomKey, Room] = {}
-        self._loading: dict[RoomKey, asyncio.Future[Room]] = {}
+        self._loading: dict[RoomKey, Loading] = {}
         self._tg: asyncio.TaskGroup | None = None
         self._committer_task: asyncio.Task[None] | None = None
         self._reaper_task: asyncio.Task[None] | None = None
@@ -59,28 +93,26 @@ class RoomRegistry:
         self.rooms.clear()
         self._metrics.rooms.set(0)
 
+    def loading(self, key: RoomKey) -> Loading | None:
+        """The load in progress for ``key``, starting one if the room is not loaded."""
+        if key in self.rooms:
+            return None
+        current = self._loading.get(key)
+        if current is None:
+            assert self._tg is not None
+            current = Loading(key)
+            self._loading[key] = current
+            self._tg.create_task(self._load(current), name=f"load {key}")
+        return current
+
     async def get(self, key: RoomKey) -> Room:
         """The loaded room for ``key``, loading it once however many join at once."""
         room = self.rooms.get(key)
         if room is not None:
             return room
-        pending = self._loading.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Room] = asyncio.get_running_loop().create_future()
-        self._loading[key] = future
-        try:
-            room = await self._load(key)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: no "never retrieved" warning
-            raise
-        finally:
-            del self._loading[key]
-        self.rooms[key] = room
-        self._metrics.rooms.set(len(self.rooms))
-        future.set_result(room)
-        return room
+        loading = self.loading(key)
+        assert loading is not None
+        return await asyncio.shield(loading.room)
 
     @contextlib.asynccontextmanager
     async def hold(self, key: RoomKey) -> AsyncIterator[Room]:
@@ -92,21 +124,41 @@ class RoomRegistry:
         finally:
             room.holds -= 1
 
-    async def _load(self, key: RoomKey) -> Room:
+    async def _load(self, loading: Loading) -> None:
+        key = loading.key
         started = time.perf_counter()
-        async with self._pool.acquire() as conn:
-            state = await oplog.load(conn, key)
-        doc = new_doc(key.doc, state.snapshot)
-        for update in state.updates:
-            doc.apply_update(update)
-        room = Room(
-            key,
-            doc,
-            state.head,
-            self.committer,
-            snapshot_every=self._settings.snapshot_every,
-            on_update=self._counted,
-        )
+        try:
+            async with self._pool.acquire() as conn:
+                state = await oplog.load(conn, key)
+            loading.stored.set_result(state)
+            # Let joiners answer fresh clients from the stored bytes before the
+            # (CPU-bound, GIL-holding) build of the document below.
+            await loading.wait_answered(timeout=2.0)
+            doc = new_doc(key.doc, state.snapshot)
+            for update in state.updates:
+                doc.apply_update(update)
+            room = Room(
+                key,
+                doc,
+                state.head,
+                self.committer,
+                snapshot_every=self._settings.snapshot_every,
+                on_update=self._counted,
+            )
+        except BaseException as exc:
+            for future in (loading.stored, loading.room):
+                if not future.done():
+                    future.set_exception(exc)
+                future.exception()  # retrieved: no "never retrieved" warning
+            del self._loading[key]
+            if not isinstance(exc, Exception):
+                raise
+            log.exception("room failed to load", extra={"annotation": key.annotation_id, "doc": key.doc})
+            return
+        self.rooms[key] = room
+        del self._loading[key]
+        self._metrics.rooms.set(len(self.rooms))
+        loading.room.set_result(room)
         log.info(
             "room loaded",
             extra={
@@ -117,7 +169,6 @@ class RoomRegistry:
                 "ms": round((time.perf_counter() - started) * 1000, 2),
             },
         )
-        return room
 
     def _counted(self, room: Room, record: UpdateRecord) -> None:
         self._metrics.updates.inc()

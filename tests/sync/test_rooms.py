@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pycrdt import Map
+from pycrdt import Doc, Map
 
 from collab.sync import messages as m
 from tests.conftest import LiveServer
@@ -113,6 +113,22 @@ async def test_room_unloads_when_idle_and_reloads_from_the_log(live: LiveServer)
     await a.close()
     rooms = live.services.rooms.rooms
     await a.wait(lambda: not rooms, timeout=10)
-    b = await YClient(live.sync_url(ann, token=token)).connect()
+    # A fresh client is answered from the stored snapshot and tail while the
+    # room loads, and can edit at once.
+    b = await YClient(live.sync_url(ann, token=token, acks="1")).connect()
     assert b.map("nodes").to_py() == expected
+    b.map("nodes")["new"] = {"treeId": "t", "position": [0, 0, 0]}
+    await b.wait(lambda: b.saved == 139)
+    stale_state = b.doc.get_update()
     await b.close()
+    await b.wait(lambda: not rooms, timeout=10)
+    # A client that already has most of it gets only the difference.
+    stale = Doc()
+    stale.apply_update(stale_state)
+    stale.get("nodes", type=Map)["offline"] = {"treeId": "t", "position": [5, 5, 5]}
+    c = await YClient(live.sync_url(ann, token=token, acks="1"), doc=stale).connect()
+    await c.wait(lambda: c.saved == 140)
+    d = await YClient(live.sync_url(ann, token=token)).connect()
+    assert set(d.map("nodes").keys()) == set(expected) | {"new", "offline"}
+    await c.close()
+    await d.close()
