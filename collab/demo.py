@@ -30,7 +30,7 @@ async def prepare(svc: Services) -> None:
     ws = f"ws://{settings.host}:{settings.port}"
     print(
         "\ncollab demo is running\n"
-        f"  open:            {base}/\n"
+        f"  server:          {base}/healthz\n"
         f"  demo token:      {state['token']}\n"
         f"  annotation:      {base}/api/annotations/{state['annotation']}\n"
         f"  sync (Yjs):      {ws}/sync/{state['annotation']}/skeleton?token={state['token']}\n",

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import shutil
 import socket
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,6 +25,7 @@ from collab.store.embedded import EmbeddedPostgres
 from collab.store.migrations import migrate
 
 TEMPLATE = "collab_template"
+JS = Path(__file__).parent / "js"
 _counter = itertools.count()
 
 
@@ -172,3 +175,14 @@ async def live(settings: Settings) -> AsyncIterator[LiveServer]:
 
 def with_settings(settings: Settings, **changes: object) -> Settings:
     return replace(settings, **changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def node_modules() -> Path:
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.fail("Node.js >= 20 and npm are required for the protocol tests")
+    if not (JS / "node_modules" / "y-websocket").exists():
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=JS, check=True, timeout=600
+        )
+    return JS / "node_modules"

@@ -5,27 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import subprocess
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import LiveServer
 from tests.yclient import YClient
 
 JS = Path(__file__).parent / "js"
-
-
-@pytest.fixture(scope="session")
-def node_modules() -> Path:
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.fail("Node.js >= 20 and npm are required for the protocol tests")
-    if not (JS / "node_modules" / "y-websocket").exists():
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=JS, check=True, timeout=600
-        )
-    return JS / "node_modules"
 
 
 async def test_stock_yjs_client_interoperates(live: LiveServer, node_modules: Path) -> None:

@@ -145,23 +145,24 @@ async def _answer_while_loading(ws: WebSocket, loading: Loading) -> dict | None:
     Returns the client's first message if it still has to be handled (None
     when it was answered here or the room finished loading first).
     """
-    receive = asyncio.ensure_future(ws.receive())
-    await asyncio.wait({receive, loading.room}, return_when=asyncio.FIRST_COMPLETED)
-    if not receive.done():
-        receive.cancel()  # the room is ready first: nothing was consumed
-        with contextlib.suppress(asyncio.CancelledError):
-            await receive
-        return None
-    message = receive.result()
-    if message.get("bytes") != FRESH_STEP1 or loading.room.done():
-        return message
-    with loading.answering():
+    with loading.answering():  # the build waits (briefly) for our first frame
+        receive = asyncio.ensure_future(ws.receive())
+        await asyncio.wait({receive, loading.room}, return_when=asyncio.FIRST_COMPLETED)
+        if not receive.done():
+            receive.cancel()  # the room is ready first: nothing was consumed
+            with contextlib.suppress(asyncio.CancelledError):
+                await receive
+            return None
+        message = receive.result()
+        if message.get("bytes") != FRESH_STEP1 or loading.room.done():
+            return message
         try:
             stored = await asyncio.shield(loading.stored)
         except Exception:
             return message  # the room's own load reports the failure
         if stored.snapshot is None:
-            await ws.send_bytes(m.pack_sync_step2(merge_updates(*stored.updates) if stored.updates else m.EMPTY_UPDATE))
+            whole = merge_updates(*stored.updates) if stored.updates else m.EMPTY_UPDATE
+            await ws.send_bytes(m.pack_sync_step2(whole))
         else:
             # The tail first (the client keeps what it cannot integrate yet),
             # then the snapshot as step 2: "synced" means everything saved.

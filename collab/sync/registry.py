@@ -29,8 +29,10 @@ class Loading:
     """A room being loaded: first its stored bytes, then the live room.
 
     Joiners whose client has nothing yet (an empty state vector) are answered
-    from ``stored`` while the document is built; each registers with
-    :meth:`answering` so the build waits until their answers are written.
+    from ``stored`` before the document is built; each joiner registers with
+    :meth:`answering` while it waits for its client's first frame and writes
+    that answer, and the build waits for them (at most half a second: a
+    client that sends nothing first only delays this room's load).
     """
 
     def __init__(self, key: RoomKey) -> None:
@@ -133,7 +135,7 @@ class RoomRegistry:
             loading.stored.set_result(state)
             # Let joiners answer fresh clients from the stored bytes before the
             # (CPU-bound, GIL-holding) build of the document below.
-            await loading.wait_answered(timeout=2.0)
+            await loading.wait_answered(timeout=0.5)
             doc = new_doc(key.doc, state.snapshot)
             for update in state.updates:
                 doc.apply_update(update)
