@@ -75,7 +75,7 @@ async def revert(
         if not rows:
             raise NotFound(f"no version {version}")
         before = to_json(base, key.doc)
-        with TouchRecorder(base, key.doc, keep_values=False) as recorder:
+        with TouchRecorder(base, key.doc) as recorder:
             base.apply_update(rows[0][1])
             # Old values come from the JSON taken before the apply: a deleted
             # nested map reads as empty inside the event.
@@ -87,7 +87,7 @@ async def revert(
         # may arrive while we read; loop until we have caught up with the room.
         later: dict[tuple[str, ...], int] = {}
         seen = version
-        with TouchRecorder(base, key.doc, keep_values=False) as recorder:
+        with TouchRecorder(base, key.doc) as recorder:
             for _ in range(100):
                 if seen >= room.version:
                     break

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from pycrdt import Doc, Map, MapEvent
+from pycrdt import Doc, Map
 
 from collab.document.kinds import KINDS
 
@@ -35,48 +35,55 @@ def plain(value: Any) -> Any:
 
 
 class TouchRecorder:
-    """Observes every root map and records, per transaction, the touched entries.
+    """Observes every root map and records the entries that transactions touch.
 
-    ``touches`` maps each touched path to ``(old, new)`` plain values (or
-    ``MISSING``) for the transactions applied while recording; the first old
-    value and the last new value are kept. ``counts`` holds, per root,
-    ``{"add": n, "update": n, "delete": n}`` of the current transaction.
+    ``touches`` holds every touched path (in first-touch order) since the last
+    :meth:`take_touches`; ``counts`` holds, per root, ``{"add", "update",
+    "delete"}`` counts since the last :meth:`take_summary`. Values are not
+    recorded: callers that need old values read them from a JSON view taken
+    before (a deleted nested map reads as empty inside the event anyway).
+
+    It subscribes to pycrdt's raw deep events: the wrapped ``observe_deep``
+    converts every field of every event eagerly, which cost about half of the
+    server's time per update (measured: 52 → 28 µs).
     """
 
-    def __init__(self, doc: Doc, kind: str, keep_values: bool = True) -> None:
+    def __init__(self, doc: Doc, kind: str) -> None:
         self.doc = doc
-        self.keep_values = keep_values
-        self.touches: dict[Path, tuple[Any, Any]] = {}
+        self.touches: dict[Path, None] = {}
         self.counts: dict[str, dict[str, int]] = {}
         self.sample: dict[str, list[str]] = {}
-        self._subs = []
+        self._subs: list[Any] = []
         for name in roots(doc, kind):
             m = root_map(doc, name)
-            self._subs.append((m, m.observe_deep(self._make_callback(name))))
+            self._subs.append(m.integrated.observe_deep(self._make_callback(name)))
 
     def _make_callback(self, root: str):  # type: ignore[no-untyped-def]
         def callback(events: list[Any]) -> None:
+            counts = self.counts.get(root)
+            if counts is None:
+                counts = self.counts[root] = {"add": 0, "update": 0, "delete": 0}
+            sample = self.sample.setdefault(root, [])
             for event in events:
-                if not isinstance(event, MapEvent):
+                keys = getattr(event, "keys", None)
+                if keys is None:  # not a map event (text or array inside a map)
                     continue
-                prefix = (root, *(str(p) for p in event.path))
-                nested = len(prefix) > 1
-                for key, change in event.keys.items():
-                    action = change["action"]
-                    entry = prefix[1] if nested else key
-                    counts = self.counts.setdefault(root, {"add": 0, "update": 0, "delete": 0})
-                    counts["update" if nested else action] += 1
-                    sample = self.sample.setdefault(root, [])
-                    if len(sample) < 8 and entry not in sample:
-                        sample.append(entry)
-                    path = (*prefix, key)
-                    old = plain(change.get("oldValue", MISSING)) if action != "add" else MISSING
-                    new = plain(change.get("newValue", MISSING)) if action != "delete" else MISSING
-                    if not self.keep_values:
-                        old = new = None
-                    if path in self.touches:
-                        old = self.touches[path][0]
-                    self.touches[path] = (old, new)
+                path = event.path
+                if path:
+                    entry = str(path[0])
+                    prefix: Path = (root, *(str(p) for p in path))
+                    for key in keys:
+                        counts["update"] += 1
+                        self.touches[(*prefix, key)] = None
+                else:
+                    entry = ""
+                    for key, change in keys.items():
+                        counts[change["action"]] += 1
+                        self.touches[(root, key)] = None
+                        if len(sample) < 8 and key not in sample:
+                            sample.append(key)
+                if entry and len(sample) < 8 and entry not in sample:
+                    sample.append(entry)
 
         return callback
 
@@ -90,13 +97,13 @@ class TouchRecorder:
         self.sample = {}
         return summary
 
-    def take_touches(self) -> dict[Path, tuple[Any, Any]]:
+    def take_touches(self) -> list[Path]:
         touches, self.touches = self.touches, {}
-        return touches
+        return list(touches)
 
     def close(self) -> None:
-        for m, sub in self._subs:
-            m.unobserve(sub)
+        for sub in self._subs:
+            sub.drop()
         self._subs = []
 
     def __enter__(self) -> TouchRecorder:

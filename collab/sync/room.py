@@ -92,7 +92,7 @@ class Room:
         self.idle_since: float | None = time.monotonic()
         self.holds = 0  # REST operations using the room; it is not unloaded meanwhile
         self._on_update = on_update
-        self._recorder = TouchRecorder(doc, key.doc, keep_values=False)
+        self._recorder = TouchRecorder(doc, key.doc)
         self._author: int | None = None
         self._origin: Peer | None = None
         self._extra_summary: dict[str, Any] | None = None
