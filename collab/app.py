@@ -17,7 +17,8 @@ from starlette.routing import WebSocketRoute
 from collab.config import Settings
 from collab.errors import CollabError
 from collab.gc_policy import collector_policy
-from collab.http import annotations, ops, users
+from collab.http import annotations as annotation_routes
+from collab.http import ops, users
 from collab.http.common import JSON, Services, error_response
 from collab.http.replay_socket import replay_endpoint
 from collab.http.sync_socket import sync_endpoint
@@ -45,7 +46,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", extra={"path": request.url.path})
-    return JSON({"error": {"code": "internal", "message": "internal server error"}}, status_code=500)
+    return JSON(
+        {"error": {"code": "internal", "message": "internal server error"}}, status_code=500
+    )
 
 
 async def open_pool(settings: Settings, url: str) -> asyncpg.Pool:
@@ -80,7 +83,9 @@ def create_app(
                     RoomRegistry(pool, settings, metrics) as rooms,
                 ):
                     app.state.services = Services(settings, pool, rooms, metrics)
-                    log.info("server ready", extra={"database": "embedded" if embedded else "external"})
+                    log.info(
+                        "server ready", extra={"database": "embedded" if embedded else "external"}
+                    )
                     if on_ready is not None:
                         await on_ready(app.state.services)
                     yield
@@ -94,7 +99,7 @@ def create_app(
     routes = [
         *ops.routes,
         *users.routes,
-        *annotations.routes,
+        *annotation_routes.routes,
         WebSocketRoute("/sync/{annotation_id}/{doc}", sync_endpoint),
         WebSocketRoute("/replay/{annotation_id}/{doc}", replay_endpoint),
     ]

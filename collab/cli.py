@@ -12,12 +12,16 @@ from collab.errors import ConfigError
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="collab", description="collaborative EM annotation server")
+    parser = argparse.ArgumentParser(
+        prog="collab", description="collaborative EM annotation server"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the server")
     serve.add_argument("--host", default=None, help="interface to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (default 8000)")
-    serve.add_argument("--data-dir", type=Path, default=None, help="data directory (default ./collab-data)")
+    serve.add_argument(
+        "--data-dir", type=Path, default=None, help="data directory (default ./collab-data)"
+    )
     demo = sub.add_parser("demo", help="create the demo data once, then serve it")
     demo.add_argument("--port", type=int, default=None, help="port (default 8000)")
     demo.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)

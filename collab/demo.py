@@ -22,7 +22,8 @@ async def prepare(svc: Services) -> None:
             _, token = await identity.create_token(db, user_id=user_id, label="demo")
             state = {"user": user_id, "annotation": annotation_id, "token": token}
             await db.execute(
-                "INSERT INTO server_settings (key, value) VALUES ('demo', $1)", orjson.dumps(state).decode()
+                "INSERT INTO server_settings (key, value) VALUES ('demo', $1)",
+                orjson.dumps(state).decode(),
             )
         else:
             state = orjson.loads(raw)

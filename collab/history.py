@@ -54,9 +54,10 @@ async def restore(
             raise NotFound(f"no version {version}; newest is {room.version}")
         await rooms.committer.flush()
         target = await doc_at(pool, key, version)
-        return room.change(
-            lambda doc: make_equal(doc, target, key.doc), author, {"restore": version}
-        ) or None
+        return (
+            room.change(lambda doc: make_equal(doc, target, key.doc), author, {"restore": version})
+            or None
+        )
 
 
 async def revert(
@@ -101,7 +102,9 @@ async def revert(
         plan = plan_revert(touched, later)
         new_version = None
         if plan.revert:
-            new_version = room.change(lambda doc: apply_revert(doc, plan), author, {"revert": version})
+            new_version = room.change(
+                lambda doc: apply_revert(doc, plan), author, {"revert": version}
+            )
         return ChangeResult(
             version=new_version,
             reverted=[list(p) for p in sorted(plan.revert)],

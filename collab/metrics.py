@@ -9,10 +9,16 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.connections = Gauge("collab_connections", "Open sync WebSocket connections", registry=r)
+        self.connections = Gauge(
+            "collab_connections", "Open sync WebSocket connections", registry=r
+        )
         self.rooms = Gauge("collab_rooms", "Rooms loaded in memory", registry=r)
-        self.updates = Counter("collab_updates", "Updates accepted (per second: rate())", registry=r)
-        self.committed = Counter("collab_committed_updates", "Updates durably committed", registry=r)
+        self.updates = Counter(
+            "collab_updates", "Updates accepted (per second: rate())", registry=r
+        )
+        self.committed = Counter(
+            "collab_committed_updates", "Updates durably committed", registry=r
+        )
         self.commit_seconds = Histogram(
             "collab_commit_seconds",
             "Group-commit transaction latency",
@@ -25,7 +31,9 @@ class Metrics:
             buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000),
             registry=r,
         )
-        self.bytes_in = Counter("collab_ws_bytes_in", "WebSocket payload bytes received", registry=r)
+        self.bytes_in = Counter(
+            "collab_ws_bytes_in", "WebSocket payload bytes received", registry=r
+        )
         self.bytes_out = Counter("collab_ws_bytes_out", "WebSocket payload bytes sent", registry=r)
         self.refused = Counter(
             "collab_ws_refused", "Sync sockets closed for bad input or access", ["code"], registry=r

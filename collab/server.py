@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import uvicorn
-
 from collections.abc import Awaitable, Callable
+
+import uvicorn
 
 from collab.app import create_app
 from collab.config import Settings

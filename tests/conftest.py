@@ -105,7 +105,9 @@ class LiveServer:
         headers = {"authorization": f"Bearer {token}"} if token else {}
         return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30)
 
-    def sync_url(self, annotation: int, doc: str = "skeleton", token: str | None = None, **params: str) -> str:
+    def sync_url(
+        self, annotation: int, doc: str = "skeleton", token: str | None = None, **params: str
+    ) -> str:
         query = "&".join(f"{k}={v}" for k, v in {"token": token, **params}.items() if v is not None)
         return f"{self.ws_url}/sync/{annotation}/{doc}" + (f"?{query}" if query else "")
 
@@ -120,8 +122,6 @@ class LiveServer:
             r = await c.post("/api/annotations", json={"name": name})
             assert r.status_code == 201, r.text
             return int(r.json()["id"])
-
-
 
 
 async def start_server(settings: Settings) -> uvicorn.Server:
@@ -183,6 +183,9 @@ def node_modules() -> Path:
         pytest.fail("Node.js >= 20 and npm are required for the protocol tests")
     if not (JS / "node_modules" / "y-websocket").exists():
         subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=JS, check=True, timeout=600
+            ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
+            cwd=JS,
+            check=True,
+            timeout=600,
         )
     return JS / "node_modules"

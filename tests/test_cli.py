@@ -22,11 +22,16 @@ from tests.yclient import YClient
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "collab.cli", *args], env=env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "collab.cli", *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
 
 
-async def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+async def _wait_healthy(
+    url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60
+) -> None:
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient() as http:
         while time.monotonic() < deadline:
@@ -71,7 +76,9 @@ async def test_restart_keeps_every_saved_version(tmp_path: Path) -> None:
     proc = _start(["serve", "--port", str(port)], env, log)
     try:
         await _wait_healthy(url, proc, log)
-        async with httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {token}"}) as http:
+        async with httpx.AsyncClient(
+            base_url=url, headers={"authorization": f"Bearer {token}"}
+        ) as http:
             ann = (await http.post("/api/annotations", json={"name": "persist"})).json()["id"]
         client = await YClient(f"{ws}/sync/{ann}/skeleton?token={token}&acks=1").connect()
         for i in range(30):
@@ -88,8 +95,12 @@ async def test_restart_keeps_every_saved_version(tmp_path: Path) -> None:
     proc = _start(["serve", "--port", str(port)], env, log)
     try:
         await _wait_healthy(url, proc, log)
-        async with httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {token}"}) as http:
-            versions = (await http.get(f"/api/annotations/{ann}/versions", params={"limit": 100})).json()
+        async with httpx.AsyncClient(
+            base_url=url, headers={"authorization": f"Bearer {token}"}
+        ) as http:
+            versions = (
+                await http.get(f"/api/annotations/{ann}/versions", params={"limit": 100})
+            ).json()
         assert [v["version"] for v in versions["versions"]] == list(range(30, 0, -1))
         client = await YClient(f"{ws}/sync/{ann}/skeleton?token={token}").connect()
         assert client.map("nodes").to_py() == expected

@@ -20,8 +20,15 @@ async def test_stock_yjs_client_interoperates(live: LiveServer, node_modules: Pa
     py.map("nodes")["from-python"] = {"treeId": "t", "position": [1, 2, 3]}
     await py.wait(lambda: py.saved == 1)
     proc = await asyncio.create_subprocess_exec(
-        "node", str(JS / "interop_client.mjs"), live.ws_url, str(ann), token, "from-node", "from-python",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        "node",
+        str(JS / "interop_client.mjs"),
+        live.ws_url,
+        str(ann),
+        token,
+        "from-node",
+        "from-python",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, (out, err)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -59,10 +60,8 @@ class YClient:
         task.add_done_callback(self._sends.discard)
 
     async def _send(self, frame: bytes) -> None:
-        try:
+        with contextlib.suppress(websockets.ConnectionClosed):
             await self.ws.send(frame)
-        except websockets.ConnectionClosed:
-            pass
 
     async def send_raw(self, frame: bytes | str) -> None:
         try:
@@ -120,10 +119,8 @@ class YClient:
             if remaining <= 0:
                 raise TimeoutError("condition not met in time")
             self._changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.2))
-            except TimeoutError:
-                pass
 
     async def wait_closed(self, timeout: float = 10.0) -> tuple[int, str]:
         await self.wait(lambda: self.closed is not None, timeout)

@@ -56,9 +56,7 @@ class RevertPlan:
     kept: dict[Path, int] = field(default_factory=dict)
 
 
-def plan_revert(
-    touched: dict[Path, tuple[Any, Any]], later: dict[Path, int]
-) -> RevertPlan:
+def plan_revert(touched: dict[Path, tuple[Any, Any]], later: dict[Path, int]) -> RevertPlan:
     """``touched``: what the reverted version changed (old, new);
     ``later``: each path touched after it, with the first version that did."""
     plan = RevertPlan()
@@ -81,7 +79,11 @@ def apply_revert(doc: Doc, plan: RevertPlan) -> None:
             if old is MISSING:
                 if key in root:
                     del root[key]
-            elif isinstance(old, dict) and isinstance(root.get(key), Map | None) and _is_nested(doc, path[0]):
+            elif (
+                isinstance(old, dict)
+                and isinstance(root.get(key), Map | None)
+                and _is_nested(doc, path[0])
+            ):
                 existing = root.get(key)
                 if isinstance(existing, Map):
                     _sync_fields(existing, old)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pycrdt import Doc, Map
@@ -58,7 +58,7 @@ class TouchRecorder:
             m = root_map(doc, name)
             self._subs.append(m.integrated.observe_deep(self._make_callback(name)))
 
-    def _make_callback(self, root: str):  # type: ignore[no-untyped-def]
+    def _make_callback(self, root: str) -> Callable[[list[Any]], None]:
         def callback(events: list[Any]) -> None:
             counts = self.counts.get(root)
             if counts is None:

@@ -116,12 +116,21 @@ async def create_link(request: Request) -> JSON:
     expires = field_time(body, "expires")
     async with services(request).pool.acquire() as db:
         token_id, token = await identity.create_token(
-            db, user_id=who.user_id, annotation_id=annotation_id, access=access, expires=expires,
+            db,
+            user_id=who.user_id,
+            annotation_id=annotation_id,
+            access=access,
+            expires=expires,
             label="sharing link",
         )
     return JSON(
-        {"id": token_id, "token": token, "access": access, "annotation": annotation_id,
-         "expires": expires.isoformat() if expires else None},
+        {
+            "id": token_id,
+            "token": token,
+            "access": access,
+            "annotation": annotation_id,
+            "expires": expires.isoformat() if expires else None,
+        },
         status_code=201,
     )
 
@@ -166,7 +175,9 @@ async def restore(request: Request) -> JSON:
     kind = _doc(request, body)
     version = field_int(body, "version", minimum=0) or 0
     svc = services(request)
-    new = await history.restore(svc.pool, svc.rooms, RoomKey(annotation_id, kind), version, who.user_id)
+    new = await history.restore(
+        svc.pool, svc.rooms, RoomKey(annotation_id, kind), version, who.user_id
+    )
     return JSON({"doc": kind, "version": new, "restored": version})
 
 
@@ -178,7 +189,9 @@ async def revert(request: Request) -> JSON:
     kind = _doc(request, body)
     version = field_int(body, "version", minimum=1) or 1
     svc = services(request)
-    result = await history.revert(svc.pool, svc.rooms, RoomKey(annotation_id, kind), version, who.user_id)
+    result = await history.revert(
+        svc.pool, svc.rooms, RoomKey(annotation_id, kind), version, who.user_id
+    )
     return JSON({"doc": kind, "reverted_version": version, **result.to_json()})
 
 

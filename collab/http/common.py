@@ -11,12 +11,12 @@ import orjson
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
+from collab.auth import Principal
 from collab.config import Settings
 from collab.errors import BadRequest, CollabError, InvalidJSON, PayloadTooLarge
 from collab.metrics import Metrics
 from collab.store import identity
 from collab.sync.registry import RoomRegistry
-from collab.auth import Principal
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +87,9 @@ async def caller(conn: HTTPConnection) -> Principal:
 # -- field parsing ----------------------------------------------------------
 
 
-def field_str(body: dict[str, Any], name: str, *, required: bool = True, max_len: int = 500) -> str | None:
+def field_str(
+    body: dict[str, Any], name: str, *, required: bool = True, max_len: int = 500
+) -> str | None:
     value = body.get(name)
     if value is None:
         if required:
@@ -100,7 +102,9 @@ def field_str(body: dict[str, Any], name: str, *, required: bool = True, max_len
     return value
 
 
-def field_int(body: dict[str, Any], name: str, *, required: bool = True, minimum: int = 0) -> int | None:
+def field_int(
+    body: dict[str, Any], name: str, *, required: bool = True, minimum: int = 0
+) -> int | None:
     value = body.get(name)
     if value is None:
         if required:
@@ -135,7 +139,9 @@ def path_int(conn: HTTPConnection, name: str) -> int:
     return int(raw)
 
 
-def query_int(conn: HTTPConnection, name: str, default: int | None, minimum: int = 0, maximum: int = 2**31 - 1) -> int | None:
+def query_int(
+    conn: HTTPConnection, name: str, default: int | None, minimum: int = 0, maximum: int = 2**31 - 1
+) -> int | None:
     raw = conn.query_params.get(name)
     if raw is None or raw == "":
         return default

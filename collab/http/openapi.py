@@ -7,7 +7,9 @@ from typing import Any
 _ERR = {"$ref": "#/components/schemas/Error"}
 
 
-def _op(summary: str, ok: int = 200, body: dict[str, Any] | None = None, params: list[str] | None = None) -> dict[str, Any]:
+def _op(
+    summary: str, ok: int = 200, body: dict[str, Any] | None = None, params: list[str] | None = None
+) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": summary,
         "security": [{"bearer": []}],
@@ -20,7 +22,8 @@ def _op(summary: str, ok: int = 200, body: dict[str, Any] | None = None, params:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
     if params:
         op["parameters"] = [
-            {"name": p, "in": "path", "required": True, "schema": {"type": "integer"}} for p in params
+            {"name": p, "in": "path", "required": True, "schema": {"type": "integer"}}
+            for p in params
         ]
     return op
 
@@ -29,7 +32,7 @@ def _obj(**props: Any) -> dict[str, Any]:
     return {"type": "object", "properties": props}
 
 
-S, I = {"type": "string"}, {"type": "integer"}
+S, INT = {"type": "string"}, {"type": "integer"}
 A = ["annotation_id"]
 
 OPENAPI: dict[str, Any] = {
@@ -42,24 +45,53 @@ OPENAPI: dict[str, Any] = {
         },
     },
     "paths": {
-        "/healthz": {"get": {"summary": "200 once the database is reachable", "responses": {"200": {"description": "ok"}}}},
-        "/metrics": {"get": {"summary": "Prometheus text", "responses": {"200": {"description": "ok"}}}},
-        "/api/users": {"post": _op("create a user (admin)", 201, _obj(name=S, email=S, roles={"type": "array", "items": S}))},
+        "/healthz": {
+            "get": {
+                "summary": "200 once the database is reachable",
+                "responses": {"200": {"description": "ok"}},
+            }
+        },
+        "/metrics": {
+            "get": {"summary": "Prometheus text", "responses": {"200": {"description": "ok"}}}
+        },
+        "/api/users": {
+            "post": _op(
+                "create a user (admin)",
+                201,
+                _obj(name=S, email=S, roles={"type": "array", "items": S}),
+            )
+        },
         "/api/users/me": {"get": _op("the caller")},
         "/api/users/{user_id}": {"get": _op("a user", params=["user_id"])},
-        "/api/users/{user_id}/tokens": {"post": _op("new token", 201, _obj(label=S, expires=S), ["user_id"])},
+        "/api/users/{user_id}/tokens": {
+            "post": _op("new token", 201, _obj(label=S, expires=S), ["user_id"])
+        },
         "/api/tokens/{token_id}": {"delete": _op("revoke a token", params=["token_id"])},
         "/api/annotations": {
             "post": _op("create an annotation", 201, _obj(name=S, dataset=S)),
             "get": _op("annotations the caller can read"),
         },
         "/api/annotations/{annotation_id}": {"get": _op("one annotation", params=A)},
-        "/api/annotations/{annotation_id}/grants": {"post": _op("grant editor/viewer", 201, _obj(user=I, role=S), A)},
-        "/api/annotations/{annotation_id}/grants/{user_id}": {"delete": _op("remove a grant", params=[*A, "user_id"])},
-        "/api/annotations/{annotation_id}/links": {"post": _op("sharing token", 201, _obj(access=S, expires=S), A)},
-        "/api/annotations/{annotation_id}/versions": {"get": _op("version history, newest first", params=A)},
-        "/api/annotations/{annotation_id}/versions/{version}": {"get": _op("document at a version", params=[*A, "version"])},
-        "/api/annotations/{annotation_id}/restore": {"post": _op("restore a version", 200, _obj(version=I, doc=S), A)},
-        "/api/annotations/{annotation_id}/revert": {"post": _op("undo one version", 200, _obj(version=I, doc=S), A)},
+        "/api/annotations/{annotation_id}/grants": {
+            "post": _op("grant editor/viewer", 201, _obj(user=INT, role=S), A)
+        },
+        "/api/annotations/{annotation_id}/grants/{user_id}": {
+            "delete": _op("remove a grant", params=[*A, "user_id"])
+        },
+        "/api/annotations/{annotation_id}/links": {
+            "post": _op("sharing token", 201, _obj(access=S, expires=S), A)
+        },
+        "/api/annotations/{annotation_id}/versions": {
+            "get": _op("version history, newest first", params=A)
+        },
+        "/api/annotations/{annotation_id}/versions/{version}": {
+            "get": _op("document at a version", params=[*A, "version"])
+        },
+        "/api/annotations/{annotation_id}/restore": {
+            "post": _op("restore a version", 200, _obj(version=INT, doc=S), A)
+        },
+        "/api/annotations/{annotation_id}/revert": {
+            "post": _op("undo one version", 200, _obj(version=INT, doc=S), A)
+        },
     },
 }

@@ -18,7 +18,9 @@ async def healthz(request: Request) -> JSON:
             await db.fetchval("SELECT 1")
     except Exception:
         raise Unavailable("database unreachable") from None
-    return JSON({"status": "ok", "rooms": len(svc.rooms.rooms), "pending": svc.rooms.committer.pending})
+    return JSON(
+        {"status": "ok", "rooms": len(svc.rooms.rooms), "pending": svc.rooms.committer.pending}
+    )
 
 
 async def metrics(request: Request) -> Response:

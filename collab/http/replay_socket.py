@@ -68,7 +68,11 @@ async def replay_endpoint(ws: WebSocket) -> None:
         await ws.close(exc.close_code, close_reason(exc.message))
         return
 
-    await ws.send_text(orjson.dumps({"type": "start", "from": first, "to": last, "head": head, "speed": speed}).decode())
+    await ws.send_text(
+        orjson.dumps(
+            {"type": "start", "from": first, "to": last, "head": head, "speed": speed}
+        ).decode()
+    )
     if first > 1:
         base = await doc_at(svc.pool, key, first - 1)
         await ws.send_text(orjson.dumps({"type": "base", "version": first - 1}).decode())
@@ -93,5 +97,7 @@ async def replay_endpoint(ws: WebSocket) -> None:
             await ws.send_text(orjson.dumps({"type": "version", **info.to_json()}).decode())
             await ws.send_bytes(m.pack_update(data))
         cursor = page[-1][0].version + 1
-    await ws.send_text(orjson.dumps({"type": "end", "version": min(last, cursor - 1), "at": time.time()}).decode())
+    await ws.send_text(
+        orjson.dumps({"type": "end", "version": min(last, cursor - 1), "at": time.time()}).decode()
+    )
     await ws.close(1000, "replay complete")

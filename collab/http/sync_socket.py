@@ -12,18 +12,20 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from typing import Any
 
 from pycrdt import merge_updates
+from starlette.types import Message
 from starlette.websockets import WebSocket
 
 from collab.auth import Access
 from collab.document.kinds import parse_kind
 from collab.errors import BadRequest, CollabError
-from collab.http.common import bearer, path_int, services
+from collab.http.common import Services, bearer, path_int, services
 from collab.store import identity
 from collab.sync import messages as m
 from collab.sync.registry import Loading
-from collab.sync.room import PeerState, RoomKey
+from collab.sync.room import PeerState, Room, RoomKey
 
 log = logging.getLogger("collab.http.sync")
 
@@ -37,7 +39,9 @@ def close_reason(text: str) -> str:
 
 
 class SocketPeer(PeerState):
-    def __init__(self, ws: WebSocket, user_id: int | None, can_write: bool, wants_acks: bool, limit: int) -> None:
+    def __init__(
+        self, ws: WebSocket, user_id: int | None, can_write: bool, wants_acks: bool, limit: int
+    ) -> None:
         super().__init__(user_id=user_id, can_write=can_write, wants_acks=wants_acks)
         self.ws = ws
         self.out: deque[bytes] = deque()
@@ -102,7 +106,7 @@ async def sync_endpoint(ws: WebSocket) -> None:
         wants_acks=ws.query_params.get("acks") in ("1", "true"),
         limit=svc.settings.send_queue_max,
     )
-    first: dict | None = None  # type: ignore[type-arg]
+    first: Message | None = None
     loading = svc.rooms.loading(key)
     if loading is not None:
         first = await _answer_while_loading(ws, loading)
@@ -139,7 +143,7 @@ async def sync_endpoint(ws: WebSocket) -> None:
 FRESH_STEP1 = m.pack_sync_step1(b"\x00")  # sync step 1 of a client that has nothing
 
 
-async def _answer_while_loading(ws: WebSocket, loading: Loading) -> dict | None:  # type: ignore[type-arg]
+async def _answer_while_loading(ws: WebSocket, loading: Loading) -> Message | None:
     """While the room loads, answer a fresh client's sync step 1 from the stored bytes.
 
     Returns the client's first message if it still has to be handled (None
@@ -147,7 +151,8 @@ async def _answer_while_loading(ws: WebSocket, loading: Loading) -> dict | None:
     """
     with loading.answering():  # the build waits (briefly) for our first frame
         receive = asyncio.ensure_future(ws.receive())
-        await asyncio.wait({receive, loading.room}, return_when=asyncio.FIRST_COMPLETED)
+        waiting: set[asyncio.Future[Any]] = {receive, loading.room}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         if not receive.done():
             receive.cancel()  # the room is ready first: nothing was consumed
             with contextlib.suppress(asyncio.CancelledError):
@@ -172,7 +177,9 @@ async def _answer_while_loading(ws: WebSocket, loading: Loading) -> dict | None:
     return None
 
 
-async def _receive_loop(ws: WebSocket, room, peer: SocketPeer, svc, first: dict | None = None) -> tuple[int, str] | None:  # type: ignore[no-untyped-def]
+async def _receive_loop(
+    ws: WebSocket, room: Room, peer: SocketPeer, svc: Services, first: Message | None = None
+) -> tuple[int, str] | None:
     """Feed frames to the room until the client leaves; return a close (code, reason) for bad input."""
     metrics = svc.metrics
     committer = svc.rooms.committer

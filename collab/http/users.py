@@ -38,7 +38,13 @@ async def create_user(request: Request) -> JSON:
 async def me(request: Request) -> JSON:
     who = await caller(request)
     if who.is_link:
-        return JSON({"link": True, "annotation": who.link_annotation, "access": who.link_access.name.lower()})
+        return JSON(
+            {
+                "link": True,
+                "annotation": who.link_annotation,
+                "access": who.link_access.name.lower(),
+            }
+        )
     async with services(request).pool.acquire() as db:
         return JSON(await identity.get_user(db, who.user_id or 0))
 
@@ -62,7 +68,9 @@ async def create_token(request: Request) -> JSON:
     expires = field_time(body, "expires")
     async with services(request).pool.acquire() as db:
         await identity.get_user(db, user_id)
-        token_id, token = await identity.create_token(db, user_id=user_id, expires=expires, label=label)
+        token_id, token = await identity.create_token(
+            db, user_id=user_id, expires=expires, label=label
+        )
     return JSON({"id": token_id, "token": token}, status_code=201)
 
 

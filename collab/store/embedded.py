@@ -51,12 +51,10 @@ class EmbeddedPostgres:
         server, self._server = self._server, None
         if server is None:
             return
-        from pgserver import _commands
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
         try:
-            _commands.pg_ctl(
-                ["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=server.system_user
-            )
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=server.system_user)
         except subprocess.CalledProcessError:  # already stopped
             pass
         try:

@@ -121,7 +121,9 @@ async def authenticate(conn: asyncpg.Connection, token: str | None) -> Principal
             link_annotation=row["annotation_id"],
             link_access=Access.WRITE if row["access"] == "write" else Access.READ,
         )
-    return Principal(token_id=row["id"], user_id=row["user_id"], roles=frozenset(row["roles"] or ()))
+    return Principal(
+        token_id=row["id"], user_id=row["user_id"], roles=frozenset(row["roles"] or ())
+    )
 
 
 async def create_annotation(

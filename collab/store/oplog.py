@@ -137,5 +137,7 @@ async def iter_updates(
         last,
         prefetch=200,
     ):
-        info = VersionInfo(r["version"], r["created_at"], r["author_id"], orjson.loads(r["summary"]))
+        info = VersionInfo(
+            r["version"], r["created_at"], r["author_id"], orjson.loads(r["summary"])
+        )
         yield info, bytes(r["data"])

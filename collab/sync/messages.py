@@ -46,6 +46,7 @@ class SyncType(IntEnum):
 
 
 EMPTY_UPDATE = b"\x00\x00"
+_SYNC_TYPES = (SyncType.STEP1, SyncType.STEP2, SyncType.UPDATE)
 
 
 def read_varuint(data: bytes | memoryview, pos: int) -> tuple[int, int]:
@@ -69,7 +70,9 @@ def read_varbytes(data: bytes | memoryview, pos: int) -> tuple[bytes, int]:
     length, pos = read_varuint(data, pos)
     end = pos + length
     if end > len(data):
-        raise ProtocolError(f"truncated payload: {length} bytes announced, {len(data) - pos} present")
+        raise ProtocolError(
+            f"truncated payload: {length} bytes announced, {len(data) - pos} present"
+        )
     return bytes(data[pos:end]), end
 
 
@@ -120,11 +123,11 @@ def parse(frame: bytes) -> Message:
     kind, pos = read_varuint(frame, 0)
     if kind == MessageType.SYNC:
         sub, pos = read_varuint(frame, pos)
-        if sub not in (0, 1, 2):
+        if sub > 2:
             raise UnknownMessageType(f"unknown sync message type {sub}")
         payload, pos = read_varbytes(frame, pos)
         _expect_end(frame, pos)
-        return SyncMessage(SyncType(sub), payload)
+        return SyncMessage(_SYNC_TYPES[sub], payload)
     if kind == MessageType.AWARENESS:
         payload, pos = read_varbytes(frame, pos)
         _expect_end(frame, pos)

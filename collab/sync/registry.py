@@ -55,10 +55,10 @@ class Loading:
             if self._answering == 0:
                 self._answered.set()
 
-    async def wait_answered(self, timeout: float) -> None:
+    async def wait_answered(self, grace: float) -> None:
         await asyncio.sleep(0)  # joiners waiting on ``stored`` register first
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._answered.wait(), timeout)
+            await asyncio.wait_for(self._answered.wait(), grace)
 
 
 class RoomRegistry:
@@ -135,7 +135,7 @@ class RoomRegistry:
             loading.stored.set_result(state)
             # Let joiners answer fresh clients from the stored bytes before the
             # (CPU-bound, GIL-holding) build of the document below.
-            await loading.wait_answered(timeout=0.5)
+            await loading.wait_answered(grace=0.5)
             doc = new_doc(key.doc, state.snapshot)
             for update in state.updates:
                 doc.apply_update(update)
@@ -155,7 +155,9 @@ class RoomRegistry:
             del self._loading[key]
             if not isinstance(exc, Exception):
                 raise
-            log.exception("room failed to load", extra={"annotation": key.annotation_id, "doc": key.doc})
+            log.exception(
+                "room failed to load", extra={"annotation": key.annotation_id, "doc": key.doc}
+            )
             return
         self.rooms[key] = room
         del self._loading[key]
@@ -191,5 +193,7 @@ class RoomRegistry:
                 ):
                     del self.rooms[key]
                     room.close()
-                    log.info("room unloaded", extra={"annotation": key.annotation_id, "doc": key.doc})
+                    log.info(
+                        "room unloaded", extra={"annotation": key.annotation_id, "doc": key.doc}
+                    )
             self._metrics.rooms.set(len(self.rooms))

@@ -83,7 +83,9 @@ async def main() -> None:
             assert rooms == 0, "room not unloaded"
             elapsed, nodes = await open_once(server.sync_url(ann))
             times.append(elapsed)
-        print(f"cold load of a room with {a.versions} versions ({nodes} nodes): {summary_ms(times)}")
+        print(
+            f"cold load of a room with {a.versions} versions ({nodes} nodes): {summary_ms(times)}"
+        )
         print("  each (ms):", " ".join(f"{t * 1000:.1f}" for t in times))
 
 

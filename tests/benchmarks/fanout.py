@@ -16,7 +16,9 @@ from tests.benchmarks.harness import collab_server, machine, node_reference_serv
 from tests.benchmarks.yraw import Reader, Writer, connect
 
 
-async def one_run(url_writer: str, url_reader: str, readers: int, updates: int, rate: float) -> list[float]:
+async def one_run(
+    url_writer: str, url_reader: str, readers: int, updates: int, rate: float
+) -> list[float]:
     rs = [Reader(await connect(url_reader)) for _ in range(readers)]
     w = Writer(await connect(url_writer))
     tasks = [asyncio.create_task(r.run()) for r in rs]
@@ -55,7 +57,9 @@ async def main() -> None:
     p.add_argument("--runs", type=int, default=3)
     a = p.parse_args()
     print(f"machine: {machine()}")
-    print(f"fan-out: 1 writer + {a.readers} readers, {a.updates} updates at {a.rate:.0f}/s, {a.runs} runs each, alternating")
+    print(
+        f"fan-out: 1 writer + {a.readers} readers, {a.updates} updates at {a.rate:.0f}/s, {a.runs} runs each, alternating"
+    )
     results: dict[str, list[tuple[float, float]]] = {"collab": [], "node": []}
     async with collab_server() as server, node_reference_server() as node_ws:
         for run in range(a.runs):
@@ -63,7 +67,9 @@ async def main() -> None:
             for name in order:
                 if name == "collab":
                     ann = await server.annotation(f"fanout-{run}")
-                    lat = await one_run(server.sync_url(ann), server.sync_url(ann), a.readers, a.updates, a.rate)
+                    lat = await one_run(
+                        server.sync_url(ann), server.sync_url(ann), a.readers, a.updates, a.rate
+                    )
                 else:
                     room = f"{node_ws}/fanout-{run}"
                     lat = await one_run(room, room, a.readers, a.updates, a.rate)

@@ -50,9 +50,11 @@ def pct(values: Sequence[float], p: float) -> float:
 
 def summary_ms(values: Sequence[float]) -> str:
     ms = [v * 1000 for v in values]
-    return (f"n={len(ms)} p50={pct(ms, 50):.2f} ms p90={pct(ms, 90):.2f} ms "
-            f"p99={pct(ms, 99):.2f} ms max={max(ms) if ms else float('nan'):.2f} ms "
-            f"mean={statistics.fmean(ms) if ms else float('nan'):.2f} ms")
+    return (
+        f"n={len(ms)} p50={pct(ms, 50):.2f} ms p90={pct(ms, 90):.2f} ms "
+        f"p99={pct(ms, 99):.2f} ms max={max(ms) if ms else float('nan'):.2f} ms "
+        f"mean={statistics.fmean(ms) if ms else float('nan'):.2f} ms"
+    )
 
 
 def free_port() -> int:
@@ -77,7 +79,9 @@ class Server:
         return psutil.Process(self.proc.pid).memory_info().rss / 2**20
 
     async def annotation(self, name: str = "bench") -> int:
-        async with httpx.AsyncClient(base_url=self.url, headers={"authorization": f"Bearer {self.token}"}) as http:
+        async with httpx.AsyncClient(
+            base_url=self.url, headers={"authorization": f"Bearer {self.token}"}
+        ) as http:
             r = await http.post("/api/annotations", json={"name": name})
             r.raise_for_status()
             return int(r.json()["id"])
@@ -88,7 +92,9 @@ class Server:
 
 
 @contextlib.asynccontextmanager
-async def collab_server(env_extra: dict[str, str] | None = None, data_dir: Path | None = None) -> AsyncIterator[Server]:
+async def collab_server(
+    env_extra: dict[str, str] | None = None, data_dir: Path | None = None
+) -> AsyncIterator[Server]:
     """``collab serve`` in a subprocess with its embedded PostgreSQL."""
     own = data_dir is None
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="collab-bench-"))
@@ -98,8 +104,12 @@ async def collab_server(env_extra: dict[str, str] | None = None, data_dir: Path 
     env.update(COLLAB_DATA_DIR=str(data_dir), COLLAB_ADMIN_TOKEN=token, COLLAB_LOG_LEVEL="WARNING")
     env.update(env_extra or {})
     log = (data_dir / "server.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "collab.cli", "serve", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "collab.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     log.close()
     url = f"http://127.0.0.1:{port}"
     try:
@@ -131,12 +141,19 @@ async def collab_server(env_extra: dict[str, str] | None = None, data_dir: Path 
 async def node_reference_server() -> AsyncIterator[str]:
     """``@y/websocket-server`` 0.1.1 (stores nothing); yields its ws:// base URL."""
     if not (JS / "node_modules" / "@y" / "websocket-server").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=JS, check=True)
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=JS, check=True
+        )
     port = free_port()
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port)}
     server_js = JS / "node_modules" / "@y" / "websocket-server" / "src" / "server.js"
-    proc = subprocess.Popen(["node", str(server_js)], env=env, cwd=JS,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["node", str(server_js)],
+        env=env,
+        cwd=JS,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(100):
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):

@@ -49,7 +49,9 @@ class RoomLoad:
             expected = [ts for (w, ts) in self.log if w != k]
             got = self.received[k]
             missing += max(0, len(expected) - len(got))
-            out.extend(((g - e, e) if with_time else g - e) for g, e in zip(got, expected, strict=False))
+            out.extend(
+                ((g - e, e) if with_time else g - e) for g, e in zip(got, expected, strict=False)
+            )
         return out, missing
 
 
@@ -61,7 +63,9 @@ async def main() -> None:
     p.add_argument("--timeline", action="store_true", help="latency per second of the run")
     a = p.parse_args()
     print(f"machine: {machine()}")
-    print(f"many rooms: {a.rooms * a.per_room} clients in {a.rooms} rooms, each client editing once a second for {a.seconds:.0f} s")
+    print(
+        f"many rooms: {a.rooms * a.per_room} clients in {a.rooms} rooms, each client editing once a second for {a.seconds:.0f} s"
+    )
     async with collab_server() as server:
         await asyncio.sleep(1)
         rss_empty = server.rss_mb()
@@ -77,13 +81,15 @@ async def main() -> None:
         await asyncio.sleep(2)
         rss_idle = server.rss_mb()
         start = time.perf_counter() + 0.5
-        await asyncio.gather(*(load.drive(start, r / a.rooms, a.seconds) for r, load in enumerate(loads)))
+        await asyncio.gather(
+            *(load.drive(start, r / a.rooms, a.seconds) for r, load in enumerate(loads))
+        )
         await asyncio.sleep(2)
         lat: list[float] = []
         missing = 0
         for load in loads:
-            l, miss = load.latencies()
-            lat.extend(l)
+            got, miss = load.latencies()
+            lat.extend(got)
             missing += miss
         rss_after = server.rss_mb()
         if a.timeline:
@@ -93,9 +99,13 @@ async def main() -> None:
                 if bucket:
                     print(f"    second {sec}: {summary_ms(bucket)}")
         print(f"  latency writer→reader: {summary_ms(lat)}; missing {missing}")
-        print(f"  server RSS: {rss_empty:.0f} MB empty, {rss_idle:.0f} MB with {a.rooms} rooms loaded and "
-              f"{a.rooms * a.per_room} idle clients, {rss_after:.0f} MB after the run")
-        print(f"  memory per idle room (incl. its {a.per_room} connections): {(rss_idle - rss_empty) * 1024 / a.rooms:.0f} KiB")
+        print(
+            f"  server RSS: {rss_empty:.0f} MB empty, {rss_idle:.0f} MB with {a.rooms} rooms loaded and "
+            f"{a.rooms * a.per_room} idle clients, {rss_after:.0f} MB after the run"
+        )
+        print(
+            f"  memory per idle room (incl. its {a.per_room} connections): {(rss_idle - rss_empty) * 1024 / a.rooms:.0f} KiB"
+        )
         for load in loads:
             for w in load.writers:
                 await w.ws.close()

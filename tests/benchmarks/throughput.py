@@ -57,10 +57,18 @@ async def main() -> None:
         proc = psutil.Process(server.pid)
         cpu0, own0 = proc.cpu_times(), psutil.Process().cpu_times()
         start = time.perf_counter()
-        sent = await asyncio.gather(*(write(w, f, start + a.seconds, a.window) for w, f in zip(writers, frames, strict=True)))
+        sent = await asyncio.gather(
+            *(
+                write(w, f, start + a.seconds, a.window)
+                for w, f in zip(writers, frames, strict=True)
+            )
+        )
         elapsed_send = time.perf_counter() - start
         deadline = time.monotonic() + 30
-        while any(w.saved < n for w, n in zip(writers, sent, strict=True)) and time.monotonic() < deadline:
+        while (
+            any(w.saved < n for w, n in zip(writers, sent, strict=True))
+            and time.monotonic() < deadline
+        ):
             await asyncio.sleep(0.01)
         elapsed = time.perf_counter() - start
         committed = sum(w.saved - b for w, b in zip(writers, base, strict=True))
@@ -68,10 +76,16 @@ async def main() -> None:
         server_cpu = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
         client_cpu = (own1.user + own1.system) - (own0.user + own0.system)
         print(f"throughput: {a.writers} writers in {a.writers} rooms, window {a.window}")
-        print(f"  sent {sum(sent)} updates in {elapsed_send:.2f} s; all committed after {elapsed:.2f} s")
-        print(f"  committed updates/s: {committed / elapsed:.0f}  (server RSS {server.rss_mb():.0f} MB)")
-        print(f"  CPU: server {server_cpu / elapsed * 100:.0f}% of a core, load generator {client_cpu / elapsed * 100:.0f}%; "
-              f"server µs per update {server_cpu / max(committed, 1) * 1e6:.0f}")
+        print(
+            f"  sent {sum(sent)} updates in {elapsed_send:.2f} s; all committed after {elapsed:.2f} s"
+        )
+        print(
+            f"  committed updates/s: {committed / elapsed:.0f}  (server RSS {server.rss_mb():.0f} MB)"
+        )
+        print(
+            f"  CPU: server {server_cpu / elapsed * 100:.0f}% of a core, load generator {client_cpu / elapsed * 100:.0f}%; "
+            f"server µs per update {server_cpu / max(committed, 1) * 1e6:.0f}"
+        )
         for w in writers:
             await w.ws.close()
         for d in drains:

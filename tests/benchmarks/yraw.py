@@ -16,7 +16,9 @@ UPDATE_PREFIX = bytes([m.MessageType.SYNC, m.SyncType.UPDATE])
 
 
 async def connect(url: str) -> websockets.ClientConnection:
-    ws = await websockets.connect(url, max_size=None, compression=None, open_timeout=30, ping_interval=None)
+    ws = await websockets.connect(
+        url, max_size=None, compression=None, open_timeout=30, ping_interval=None
+    )
     await ws.send(m.pack_sync_step1(b"\x00"))
     return ws
 

@@ -33,17 +33,29 @@ async def test_versions_are_paged_and_documents_readable_at_any_version(live: Li
     async with live.client(token) as http:
         page1 = (await http.get(f"/api/annotations/{ann}/versions", params={"limit": 3})).json()
         assert [v["version"] for v in page1["versions"]] == [7, 6, 5]
-        page2 = (await http.get(f"/api/annotations/{ann}/versions", params={"limit": 3, "before": page1["next"]})).json()
+        page2 = (
+            await http.get(
+                f"/api/annotations/{ann}/versions", params={"limit": 3, "before": page1["next"]}
+            )
+        ).json()
         assert [v["version"] for v in page2["versions"]] == [4, 3, 2]
         v = page1["versions"][0]
-        assert v["author"] is not None and v["time"] and v["summary"]["nodes"] == {"add": 1, "keys": ["7"]}
+        assert (
+            v["author"] is not None
+            and v["time"]
+            and v["summary"]["nodes"] == {"add": 1, "keys": ["7"]}
+        )
         doc3 = (await http.get(f"/api/annotations/{ann}/versions/3")).json()
         assert sorted(doc3["content"]["nodes"]) == ["1", "2", "3"]
         assert doc3["content"]["nodes"]["2"]["position"] == [2, 0, 0]
         assert (await http.get(f"/api/annotations/{ann}/versions/99")).status_code == 404
-        seg = (await http.get(f"/api/annotations/{ann}/versions", params={"doc": "segmentation"})).json()
+        seg = (
+            await http.get(f"/api/annotations/{ann}/versions", params={"doc": "segmentation"})
+        ).json()
         assert seg["versions"] == []
-        assert (await http.get(f"/api/annotations/{ann}/versions", params={"doc": "nope"})).status_code == 404
+        assert (
+            await http.get(f"/api/annotations/{ann}/versions", params={"doc": "nope"})
+        ).status_code == 404
     await a.close()
 
 
@@ -107,7 +119,9 @@ async def test_revert_undoes_one_version_and_keeps_later_work(live: LiveServer) 
     async with live.client(token) as http:
         r = await http.post(f"/api/annotations/{ann}/revert", json={"version": 42})
         assert r.status_code == 404
-        assert (await http.post(f"/api/annotations/{ann}/revert", json={"version": "x"})).status_code == 400
+        assert (
+            await http.post(f"/api/annotations/{ann}/revert", json={"version": "x"})
+        ).status_code == 400
     await a.close()
     await b.close()
 

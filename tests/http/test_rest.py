@@ -11,8 +11,14 @@ async def test_health_metrics_openapi(live: LiveServer) -> None:
     async with live.client() as http:
         assert (await http.get("/healthz")).json()["status"] == "ok"
         text = (await http.get("/metrics")).text
-        for name in ("collab_connections", "collab_rooms", "collab_updates_total",
-                     "collab_commit_seconds_bucket", "collab_ws_bytes_in_total", "collab_ws_bytes_out_total"):
+        for name in (
+            "collab_connections",
+            "collab_rooms",
+            "collab_updates_total",
+            "collab_commit_seconds_bucket",
+            "collab_ws_bytes_in_total",
+            "collab_ws_bytes_out_total",
+        ):
             assert name in text
         spec = (await http.get("/api/openapi.json")).json()
         assert "/api/annotations/{annotation_id}/revert" in spec["paths"]
@@ -36,14 +42,24 @@ async def test_annotation_lifecycle_and_grants(live: LiveServer) -> None:
     async with live.client(editor) as http:
         assert (await http.get(f"/api/annotations/{ann}")).json()["access"] == "write"
         # Editors may not grant, and may share only for reading.
-        r = await http.post(f"/api/annotations/{ann}/grants", json={"user": viewer_id, "role": "editor"})
+        r = await http.post(
+            f"/api/annotations/{ann}/grants", json={"user": viewer_id, "role": "editor"}
+        )
         assert r.status_code == 403
-        assert (await http.post(f"/api/annotations/{ann}/links", json={"access": "write"})).status_code == 403
-        assert (await http.post(f"/api/annotations/{ann}/links", json={"access": "read"})).status_code == 201
+        assert (
+            await http.post(f"/api/annotations/{ann}/links", json={"access": "write"})
+        ).status_code == 403
+        assert (
+            await http.post(f"/api/annotations/{ann}/links", json={"access": "read"})
+        ).status_code == 201
     async with live.client(viewer) as http:
         assert (await http.get(f"/api/annotations/{ann}")).json()["access"] == "read"
-        assert (await http.post(f"/api/annotations/{ann}/restore", json={"version": 0})).status_code == 403
-        assert (await http.post(f"/api/annotations/{ann}/revert", json={"version": 1})).status_code == 403
+        assert (
+            await http.post(f"/api/annotations/{ann}/restore", json={"version": 0})
+        ).status_code == 403
+        assert (
+            await http.post(f"/api/annotations/{ann}/revert", json={"version": 1})
+        ).status_code == 403
         assert (await http.get(f"/api/annotations/{ann}/versions")).status_code == 200
     async with live.client(stranger) as http:
         for path in ("", "/versions", "/versions/0"):
@@ -62,7 +78,10 @@ async def test_share_links_are_scoped_to_one_annotation(live: LiveServer) -> Non
     ann = await live.annotation(owner)
     other = await live.annotation(owner, "other")
     async with live.client(owner) as http:
-        r = await http.post(f"/api/annotations/{ann}/links", json={"access": "read", "expires": "2099-01-01T00:00:00Z"})
+        r = await http.post(
+            f"/api/annotations/{ann}/links",
+            json={"access": "read", "expires": "2099-01-01T00:00:00Z"},
+        )
         assert r.status_code == 201
         link = r.json()["token"]
         assert r.json()["expires"].startswith("2099")
@@ -95,10 +114,16 @@ BAD = [
     ("POST", "/api/users", b'{"name": "x", "roles": ["emperor"]}', 400, "invalid_json"),
     ("POST", "/api/users/1/tokens", b'{"expires": "tomorrow"}', 400, "invalid_json"),
     ("POST", "/api/annotations/{ann}/links", b'{"access": "all"}', 400, "invalid_json"),
-    ("POST", "/api/annotations/{ann}/grants", b'{"user": 999999, "role": "viewer"}', 404, "not_found"),
+    (
+        "POST",
+        "/api/annotations/{ann}/grants",
+        b'{"user": 999999, "role": "viewer"}',
+        404,
+        "not_found",
+    ),
     ("POST", "/api/annotations/{ann}/restore", b'{"version": 5}', 404, "not_found"),
     ("POST", "/api/annotations/{ann}/restore", b'{"version": -1}', 400, "invalid_json"),
-    ("POST", "/api/annotations/{ann}/revert", b'{}', 400, "invalid_json"),
+    ("POST", "/api/annotations/{ann}/revert", b"{}", 400, "invalid_json"),
 ]
 
 

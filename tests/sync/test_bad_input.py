@@ -95,7 +95,9 @@ async def test_refusals_use_final_close_codes(live: LiveServer) -> None:
     async with live.client(token) as http:
         me = (await http.get("/api/users/me")).json()["id"]
         past = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).isoformat()
-        expired = (await http.post(f"/api/users/{me}/tokens", json={"expires": past})).json()["token"]
+        expired = (await http.post(f"/api/users/{me}/tokens", json={"expires": past})).json()[
+            "token"
+        ]
         r = await http.post(f"/api/users/{me}/tokens", json={})
         revoked, revoked_id = r.json()["token"], r.json()["id"]
         assert (await http.delete(f"/api/tokens/{revoked_id}")).status_code == 200

@@ -56,7 +56,9 @@ async def test_viewer_gets_everything_but_cannot_write(live: LiveServer) -> None
     viewer_id, viewer = await live.user("viewer")
     ann = await live.annotation(owner)
     async with live.client(owner) as http:
-        r = await http.post(f"/api/annotations/{ann}/grants", json={"user": viewer_id, "role": "viewer"})
+        r = await http.post(
+            f"/api/annotations/{ann}/grants", json={"user": viewer_id, "role": "viewer"}
+        )
         assert r.status_code == 201
     w = await YClient(live.sync_url(ann, token=owner)).connect()
     w.map("nodes")["n1"] = {"treeId": "t", "position": [1, 2, 3]}
