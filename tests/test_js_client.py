@@ -43,3 +43,26 @@ async def test_stock_yjs_client_interoperates(live: LiveServer, node_modules: Pa
     assert set(fresh.map("nodes").keys()) == {"from-python", "from-node"}
     await py.close()
     await fresh.close()
+
+
+async def test_stock_client_stops_reconnecting_on_final_refusals(
+    live: LiveServer, node_modules: Path
+) -> None:
+    _, token = await live.user()
+    ann = await live.annotation(token)
+    _, stranger = await live.user("stranger")
+    for bad_token, code in (("clb_wrong", 4401), (stranger, 4403)):
+        proc = await asyncio.create_subprocess_exec(
+            "node",
+            str(JS / "refused_client.mjs"),
+            live.ws_url,
+            str(ann),
+            bad_token,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err
+        result = json.loads(out.decode().strip().splitlines()[-1])
+        assert result["closed"]["code"] == code
+        assert result["attempts"] == 1

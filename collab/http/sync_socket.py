@@ -14,13 +14,14 @@ import logging
 from collections import deque
 from typing import Any
 
+from prometheus_client import Counter
 from pycrdt import merge_updates
 from starlette.types import Message
 from starlette.websockets import WebSocket
 
 from collab.auth import Access
 from collab.document.kinds import parse_kind
-from collab.errors import BadRequest, CollabError
+from collab.errors import BadRequest, CollabError, Forbidden, Unavailable
 from collab.http.common import Services, bearer, path_int, services
 from collab.store import identity
 from collab.sync import messages as m
@@ -40,7 +41,13 @@ def close_reason(text: str) -> str:
 
 class SocketPeer(PeerState):
     def __init__(
-        self, ws: WebSocket, user_id: int | None, can_write: bool, wants_acks: bool, limit: int
+        self,
+        ws: WebSocket,
+        user_id: int | None,
+        can_write: bool,
+        wants_acks: bool,
+        limit: int,
+        counter: Counter,
     ) -> None:
         super().__init__(user_id=user_id, can_write=can_write, wants_acks=wants_acks)
         self.ws = ws
@@ -48,7 +55,8 @@ class SocketPeer(PeerState):
         self.ready = asyncio.Event()
         self.limit = limit
         self.too_slow = False
-        self.bytes_out = 0
+        self.stalled = asyncio.Event()
+        self.counter = counter  # bytes sent, counted as they go
 
     def __hash__(self) -> int:
         return id(self)
@@ -62,6 +70,7 @@ class SocketPeer(PeerState):
         if len(self.out) >= self.limit:
             self.too_slow = True
             self.out.clear()
+            self.stalled.set()
         else:
             self.out.append(frame)
         self.ready.set()
@@ -73,10 +82,12 @@ class SocketPeer(PeerState):
             self.ready.clear()
             if self.too_slow:
                 return
+            sent = 0
             while self.out:
                 frame = self.out.popleft()
-                self.bytes_out += len(frame)
+                sent += len(frame)
                 await send({"type": "websocket.send", "bytes": frame})
+            self.counter.inc(sent)
 
 
 async def sync_endpoint(ws: WebSocket) -> None:
@@ -90,8 +101,6 @@ async def sync_endpoint(ws: WebSocket) -> None:
             who = await identity.authenticate(db, bearer(ws))
             access = await identity.access_to(db, who, annotation_id)
         if access < Access.READ:
-            from collab.errors import Forbidden
-
             raise Forbidden(f"no access to annotation {annotation_id}")
     except CollabError as exc:
         metrics.refused.labels(str(exc.close_code)).inc()
@@ -105,6 +114,7 @@ async def sync_endpoint(ws: WebSocket) -> None:
         can_write=access >= Access.WRITE,
         wants_acks=ws.query_params.get("acks") in ("1", "true"),
         limit=svc.settings.send_queue_max,
+        counter=metrics.bytes_out,
     )
     first: Message | None = None
     loading = svc.rooms.loading(key)
@@ -112,7 +122,13 @@ async def sync_endpoint(ws: WebSocket) -> None:
         first = await _answer_while_loading(ws, loading)
         if first is not None and first["type"] == "websocket.disconnect":
             return
-    room = await svc.rooms.get(key)
+    try:
+        room = await svc.rooms.get(key)
+    except Exception:
+        log.exception("room failed to load", extra={"annotation": annotation_id, "doc": kind})
+        err = Unavailable("the document could not be loaded; try again")
+        await ws.close(err.close_code, err.message)
+        return
     metrics.connections.inc()
     ctx = {"annotation": annotation_id, "doc": kind, "user": who.user_id}
     log.info("client joined", extra={**ctx, "write": peer.can_write})
@@ -121,19 +137,24 @@ async def sync_endpoint(ws: WebSocket) -> None:
         room.join(peer)
         async with asyncio.TaskGroup() as tg:
             pump = tg.create_task(peer.pump())
-            close = await _receive_loop(ws, room, peer, svc, first)
-            pump.cancel()
+            receiver = tg.create_task(_receive_loop(ws, room, peer, svc, first))
+            stalled = tg.create_task(peer.stalled.wait())
+            await asyncio.wait({pump, receiver, stalled}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (pump, receiver, stalled):
+                task.cancel()
+        if receiver.done() and not receiver.cancelled():
+            close = receiver.result()
     finally:
         room.leave(peer)
         metrics.connections.dec()
-        metrics.bytes_out.inc(peer.bytes_out)
         if peer.too_slow and close is None:
             close = (CLOSE_SLOW, "client too slow: send queue full")
         if close is not None:
             metrics.refused.labels(str(close[0])).inc()
             log.warning("client closed", extra={**ctx, "code": close[0], "reason": close[1]})
             try:
-                await ws.close(close[0], close_reason(close[1]))
+                # A stalled client may never read the close frame: bounded wait.
+                await asyncio.wait_for(ws.close(close[0], close_reason(close[1])), 5)
             except Exception:  # the socket is already gone
                 pass
         else:
@@ -174,6 +195,7 @@ async def _answer_while_loading(ws: WebSocket, loading: Loading) -> Message | No
             if stored.updates:
                 await ws.send_bytes(m.pack_update(merge_updates(*stored.updates)))
             await ws.send_bytes(m.pack_sync_step2(stored.snapshot))
+        log.info("answered from storage", extra={"annotation": loading.key.annotation_id, "doc": loading.key.doc})
     return None
 
 
@@ -203,6 +225,9 @@ async def _receive_loop(
             room.receive(peer, frame)
         except CollabError as exc:
             return (exc.close_code, exc.message)
+        except Exception:
+            log.exception("frame handling failed", extra={"annotation": room.key.annotation_id})
+            return (1011, "internal error")
         count += 1
         if count % yield_every == 0:
             await asyncio.sleep(0)

@@ -133,9 +133,11 @@ class RoomRegistry:
             async with self._pool.acquire() as conn:
                 state = await oplog.load(conn, key)
             loading.stored.set_result(state)
+            fetched = time.perf_counter()
             # Let joiners answer fresh clients from the stored bytes before the
             # (CPU-bound, GIL-holding) build of the document below.
             await loading.wait_answered(grace=0.5)
+            answered = time.perf_counter()
             doc = new_doc(key.doc, state.snapshot)
             for update in state.updates:
                 doc.apply_update(update)
@@ -170,6 +172,9 @@ class RoomRegistry:
                 "doc": key.doc,
                 "version": state.head,
                 "tail": len(state.updates),
+                "bytes": len(state.snapshot or b"") + sum(len(u) for u in state.updates),
+                "fetch_ms": round((fetched - started) * 1000, 2),
+                "answer_ms": round((answered - fetched) * 1000, 2),
                 "ms": round((time.perf_counter() - started) * 1000, 2),
             },
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import time
 
 import httpx
@@ -60,9 +61,12 @@ async def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--versions", type=int, default=100_000)
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--server-log", help="keep the server's JSON log (INFO) at this path")
     a = p.parse_args()
     print(f"machine: {machine()}")
     env = {"COLLAB_ROOM_IDLE_SECONDS": "0.5"}
+    if a.server_log:
+        env["COLLAB_LOG_LEVEL"] = "INFO"
     async with collab_server(env) as server:
         ann = await server.annotation("cold")
         w = Writer(await connect(server.sync_url(ann, acks="1")))
@@ -87,6 +91,8 @@ async def main() -> None:
             f"cold load of a room with {a.versions} versions ({nodes} nodes): {summary_ms(times)}"
         )
         print("  each (ms):", " ".join(f"{t * 1000:.1f}" for t in times))
+        if a.server_log:
+            shutil.copy(server.data_dir / "server.log", a.server_log)
 
 
 if __name__ == "__main__":
