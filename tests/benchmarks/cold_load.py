@@ -44,9 +44,13 @@ async def fill(w: Writer, versions: int, window: int = 500) -> None:
         await asyncio.sleep(0.01)
 
 
+CONNECT: list[float] = []
+
+
 async def open_once(url: str) -> tuple[float, int]:
     started = time.perf_counter()
     async with websockets.connect(url, max_size=None, compression=None) as ws:
+        CONNECT.append(time.perf_counter() - started)
         await ws.send(m.pack_sync_step1(b"\x00"))
         async for frame in ws:
             if isinstance(frame, bytes) and frame[:2] == bytes([0, 1]):
