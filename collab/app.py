@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import asyncpg
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import WebSocketRoute
@@ -19,6 +20,7 @@ from collab.errors import CollabError
 from collab.gc_policy import collector_policy
 from collab.http import annotations as annotation_routes
 from collab.http import ops, users
+from collab.http.access_log import AccessLog
 from collab.http.common import JSON, Services, error_response
 from collab.http.replay_socket import replay_endpoint
 from collab.http.sync_socket import sync_endpoint
@@ -105,6 +107,7 @@ def create_app(
     ]
     return Starlette(
         routes=routes,
+        middleware=[Middleware(AccessLog)],
         lifespan=lifespan,
         exception_handlers={
             CollabError: _collab_error,

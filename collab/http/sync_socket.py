@@ -195,7 +195,10 @@ async def _answer_while_loading(ws: WebSocket, loading: Loading) -> Message | No
             if stored.updates:
                 await ws.send_bytes(m.pack_update(merge_updates(*stored.updates)))
             await ws.send_bytes(m.pack_sync_step2(stored.snapshot))
-        log.info("answered from storage", extra={"annotation": loading.key.annotation_id, "doc": loading.key.doc})
+        log.info(
+            "answered from storage",
+            extra={"annotation": loading.key.annotation_id, "doc": loading.key.doc},
+        )
     return None
 
 
