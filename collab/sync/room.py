@@ -97,6 +97,8 @@ class Room:
         self._origin: Peer | None = None
         self._extra_summary: dict[str, Any] | None = None
         self._last_record: UpdateRecord | None = None
+        #: Paths the last transaction touched (what a repair pass looks at).
+        self.touched: list[tuple[str, ...]] = []
         self._sub = doc.observe(self._on_transaction)
 
     # -- peers -------------------------------------------------------------
@@ -215,6 +217,7 @@ class Room:
     def _on_transaction(self, event: TransactionEvent) -> None:
         update = event.update
         summary = self._recorder.take_summary()
+        self.touched = self._recorder.take_touches()
         if update == m.EMPTY_UPDATE:
             return
         self.version += 1
