@@ -1,0 +1,1 @@
+"""The skeleton document: typed model, invariant repair, NML, queries."""
