@@ -186,7 +186,7 @@ class Skeleton:
             bool(is_visible),
             type,
             dict(metadata or {}),
-        )  # type: ignore[arg-type]
+        )
         self.trees[tree_id] = Map(tree.to_fields())
         return tree_id
 
@@ -267,9 +267,9 @@ class Skeleton:
         node = Node(
             node_id,
             tree_id,
-            tuple(self._position(position)),  # type: ignore[arg-type]
+            tuple(self._position(position)),
             radius_value,
-            tuple(check_vec(list(rotation), "rotation")),  # type: ignore[arg-type]
+            tuple(check_vec(list(rotation), "rotation")),
             check_int(viewport, "viewport"),
             check_int(mag, "mag"),
             check_int(bit_depth, "bitDepth"),
@@ -508,7 +508,7 @@ class Skeleton:
             tuple(size_v),
             tuple(check_color(list(color))),
             bool(is_visible),
-        )  # type: ignore[arg-type]
+        )
         self.bounding_boxes[box_id] = Map(box.to_fields())
         return box_id
 

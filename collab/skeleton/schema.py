@@ -105,9 +105,9 @@ def _opt_str(value: Any) -> str | None:
 class Node:
     id: str
     tree_id: str
-    position: tuple[float, float, float]
+    position: tuple[float, ...]
     radius: float = 1.0
-    rotation: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    rotation: tuple[float, ...] = (0.0, 0.0, 0.0)
     viewport: int = 0
     mag: int = 1
     bit_depth: int = 8
@@ -117,13 +117,12 @@ class Node:
     @classmethod
     def read(cls, node_id: str, value: Any) -> Node:
         v = value if isinstance(value, dict) else {}
-        pos = _vec(v.get("position"), 3, (0.0, 0.0, 0.0))
         return cls(
             id=node_id,
             tree_id=_str(v.get("treeId")),
-            position=(pos[0], pos[1], pos[2]),
+            position=_vec(v.get("position"), 3, (0.0, 0.0, 0.0)),
             radius=_num(v.get("radius"), 1.0),
-            rotation=_vec(v.get("rotation"), 3, (0.0, 0.0, 0.0)),  # type: ignore[arg-type]
+            rotation=_vec(v.get("rotation"), 3, (0.0, 0.0, 0.0)),
             viewport=_int(v.get("viewport"), 0),
             mag=_int(v.get("mag"), 1),
             bit_depth=_int(v.get("bitDepth"), 8),
@@ -149,7 +148,7 @@ class Node:
 class Tree:
     id: str
     name: str = ""
-    color: tuple[float, float, float, float] = DEFAULT_COLOR
+    color: tuple[float, ...] = DEFAULT_COLOR
     group_id: str | None = None
     is_visible: bool = True
     type: str = "DEFAULT"
@@ -162,10 +161,10 @@ class Tree:
         return cls(
             id=tree_id,
             name=_str(f.get("name")),
-            color=_vec(f.get("color"), 4, DEFAULT_COLOR),  # type: ignore[arg-type]
+            color=_vec(f.get("color"), 4, DEFAULT_COLOR),
             group_id=_opt_str(f.get("groupId")),
             is_visible=bool(f.get("isVisible", True)),
-            type=f.get("type") if f.get("type") in TREE_TYPES else "DEFAULT",
+            type=str(f["type"]) if f.get("type") in TREE_TYPES else "DEFAULT",
             metadata=metadata if isinstance(metadata, dict) else {},
         )
 
@@ -205,9 +204,9 @@ class Group:
 class BoundingBox:
     id: str
     name: str = ""
-    top_left: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    size: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    color: tuple[float, float, float, float] = DEFAULT_COLOR
+    top_left: tuple[float, ...] = (0.0, 0.0, 0.0)
+    size: tuple[float, ...] = (0.0, 0.0, 0.0)
+    color: tuple[float, ...] = DEFAULT_COLOR
     is_visible: bool = True
 
     @classmethod
@@ -216,9 +215,9 @@ class BoundingBox:
         return cls(
             id=box_id,
             name=_str(f.get("name")),
-            top_left=_vec(f.get("topLeft"), 3, (0.0, 0.0, 0.0)),  # type: ignore[arg-type]
-            size=_vec(f.get("size"), 3, (0.0, 0.0, 0.0)),  # type: ignore[arg-type]
-            color=_vec(f.get("color"), 4, DEFAULT_COLOR),  # type: ignore[arg-type]
+            top_left=_vec(f.get("topLeft"), 3, (0.0, 0.0, 0.0)),
+            size=_vec(f.get("size"), 3, (0.0, 0.0, 0.0)),
+            color=_vec(f.get("color"), 4, DEFAULT_COLOR),
             is_visible=bool(f.get("isVisible", True)),
         )
 

@@ -1,0 +1,567 @@
+"""NML, the skeleton format of WEBKNOSSOS and KNOSSOS: streaming read, stable write. Pure.
+
+Reading feeds the bytes to expat in chunks and keeps only compact per-node
+tuples, so a million-node file never sits in memory as an element tree. Any
+DOCTYPE is refused before its first declaration is read: with no DTD there are
+no entities to expand (billion laughs) or to fetch (external entities).
+
+Errors are :class:`NmlError` (422) naming the element and the line.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+from xml.parsers import expat
+
+from collab.skeleton.schema import SkeletonError
+
+CHUNK = 1 << 20
+MAX_ZIP_MEMBER = 2 << 30
+
+
+class NmlError(SkeletonError):
+    code = "invalid_nml"
+
+
+@dataclass(slots=True)
+class NmlNode:
+    id: int
+    x: float
+    y: float
+    z: float
+    radius: float = 1.0
+    rot: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    viewport: int = 0
+    mag: int = 1
+    bit_depth: int = 8
+    interpolation: bool = False
+    time: int = 0
+
+
+@dataclass(slots=True)
+class NmlTree:
+    id: int
+    name: str = ""
+    color: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 1.0)
+    group_id: int | None = None
+    is_visible: bool = True
+    type: str = "DEFAULT"
+    nodes: list[NmlNode] = field(default_factory=list)
+    edges: list[tuple[int, int]] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class NmlGroup:
+    id: int
+    name: str
+    parent_id: int | None
+    is_expanded: bool = True
+
+
+@dataclass(slots=True)
+class NmlBox:
+    id: int
+    name: str
+    top_left: tuple[float, float, float]
+    size: tuple[float, float, float]
+    color: tuple[float, float, float, float]
+    is_visible: bool
+
+
+@dataclass(slots=True)
+class Nml:
+    name: str = ""
+    description: str = ""
+    voxel_size: tuple[float, float, float] | None = None
+    unit: str = "nanometer"
+    offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    time: int = 0
+    edit_position: tuple[float, float, float] | None = None
+    active_node: int | None = None
+    trees: list[NmlTree] = field(default_factory=list)
+    comments: list[tuple[int, str]] = field(default_factory=list)
+    branchpoints: list[tuple[int, int]] = field(default_factory=list)
+    groups: list[NmlGroup] = field(default_factory=list)
+    boxes: list[NmlBox] = field(default_factory=list)
+
+    @property
+    def node_count(self) -> int:
+        return sum(len(t.nodes) for t in self.trees)
+
+
+# -- reading ---------------------------------------------------------------------
+
+
+class _Reader:
+    def __init__(self) -> None:
+        self.nml = Nml()
+        self.parser = expat.ParserCreate()
+        self.parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+        self.parser.buffer_text = True
+        self.parser.StartDoctypeDeclHandler = self._doctype
+        self.parser.EntityDeclHandler = self._entity
+        self.parser.ExternalEntityRefHandler = self._external
+        self.parser.StartElementHandler = self._start
+        self.parser.EndElementHandler = self._end
+        self.stack: list[str] = []
+        self.tree: NmlTree | None = None
+        self.group_stack: list[int] = []
+        self.node_ids: set[int] = set()
+        self.seen_root = False
+
+    # security
+    def _doctype(self, *args: Any) -> None:
+        raise self.error(
+            "DOCTYPE", "DTDs are not allowed in NML (no entities are expanded or fetched)"
+        )
+
+    def _entity(self, *args: Any) -> None:
+        raise self.error("ENTITY", "entity declarations are not allowed")
+
+    def _external(self, *args: Any) -> int:
+        raise self.error("ENTITY", "external entities are not allowed")
+
+    def error(self, element: str, message: str) -> NmlError:
+        line = self.parser.CurrentLineNumber
+        return NmlError(f"line {line}, <{element}>: {message}", line=line, element=element)
+
+    # attribute helpers
+    def _num(
+        self, el: str, attrs: dict[str, str], name: str, default: float | None = None
+    ) -> float:
+        raw = attrs.get(name)
+        if raw is None:
+            if default is None:
+                raise self.error(el, f"missing attribute {name!r}")
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise self.error(el, f"attribute {name!r} is not a number: {raw[:40]!r}") from None
+        if not math.isfinite(value):
+            raise self.error(el, f"attribute {name!r} is not finite: {raw[:40]!r}")
+        return value
+
+    def _int(self, el: str, attrs: dict[str, str], name: str, default: int | None = None) -> int:
+        raw = attrs.get(name)
+        if raw is None:
+            if default is None:
+                raise self.error(el, f"missing attribute {name!r}")
+            return default
+        try:
+            return int(raw)
+        except ValueError:
+            try:
+                value = float(raw)
+            except ValueError:
+                raise self.error(
+                    el, f"attribute {name!r} is not an integer: {raw[:40]!r}"
+                ) from None
+            if not value.is_integer():
+                raise self.error(
+                    el, f"attribute {name!r} is not an integer: {raw[:40]!r}"
+                ) from None
+            return int(value)
+
+    @staticmethod
+    def _bool(attrs: dict[str, str], name: str, default: bool) -> bool:
+        raw = attrs.get(name)
+        return default if raw is None else raw.strip().lower() in ("true", "1")
+
+    def _color(self, el: str, attrs: dict[str, str]) -> tuple[float, float, float, float]:
+        return (
+            self._num(el, attrs, "color.r", 1.0),
+            self._num(el, attrs, "color.g", 0.0),
+            self._num(el, attrs, "color.b", 0.0),
+            self._num(el, attrs, "color.a", 1.0),
+        )
+
+    # elements
+    def _start(self, name: str, attrs: dict[str, str]) -> None:
+        parent = self.stack[-1] if self.stack else None
+        self.stack.append(name)
+        nml = self.nml
+        if parent is None:
+            if name != "things":
+                raise self.error(name, "the root element of an NML file is <things>")
+            self.seen_root = True
+            return
+        if name == "node" and parent == "nodes" and self.tree is not None:
+            node_id = self._int(name, attrs, "id")
+            if node_id in self.node_ids:
+                raise self.error(name, f"duplicate node id {node_id}")
+            self.node_ids.add(node_id)
+            self.tree.nodes.append(
+                NmlNode(
+                    node_id,
+                    self._num(name, attrs, "x"),
+                    self._num(name, attrs, "y"),
+                    self._num(name, attrs, "z"),
+                    self._num(name, attrs, "radius", 1.0),
+                    (
+                        self._num(name, attrs, "rotX", 0.0),
+                        self._num(name, attrs, "rotY", 0.0),
+                        self._num(name, attrs, "rotZ", 0.0),
+                    ),
+                    self._int(name, attrs, "inVp", 0),
+                    self._int(name, attrs, "inMag", 1),
+                    self._int(name, attrs, "bitDepth", 8),
+                    self._bool(attrs, "interpolation", False),
+                    self._int(name, attrs, "time", 0),
+                )
+            )
+        elif name == "edge" and parent == "edges" and self.tree is not None:
+            source, target = self._int(name, attrs, "source"), self._int(name, attrs, "target")
+            if source == target:
+                raise self.error(name, f"self-edge on node {source}")
+            self.tree.edges.append((source, target))
+        elif name == "thing":
+            tree_type = attrs.get("type", "DEFAULT")
+            if tree_type not in ("DEFAULT", "AGGLOMERATE"):
+                raise self.error(name, f"unknown tree type {tree_type!r}")
+            group = attrs.get("groupId")
+            self.tree = NmlTree(
+                self._int(name, attrs, "id"),
+                attrs.get("name", ""),
+                self._color(name, attrs),
+                self._int(name, attrs, "groupId") if group not in (None, "") else None,
+                self._bool(attrs, "isVisible", True),
+                tree_type,
+            )
+        elif name == "metadataEntry" and self.tree is not None:
+            self._metadata(name, attrs, self.tree.metadata)
+        elif name == "comment" and parent == "comments":
+            text = attrs.get("content")
+            if text is None:
+                raise self.error(name, "missing attribute 'content'")
+            nml.comments.append((self._int(name, attrs, "node"), text))
+        elif name == "branchpoint" and parent == "branchpoints":
+            nml.branchpoints.append(
+                (self._int(name, attrs, "id"), self._int(name, attrs, "time", 0))
+            )
+        elif name == "group" and parent in ("groups", "group"):
+            group_id = self._int(name, attrs, "id")
+            parent_id = self.group_stack[-1] if parent == "group" and self.group_stack else None
+            nml.groups.append(
+                NmlGroup(
+                    group_id,
+                    attrs.get("name", ""),
+                    parent_id,
+                    self._bool(attrs, "isExpanded", True),
+                )
+            )
+            self.group_stack.append(group_id)
+        elif parent == "parameters":
+            self._parameter(name, attrs)
+
+    def _end(self, name: str) -> None:
+        self.stack.pop()
+        if name == "thing" and self.tree is not None:
+            self.nml.trees.append(self.tree)
+            self.tree = None
+        elif name == "group" and self.group_stack:
+            self.group_stack.pop()
+
+    def _metadata(self, el: str, attrs: dict[str, str], into: dict[str, Any]) -> None:
+        key = attrs.get("key")
+        if not key:
+            raise self.error(el, "missing attribute 'key'")
+        if "stringValue" in attrs:
+            into[key] = attrs["stringValue"]
+        elif "numberValue" in attrs:
+            number = self._num(el, attrs, "numberValue")
+            into[key] = (
+                int(number) if number.is_integer() and "." not in attrs["numberValue"] else number
+            )
+        elif "boolValue" in attrs:
+            into[key] = self._bool(attrs, "boolValue", False)
+        elif "stringListValue-0" in attrs:
+            values = []
+            i = 0
+            while f"stringListValue-{i}" in attrs:
+                values.append(attrs[f"stringListValue-{i}"])
+                i += 1
+            into[key] = values
+        else:
+            into[key] = None
+
+    def _parameter(self, name: str, attrs: dict[str, str]) -> None:
+        nml = self.nml
+        if name == "experiment":
+            nml.name = attrs.get("name", "")
+            nml.description = attrs.get("description", "")
+        elif name == "scale":
+            nml.voxel_size = (
+                self._num(name, attrs, "x"),
+                self._num(name, attrs, "y"),
+                self._num(name, attrs, "z"),
+            )
+            nml.unit = attrs.get("unit", "nanometer")
+        elif name == "offset":
+            nml.offset = (
+                self._num(name, attrs, "x", 0),
+                self._num(name, attrs, "y", 0),
+                self._num(name, attrs, "z", 0),
+            )
+        elif name == "time":
+            nml.time = self._int(name, attrs, "ms", 0)
+        elif name == "editPosition":
+            nml.edit_position = (
+                self._num(name, attrs, "x"),
+                self._num(name, attrs, "y"),
+                self._num(name, attrs, "z"),
+            )
+        elif name == "activeNode":
+            nml.active_node = self._int(name, attrs, "id")
+        elif name in ("userBoundingBox", "taskBoundingBox"):
+            nml.boxes.append(
+                NmlBox(
+                    self._int(name, attrs, "id", len(nml.boxes) + 1),
+                    attrs.get("name", "task bounding box" if name == "taskBoundingBox" else ""),
+                    (
+                        self._num(name, attrs, "topLeftX"),
+                        self._num(name, attrs, "topLeftY"),
+                        self._num(name, attrs, "topLeftZ"),
+                    ),
+                    (
+                        self._num(name, attrs, "width"),
+                        self._num(name, attrs, "height"),
+                        self._num(name, attrs, "depth"),
+                    ),
+                    self._color(name, attrs),
+                    self._bool(attrs, "isVisible", True),
+                )
+            )
+
+    def feed(self, chunk: bytes, final: bool = False) -> None:
+        try:
+            self.parser.Parse(chunk, final)
+        except expat.ExpatError as exc:
+            line = exc.lineno
+            raise NmlError(
+                f"line {line}: not well-formed XML ({expat.ErrorString(exc.code)})",
+                line=line,
+                element=self.stack[-1] if self.stack else "",
+            ) from None
+
+    def finish(self) -> Nml:
+        self.feed(b"", True)
+        if not self.seen_root:
+            raise NmlError(
+                "the file is empty: an NML file has a <things> root", line=0, element="things"
+            )
+        self._check_references()
+        return self.nml
+
+    def _check_references(self) -> None:
+        nml = self.nml
+        tree_of: dict[int, int] = {}
+        for tree in nml.trees:
+            for node in tree.nodes:
+                tree_of[node.id] = tree.id
+        tree_ids = [t.id for t in nml.trees]
+        if len(set(tree_ids)) != len(tree_ids):
+            raise NmlError("duplicate tree (thing) ids", line=0, element="thing")
+        for tree in nml.trees:
+            for source, target in tree.edges:
+                for end in (source, target):
+                    if end not in tree_of:
+                        raise NmlError(
+                            f"<thing id={tree.id}>: edge {source}-{target} names node {end}, which does not exist",
+                            line=0,
+                            element="edge",
+                        )
+                if tree_of[source] != tree.id or tree_of[target] != tree.id:
+                    raise NmlError(
+                        f"<thing id={tree.id}>: edge {source}-{target} joins nodes of different trees",
+                        line=0,
+                        element="edge",
+                    )
+        for node_id, _ in nml.comments:
+            if node_id not in tree_of:
+                raise NmlError(
+                    f"comment on node {node_id}, which does not exist", line=0, element="comment"
+                )
+        for node_id, _ in nml.branchpoints:
+            if node_id not in tree_of:
+                raise NmlError(
+                    f"branchpoint on node {node_id}, which does not exist",
+                    line=0,
+                    element="branchpoint",
+                )
+        group_ids = {g.id for g in nml.groups}
+        if len(group_ids) != len(nml.groups):
+            raise NmlError("duplicate group ids", line=0, element="group")
+        for tree in nml.trees:
+            if tree.group_id is not None and tree.group_id not in group_ids:
+                raise NmlError(
+                    f"<thing id={tree.id}> is in group {tree.group_id}, which does not exist",
+                    line=0,
+                    element="thing",
+                )
+
+
+def read(source: IO[bytes] | bytes) -> Nml:
+    """Parse an NML document (bytes or a binary stream, read in 1 MiB chunks)."""
+    reader = _Reader()
+    if isinstance(source, bytes | bytearray | memoryview):
+        source = io.BytesIO(bytes(source))
+    while chunk := source.read(CHUNK):
+        reader.feed(chunk)
+    return reader.finish()
+
+
+def read_zip(data: bytes | IO[bytes]) -> Nml:
+    """A WEBKNOSSOS download: a zip whose one top-level ``.nml`` is the skeleton."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data)
+    except zipfile.BadZipFile:
+        raise NmlError("not a zip file", line=0, element="") from None
+    with archive:
+        names = [
+            i
+            for i in archive.infolist()
+            if i.filename.lower().endswith(".nml") and "/" not in i.filename.strip("/")
+        ]
+        if len(names) != 1:
+            raise NmlError(
+                f"the zip must hold exactly one top-level .nml file, found {len(names)}",
+                line=0,
+                element="",
+            )
+        info = names[0]
+        if info.file_size > MAX_ZIP_MEMBER:
+            raise NmlError("the .nml inside the zip is too large", line=0, element="")
+        with archive.open(info) as stream:
+            return read(stream)
+
+
+# -- writing -----------------------------------------------------------------------
+
+
+def fmt(value: float) -> str:
+    """Numbers as NML writes them: integers without a fraction, else the shortest repr."""
+    value = float(value)
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+def _esc(text: str) -> str:
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&quot;")
+        .replace("\n", "&#10;")
+        .replace("\r", "&#13;")
+        .replace("\t", "&#9;")
+    )
+
+
+def _attrs(pairs: Iterable[tuple[str, Any]]) -> str:
+    out = []
+    for key, value in pairs:
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, int | float):
+            text = fmt(value)
+        else:
+            text = _esc(str(value))
+        out.append(f' {key}="{text}"')
+    return "".join(out)
+
+
+def write(nml: Nml) -> Iterator[str]:
+    """The NML text in pieces, deterministic for the same input."""
+    yield '<?xml version="1.0" encoding="UTF-8"?>\n<things>\n  <parameters>\n'
+    yield f"    <experiment{_attrs([('name', nml.name), ('description', nml.description)])} />\n"
+    if nml.voxel_size is not None:
+        x, y, z = nml.voxel_size
+        yield f"    <scale{_attrs([('x', x), ('y', y), ('z', z), ('unit', nml.unit)])} />\n"
+    ox, oy, oz = nml.offset
+    yield f"    <offset{_attrs([('x', ox), ('y', oy), ('z', oz)])} />\n"
+    yield f"    <time{_attrs([('ms', nml.time)])} />\n"
+    if nml.edit_position is not None:
+        ex, ey, ez = nml.edit_position
+        yield f"    <editPosition{_attrs([('x', ex), ('y', ey), ('z', ez)])} />\n"
+    if nml.active_node is not None:
+        yield f"    <activeNode{_attrs([('id', nml.active_node)])} />\n"
+    for box in nml.boxes:
+        r, g, b, a = box.color
+        yield (
+            f"    <userBoundingBox{_attrs([('id', box.id), ('name', box.name), ('isVisible', box.is_visible), ('color.r', r), ('color.g', g), ('color.b', b), ('color.a', a), ('topLeftX', box.top_left[0]), ('topLeftY', box.top_left[1]), ('topLeftZ', box.top_left[2]), ('width', box.size[0]), ('height', box.size[1]), ('depth', box.size[2])])} />\n"
+        )
+    yield "  </parameters>\n"
+    for tree in nml.trees:
+        r, g, b, a = tree.color
+        yield f"  <thing{_attrs([('id', tree.id), ('color.r', r), ('color.g', g), ('color.b', b), ('color.a', a), ('name', tree.name), ('groupId', tree.group_id), ('isVisible', tree.is_visible), ('type', tree.type)])}>\n"
+        yield "    <nodes>\n"
+        parts = []
+        for n in tree.nodes:
+            parts.append(
+                f'      <node id="{n.id}" radius="{fmt(n.radius)}" x="{fmt(n.x)}" y="{fmt(n.y)}" z="{fmt(n.z)}" '
+                f'rotX="{fmt(n.rot[0])}" rotY="{fmt(n.rot[1])}" rotZ="{fmt(n.rot[2])}" inVp="{n.viewport}" '
+                f'inMag="{n.mag}" bitDepth="{n.bit_depth}" interpolation="{"true" if n.interpolation else "false"}" time="{n.time}" />\n'
+            )
+            if len(parts) >= 4096:
+                yield "".join(parts)
+                parts = []
+        yield "".join(parts)
+        yield "    </nodes>\n    <edges>\n"
+        yield "".join(f'      <edge source="{s}" target="{t}" />\n' for s, t in tree.edges)
+        yield "    </edges>\n"
+        if tree.metadata:
+            yield "    <metadata>\n"
+            for key in sorted(tree.metadata):
+                yield f"      <metadataEntry{_attrs(_metadata_attrs(key, tree.metadata[key]))} />\n"
+            yield "    </metadata>\n"
+        else:
+            yield "    <metadata />\n"
+        yield "  </thing>\n"
+    yield "  <branchpoints>\n"
+    yield "".join(f'    <branchpoint id="{n}" time="{t}" />\n' for n, t in nml.branchpoints)
+    yield "  </branchpoints>\n  <comments>\n"
+    yield "".join(
+        f"    <comment{_attrs([('node', n), ('content', c)])} />\n" for n, c in nml.comments
+    )
+    yield "  </comments>\n  <groups>\n"
+    yield from _write_groups(nml.groups)
+    yield "  </groups>\n</things>\n"
+
+
+def _metadata_attrs(key: str, value: Any) -> list[tuple[str, Any]]:
+    if isinstance(value, bool):
+        return [("key", key), ("boolValue", value)]
+    if isinstance(value, int | float):
+        return [("key", key), ("numberValue", value)]
+    if isinstance(value, list):
+        return [("key", key), *((f"stringListValue-{i}", str(v)) for i, v in enumerate(value))]
+    return [("key", key), ("stringValue", "" if value is None else str(value))]
+
+
+def _write_groups(groups: list[NmlGroup]) -> Iterator[str]:
+    children: dict[int | None, list[NmlGroup]] = {}
+    for g in groups:
+        children.setdefault(g.parent_id, []).append(g)
+
+    def walk(parent: int | None, depth: int) -> Iterator[str]:
+        pad = "  " * (depth + 2)
+        for g in children.get(parent, []):
+            attrs = _attrs([("id", g.id), ("name", g.name), ("isExpanded", g.is_expanded)])
+            if children.get(g.id):
+                yield f"{pad}<group{attrs}>\n"
+                yield from walk(g.id, depth + 1)
+                yield f"{pad}</group>\n"
+            else:
+                yield f"{pad}<group{attrs} />\n"
+
+    yield from walk(None, 0)
