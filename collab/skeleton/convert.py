@@ -158,7 +158,7 @@ def export_nml(
     nml = Nml(
         name=str(meta.get("dataset") or meta.get("name") or name),
         description=str(meta.get("description") or ""),
-        voxel_size=voxel_size,  # type: ignore[arg-type]
+        voxel_size=voxel_size,
         unit=str(meta.get("unit") or "nanometer"),
     )
     groups = list(sk.iter_groups())
@@ -201,7 +201,7 @@ def export_nml(
             NmlTree(
                 tree_num[t.id],
                 t.name,
-                t.color,  # type: ignore[arg-type]
+                t.color,
                 group_num.get(t.group_id) if t.group_id is not None else None,
                 t.is_visible,
                 t.type,
@@ -218,7 +218,7 @@ def export_nml(
                         n.bit_depth,
                         n.interpolation,
                         n.time,
-                    )  # type: ignore[arg-type]
+                    )
                     for n in nodes
                 ],
                 sorted(tree_edges[t.id]),
@@ -235,9 +235,9 @@ def export_nml(
         if k in node_num and isinstance(v, int | float)
     )
     boxes = list(sk.iter_bounding_boxes())
-    box_num = _integer_ids(b.id for b in boxes)
-    for b in boxes:
-        nml.boxes.append(NmlBox(box_num[b.id], b.name, b.top_left, b.size, b.color, b.is_visible))  # type: ignore[arg-type]
+    box_num = _integer_ids(box.id for box in boxes)
+    for box in boxes:
+        nml.boxes.append(NmlBox(box_num[box.id], box.name, box.top_left, box.size, box.color, box.is_visible))
     nml.boxes.sort(key=lambda b: b.id)
     return nml
 

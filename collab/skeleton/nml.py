@@ -35,7 +35,7 @@ class NmlNode:
     y: float
     z: float
     radius: float = 1.0
-    rot: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    rot: tuple[float, ...] = (0.0, 0.0, 0.0)
     viewport: int = 0
     mag: int = 1
     bit_depth: int = 8
@@ -47,7 +47,7 @@ class NmlNode:
 class NmlTree:
     id: int
     name: str = ""
-    color: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 1.0)
+    color: tuple[float, ...] = (1.0, 0.0, 0.0, 1.0)
     group_id: int | None = None
     is_visible: bool = True
     type: str = "DEFAULT"
@@ -68,9 +68,9 @@ class NmlGroup:
 class NmlBox:
     id: int
     name: str
-    top_left: tuple[float, float, float]
-    size: tuple[float, float, float]
-    color: tuple[float, float, float, float]
+    top_left: tuple[float, ...]
+    size: tuple[float, ...]
+    color: tuple[float, ...]
     is_visible: bool
 
 
@@ -78,11 +78,11 @@ class NmlBox:
 class Nml:
     name: str = ""
     description: str = ""
-    voxel_size: tuple[float, float, float] | None = None
+    voxel_size: tuple[float, ...] | None = None
     unit: str = "nanometer"
-    offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    offset: tuple[float, ...] = (0.0, 0.0, 0.0)
     time: int = 0
-    edit_position: tuple[float, float, float] | None = None
+    edit_position: tuple[float, ...] | None = None
     active_node: int | None = None
     trees: list[NmlTree] = field(default_factory=list)
     comments: list[tuple[int, str]] = field(default_factory=list)
@@ -174,7 +174,7 @@ class _Reader:
         raw = attrs.get(name)
         return default if raw is None else raw.strip().lower() in ("true", "1")
 
-    def _color(self, el: str, attrs: dict[str, str]) -> tuple[float, float, float, float]:
+    def _color(self, el: str, attrs: dict[str, str]) -> tuple[float, ...]:
         return (
             self._num(el, attrs, "color.r", 1.0),
             self._num(el, attrs, "color.g", 0.0),
