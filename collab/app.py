@@ -20,6 +20,7 @@ from collab.errors import CollabError
 from collab.gc_policy import collector_policy
 from collab.http import annotations as annotation_routes
 from collab.http import ops, users
+from collab.http import skeleton as skeleton_routes
 from collab.http.access_log import AccessLog
 from collab.http.common import JSON, Services, error_response
 from collab.http.replay_socket import replay_endpoint
@@ -102,6 +103,7 @@ def create_app(
         *ops.routes,
         *users.routes,
         *annotation_routes.routes,
+        *skeleton_routes.routes,
         WebSocketRoute("/sync/{annotation_id}/{doc}", sync_endpoint),
         WebSocketRoute("/replay/{annotation_id}/{doc}", replay_endpoint),
     ]

@@ -27,7 +27,9 @@ from collab.store import identity, oplog
 from collab.sync.room import RoomKey
 
 
-async def _require(request: Request, who: Principal, annotation_id: int, need: Access) -> Access:
+async def require_access(
+    request: Request, who: Principal, annotation_id: int, need: Access
+) -> Access:
     async with services(request).pool.acquire() as db:
         access = await identity.access_to(db, who, annotation_id)
     if access < need:
@@ -68,7 +70,7 @@ async def list_annotations(request: Request) -> JSON:
 async def get_annotation(request: Request) -> JSON:
     who = await caller(request)
     annotation_id = path_int(request, "annotation_id")
-    access = await _require(request, who, annotation_id, Access.READ)
+    access = await require_access(request, who, annotation_id, Access.READ)
     svc = services(request)
     async with svc.pool.acquire() as db:
         info = await identity.get_annotation(db, annotation_id)
@@ -83,7 +85,7 @@ async def get_annotation(request: Request) -> JSON:
 async def add_grant(request: Request) -> JSON:
     who = await caller(request)
     annotation_id = path_int(request, "annotation_id")
-    await _require(request, who, annotation_id, Access.OWNER)
+    await require_access(request, who, annotation_id, Access.OWNER)
     body = await read_json(request)
     user_id = field_int(body, "user", minimum=1)
     role = body.get("role")
@@ -98,7 +100,7 @@ async def remove_grant(request: Request) -> JSON:
     who = await caller(request)
     annotation_id = path_int(request, "annotation_id")
     user_id = path_int(request, "user_id")
-    await _require(request, who, annotation_id, Access.OWNER)
+    await require_access(request, who, annotation_id, Access.OWNER)
     async with services(request).pool.acquire() as db:
         await identity.revoke_grant(db, annotation_id, user_id)
     return JSON({"annotation": annotation_id, "user": user_id, "removed": True})
@@ -112,7 +114,9 @@ async def create_link(request: Request) -> JSON:
     if access not in ("read", "write"):
         raise InvalidJSON("'access' must be 'read' or 'write'")
     # Sharing for reading needs write access; sharing for writing needs ownership.
-    await _require(request, who, annotation_id, Access.OWNER if access == "write" else Access.WRITE)
+    await require_access(
+        request, who, annotation_id, Access.OWNER if access == "write" else Access.WRITE
+    )
     expires = field_time(body, "expires")
     async with services(request).pool.acquire() as db:
         token_id, token = await identity.create_token(
@@ -138,7 +142,7 @@ async def create_link(request: Request) -> JSON:
 async def list_versions(request: Request) -> JSON:
     who = await caller(request)
     annotation_id = path_int(request, "annotation_id")
-    await _require(request, who, annotation_id, Access.READ)
+    await require_access(request, who, annotation_id, Access.READ)
     kind = _doc(request)
     limit = query_int(request, "limit", 100, 1, 1000) or 100
     before = query_int(request, "before", None, 1)
@@ -158,7 +162,7 @@ async def list_versions(request: Request) -> JSON:
 async def get_version(request: Request) -> JSON:
     who = await caller(request)
     annotation_id = path_int(request, "annotation_id")
-    await _require(request, who, annotation_id, Access.READ)
+    await require_access(request, who, annotation_id, Access.READ)
     kind = _doc(request)
     version = path_int(request, "version")
     svc = services(request)
@@ -170,7 +174,7 @@ async def get_version(request: Request) -> JSON:
 async def restore(request: Request) -> JSON:
     who = await caller(request)
     annotation_id = path_int(request, "annotation_id")
-    await _require(request, who, annotation_id, Access.WRITE)
+    await require_access(request, who, annotation_id, Access.WRITE)
     body = await read_json(request)
     kind = _doc(request, body)
     version = field_int(body, "version", minimum=0) or 0
@@ -184,7 +188,7 @@ async def restore(request: Request) -> JSON:
 async def revert(request: Request) -> JSON:
     who = await caller(request)
     annotation_id = path_int(request, "annotation_id")
-    await _require(request, who, annotation_id, Access.WRITE)
+    await require_access(request, who, annotation_id, Access.WRITE)
     body = await read_json(request)
     kind = _doc(request, body)
     version = field_int(body, "version", minimum=1) or 1

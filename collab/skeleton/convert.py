@@ -237,7 +237,9 @@ def export_nml(
     boxes = list(sk.iter_bounding_boxes())
     box_num = _integer_ids(box.id for box in boxes)
     for box in boxes:
-        nml.boxes.append(NmlBox(box_num[box.id], box.name, box.top_left, box.size, box.color, box.is_visible))
+        nml.boxes.append(
+            NmlBox(box_num[box.id], box.name, box.top_left, box.size, box.color, box.is_visible)
+        )
     nml.boxes.sort(key=lambda b: b.id)
     return nml
 

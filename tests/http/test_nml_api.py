@@ -1,0 +1,99 @@
+"""NML over REST against the live server: import (xml and zip) as one version
+that connected clients receive, export (xml and zip), refusals."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from collab.skeleton import nml as nmlmod
+from tests.conftest import LiveServer
+from tests.yclient import YClient
+
+TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "webknossos"
+
+
+def _file(name: str) -> bytes:
+    path = TESTDATA / name
+    if not path.exists():
+        pytest.fail(f"test data missing: {path}")
+    return path.read_bytes()
+
+
+async def test_import_is_one_version_and_reaches_clients(live: LiveServer) -> None:
+    _, token = await live.user()
+    ann = await live.annotation(token)
+    watcher = await YClient(live.sync_url(ann, token=token)).connect()
+    async with live.client(token) as http:
+        r = await http.post(
+            f"/api/annotations/{ann}/nml",
+            content=_file("nml_with_small_distance_nodes.nml"),
+            headers={"content-type": "application/xml"},
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["version"] == 1 and body["trees"] == 3 and body["nodes"] == 22
+        versions = (await http.get(f"/api/annotations/{ann}/versions")).json()["versions"]
+        assert len(versions) == 1 and versions[0]["summary"]["nml"] == {"trees": 3, "nodes": 22}
+    await watcher.wait(lambda: len(watcher.map("nodes")) == 22)
+    assert len(watcher.map("trees")) == 3
+    await watcher.close()
+
+
+async def test_zip_import_and_both_exports(live: LiveServer) -> None:
+    _, token = await live.user()
+    ann = await live.annotation(token)
+    async with live.client(token) as http:
+        r = await http.post(
+            f"/api/annotations/{ann}/nml",
+            content=_file("l4_sample__explorational__suser__94b271.zip"),
+            headers={"content-type": "application/zip"},
+        )
+        assert r.status_code == 200, r.text
+        nodes = r.json()["nodes"]
+        xml = await http.get(f"/api/annotations/{ann}/nml")
+        assert xml.status_code == 200 and xml.headers["content-type"].startswith("application/xml")
+        assert nmlmod.read(xml.content).node_count == nodes
+        again = await http.get(f"/api/annotations/{ann}/nml")
+        assert again.content == xml.content  # byte-for-byte stable
+        zipped = await http.get(f"/api/annotations/{ann}/nml", params={"format": "zip"})
+        assert zipped.headers["content-type"] == "application/zip"
+        with zipfile.ZipFile(io.BytesIO(zipped.content)) as z:
+            assert z.namelist() == [f"annotation-{ann}.nml"]
+        assert nmlmod.read_zip(zipped.content).node_count == nodes
+
+
+async def test_invalid_nml_is_422_and_changes_nothing(live: LiveServer) -> None:
+    _, token = await live.user()
+    ann = await live.annotation(token)
+    bad = b'<?xml version="1.0"?>\n<things>\n<thing id="1"><nodes><node id="1" x="1" y="oops" z="3"/></nodes></thing></things>'
+    async with live.client(token) as http:
+        r = await http.post(
+            f"/api/annotations/{ann}/nml", content=bad, headers={"content-type": "application/xml"}
+        )
+        assert r.status_code == 422
+        err = r.json()["error"]
+        assert err["code"] == "invalid_nml" and err["line"] == 3 and err["element"] == "node"
+        lol = b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaa">]><things>&a;</things>'
+        r = await http.post(
+            f"/api/annotations/{ann}/nml", content=lol, headers={"content-type": "application/xml"}
+        )
+        assert r.status_code == 422 and "DTD" in r.json()["error"]["message"]
+        assert (await http.post(f"/api/annotations/{ann}/nml", content=b"")).status_code == 400
+        assert (await http.get(f"/api/annotations/{ann}/versions")).json()["versions"] == []
+
+
+async def test_import_needs_write_access(live: LiveServer) -> None:
+    _, owner = await live.user("owner")
+    ann = await live.annotation(owner)
+    async with live.client(owner) as http:
+        link = (await http.post(f"/api/annotations/{ann}/links", json={"access": "read"})).json()[
+            "token"
+        ]
+    async with live.client(link) as http:
+        r = await http.post(f"/api/annotations/{ann}/nml", content=_file("test_a.nml"))
+        assert r.status_code == 403
+        assert (await http.get(f"/api/annotations/{ann}/nml")).status_code == 200
