@@ -16,7 +16,7 @@ import psutil
 
 from collab.auth import new_token
 from tests.conftest import free_port
-from tests.yclient import YClient
+from tests.yclient import YClient, put_node
 
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -82,7 +82,7 @@ async def test_restart_keeps_every_saved_version(tmp_path: Path) -> None:
             ann = (await http.post("/api/annotations", json={"name": "persist"})).json()["id"]
         client = await YClient(f"{ws}/sync/{ann}/skeleton?token={token}&acks=1").connect()
         for i in range(30):
-            client.map("nodes")[str(i)] = {"treeId": "t", "position": [i, i, i]}
+            put_node(client, str(i), {"treeId": "t", "position": [i, i, i]})
             await asyncio.sleep(0)
         await client.wait(lambda: client.saved == 30)
         expected = client.map("nodes").to_py()
@@ -124,7 +124,7 @@ async def test_demo_prints_a_ready_annotation(tmp_path: Path) -> None:
         token = text.split("demo token:")[1].split()[0]
         sync = text.split("sync (Yjs):")[1].split()[0]
         client = await YClient(sync).connect()
-        client.map("nodes")["1"] = {"treeId": "t", "position": [1, 2, 3]}
+        put_node(client, "1", {"treeId": "t", "position": [1, 2, 3]})
         async with httpx.AsyncClient(headers={"authorization": f"Bearer {token}"}) as http:
             r = await http.get(f"http://127.0.0.1:{port}/api/annotations")
             assert r.json()["annotations"][0]["name"] == "demo annotation"

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from tests.conftest import LiveServer
-from tests.yclient import YClient
+from tests.yclient import YClient, put_node
 
 JS = Path(__file__).parent / "js"
 
@@ -17,7 +17,7 @@ async def test_stock_yjs_client_interoperates(live: LiveServer, node_modules: Pa
     _, token = await live.user()
     ann = await live.annotation(token)
     py = await YClient(live.sync_url(ann, token=token, acks="1")).connect()
-    py.map("nodes")["from-python"] = {"treeId": "t", "position": [1, 2, 3]}
+    put_node(py, "from-python", {"treeId": "t", "position": [1, 2, 3]})
     await py.wait(lambda: py.saved == 1)
     proc = await asyncio.create_subprocess_exec(
         "node",

@@ -133,3 +133,14 @@ class YClient:
         if self._task is not None:
             await asyncio.wait_for(self._task, 5)
         self.doc.unobserve(self._sub)
+
+
+def put_node(client: YClient, node_id: str, value: dict[str, Any]) -> None:
+    """Write a node, creating its tree in the same transaction if this replica
+    has none (the server repairs nodes of missing trees, which would add versions)."""
+    tree = value["treeId"]
+    with client.doc.transaction():
+        trees = client.map("trees")
+        if tree not in trees:
+            trees[tree] = Map({"name": tree})
+        client.map("nodes")[node_id] = value

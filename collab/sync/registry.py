@@ -18,6 +18,7 @@ import asyncpg
 from collab.config import Settings
 from collab.document.kinds import new_doc
 from collab.metrics import Metrics
+from collab.skeleton.repair import SkeletonRepairer
 from collab.store import oplog
 from collab.store.committer import GroupCommitter
 from collab.sync.room import Room, RoomKey, UpdateRecord
@@ -148,6 +149,7 @@ class RoomRegistry:
                 self.committer,
                 snapshot_every=self._settings.snapshot_every,
                 on_update=self._counted,
+                repairer=SkeletonRepairer(doc) if key.doc == "skeleton" else None,
             )
         except BaseException as exc:
             for future in (loading.stored, loading.room):

@@ -58,6 +58,18 @@ class Peer(Protocol):
     def send(self, frame: bytes) -> None: ...
 
 
+class Repairer(Protocol):
+    """Keeps a document kind's invariants (the skeleton's: collab/skeleton/repair.py)."""
+
+    def observe(self, doc: Doc, touched: list[tuple[str, ...]]) -> None:
+        """Update indexes from the paths the last transaction touched."""
+
+    def plan(
+        self, doc: Doc, touched: list[tuple[str, ...]]
+    ) -> tuple[Callable[[Doc], None], dict[str, Any]] | None:
+        """The edit that restores the invariants, with its summary; None if none is needed."""
+
+
 class Sink(Protocol):
     def submit(self, room: Room, record: UpdateRecord) -> None: ...
 
@@ -79,6 +91,7 @@ class Room:
         *,
         snapshot_every: int,
         on_update: Callable[[Room, UpdateRecord], None] | None = None,
+        repairer: Repairer | None = None,
     ) -> None:
         self.key = key
         self.doc = doc
@@ -92,6 +105,8 @@ class Room:
         self.idle_since: float | None = time.monotonic()
         self.holds = 0  # REST operations using the room; it is not unloaded meanwhile
         self._on_update = on_update
+        self.repairer = repairer
+        self._repairing = False
         self._recorder = TouchRecorder(doc, key.doc)
         self._author: int | None = None
         self._origin: Peer | None = None
@@ -212,7 +227,26 @@ class Room:
         self.sink.submit(self, record)
         if self._on_update is not None:
             self._on_update(self, record)
+        if self.repairer is not None:
+            self.repairer.observe(self.doc, self.touched)
+            if not self._repairing:
+                self._repair()
         return record.version
+
+    def _repair(self) -> None:
+        """Restore the document's invariants after a change, as new versions."""
+        assert self.repairer is not None
+        self._repairing = True
+        try:
+            for _ in range(5):  # a merge can expose more to fix; bounded
+                fix = self.repairer.plan(self.doc, self.touched)
+                if fix is None:
+                    return
+                edit, summary = fix
+                if self.change(edit, None, {"repair": summary}) is None:
+                    return
+        finally:
+            self._repairing = False
 
     def _on_transaction(self, event: TransactionEvent) -> None:
         update = event.update

@@ -11,7 +11,7 @@ from pycrdt import Doc, Map
 
 from collab.sync import messages as m
 from tests.conftest import LiveServer
-from tests.yclient import YClient
+from tests.yclient import YClient, put_node
 
 
 async def _session(live: LiveServer) -> tuple[str, int, YClient]:
@@ -28,7 +28,7 @@ async def _step(client: YClient, version: int) -> None:
 async def test_versions_are_paged_and_documents_readable_at_any_version(live: LiveServer) -> None:
     token, ann, a = await _session(live)
     for i in range(1, 8):
-        a.map("nodes")[str(i)] = {"treeId": "t", "position": [i, 0, 0]}
+        put_node(a, str(i), {"treeId": "t", "position": [i, 0, 0]})
         await _step(a, i)
     async with live.client(token) as http:
         page1 = (await http.get(f"/api/annotations/{ann}/versions", params={"limit": 3})).json()
@@ -62,9 +62,9 @@ async def test_versions_are_paged_and_documents_readable_at_any_version(live: Li
 async def test_restore_makes_an_old_state_the_newest_version(live: LiveServer) -> None:
     token, ann, a = await _session(live)
     a.map("trees")["t1"] = Map({"name": "first", "color": [1, 0, 0, 1]})
-    a.map("nodes")["1"] = {"treeId": "t1", "position": [1, 1, 1]}
+    put_node(a, "1", {"treeId": "t1", "position": [1, 1, 1]})
     await _step(a, 2)
-    a.map("nodes")["2"] = {"treeId": "t1", "position": [2, 2, 2]}
+    put_node(a, "2", {"treeId": "t1", "position": [2, 2, 2]})
     a.map("trees")["t1"]["name"] = "renamed"
     del a.map("nodes")["1"]
     await _step(a, 5)
@@ -93,14 +93,14 @@ async def test_revert_undoes_one_version_and_keeps_later_work(live: LiveServer) 
     a.map("trees")["t1"] = Map({"name": "axon", "color": [1, 0, 0, 1]})  # v1
     await _step(a, 1)
     with a.doc.transaction():  # v2: the version we will revert
-        a.map("nodes")["n1"] = {"treeId": "t1", "position": [1, 1, 1]}
-        a.map("nodes")["n2"] = {"treeId": "t1", "position": [2, 2, 2]}
+        put_node(a, "n1", {"treeId": "t1", "position": [1, 1, 1]})
+        put_node(a, "n2", {"treeId": "t1", "position": [2, 2, 2]})
         a.map("comments")["n1"] = "soma"
         a.map("trees")["t1"]["name"] = "dendrite"
     await _step(a, 2)
     b = await YClient(live.sync_url(ann, token=token, acks="1")).connect()
-    b.map("nodes")["n2"] = {"treeId": "t1", "position": [9, 9, 9]}  # v3 touches n2 again
-    b.map("nodes")["n3"] = {"treeId": "t1", "position": [3, 3, 3]}  # v4 unrelated
+    put_node(b, "n2", {"treeId": "t1", "position": [9, 9, 9]})  # v3 touches n2 again
+    put_node(b, "n3", {"treeId": "t1", "position": [3, 3, 3]})  # v4 unrelated
     await _step(b, 4)
     async with live.client(token) as http:
         r = await http.post(f"/api/annotations/{ann}/revert", json={"version": 2})
@@ -143,7 +143,7 @@ async def test_revert_of_a_deletion_brings_the_tree_back(live: LiveServer) -> No
 async def test_replay_streams_versions_in_order(live: LiveServer) -> None:
     token, ann, a = await _session(live)
     for i in range(1, 6):
-        a.map("nodes")[str(i)] = {"treeId": "t", "position": [i, 0, 0]}
+        put_node(a, str(i), {"treeId": "t", "position": [i, 0, 0]})
         await _step(a, i)
     url = f"{live.ws_url}/replay/{ann}/skeleton?token={token}&from=3&to=5&speed=1000"
     doc = Doc()

@@ -10,14 +10,14 @@ import websockets
 
 from collab.sync import messages as m
 from tests.conftest import LiveServer
-from tests.yclient import YClient
+from tests.yclient import YClient, put_node
 
 
 async def _setup(live: LiveServer) -> tuple[str, int, YClient]:
     _, token = await live.user()
     ann = await live.annotation(token)
     bystander = await YClient(live.sync_url(ann, token=token, acks="1")).connect()
-    bystander.map("nodes")["keep"] = {"treeId": "t", "position": [1, 1, 1]}
+    put_node(bystander, "keep", {"treeId": "t", "position": [1, 1, 1]})
     await bystander.wait(lambda: bystander.saved == 1)
     return token, ann, bystander
 
@@ -30,7 +30,7 @@ async def _still_works_after(
     live: LiveServer, token: str, ann: int, bystander: YClient, versions: int
 ) -> None:
     """The bystander can still write; a fresh client sees everything; nothing else was stored."""
-    bystander.map("nodes")["after"] = {"treeId": "t", "position": [2, 2, 2]}
+    put_node(bystander, "after", {"treeId": "t", "position": [2, 2, 2]})
     await bystander.wait(lambda: bystander.saved == versions)
     fresh = await YClient(live.sync_url(ann, token=token)).connect()
     assert set(fresh.map("nodes").keys()) == {"keep", "after"}
@@ -122,7 +122,7 @@ async def test_share_link_for_another_annotation_is_4403(live: LiveServer) -> No
         link = r.json()["token"]
     assert (await _refusal(live.sync_url(ann, token=link)))[0] == 4403
     ok = await YClient(live.sync_url(other, token=link, acks="1")).connect()
-    ok.map("nodes")["x"] = {"treeId": "t", "position": [0, 0, 0]}
+    put_node(ok, "x", {"treeId": "t", "position": [0, 0, 0]})
     await ok.wait(lambda: ok.saved == 1)
     await ok.close()
     await _still_works(live, token, ann, bystander)

@@ -8,7 +8,7 @@ from pycrdt import Doc, Map
 
 from collab.sync import messages as m
 from tests.conftest import LiveServer
-from tests.yclient import YClient
+from tests.yclient import YClient, put_node
 
 
 async def test_two_clients_converge_under_concurrent_edits(live: LiveServer) -> None:
@@ -17,8 +17,8 @@ async def test_two_clients_converge_under_concurrent_edits(live: LiveServer) -> 
     a = await YClient(live.sync_url(ann, token=token)).connect()
     b = await YClient(live.sync_url(ann, token=token)).connect()
     for i in range(50):
-        a.map("nodes")[f"a-{i}"] = {"treeId": "t1", "position": [i, 0, 0]}
-        b.map("nodes")[f"b-{i}"] = {"treeId": "t1", "position": [0, i, 0]}
+        put_node(a, f"a-{i}", {"treeId": "t1", "position": [i, 0, 0]})
+        put_node(b, f"b-{i}", {"treeId": "t1", "position": [0, i, 0]})
         if i % 10 == 0:
             await asyncio.sleep(0)
     a.map("trees")["t1"] = Map({"name": "from a"})
@@ -40,7 +40,7 @@ async def test_every_update_is_saved_and_acknowledged(live: LiveServer) -> None:
     ann = await live.annotation(token)
     a = await YClient(live.sync_url(ann, token=token, acks="1")).connect()
     for i in range(20):
-        a.map("nodes")[str(i)] = {"treeId": "t", "position": [i, i, i]}
+        put_node(a, str(i), {"treeId": "t", "position": [i, i, i]})
         await asyncio.sleep(0)
     await a.wait(lambda: a.saved == 20)
     async with live.client(token) as http:
@@ -61,13 +61,13 @@ async def test_viewer_gets_everything_but_cannot_write(live: LiveServer) -> None
         )
         assert r.status_code == 201
     w = await YClient(live.sync_url(ann, token=owner)).connect()
-    w.map("nodes")["n1"] = {"treeId": "t", "position": [1, 2, 3]}
+    put_node(w, "n1", {"treeId": "t", "position": [1, 2, 3]})
     v = await YClient(live.sync_url(ann, token=viewer, acks="1")).connect()
     await v.wait(lambda: "n1" in v.map("nodes"))
-    v.map("nodes")["evil"] = {"treeId": "t", "position": [0, 0, 0]}
+    put_node(v, "evil", {"treeId": "t", "position": [0, 0, 0]})
     await v.wait(lambda: bool(v.denied))
     assert "read-only" in v.denied[0]
-    w.map("nodes")["n2"] = {"treeId": "t", "position": [4, 5, 6]}
+    put_node(w, "n2", {"treeId": "t", "position": [4, 5, 6]})
     await v.wait(lambda: "n2" in v.map("nodes"))
     await w.wait(lambda: v.saved >= 2)
     assert "evil" not in w.map("nodes")
@@ -107,7 +107,7 @@ async def test_room_unloads_when_idle_and_reloads_from_the_log(live: LiveServer)
     ann = await live.annotation(token)
     a = await YClient(live.sync_url(ann, token=token, acks="1")).connect()
     for i in range(120):  # crosses two snapshots (snapshot_every=50)
-        a.map("nodes")[str(i)] = {"treeId": "t", "position": [i, 0, 0]}
+        put_node(a, str(i), {"treeId": "t", "position": [i, 0, 0]})
         if i % 7 == 0:
             del a.map("nodes")[str(i)]
     await a.wait(lambda: a.saved >= 120 + 18)
@@ -119,7 +119,7 @@ async def test_room_unloads_when_idle_and_reloads_from_the_log(live: LiveServer)
     # room loads, and can edit at once.
     b = await YClient(live.sync_url(ann, token=token, acks="1")).connect()
     assert b.map("nodes").to_py() == expected
-    b.map("nodes")["new"] = {"treeId": "t", "position": [0, 0, 0]}
+    put_node(b, "new", {"treeId": "t", "position": [0, 0, 0]})
     await b.wait(lambda: b.saved == 139)
     stale_state = b.doc.get_update()
     await b.close()

@@ -1,0 +1,430 @@
+"""Invariant repair of the skeleton document. Pure.
+
+Concurrent edits merge into documents no single client wrote: an edge whose
+node is gone, a node whose tree is gone, an edge joining two trees, a group
+cycle. The server runs :func:`repair` after every change and writes the fixes
+as one transaction (one version, author null, summary ``{"repair": …}``) that
+every replica receives. The rules, in the order they apply (docs/schema.md):
+
+1. **Bad edge key** (not ``"a,b"``, or ``a == b``): the edge is dropped.
+2. **Dangling edge** (an end node is missing): dropped.
+3. **Duplicate edge** (both ``"a,b"`` and ``"b,a"``): the greater key is dropped.
+4. **Orphan node** (its tree is missing): moved to the tree ``recovered``
+   (created, named "recovered", grey, outside any group).
+5. **Edge across trees**: the two trees merge: every node of the tree with the
+   greater id moves into the smaller, which keeps its name and colour; the
+   emptied tree is deleted.
+6. **Edge labelled with the wrong tree**: relabelled with its nodes' tree.
+7. **Comment or branchpoint on a missing node**: dropped.
+8. **Tree in a missing group**, **group under a missing parent**: moved to the
+   top level.
+9. **Group cycle**: cut by moving the group with the smallest id in the cycle
+   to the top level.
+
+The :class:`SkeletonIndex` (node → tree, tree → nodes, node → edges) is kept
+up to date from the paths each transaction touched, so a repair pass looks
+only at what changed, never at the whole document.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pycrdt import Doc, Map
+
+from collab.skeleton.model import id_order
+from collab.skeleton.schema import edge_key, split_edge
+
+RECOVERED = "recovered"
+RECOVERED_FIELDS: dict[str, Any] = {
+    "name": "recovered",
+    "color": [0.5, 0.5, 0.5, 1.0],
+    "groupId": None,
+    "isVisible": True,
+    "type": "DEFAULT",
+    "metadata": {},
+}
+
+
+class SkeletonIndex:
+    def __init__(self) -> None:
+        self.tree_of: dict[str, str] = {}
+        self.nodes_of: dict[str, set[str]] = defaultdict(set)
+        self.edges_of: dict[str, set[str]] = defaultdict(set)
+
+    @classmethod
+    def build(cls, doc: Doc) -> SkeletonIndex:
+        index = cls()
+        for node_id, value in doc.get("nodes", type=Map).items():
+            index._set_node(node_id, value)
+        for key in doc.get("edges", type=Map).keys():
+            index._add_edge(key)
+        return index
+
+    def _set_node(self, node_id: str, value: Any) -> None:
+        old = self.tree_of.pop(node_id, None)
+        if old is not None:
+            members = self.nodes_of.get(old)
+            if members is not None:
+                members.discard(node_id)
+                if not members:
+                    del self.nodes_of[old]
+        if value is not None:
+            tree = value.get("treeId") if isinstance(value, dict) else None
+            tree = tree if isinstance(tree, str) else ""
+            self.tree_of[node_id] = tree
+            self.nodes_of[tree].add(node_id)
+
+    def _add_edge(self, key: str) -> None:
+        pair = split_edge(key)
+        if pair is not None:
+            self.edges_of[pair[0]].add(key)
+            self.edges_of[pair[1]].add(key)
+
+    def _remove_edge(self, key: str) -> None:
+        pair = split_edge(key)
+        if pair is None:
+            return
+        for end in pair:
+            keys = self.edges_of.get(end)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self.edges_of[end]
+
+    def update(self, doc: Doc, touched: Iterable[tuple[str, ...]]) -> None:
+        nodes = doc.get("nodes", type=Map)
+        edges = doc.get("edges", type=Map)
+        for path in touched:
+            if len(path) != 2:
+                continue
+            root, key = path
+            if root == "nodes":
+                self._set_node(key, nodes.get(key))
+            elif root == "edges":
+                if key in edges:
+                    self._add_edge(key)
+                else:
+                    self._remove_edge(key)
+
+
+@dataclass
+class Fixes:
+    drop_edges: set[str] = field(default_factory=set)
+    relabel_edges: dict[str, str] = field(default_factory=dict)
+    recover_nodes: set[str] = field(default_factory=set)
+    merges: list[tuple[str, str]] = field(default_factory=list)  # (keep, absorb)
+    drop_comments: set[str] = field(default_factory=set)
+    drop_branchpoints: set[str] = field(default_factory=set)
+    ungroup_trees: set[str] = field(default_factory=set)
+    unparent_groups: set[str] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return any(
+            (
+                self.drop_edges,
+                self.relabel_edges,
+                self.recover_nodes,
+                self.merges,
+                self.drop_comments,
+                self.drop_branchpoints,
+                self.ungroup_trees,
+                self.unparent_groups,
+            )
+        )
+
+    def summary(self) -> dict[str, int]:
+        counts = {
+            "droppedEdges": len(self.drop_edges),
+            "relabelledEdges": len(self.relabel_edges),
+            "recoveredNodes": len(self.recover_nodes),
+            "mergedTrees": len(self.merges),
+            "droppedComments": len(self.drop_comments),
+            "droppedBranchpoints": len(self.drop_branchpoints),
+            "ungroupedTrees": len(self.ungroup_trees),
+            "cutGroups": len(self.unparent_groups),
+        }
+        return {k: v for k, v in counts.items() if v}
+
+
+def _map(doc: Doc, name: str) -> Map:
+    return doc.get(name, type=Map)
+
+
+def plan(doc: Doc, index: SkeletonIndex, touched: Iterable[tuple[str, ...]]) -> Fixes:
+    """What must change to restore the invariants around the touched paths."""
+    trees, nodes, edges = _map(doc, "trees"), _map(doc, "nodes"), _map(doc, "edges")
+    fixes = Fixes()
+    check_edges: set[str] = set()
+    check_nodes: set[str] = set()
+    check_notes: set[str] = set()
+    groups_touched = False
+    trees_touched: set[str] = set()
+    for path in touched:
+        root, key = path[0], path[1] if len(path) > 1 else ""
+        if root == "edges":
+            check_edges.add(key)
+        elif root == "nodes":
+            check_nodes.add(key)
+            check_notes.add(key)
+            check_edges |= index.edges_of.get(key, set())
+        elif root == "trees":
+            trees_touched.add(key)
+            if key not in trees:
+                check_nodes |= index.nodes_of.get(key, set())
+        elif root in ("comments", "branchpoints"):
+            check_notes.add(key)
+        elif root == "groups":
+            groups_touched = True
+
+    # Rule 4: orphan nodes.
+    for node_id in check_nodes:
+        tree = index.tree_of.get(node_id)
+        if tree is not None and tree not in trees:
+            fixes.recover_nodes.add(node_id)
+            check_edges |= index.edges_of.get(node_id, set())
+
+    def tree_after(node_id: str) -> str | None:
+        if node_id in fixes.recover_nodes:
+            return RECOVERED
+        return index.tree_of.get(node_id)
+
+    # Rules 1-3, 5, 6: edges.
+    merge_pairs: set[tuple[str, str]] = set()
+    for key in sorted(check_edges):
+        if key not in edges:
+            continue
+        pair = split_edge(key)
+        if pair is None or pair[0] == pair[1]:
+            fixes.drop_edges.add(key)
+            continue
+        a, b = pair
+        if a not in nodes or b not in nodes:
+            fixes.drop_edges.add(key)
+            continue
+        reverse = edge_key(b, a)
+        if reverse in edges and reverse < key:
+            fixes.drop_edges.add(key)
+            continue
+        ta, tb = tree_after(a), tree_after(b)
+        if ta is None or tb is None:
+            continue
+        if ta != tb:
+            keep, absorb = sorted((ta, tb), key=id_order)
+            merge_pairs.add((keep, absorb))
+        elif edges[key] != ta:
+            fixes.relabel_edges[key] = ta
+    fixes.merges = _chain_merges(merge_pairs)
+
+    # Rule 7: notes on missing nodes.
+    comments, branchpoints = _map(doc, "comments"), _map(doc, "branchpoints")
+    for node_id in check_notes:
+        if node_id not in nodes:
+            if node_id in comments:
+                fixes.drop_comments.add(node_id)
+            if node_id in branchpoints:
+                fixes.drop_branchpoints.add(node_id)
+
+    # Rules 8-9: groups (few; checked whole when any group or tree moved).
+    if groups_touched or trees_touched:
+        groups = _map(doc, "groups")
+        parent_of: dict[str, Any] = {}
+        for gid, g in groups.items():
+            parent_of[gid] = g.get("parentId") if isinstance(g, Map) else None
+        for gid, parent in parent_of.items():
+            if parent is not None and parent not in parent_of:
+                fixes.unparent_groups.add(gid)
+        for start in sorted(parent_of, key=id_order):
+            seen: list[str] = []
+            node: Any = start
+            while (
+                node is not None
+                and node in parent_of
+                and node not in seen
+                and node not in fixes.unparent_groups
+            ):
+                seen.append(node)
+                node = parent_of[node]
+            if node is not None and node in seen:
+                cycle = seen[seen.index(node) :]
+                fixes.unparent_groups.add(min(cycle, key=id_order))
+        tree_ids = trees.keys() if groups_touched else [t for t in trees_touched if t in trees]
+        for tid in tree_ids:
+            tree_fields = trees.get(tid)
+            group_ref = tree_fields.get("groupId") if isinstance(tree_fields, Map) else None
+            if group_ref is not None and group_ref not in parent_of:
+                fixes.ungroup_trees.add(tid)
+    return fixes
+
+
+def _chain_merges(pairs: set[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Resolve merge pairs so each absorbed tree goes into its component's smallest id."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.get(x, x) != x:
+            x = parent[x]
+        return x
+
+    for a, b in sorted(pairs):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            keep, absorb = sorted((ra, rb), key=id_order)
+            parent[absorb] = keep
+    return sorted(((find(x), x) for x in parent), key=lambda p: (id_order(p[0]), id_order(p[1])))
+
+
+def apply(doc: Doc, index: SkeletonIndex, fixes: Fixes) -> None:
+    """Write the fixes (inside the caller's transaction)."""
+    trees, nodes, edges = _map(doc, "trees"), _map(doc, "nodes"), _map(doc, "edges")
+    for key in fixes.drop_edges:
+        if key in edges:
+            del edges[key]
+    if fixes.recover_nodes and RECOVERED not in trees:
+        trees[RECOVERED] = Map(dict(RECOVERED_FIELDS))
+    for node_id in fixes.recover_nodes:
+        _retree(nodes, node_id, RECOVERED)
+    for keep, absorb in fixes.merges:
+        for node_id in sorted(index.nodes_of.get(absorb, set())):
+            _retree(nodes, node_id, keep)
+        if absorb in trees and absorb != RECOVERED:
+            del trees[absorb]
+    merged_into = dict((absorb, keep) for keep, absorb in fixes.merges)
+    for key, tree in fixes.relabel_edges.items():
+        if key in edges:
+            edges[key] = merged_into.get(tree, tree)
+    if fixes.merges:
+        moved = {n for _, absorb in fixes.merges for n in index.nodes_of.get(absorb, set())}
+        for node_id in moved:
+            for key in index.edges_of.get(node_id, set()):
+                if key in edges and key not in fixes.drop_edges:
+                    pair = split_edge(key)
+                    if pair is not None:
+                        tree = merged_into.get(
+                            index.tree_of.get(pair[0], ""), index.tree_of.get(pair[0], "")
+                        )
+                        if edges[key] != tree:
+                            edges[key] = tree
+    comments, branchpoints = _map(doc, "comments"), _map(doc, "branchpoints")
+    for node_id in fixes.drop_comments:
+        if node_id in comments:
+            del comments[node_id]
+    for node_id in fixes.drop_branchpoints:
+        if node_id in branchpoints:
+            del branchpoints[node_id]
+    for tid in fixes.ungroup_trees:
+        t = trees.get(tid)
+        if isinstance(t, Map):
+            t["groupId"] = None
+    groups = _map(doc, "groups")
+    for gid in fixes.unparent_groups:
+        g = groups.get(gid)
+        if isinstance(g, Map):
+            g["parentId"] = None
+
+
+def _retree(nodes: Map, node_id: str, tree_id: str) -> None:
+    value = nodes.get(node_id)
+    if isinstance(value, dict) and value.get("treeId") != tree_id:
+        value = dict(value)
+        value["treeId"] = tree_id
+        nodes[node_id] = value
+
+
+def repair_all(doc: Doc) -> Fixes:
+    """Check the whole document (tests, imports, migrations): build, plan, apply
+    until nothing is left to fix (merges can expose relabels)."""
+    total = Fixes()
+    for _ in range(10):
+        index = SkeletonIndex.build(doc)
+        everything = [
+            (r, k)
+            for r in ("nodes", "edges", "comments", "branchpoints", "trees", "groups")
+            for k in _map(doc, r).keys()
+        ]
+        fixes = plan(doc, index, everything)
+        if not fixes:
+            break
+        with doc.transaction():
+            apply(doc, index, fixes)
+        total.drop_edges |= fixes.drop_edges
+        total.recover_nodes |= fixes.recover_nodes
+        total.merges += fixes.merges
+        total.relabel_edges.update(fixes.relabel_edges)
+        total.drop_comments |= fixes.drop_comments
+        total.drop_branchpoints |= fixes.drop_branchpoints
+        total.ungroup_trees |= fixes.ungroup_trees
+        total.unparent_groups |= fixes.unparent_groups
+    return total
+
+
+def violations(doc: Doc) -> list[str]:
+    """Every invariant the document breaks (empty list: none). For tests."""
+    trees, nodes, edges = _map(doc, "trees"), _map(doc, "nodes"), _map(doc, "edges")
+    out = []
+    tree_of: dict[str, Any] = {}
+    for nid, v in nodes.items():
+        t = v.get("treeId") if isinstance(v, dict) else None
+        tree_of[nid] = t
+        if not isinstance(t, str) or t not in trees:
+            out.append(f"node {nid} in missing tree {t}")
+    for key, label in edges.items():
+        pair = split_edge(key)
+        if pair is None or pair[0] == pair[1]:
+            out.append(f"bad edge key {key}")
+            continue
+        a, b = pair
+        if a not in nodes or b not in nodes:
+            out.append(f"dangling edge {key}")
+            continue
+        if edge_key(b, a) in edges:
+            out.append(f"duplicate edge {key}")
+        if tree_of[a] != tree_of[b]:
+            out.append(f"edge {key} joins trees {tree_of[a]} and {tree_of[b]}")
+        elif label != tree_of[a]:
+            out.append(f"edge {key} labelled {label}, nodes in {tree_of[a]}")
+    for root in ("comments", "branchpoints"):
+        for nid in _map(doc, root).keys():
+            if nid not in nodes:
+                out.append(f"{root} on missing node {nid}")
+    groups = _map(doc, "groups")
+    parent_of = {g: (v.get("parentId") if isinstance(v, Map) else None) for g, v in groups.items()}
+    for g, p in parent_of.items():
+        if p is not None and p not in parent_of:
+            out.append(f"group {g} under missing {p}")
+    for start in parent_of:
+        seen: set[str] = set()
+        node: Any = start
+        while node is not None and node in parent_of:
+            if node in seen:
+                out.append(f"group cycle through {start}")
+                break
+            seen.add(node)
+            node = parent_of[node]
+    for tid, t in trees.items():
+        gid = t.get("groupId") if isinstance(t, Map) else None
+        if gid is not None and gid not in parent_of:
+            out.append(f"tree {tid} in missing group {gid}")
+    return out
+
+
+class SkeletonRepairer:
+    """The room-side repairer: an index kept current, and incremental plans."""
+
+    def __init__(self, doc: Doc) -> None:
+        self.index = SkeletonIndex.build(doc)
+
+    def observe(self, doc: Doc, touched: list[tuple[str, ...]]) -> None:
+        self.index.update(doc, touched)
+
+    def plan(
+        self, doc: Doc, touched: list[tuple[str, ...]]
+    ) -> tuple[Callable[[Doc], None], dict[str, Any]] | None:
+        fixes = plan(doc, self.index, touched)
+        if not fixes:
+            return None
+        index = self.index
+        return (lambda d: apply(d, index, fixes)), fixes.summary()
