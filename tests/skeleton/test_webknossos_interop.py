@@ -1,0 +1,98 @@
+"""Interop with the `webknossos` Python library (AGPL: used here only, in its
+own virtual environment, never imported by collab): its NML imports, and its
+``Skeleton.load`` reads our export back with the same content."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from collab.document.kinds import new_doc
+from collab.skeleton import nml as nmlmod
+from collab.skeleton.convert import export_nml, import_nml
+from collab.skeleton.model import Skeleton
+
+WK_VERSION = "4.3.3"
+HERE = Path(__file__).parent / "wk"
+
+
+@pytest.fixture(scope="session")
+def wk_python() -> Path:
+    venv = Path(tempfile.gettempdir()) / f"collab-webknossos-{WK_VERSION}"
+    python = venv / "bin" / "python"
+    if not (venv / "ok").exists():
+        subprocess.run(
+            [sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=300
+        )
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", f"webknossos=={WK_VERSION}"],
+            check=True,
+            timeout=900,
+        )
+        (venv / "ok").write_text("installed\n")
+    return python
+
+
+def _run(python: Path, script: str, *args: str) -> str:
+    done = subprocess.run(
+        [str(python), str(HERE / script), *args], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_webknossos_output_imports(wk_python: Path, tmp_path: Path) -> None:
+    path = tmp_path / "wk.nml"
+    _run(wk_python, "write_skeleton.py", str(path))
+    sk = Skeleton(new_doc("skeleton"))
+    with sk.doc.transaction():
+        result = import_nml(sk, nmlmod.read(path.read_bytes()))
+    assert result.trees == 3 and result.nodes == 4
+    trees = {t.name: t for t in sk.iter_trees()}
+    groups = {g.id: g for g in sk.iter_groups()}
+    assert groups[trees["axon"].group_id or ""].name == "cells"
+    assert groups[trees["empty"].group_id or ""].name == "layer 4"
+    axon_nodes = sorted(
+        (n.position, n.radius) for n in sk.iter_nodes() if n.tree_id == trees["axon"].id
+    )
+    assert axon_nodes == [((10, 20, 30), 2.5), ((11, 21, 31), 1.5), ((12, 22, 32), 1.0)]
+    assert sorted(sk.comments.values()) == ["lonely", "soma"] and len(sk.branchpoints) == 1
+    assert len(sk.edges) == 2 and sk.meta["voxelSize"] == [11, 11, 25]
+
+
+def test_webknossos_reads_our_export(wk_python: Path, tmp_path: Path) -> None:
+    sk = Skeleton(new_doc("skeleton"))
+    sk.set_meta(voxelSize=[11, 11, 25], dataset="cortex")
+    sk.create_group("g-1", name="cells")
+    sk.create_group("g-2", name="layer 4", parent_id="g-1")
+    sk.create_tree("c-1", name="axon", group_id="g-2", color=[0, 1, 0, 1])
+    sk.add_node("c-1", [10, 20, 30], "c-n1", radius=2.5)
+    sk.add_node("c-1", [11, 21, 31], "c-n2", radius=1.5, connect_to="c-n1")
+    sk.add_node("c-1", [12, 22, 32], "c-n3", connect_to="c-n2")
+    sk.create_tree("7", name="dendrite")
+    sk.add_node("7", [1, 2, 3], "42")
+    sk.set_comment("c-n1", "soma & <synapse>")
+    sk.set_branchpoint("c-n2", 1700000000000)
+    sk.add_bounding_box([0, 0, 0], [100, 200, 300], name="roi")
+    path = tmp_path / "ours.nml"
+    path.write_text("".join(nmlmod.write(export_nml(sk))))
+    seen = json.loads(_run(wk_python, "read_skeleton.py", str(path)))
+    assert seen["groups"] == [["cells", None], ["layer 4", "cells"]]
+    assert seen["boxes"] == [["roi", [0.0, 0.0, 0.0], [100.0, 200.0, 300.0]]]
+    trees = {t["name"]: t for t in seen["trees"]}
+    assert trees["axon"]["group"] == "layer 4" and trees["dendrite"]["group"] == "Root"
+    assert trees["axon"]["nodes"] == [
+        [[10.0, 20.0, 30.0], 2.5, "soma & <synapse>", False],
+        [[11.0, 21.0, 31.0], 1.5, None, True],
+        [[12.0, 22.0, 32.0], 1.0, None, False],
+    ]
+    assert trees["axon"]["edges"] == [
+        [[10.0, 20.0, 30.0], [11.0, 21.0, 31.0]],
+        [[11.0, 21.0, 31.0], [12.0, 22.0, 32.0]],
+    ]
+    assert trees["dendrite"]["nodes"] == [[[1.0, 2.0, 3.0], 1.0, None, False]]
