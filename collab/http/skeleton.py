@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import math
 import zipfile
 from collections.abc import AsyncIterator
 
@@ -14,9 +15,11 @@ from starlette.routing import Route
 
 from collab.auth import Access
 from collab.errors import BadRequest
+from collab.history import doc_at
 from collab.http.annotations import require_access
-from collab.http.common import JSON, caller, path_int, read_body, services
+from collab.http.common import JSON, caller, path_int, query_int, read_body, services
 from collab.skeleton import nml as nmlmod
+from collab.skeleton import queries
 from collab.skeleton.convert import export_nml, import_nml
 from collab.skeleton.model import Skeleton
 from collab.store import identity
@@ -106,7 +109,92 @@ async def export_nml_endpoint(request: Request) -> Response:
     )
 
 
+async def _skeleton_read(request: Request) -> tuple[Skeleton, int]:
+    who = await caller(request)
+    annotation_id = path_int(request, "annotation_id")
+    await require_access(request, who, annotation_id, Access.READ)
+    room = await services(request).rooms.get(RoomKey(annotation_id, "skeleton"))
+    return Skeleton(room.doc), room.version
+
+
+async def skeleton_summary(request: Request) -> JSON:
+    sk, version = await _skeleton_read(request)
+    return JSON({"version": version, **queries.summary(sk)})
+
+
+async def skeleton_lengths(request: Request) -> JSON:
+    sk, version = await _skeleton_read(request)
+    return JSON({"version": version, **queries.path_lengths(sk)})
+
+
+def _floats(raw: str | None, name: str, count: int) -> list[float]:
+    if raw is None:
+        raise BadRequest(f"?{name} is required")
+    try:
+        values = [float(v) for v in raw.split(",")]
+    except ValueError:
+        raise BadRequest(f"?{name} must be {count} comma-separated numbers") from None
+    if len(values) != count or not all(math.isfinite(v) for v in values):
+        raise BadRequest(f"?{name} must be {count} comma-separated finite numbers")
+    return values
+
+
+async def skeleton_nodes_in_box(request: Request) -> JSON:
+    sk, version = await _skeleton_read(request)
+    box = _floats(request.query_params.get("box"), "box", 6)
+    if any(s < 0 for s in box[3:]):
+        raise BadRequest("?box size must not be negative")
+    limit = query_int(request, "limit", 10_000, 1, 100_000) or 10_000
+    return JSON({"version": version, **queries.nodes_in_box(sk, box[:3], box[3:], limit)})
+
+
+async def skeleton_tree_of_node(request: Request) -> JSON:
+    sk, version = await _skeleton_read(request)
+    return JSON({"version": version, **queries.tree_of(sk, request.path_params["node_id"])})
+
+
+async def skeleton_path(request: Request) -> JSON:
+    sk, version = await _skeleton_read(request)
+    source, target = request.query_params.get("from"), request.query_params.get("to")
+    if not source or not target:
+        raise BadRequest("?from and ?to (node ids) are required")
+    return JSON({"version": version, **queries.shortest_path(sk, source, target)})
+
+
+async def skeleton_diff(request: Request) -> JSON:
+    who = await caller(request)
+    annotation_id = path_int(request, "annotation_id")
+    await require_access(request, who, annotation_id, Access.READ)
+    svc = services(request)
+    key = RoomKey(annotation_id, "skeleton")
+    first = query_int(request, "from", None, 0)
+    if first is None:
+        raise BadRequest("?from (a version) is required")
+    last = query_int(request, "to", None, 0)
+    await svc.rooms.committer.flush()
+    old = await doc_at(svc.pool, key, first)
+    if last is None:
+        room = await svc.rooms.get(key)
+        last = room.version
+        new = Skeleton(room.doc)
+    else:
+        new = Skeleton(await doc_at(svc.pool, key, last))
+    return JSON({"from": first, "to": last, **queries.diff(Skeleton(old), new)})
+
+
 routes = [
+    Route("/api/annotations/{annotation_id}/skeleton", skeleton_summary, methods=["GET"]),
+    Route("/api/annotations/{annotation_id}/skeleton/lengths", skeleton_lengths, methods=["GET"]),
+    Route(
+        "/api/annotations/{annotation_id}/skeleton/nodes", skeleton_nodes_in_box, methods=["GET"]
+    ),
+    Route(
+        "/api/annotations/{annotation_id}/skeleton/nodes/{node_id}/tree",
+        skeleton_tree_of_node,
+        methods=["GET"],
+    ),
+    Route("/api/annotations/{annotation_id}/skeleton/path", skeleton_path, methods=["GET"]),
+    Route("/api/annotations/{annotation_id}/skeleton/diff", skeleton_diff, methods=["GET"]),
     Route("/api/annotations/{annotation_id}/nml", import_nml_endpoint, methods=["POST"]),
     Route("/api/annotations/{annotation_id}/nml", export_nml_endpoint, methods=["GET"]),
 ]
