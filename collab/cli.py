@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -25,11 +26,37 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="create the demo data once, then serve it")
     demo.add_argument("--port", type=int, default=None, help="port (default 8000)")
     demo.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    nml = sub.add_parser("nml", help="import or export an annotation's skeleton as NML")
+    nml_sub = nml.add_subparsers(dest="nml_command", required=True)
+    for name, helptext in (
+        ("import", "merge an NML (or zip) into the skeleton"),
+        ("export", "download the skeleton as NML"),
+    ):
+        cmd = nml_sub.add_parser(name, help=helptext)
+        cmd.add_argument("annotation", type=int, help="annotation id")
+        cmd.add_argument("file", type=Path, help="the .nml or .zip file")
+        cmd.add_argument(
+            "--server",
+            default=os.environ.get("COLLAB_SERVER", "http://127.0.0.1:8000"),
+            help="server URL (COLLAB_SERVER)",
+        )
+        cmd.add_argument("--token", default=None, help="bearer token (default: COLLAB_TOKEN)")
+        if name == "export":
+            cmd.add_argument(
+                "--zip", action="store_true", help="a zip holding the NML, as WEBKNOSSOS downloads"
+            )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "nml":
+        from collab import client_cli
+
+        token = client_cli.token_from(args.token)
+        if args.nml_command == "import":
+            return client_cli.nml_import(args.server, token, args.annotation, args.file)
+        return client_cli.nml_export(args.server, token, args.annotation, args.file, args.zip)
     try:
         settings = Settings.from_env().with_overrides(
             host=getattr(args, "host", None), port=args.port, data_dir=args.data_dir

@@ -30,22 +30,33 @@ async def test_summary_lengths_box_tree_path(live: LiveServer) -> None:
     async with live.client(token) as http:
         s = (await http.get(f"/api/annotations/{ann}/skeleton")).json()
         assert (s["treeCount"], s["nodeCount"], s["edgeCount"], s["version"]) == (2, 4, 2, 7)
-        assert [(t["name"], t["nodes"], t["edges"]) for t in s["trees"]] == [("axon", 3, 2), ("dendrite", 1, 0)]
+        assert [(t["name"], t["nodes"], t["edges"]) for t in s["trees"]] == [
+            ("axon", 3, 2),
+            ("dendrite", 1, 0),
+        ]
         lengths = (await http.get(f"/api/annotations/{ann}/skeleton/lengths")).json()
         axon = next(t for t in lengths["trees"] if t["id"] == "t1")
         assert math.isclose(axon["lengthNm"], 70.0)
-        box = (await http.get(f"/api/annotations/{ann}/skeleton/nodes", params={"box": "0,0,0,10,10,1"})).json()
+        box = (
+            await http.get(
+                f"/api/annotations/{ann}/skeleton/nodes", params={"box": "0,0,0,10,10,1"}
+            )
+        ).json()
         assert [n["id"] for n in box["nodes"]] == ["a", "b"] and box["count"] == 2
         tree = (await http.get(f"/api/annotations/{ann}/skeleton/nodes/c/tree")).json()
         assert tree["tree"]["id"] == "t1" and tree["tree"]["name"] == "axon"
-        path = (await http.get(f"/api/annotations/{ann}/skeleton/path", params={"from": "a", "to": "c"})).json()
+        path = (
+            await http.get(f"/api/annotations/{ann}/skeleton/path", params={"from": "a", "to": "c"})
+        ).json()
         assert path["path"] == ["a", "b", "c"] and math.isclose(path["lengthNm"], 70.0)
         # Refusals
         r = await http.get(f"/api/annotations/{ann}/skeleton/path", params={"from": "a", "to": "d"})
         assert r.status_code == 422 and "different trees" in r.json()["error"]["message"]
         r = await http.get(f"/api/annotations/{ann}/skeleton/nodes/zzz/tree")
         assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_entity"
-        assert (await http.get(f"/api/annotations/{ann}/skeleton/nodes", params={"box": "1,2"})).status_code == 400
+        assert (
+            await http.get(f"/api/annotations/{ann}/skeleton/nodes", params={"box": "1,2"})
+        ).status_code == 400
     await c.close()
 
 

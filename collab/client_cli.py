@@ -1,0 +1,132 @@
+"""Command-line clients of a running server: ``collab nml import|export``.
+
+They speak the REST API (docs/api.md) with httpx and draw a progress bar on
+standard error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+CHUNK = 256 * 1024
+
+
+class Progress:
+    """A one-line progress bar on a terminal (plain lines when not a TTY)."""
+
+    def __init__(self, label: str, total: int | None, stream: IO[str] = sys.stderr) -> None:
+        self.label = label
+        self.total = total
+        self.done = 0
+        self.stream = stream
+        self.started = time.monotonic()
+        self._last = 0.0
+        self.tty = stream.isatty()
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self._last >= (0.1 if self.tty else 2.0):
+            self._last = now
+            self.draw()
+
+    def draw(self, final: bool = False) -> None:
+        mb = self.done / 2**20
+        rate = mb / max(time.monotonic() - self.started, 1e-6)
+        if self.total:
+            frac = min(self.done / self.total, 1.0)
+            bar = "#" * int(frac * 30)
+            text = f"{self.label} [{bar:<30}] {frac * 100:5.1f}% {mb:8.1f} MiB {rate:6.1f} MiB/s"
+        else:
+            text = f"{self.label} {mb:8.1f} MiB {rate:6.1f} MiB/s"
+        end = "\n" if final or not self.tty else ""
+        self.stream.write(("\r" if self.tty else "") + text + end)
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.draw(final=True)
+
+
+def _client(server: str, token: str) -> httpx.Client:
+    return httpx.Client(
+        base_url=server,
+        headers={"authorization": f"Bearer {token}"},
+        timeout=httpx.Timeout(30, read=600),
+    )
+
+
+def _fail(response: httpx.Response) -> int:
+    try:
+        error = response.json()["error"]
+        print(
+            f"collab: {response.status_code} {error['code']}: {error['message']}", file=sys.stderr
+        )
+    except Exception:
+        print(f"collab: HTTP {response.status_code}", file=sys.stderr)
+    return 1
+
+
+def nml_import(server: str, token: str, annotation: int, path: Path) -> int:
+    size = path.stat().st_size
+    progress = Progress(f"upload {path.name}", size)
+    with path.open("rb") as f:
+        is_zip = f.read(4) == b"PK\x03\x04"
+
+    def body() -> Iterator[bytes]:
+        with path.open("rb") as f:
+            while chunk := f.read(CHUNK):
+                progress.advance(len(chunk))
+                yield chunk
+
+    with _client(server, token) as http:
+        response = http.post(
+            f"/api/annotations/{annotation}/nml",
+            content=body(),
+            headers={
+                "content-type": "application/zip" if is_zip else "application/xml",
+                "content-length": str(size),
+            },
+        )
+    progress.close()
+    if response.status_code != 200:
+        return _fail(response)
+    result = response.json()
+    print(
+        f"imported {result['trees']} trees, {result['nodes']} nodes as version {result['version']}"
+    )
+    return 0
+
+
+def nml_export(server: str, token: str, annotation: int, path: Path, as_zip: bool) -> int:
+    progress = Progress(f"download {path.name}", None)
+    params = {"format": "zip"} if as_zip else {}
+    with (
+        _client(server, token) as http,
+        http.stream("GET", f"/api/annotations/{annotation}/nml", params=params) as response,
+    ):
+        if response.status_code != 200:
+            response.read()
+            return _fail(response)
+        tmp = path.with_name(path.name + ".part")
+        with tmp.open("wb") as f:
+            for chunk in response.iter_bytes(CHUNK):
+                f.write(chunk)
+                progress.advance(len(chunk))
+        tmp.replace(path)
+    progress.close()
+    print(f"wrote {path}")
+    return 0
+
+
+def token_from(arg: str | None) -> str:
+    token = arg or os.environ.get("COLLAB_TOKEN")
+    if not token:
+        raise SystemExit("collab: a token is required (--token or COLLAB_TOKEN)")
+    return token

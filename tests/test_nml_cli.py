@@ -1,0 +1,68 @@
+"""``collab nml import|export`` against a live server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from collab.skeleton import nml as nmlmod
+from tests.conftest import LiveServer
+
+TESTDATA = Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / "webknossos"
+
+
+async def _cli(*args: str, token: str) -> tuple[int, str, str]:
+    env = {**os.environ, "COLLAB_TOKEN": token}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "collab.cli",
+        "nml",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_import_then_export(live: LiveServer, tmp_path: Path) -> None:
+    _, token = await live.user()
+    ann = await live.annotation(token)
+    code, out, err = await _cli(
+        "import",
+        str(ann),
+        str(TESTDATA / "nml_with_small_distance_nodes.nml"),
+        "--server",
+        live.url,
+        token=token,
+    )
+    assert code == 0, err
+    assert "imported 3 trees, 22 nodes as version 1" in out and "upload" in err
+    target = tmp_path / "out.nml"
+    code, out, err = await _cli("export", str(ann), str(target), "--server", live.url, token=token)
+    assert code == 0, err
+    assert nmlmod.read(target.read_bytes()).node_count == 22
+    zipped = tmp_path / "out.zip"
+    code, _, err = await _cli(
+        "export", str(ann), str(zipped), "--zip", "--server", live.url, token=token
+    )
+    assert code == 0 and nmlmod.read_zip(zipped.read_bytes()).node_count == 22
+
+
+async def test_errors_are_reported(live: LiveServer, tmp_path: Path) -> None:
+    _, token = await live.user()
+    ann = await live.annotation(token)
+    bad = tmp_path / "bad.nml"
+    bad.write_text(
+        "<things><thing id='1'><nodes><node id='1' x='a' y='1' z='1'/></nodes></thing></things>"
+    )
+    code, _, err = await _cli("import", str(ann), str(bad), "--server", live.url, token=token)
+    assert code == 1 and "422 invalid_nml" in err and "line 1" in err
+    code, _, err = await _cli(
+        "export", "999", str(tmp_path / "x.nml"), "--server", live.url, token=token
+    )
+    assert code == 1 and "404" in err
