@@ -35,6 +35,7 @@ from typing import Any
 
 from pycrdt import Doc, Map
 
+from collab.document.content import MISSING, read_map
 from collab.skeleton.model import id_order
 from collab.skeleton.schema import edge_key, split_edge
 
@@ -50,18 +51,25 @@ RECOVERED_FIELDS: dict[str, Any] = {
 
 
 class SkeletonIndex:
+    """What repair needs to know, kept in plain Python structures: which nodes,
+    edges (with their labels) and trees exist, node → tree, tree → nodes,
+    node → edges. Planning reads only this, never the CRDT."""
+
     def __init__(self) -> None:
         self.tree_of: dict[str, str] = {}
         self.nodes_of: dict[str, set[str]] = defaultdict(set)
         self.edges_of: dict[str, set[str]] = defaultdict(set)
+        self.edge_label: dict[str, Any] = {}
+        self.trees: set[str] = set()
 
     @classmethod
     def build(cls, doc: Doc) -> SkeletonIndex:
         index = cls()
-        for node_id, value in doc.get("nodes", type=Map).items():
+        for node_id, value in read_map(doc.get("nodes", type=Map)).items():
             index._set_node(node_id, value)
-        for key in doc.get("edges", type=Map).keys():
-            index._add_edge(key)
+        for key, label in read_map(doc.get("edges", type=Map)).items():
+            index._set_edge(key, label)
+        index.trees = set(doc.get("trees", type=Map).keys())
         return index
 
     def _set_node(self, node_id: str, value: Any) -> None:
@@ -72,43 +80,61 @@ class SkeletonIndex:
                 members.discard(node_id)
                 if not members:
                     del self.nodes_of[old]
-        if value is not None:
+        if value is not MISSING and value is not None:
             tree = value.get("treeId") if isinstance(value, dict) else None
             tree = tree if isinstance(tree, str) else ""
             self.tree_of[node_id] = tree
             self.nodes_of[tree].add(node_id)
 
-    def _add_edge(self, key: str) -> None:
+    def _set_edge(self, key: str, label: Any) -> None:
+        if label is MISSING:
+            self.edge_label.pop(key, None)
+            pair = split_edge(key)
+            if pair is not None:
+                for end in pair:
+                    keys = self.edges_of.get(end)
+                    if keys is not None:
+                        keys.discard(key)
+                        if not keys:
+                            del self.edges_of[end]
+            return
+        self.edge_label[key] = label
         pair = split_edge(key)
         if pair is not None:
             self.edges_of[pair[0]].add(key)
             self.edges_of[pair[1]].add(key)
 
-    def _remove_edge(self, key: str) -> None:
-        pair = split_edge(key)
-        if pair is None:
-            return
-        for end in pair:
-            keys = self.edges_of.get(end)
-            if keys is not None:
-                keys.discard(key)
-                if not keys:
-                    del self.edges_of[end]
-
-    def update(self, doc: Doc, touched: Iterable[tuple[str, ...]]) -> None:
+    def update(
+        self,
+        doc: Doc,
+        touched: Iterable[tuple[str, ...]],
+        values: dict[tuple[str, ...], Any] | None = None,
+    ) -> None:
+        """Apply a transaction's touched paths; ``values`` (from the TouchRecorder)
+        spares reading nodes and edges back from the document."""
+        values = values or {}
         nodes = doc.get("nodes", type=Map)
         edges = doc.get("edges", type=Map)
+        trees = doc.get("trees", type=Map)
         for path in touched:
             if len(path) != 2:
                 continue
             root, key = path
             if root == "nodes":
-                self._set_node(key, nodes.get(key))
+                value = values.get(path, None)
+                if value is None:
+                    value = nodes.get(key, MISSING)
+                self._set_node(key, value)
             elif root == "edges":
-                if key in edges:
-                    self._add_edge(key)
+                label = values.get(path, None)
+                if label is None:
+                    label = edges.get(key, MISSING)
+                self._set_edge(key, label)
+            elif root == "trees":
+                if key in trees:
+                    self.trees.add(key)
                 else:
-                    self._remove_edge(key)
+                    self.trees.discard(key)
 
 
 @dataclass
@@ -155,8 +181,13 @@ def _map(doc: Doc, name: str) -> Map:
 
 
 def plan(doc: Doc, index: SkeletonIndex, touched: Iterable[tuple[str, ...]]) -> Fixes:
-    """What must change to restore the invariants around the touched paths."""
-    trees, nodes, edges = _map(doc, "trees"), _map(doc, "nodes"), _map(doc, "edges")
+    """What must change to restore the invariants around the touched paths.
+
+    Reads only the index (and, rarely, comments and branchpoints of deleted
+    nodes, and the few groups): O(touched), whatever the document's size."""
+    trees = index.trees
+    nodes = index.tree_of
+    edges = index.edge_label
     fixes = Fixes()
     check_edges: set[str] = set()
     check_nodes: set[str] = set()
@@ -231,6 +262,7 @@ def plan(doc: Doc, index: SkeletonIndex, touched: Iterable[tuple[str, ...]]) -> 
     # Rules 8-9: groups (few; checked whole when any group or tree moved).
     if groups_touched or trees_touched:
         groups = _map(doc, "groups")
+        tree_map = _map(doc, "trees")
         parent_of: dict[str, Any] = {}
         for gid, g in groups.items():
             parent_of[gid] = g.get("parentId") if isinstance(g, Map) else None
@@ -251,9 +283,9 @@ def plan(doc: Doc, index: SkeletonIndex, touched: Iterable[tuple[str, ...]]) -> 
             if node is not None and node in seen:
                 cycle = seen[seen.index(node) :]
                 fixes.unparent_groups.add(min(cycle, key=id_order))
-        tree_ids = trees.keys() if groups_touched else [t for t in trees_touched if t in trees]
+        tree_ids = tree_map.keys() if groups_touched else [t for t in trees_touched if t in trees]
         for tid in tree_ids:
-            tree_fields = trees.get(tid)
+            tree_fields = tree_map.get(tid)
             group_ref = tree_fields.get("groupId") if isinstance(tree_fields, Map) else None
             if group_ref is not None and group_ref not in parent_of:
                 fixes.ungroup_trees.add(tid)
@@ -414,11 +446,15 @@ def violations(doc: Doc) -> list[str]:
 class SkeletonRepairer:
     """The room-side repairer: an index kept current, and incremental plans."""
 
+    values_of: tuple[str, ...] = ("nodes", "edges")
+
     def __init__(self, doc: Doc) -> None:
         self.index = SkeletonIndex.build(doc)
 
-    def observe(self, doc: Doc, touched: list[tuple[str, ...]]) -> None:
-        self.index.update(doc, touched)
+    def observe(
+        self, doc: Doc, touched: list[tuple[str, ...]], values: dict[tuple[str, ...], Any]
+    ) -> None:
+        self.index.update(doc, touched, values)
 
     def plan(
         self, doc: Doc, touched: list[tuple[str, ...]]

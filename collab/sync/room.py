@@ -61,8 +61,13 @@ class Peer(Protocol):
 class Repairer(Protocol):
     """Keeps a document kind's invariants (the skeleton's: collab/skeleton/repair.py)."""
 
-    def observe(self, doc: Doc, touched: list[tuple[str, ...]]) -> None:
-        """Update indexes from the paths the last transaction touched."""
+    values_of: tuple[str, ...]
+
+    def observe(
+        self, doc: Doc, touched: list[tuple[str, ...]], values: dict[tuple[str, ...], Any]
+    ) -> None:
+        """Update indexes from the paths the last transaction touched (and the
+        new values of ``values_of`` roots' entries)."""
 
     def plan(
         self, doc: Doc, touched: list[tuple[str, ...]]
@@ -107,13 +112,15 @@ class Room:
         self._on_update = on_update
         self.repairer = repairer
         self._repairing = False
-        self._recorder = TouchRecorder(doc, key.doc)
+        self._recorder = TouchRecorder(doc, key.doc, repairer.values_of if repairer else ())
         self._author: int | None = None
         self._origin: Peer | None = None
         self._extra_summary: dict[str, Any] | None = None
         self._last_record: UpdateRecord | None = None
         #: Paths the last transaction touched (what a repair pass looks at).
         self.touched: list[tuple[str, ...]] = []
+        #: New values of the touched entries of the repairer's ``values_of`` roots.
+        self.touched_values: dict[tuple[str, ...], Any] = {}
         self._sub = doc.observe(self._on_transaction)
 
     # -- peers -------------------------------------------------------------
@@ -228,7 +235,7 @@ class Room:
         if self._on_update is not None:
             self._on_update(self, record)
         if self.repairer is not None:
-            self.repairer.observe(self.doc, self.touched)
+            self.repairer.observe(self.doc, self.touched, self.touched_values)
             if not self._repairing:
                 self._repair()
         return record.version
@@ -252,6 +259,7 @@ class Room:
         update = event.update
         summary = self._recorder.take_summary()
         self.touched = self._recorder.take_touches()
+        self.touched_values = self._recorder.take_values()
         if update == m.EMPTY_UPDATE:
             return
         self.version += 1

@@ -74,6 +74,7 @@ def test_incremental_plan_sees_only_touched_paths() -> None:
     sk = replica(base_doc())
     index = SkeletonIndex.build(sk.doc)
     sk.edges["n0,ghost"] = "t1"
+    index.update(sk.doc, [("edges", "n0,ghost")])
     assert not plan(sk.doc, index, [("nodes", "n5")])  # untouched: not looked at
     fixes = plan(sk.doc, index, [("edges", "n0,ghost")])
     assert fixes.drop_edges == {"n0,ghost"}
