@@ -30,6 +30,7 @@ from collab.store import identity
 from collab.store.embedded import EmbeddedPostgres
 from collab.store.migrations import migrate
 from collab.sync.registry import RoomRegistry
+from collab.workers import Workers
 
 log = logging.getLogger("collab.app")
 
@@ -83,9 +84,10 @@ def create_app(
                 metrics = Metrics()
                 async with (
                     collector_policy(settings.gc_young_threshold, settings.gc_full_every_seconds),
+                    Workers(settings.workers) as workers,
                     RoomRegistry(pool, settings, metrics) as rooms,
                 ):
-                    app.state.services = Services(settings, pool, rooms, metrics)
+                    app.state.services = Services(settings, pool, rooms, metrics, workers)
                     log.info(
                         "server ready", extra={"database": "embedded" if embedded else "external"}
                     )

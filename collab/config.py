@@ -83,6 +83,9 @@ class Settings:
     gc_young_threshold: int = 50_000
     #: Seconds between full garbage collections (never started automatically).
     gc_full_every_seconds: float = 300.0
+    #: Worker processes for CPU-heavy jobs (NML import/export); the event loop
+    #: never runs them. One leaves a core to the server on a 2-core machine.
+    workers: int = 1
     #: Log level of the JSON logs.
     log_level: str = "INFO"
 
@@ -108,6 +111,7 @@ class Settings:
             replay_max_gap_seconds=_float(env, "COLLAB_REPLAY_MAX_GAP_SECONDS", 2.0),
             gc_young_threshold=_int(env, "COLLAB_GC_YOUNG_THRESHOLD", 50_000),
             gc_full_every_seconds=_float(env, "COLLAB_GC_FULL_EVERY_SECONDS", 300.0, 1.0),
+            workers=_int(env, "COLLAB_WORKERS", 1, 1),
             log_level=(env.get("COLLAB_LOG_LEVEL") or "INFO").upper(),
         )
 

@@ -17,6 +17,7 @@ from collab.errors import BadRequest, CollabError, InvalidJSON, PayloadTooLarge
 from collab.metrics import Metrics
 from collab.store import identity
 from collab.sync.registry import RoomRegistry
+from collab.workers import Workers
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,7 @@ class Services:
     pool: asyncpg.Pool
     rooms: RoomRegistry
     metrics: Metrics
+    workers: Workers
 
 
 def services(conn: HTTPConnection) -> Services:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import math
+import os
+import tempfile
 import zipfile
-from collections.abc import AsyncIterator
+from pathlib import Path
 
-from pycrdt import Doc
+from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from collab.auth import Access
@@ -18,14 +19,27 @@ from collab.errors import BadRequest
 from collab.history import doc_at
 from collab.http.annotations import require_access
 from collab.http.common import JSON, caller, path_int, query_int, read_body, services
-from collab.skeleton import nml as nmlmod
-from collab.skeleton import queries
-from collab.skeleton.convert import export_nml, import_nml
+from collab.skeleton import jobs, queries
+from collab.skeleton.convert import Existing
 from collab.skeleton.model import Skeleton
+from collab.skeleton.repair import SkeletonRepairer
 from collab.store import identity
 from collab.sync.room import RoomKey
 
 ZIP_MAGIC = b"PK\x03\x04"
+
+
+async def _spool(body: bytes, folder: Path, suffix: str) -> Path:
+    """Write a body to a private temporary file (for a worker process to read)."""
+
+    def write() -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(suffix=suffix, dir=folder)
+        with os.fdopen(fd, "wb") as f:
+            f.write(body)
+        return Path(name)
+
+    return await asyncio.to_thread(write)
 
 
 async def import_nml_endpoint(request: Request) -> JSON:
@@ -42,18 +56,23 @@ async def import_nml_endpoint(request: Request) -> JSON:
     is_zip = kind in ("application/zip", "application/x-zip-compressed") or body.startswith(
         ZIP_MAGIC
     )
-    parsed = await asyncio.to_thread(nmlmod.read_zip if is_zip else nmlmod.read, body)
+    path = await _spool(body, svc.settings.data_dir / "tmp", ".zip" if is_zip else ".nml")
     del body
     key = RoomKey(annotation_id, "skeleton")
-    results = []
-
-    def edit(doc: Doc) -> None:
-        results.append(import_nml(Skeleton(doc), parsed))
-
-    async with svc.rooms.hold(key) as room:
-        summary = {"nml": {"trees": len(parsed.trees), "nodes": parsed.node_count}}
-        version = room.change(edit, who.user_id, summary)
-    result = results[0]
+    try:
+        async with svc.rooms.hold(key) as room, room.import_lock:
+            repairer = room.repairer
+            known = (
+                repairer.index.tree_of.keys() if isinstance(repairer, SkeletonRepairer) else None
+            )
+            existing = Existing.of(Skeleton(room.doc), known)
+            # Parse and build in a worker process: the event loop only applies
+            # the finished update, as if a client had sent it.
+            update, result = await svc.workers.run(jobs.build_import, str(path), is_zip, existing)
+            summary = {"nml": {"trees": result.trees, "nodes": result.nodes}}
+            version = room.apply_update(update, who.user_id, None, summary)
+    finally:
+        await asyncio.to_thread(path.unlink, True)
     return JSON(
         {
             "version": version,
@@ -74,38 +93,40 @@ async def export_nml_endpoint(request: Request) -> Response:
         info = await identity.get_annotation(db, annotation_id)
     key = RoomKey(annotation_id, "skeleton")
     async with svc.rooms.hold(key) as room:
-        data = export_nml(Skeleton(room.doc), name=info["dataset"] or info["name"])
+        state = room.doc.get_update()
     filename = f"annotation-{annotation_id}"
-    wants_zip = request.query_params.get(
-        "format"
-    ) == "zip" or "application/zip" in request.headers.get("accept", "")
-    if wants_zip:
+    folder = svc.settings.data_dir / "tmp"
+    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(suffix=".nml", dir=folder)
+    os.close(fd)
+    out = Path(name)
+    try:
+        await svc.workers.run(jobs.write_export, state, str(out), info["dataset"] or info["name"])
+        del state
+        wants_zip = request.query_params.get(
+            "format"
+        ) == "zip" or "application/zip" in request.headers.get("accept", "")
+        if wants_zip:
 
-        def build() -> bytes:
-            buf = io.BytesIO()
-            with (
-                zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive,
-                archive.open(f"{filename}.nml", "w") as member,
-            ):
-                for piece in nmlmod.write(data):
-                    member.write(piece.encode())
-            return buf.getvalue()
+            def build() -> Path:
+                zipped = out.with_suffix(".zip")
+                with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as archive:
+                    archive.write(out, f"{filename}.nml")
+                out.unlink()
+                return zipped
 
-        payload = await asyncio.to_thread(build)
-        return Response(
-            payload,
-            media_type="application/zip",
-            headers={"content-disposition": f'attachment; filename="{filename}.zip"'},
-        )
-
-    async def stream() -> AsyncIterator[bytes]:
-        for piece in nmlmod.write(data):
-            yield piece.encode()
-
-    return StreamingResponse(
-        stream(),
-        media_type="application/xml",
-        headers={"content-disposition": f'attachment; filename="{filename}.nml"'},
+            target = await asyncio.to_thread(build)
+            media, download = "application/zip", f"{filename}.zip"
+        else:
+            target, media, download = out, "application/xml", f"{filename}.nml"
+    except BaseException:
+        await asyncio.to_thread(out.unlink, True)
+        raise
+    return FileResponse(
+        target,
+        media_type=media,
+        filename=download,
+        background=BackgroundTask(target.unlink, True),
     )
 
 

@@ -57,12 +57,40 @@ class _Ids:
         return wanted
 
 
-def import_nml(sk: Skeleton, nml: Nml) -> ImportResult:
-    """Merge the file into the document (call inside one transaction)."""
-    group_ids = _Ids(sk.groups.keys(), (g.id for g in nml.groups))
-    tree_ids = _Ids(sk.trees.keys(), (t.id for t in nml.trees))
-    node_ids = _Ids(sk.nodes.keys(), (n.id for t in nml.trees for n in t.nodes))
-    box_ids = _Ids(sk.bounding_boxes.keys(), (b.id for b in nml.boxes))
+@dataclass(frozen=True, slots=True)
+class Existing:
+    """The ids (and meta fields) a target document already has: what an import
+    built in another document must not collide with."""
+
+    groups: frozenset[str]
+    trees: frozenset[str]
+    nodes: frozenset[str]
+    boxes: frozenset[str]
+    meta: frozenset[str]
+
+    @classmethod
+    def of(cls, sk: Skeleton, node_ids: Iterable[str] | None = None) -> Existing:
+        """``node_ids``: the node ids when known from elsewhere (an index),
+        which spares reading a large nodes map back from the CRDT."""
+        return cls(
+            frozenset(sk.groups.keys()),
+            frozenset(sk.trees.keys()),
+            frozenset(node_ids if node_ids is not None else sk.nodes.keys()),
+            frozenset(sk.bounding_boxes.keys()),
+            frozenset(sk.meta.keys()),
+        )
+
+
+def import_nml(sk: Skeleton, nml: Nml, existing: Existing | None = None) -> ImportResult:
+    """Merge the file into the document (call inside one transaction).
+
+    With ``existing``, ``sk`` may be an empty scratch document whose update is
+    applied to the real one later (how the server imports, off its event loop)."""
+    ex = existing or Existing.of(sk)
+    group_ids = _Ids(ex.groups, (g.id for g in nml.groups))
+    tree_ids = _Ids(ex.trees, (t.id for t in nml.trees))
+    node_ids = _Ids(ex.nodes, (n.id for t in nml.trees for n in t.nodes))
+    box_ids = _Ids(ex.boxes, (b.id for b in nml.boxes))
     for g in nml.groups:
         group_ids.assign(g.id)
     for g in nml.groups:
@@ -120,10 +148,10 @@ def import_nml(sk: Skeleton, nml: Nml) -> ImportResult:
                 "isVisible": box.is_visible,
             }
         )
-    if nml.voxel_size is not None and "voxelSize" not in sk.meta:
+    if nml.voxel_size is not None and "voxelSize" not in ex.meta:
         sk.meta["voxelSize"] = list(nml.voxel_size)
         sk.meta["unit"] = nml.unit
-    if "name" not in sk.meta and nml.name:
+    if "name" not in ex.meta and nml.name:
         sk.meta["name"] = nml.name
     return ImportResult(len(nml.trees), nml.node_count, tree_ids.renamed, node_ids.renamed)
 

@@ -13,6 +13,7 @@ ask for ``saved`` messages (``?acks=1``).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -109,6 +110,7 @@ class Room:
         self.stats = RoomStats()
         self.idle_since: float | None = time.monotonic()
         self.holds = 0  # REST operations using the room; it is not unloaded meanwhile
+        self.import_lock = asyncio.Lock()  # one NML import at a time
         self._on_update = on_update
         self.repairer = repairer
         self._repairing = False
@@ -199,9 +201,16 @@ class Room:
 
     # -- updates -----------------------------------------------------------
 
-    def apply_update(self, update: bytes, author: int | None, origin: Peer | None) -> int | None:
+    def apply_update(
+        self,
+        update: bytes,
+        author: int | None,
+        origin: Peer | None,
+        summary: dict[str, Any] | None = None,
+    ) -> int | None:
         """Apply a client's update; return the new version (None if it changed nothing)."""
         self._author, self._origin, self._last_record = author, origin, None
+        self._extra_summary = summary
         try:
             self.doc.apply_update(update)
         except ValueError as exc:
@@ -209,7 +218,7 @@ class Room:
         except Exception as exc:  # pycrdt panics surface as PanicException
             raise BadUpdate(f"update cannot be applied: {type(exc).__name__}") from None
         finally:
-            self._author, self._origin = None, None
+            self._author, self._origin, self._extra_summary = None, None, None
         return self._finish()
 
     def change(
