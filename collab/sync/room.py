@@ -114,6 +114,7 @@ class Room:
         self._on_update = on_update
         self.repairer = repairer
         self._repairing = False
+        self._skip_repair = False
         self._recorder = TouchRecorder(doc, key.doc, repairer.values_of if repairer else ())
         self._author: int | None = None
         self._origin: Peer | None = None
@@ -207,10 +208,17 @@ class Room:
         author: int | None,
         origin: Peer | None,
         summary: dict[str, Any] | None = None,
+        *,
+        trusted: bool = False,
     ) -> int | None:
-        """Apply a client's update; return the new version (None if it changed nothing)."""
+        """Apply a client's update; return the new version (None if it changed nothing).
+
+        ``trusted``: the server built this update itself from fresh entities
+        (an NML import), so it cannot break an invariant: indexes are updated
+        but no repair pass runs over it."""
         self._author, self._origin, self._last_record = author, origin, None
         self._extra_summary = summary
+        self._skip_repair = trusted
         try:
             self.doc.apply_update(update)
         except ValueError as exc:
@@ -219,7 +227,10 @@ class Room:
             raise BadUpdate(f"update cannot be applied: {type(exc).__name__}") from None
         finally:
             self._author, self._origin, self._extra_summary = None, None, None
-        return self._finish()
+        try:
+            return self._finish()
+        finally:
+            self._skip_repair = False
 
     def change(
         self, edit: Callable[[Doc], None], author: int | None, summary: dict[str, Any]
@@ -245,7 +256,7 @@ class Room:
             self._on_update(self, record)
         if self.repairer is not None:
             self.repairer.observe(self.doc, self.touched, self.touched_values)
-            if not self._repairing:
+            if not self._repairing and not self._skip_repair:
                 self._repair()
         return record.version
 

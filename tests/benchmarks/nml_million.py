@@ -32,10 +32,14 @@ def make_nml(path: Path, nodes: int, trees: int, seed: int = 7) -> None:
     node_id = 1
     with path.open("w") as f:
         f.write('<?xml version="1.0" encoding="UTF-8"?>\n<things>\n  <parameters>\n')
-        f.write('    <experiment name="bench" />\n    <scale x="11.24" y="11.24" z="28.0" unit="nanometer" />\n  </parameters>\n')
+        f.write(
+            '    <experiment name="bench" />\n    <scale x="11.24" y="11.24" z="28.0" unit="nanometer" />\n  </parameters>\n'
+        )
         comments = []
         for t in range(1, trees + 1):
-            f.write(f'  <thing id="{t}" color.r="0.5" color.g="0.2" color.b="0.9" color.a="1.0" name="neuron {t}">\n    <nodes>\n')
+            f.write(
+                f'  <thing id="{t}" color.r="0.5" color.g="0.2" color.b="0.9" color.a="1.0" name="neuron {t}">\n    <nodes>\n'
+            )
             x, y, z = rnd.uniform(0, 50000), rnd.uniform(0, 50000), rnd.uniform(0, 5000)
             first = node_id
             edges = []
@@ -43,7 +47,9 @@ def make_nml(path: Path, nodes: int, trees: int, seed: int = 7) -> None:
                 x += rnd.uniform(-20, 20)
                 y += rnd.uniform(-20, 20)
                 z += rnd.uniform(-5, 5)
-                f.write(f'      <node id="{node_id}" radius="{rnd.uniform(1, 5):.2f}" x="{x:.1f}" y="{y:.1f}" z="{z:.1f}" rotX="0.0" rotY="0.0" rotZ="0.0" inVp="0" inMag="1" bitDepth="8" interpolation="true" time="{1700000000000 + node_id}" />\n')
+                f.write(
+                    f'      <node id="{node_id}" radius="{rnd.uniform(1, 5):.2f}" x="{x:.1f}" y="{y:.1f}" z="{z:.1f}" rotX="0.0" rotY="0.0" rotZ="0.0" inVp="0" inMag="1" bitDepth="8" interpolation="true" time="{1700000000000 + node_id}" />\n'
+                )
                 if k:
                     parent = node_id - 1 if rnd.random() > 0.02 else rnd.randint(first, node_id - 1)
                     edges.append((parent, node_id))
@@ -92,8 +98,10 @@ async def main() -> None:
     nml_path = tmp / "big.nml"
     t0 = time.perf_counter()
     make_nml(nml_path, a.nodes, a.trees)
-    print(f"generated {nml_path.stat().st_size / 2**20:.0f} MiB NML ({a.nodes} nodes, {a.trees} trees) in {time.perf_counter() - t0:.1f} s")
-    async with collab_server() as server:
+    print(
+        f"generated {nml_path.stat().st_size / 2**20:.0f} MiB NML ({a.nodes} nodes, {a.trees} trees) in {time.perf_counter() - t0:.1f} s"
+    )
+    async with collab_server({"COLLAB_LOG_LEVEL": "INFO"}) as server:
         ann = await server.annotation("million")
         headers = {"authorization": f"Bearer {server.token}"}
         peak = PeakRss(server.pid)
@@ -102,12 +110,18 @@ async def main() -> None:
         async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=600) as http:
             body = nml_path.read_bytes()
             t0 = time.perf_counter()
-            r = await http.post(f"/api/annotations/{ann}/nml", content=body, headers={"content-type": "application/xml"})
+            r = await http.post(
+                f"/api/annotations/{ann}/nml",
+                content=body,
+                headers={"content-type": "application/xml"},
+            )
             import_s = time.perf_counter() - t0
             r.raise_for_status()
             del body
-            print(f"import: {import_s:.2f} s for {r.json()['nodes']} nodes -> version {r.json()['version']}; "
-                  f"server RSS {rss_before:.0f} MB before, peak {peak.peak / 2**20:.0f} MB")
+            print(
+                f"import: {import_s:.2f} s for {r.json()['nodes']} nodes -> version {r.json()['version']}; "
+                f"server RSS {rss_before:.0f} MB before, peak {peak.peak / 2**20:.0f} MB"
+            )
             t0 = time.perf_counter()
             r = await http.get(f"/api/annotations/{ann}/nml")
             export_s = time.perf_counter() - t0
@@ -150,13 +164,20 @@ async def main() -> None:
             await asyncio.sleep(0.02)
         await asyncio.sleep(2)
         lat = [t - s for ts in times for t, s in zip(ts, sent, strict=False)]
-        print(f"one node added while {a.watchers} clients watch the {a.nodes}-node document: {summary_ms(lat)}")
+        print(
+            f"one node added while {a.watchers} clients watch the {a.nodes}-node document: {summary_ms(lat)}"
+        )
         await writer_ws.close()
         for w in watchers:
             await w.close()
         for t in tasks:
             await t
-        print(f"server RSS at the end: {server.rss_mb():.0f} MB; median first sync {statistics.median(syncs) * 1000:.0f} ms")
+        print(
+            f"server RSS at the end: {server.rss_mb():.0f} MB; median first sync {statistics.median(syncs) * 1000:.0f} ms"
+        )
+        for line in (server.data_dir / "server.log").read_text().splitlines():
+            if '"nml imported"' in line or '"room loaded"' in line:
+                print("  server:", line[:300])
 
 
 if __name__ == "__main__":
