@@ -62,6 +62,10 @@ class TouchRecorder:
         indexes need not read the document again."""
         self.doc = doc
         self.values_of = frozenset(values_of)
+        #: While set, transactions are not looked at (bulk updates whose
+        #: effects the caller reports itself; pycrdt's event.keys would
+        #: materialise every entry of a million-entry update).
+        self.paused = False
         self.values: dict[Path, Any] = {}
         self.touches: dict[Path, None] = {}
         self.counts: dict[str, dict[str, int]] = {}
@@ -73,6 +77,8 @@ class TouchRecorder:
 
     def _make_callback(self, root: str) -> Callable[[list[Any]], None]:
         def callback(events: list[Any]) -> None:
+            if self.paused:
+                return
             counts = self.counts.get(root)
             if counts is None:
                 counts = self.counts[root] = {"add": 0, "update": 0, "delete": 0}

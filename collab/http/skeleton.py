@@ -76,7 +76,7 @@ async def import_nml_endpoint(request: Request) -> JSON:
             update, result = await svc.workers.run(jobs.build_import, str(path), is_zip, existing)
             built = time.perf_counter()
             summary = {"nml": {"trees": result.trees, "nodes": result.nodes}}
-            version = room.apply_update(update, who.user_id, None, summary, trusted=True)
+            version = room.apply_update(update, who.user_id, None, summary, trusted=result.delta)
             log.info(
                 "nml imported",
                 extra={

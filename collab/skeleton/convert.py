@@ -21,6 +21,7 @@ from pycrdt import Map
 from collab.document.content import read_map
 from collab.skeleton.model import Skeleton, id_order
 from collab.skeleton.nml import Nml, NmlBox, NmlGroup, NmlNode, NmlTree
+from collab.skeleton.repair import IndexDelta
 from collab.skeleton.schema import BoundingBox, Group, Node, Tree, edge_key, split_edge
 
 
@@ -30,6 +31,8 @@ class ImportResult:
     nodes: int
     renamed_trees: int
     renamed_nodes: int
+    #: The new trees, nodes and edges, for the room's repair index.
+    delta: IndexDelta
 
 
 def _decimal(value: str) -> int | None:
@@ -103,8 +106,10 @@ def import_nml(sk: Skeleton, nml: Nml, existing: Existing | None = None) -> Impo
         )
     nodes = sk.nodes
     edges = sk.edges
+    delta = IndexDelta()
     for t in nml.trees:
         tree_id = tree_ids.assign(t.id)
+        delta.trees.append(tree_id)
         sk.trees[tree_id] = Map(
             {
                 "name": t.name,
@@ -116,7 +121,10 @@ def import_nml(sk: Skeleton, nml: Nml, existing: Existing | None = None) -> Impo
             }
         )
         for n in t.nodes:
-            nodes[node_ids.assign(n.id)] = {
+            node_id = node_ids.assign(n.id)
+            delta.node_ids.append(node_id)
+            delta.node_trees.append(tree_id)
+            nodes[node_id] = {
                 "treeId": tree_id,
                 "position": [n.x, n.y, n.z],
                 "radius": n.radius,
@@ -133,7 +141,10 @@ def import_nml(sk: Skeleton, nml: Nml, existing: Existing | None = None) -> Impo
             if (a, b) in seen or (b, a) in seen:
                 continue
             seen.add((a, b))
-            edges[edge_key(a, b)] = tree_id
+            key = edge_key(a, b)
+            edges[key] = tree_id
+            delta.edge_keys.append(key)
+            delta.edge_trees.append(tree_id)
     for node, text in nml.comments:
         sk.comments[node_ids.map[node]] = text
     for node, time in nml.branchpoints:
@@ -153,7 +164,7 @@ def import_nml(sk: Skeleton, nml: Nml, existing: Existing | None = None) -> Impo
         sk.meta["unit"] = nml.unit
     if "name" not in ex.meta and nml.name:
         sk.meta["name"] = nml.name
-    return ImportResult(len(nml.trees), nml.node_count, tree_ids.renamed, node_ids.renamed)
+    return ImportResult(len(nml.trees), nml.node_count, tree_ids.renamed, node_ids.renamed, delta)
 
 
 def _integer_ids(keys: Iterable[str]) -> dict[str, int]:

@@ -50,6 +50,17 @@ RECOVERED_FIELDS: dict[str, Any] = {
 }
 
 
+@dataclass(slots=True)
+class IndexDelta:
+    """Fresh entities of a bulk change, described by whoever built it."""
+
+    trees: list[str] = field(default_factory=list)
+    node_ids: list[str] = field(default_factory=list)
+    node_trees: list[str] = field(default_factory=list)
+    edge_keys: list[str] = field(default_factory=list)
+    edge_trees: list[str] = field(default_factory=list)
+
+
 class SkeletonIndex:
     """What repair needs to know, kept in plain Python structures: which nodes,
     edges (with their labels) and trees exist, node → tree, tree → nodes,
@@ -103,6 +114,17 @@ class SkeletonIndex:
         if pair is not None:
             self.edges_of[pair[0]].add(key)
             self.edges_of[pair[1]].add(key)
+
+    def absorb(self, delta: IndexDelta) -> None:
+        """Add fresh entities in bulk (an import): no reads, no checks."""
+        self.trees.update(delta.trees)
+        tree_of = self.tree_of
+        nodes_of = self.nodes_of
+        for node_id, tree in zip(delta.node_ids, delta.node_trees, strict=True):
+            tree_of[node_id] = tree
+            nodes_of[tree].add(node_id)
+        for key, label in zip(delta.edge_keys, delta.edge_trees, strict=True):
+            self._set_edge(key, label)
 
     def update(
         self,
@@ -455,6 +477,10 @@ class SkeletonRepairer:
         self, doc: Doc, touched: list[tuple[str, ...]], values: dict[tuple[str, ...], Any]
     ) -> None:
         self.index.update(doc, touched, values)
+
+    def absorb(self, delta: Any) -> None:
+        """``delta``: an :class:`IndexDelta` of new trees, nodes and edges."""
+        self.index.absorb(delta)
 
     def plan(
         self, doc: Doc, touched: list[tuple[str, ...]]

@@ -70,6 +70,9 @@ class Repairer(Protocol):
         """Update indexes from the paths the last transaction touched (and the
         new values of ``values_of`` roots' entries)."""
 
+    def absorb(self, delta: Any) -> None:
+        """Take a server-built bulk change's own description into the indexes."""
+
     def plan(
         self, doc: Doc, touched: list[tuple[str, ...]]
     ) -> tuple[Callable[[Doc], None], dict[str, Any]] | None:
@@ -209,16 +212,18 @@ class Room:
         origin: Peer | None,
         summary: dict[str, Any] | None = None,
         *,
-        trusted: bool = False,
+        trusted: Any = None,
     ) -> int | None:
         """Apply a client's update; return the new version (None if it changed nothing).
 
         ``trusted``: the server built this update itself from fresh entities
-        (an NML import), so it cannot break an invariant: indexes are updated
-        but no repair pass runs over it."""
+        (an NML import) and describes it: the transaction is not inspected,
+        the repairer's indexes take ``trusted`` as the delta, and no repair
+        pass runs (fresh entities cannot break an invariant)."""
         self._author, self._origin, self._last_record = author, origin, None
         self._extra_summary = summary
-        self._skip_repair = trusted
+        self._skip_repair = trusted is not None
+        self._recorder.paused = trusted is not None
         try:
             self.doc.apply_update(update)
         except ValueError as exc:
@@ -227,6 +232,9 @@ class Room:
             raise BadUpdate(f"update cannot be applied: {type(exc).__name__}") from None
         finally:
             self._author, self._origin, self._extra_summary = None, None, None
+            self._recorder.paused = False
+        if trusted is not None and self.repairer is not None:
+            self.repairer.absorb(trusted)
         try:
             return self._finish()
         finally:
@@ -254,9 +262,9 @@ class Room:
         self.sink.submit(self, record)
         if self._on_update is not None:
             self._on_update(self, record)
-        if self.repairer is not None:
+        if self.repairer is not None and not self._skip_repair:
             self.repairer.observe(self.doc, self.touched, self.touched_values)
-            if not self._repairing and not self._skip_repair:
+            if not self._repairing:
                 self._repair()
         return record.version
 

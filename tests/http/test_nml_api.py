@@ -97,3 +97,20 @@ async def test_import_needs_write_access(live: LiveServer) -> None:
         r = await http.post(f"/api/annotations/{ann}/nml", content=_file("test_a.nml"))
         assert r.status_code == 403
         assert (await http.get(f"/api/annotations/{ann}/nml")).status_code == 200
+
+
+async def test_imported_entities_are_known_to_the_repairer(live: LiveServer) -> None:
+    _, token = await live.user()
+    ann = await live.annotation(token)
+    async with live.client(token) as http:
+        r = await http.post(f"/api/annotations/{ann}/nml", content=_file("test_a.nml"))
+        assert r.status_code == 200 and r.json()["version"] == 1
+    c = await YClient(live.sync_url(ann, token=token, acks="1")).connect()
+    # A raw edge across two imported trees (as a concurrent merge can leave):
+    # the server must merge the trees, which needs the imported nodes indexed.
+    c.map("edges")["1,2"] = "1"
+    await c.wait(lambda: c.saved >= 3)
+    nodes = c.map("nodes").to_py()
+    assert nodes["1"]["treeId"] == nodes["2"]["treeId"] == "1"
+    assert "2" not in c.map("trees") and c.map("edges")["1,2"] == "1"
+    await c.close()
