@@ -108,8 +108,6 @@ async def export_nml_endpoint(request: Request) -> Response:
     async with svc.pool.acquire() as db:
         info = await identity.get_annotation(db, annotation_id)
     key = RoomKey(annotation_id, "skeleton")
-    async with svc.rooms.hold(key) as room:
-        state = room.doc.get_update()
     filename = f"annotation-{annotation_id}"
     folder = svc.settings.data_dir / "tmp"
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
@@ -117,7 +115,13 @@ async def export_nml_endpoint(request: Request) -> Response:
     os.close(fd)
     out = Path(name)
     try:
-        await svc.workers.run(jobs.write_export, state, str(out), info["dataset"] or info["name"])
+        # Held while the worker writes: a large room is not unloaded (and
+        # reloaded) under a long export.
+        async with svc.rooms.hold(key) as room:
+            state = room.doc.get_update()
+            await svc.workers.run(
+                jobs.write_export, state, str(out), info["dataset"] or info["name"]
+            )
         del state
         wants_zip = request.query_params.get(
             "format"

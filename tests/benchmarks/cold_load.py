@@ -29,7 +29,7 @@ async def fill(w: Writer, versions: int, window: int = 500) -> None:
         if i % 10 == 9:  # move a node (overwrite)
             key = f"n{i - 5}"
             if key in w.nodes:
-                w.nodes[key] = {"treeId": "t1", "position": [i, i, i], "radius": 2.0}
+                w.nodes[key] = {"treeId": "t1", "position": [i, i, i], "radius": 2.0}  # t1 exists
                 await w.ws.send(w._frames.pop())
                 i += 1
                 continue

@@ -78,7 +78,9 @@ class PeakRss:
 
 async def first_sync(url: str) -> float:
     started = time.perf_counter()
-    async with websockets.connect(url, max_size=None, compression=None) as ws:
+    async with websockets.connect(
+        url, max_size=None, compression=None, ping_interval=None, open_timeout=60
+    ) as ws:
         await ws.send(m.pack_sync_step1(b"\x00"))
         async for frame in ws:
             if isinstance(frame, bytes) and frame[:2] == b"\x00\x01":
@@ -145,7 +147,13 @@ async def main() -> None:
         tasks = [asyncio.create_task(watch(k)) for k in range(len(watchers))]
         from pycrdt import Doc, Map
 
-        writer_ws = await websockets.connect(server.sync_url(ann), max_size=None, compression=None)
+        writer_ws = await websockets.connect(
+            server.sync_url(ann),
+            max_size=None,
+            compression=None,
+            ping_interval=None,
+            open_timeout=60,
+        )
         await writer_ws.send(m.pack_sync_step1(b"\x00"))
         wdoc: Doc = Doc()
         async for frame in writer_ws:

@@ -11,6 +11,7 @@ import asyncio
 import time
 
 import psutil
+from pycrdt import Map
 
 from tests.benchmarks.harness import collab_server, machine
 from tests.benchmarks.yraw import Writer, connect
@@ -21,7 +22,10 @@ def pregenerate(w: Writer, count: int) -> list[bytes]:
     generator's CRDT work would otherwise be what is measured)."""
     frames = []
     for i in range(count):
-        w.nodes[f"n{i}"] = {"treeId": "t1", "position": [i, i + 1, i + 2], "radius": 1.0}
+        with w.doc.transaction():
+            if "t1" not in w.trees:
+                w.trees["t1"] = Map({"name": "bench"})
+            w.nodes[f"n{i}"] = {"treeId": "t1", "position": [i, i + 1, i + 2], "radius": 1.0}
         frames.append(w._frames.pop())
     return frames
 

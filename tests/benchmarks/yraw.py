@@ -45,13 +45,19 @@ class Writer:
         self.ws = ws
         self.doc: Doc = Doc()
         self.nodes = self.doc.get("nodes", type=Map)
+        self.trees = self.doc.get("trees", type=Map)
         self.sent: list[float] = []
         self.saved = 0
         self._frames: list[bytes] = []
         self.doc.observe(lambda e: self._frames.append(m.pack_update(e.update)))
 
     async def send_node(self, i: int) -> None:
-        self.nodes[f"n{i}"] = {"treeId": "t1", "position": [i, i + 1, i + 2], "radius": 1.0}
+        """One update: a node (its tree created in the same transaction the
+        first time, so the server has nothing to repair)."""
+        with self.doc.transaction():
+            if "t1" not in self.trees:
+                self.trees["t1"] = Map({"name": "bench"})
+            self.nodes[f"n{i}"] = {"treeId": "t1", "position": [i, i + 1, i + 2], "radius": 1.0}
         frame = self._frames.pop()
         self.sent.append(time.perf_counter())
         await self.ws.send(frame)
