@@ -28,6 +28,7 @@ only at what changed, never at the whole document.
 
 from __future__ import annotations
 
+import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -135,9 +136,9 @@ class SkeletonIndex:
         """Apply a transaction's touched paths; ``values`` (from the TouchRecorder)
         spares reading nodes and edges back from the document."""
         values = values or {}
-        nodes = doc.get("nodes", type=Map)
-        edges = doc.get("edges", type=Map)
-        trees = doc.get("trees", type=Map)
+        nodes = _map(doc, "nodes")
+        edges = _map(doc, "edges")
+        trees = _map(doc, "trees")
         for path in touched:
             if len(path) != 2:
                 continue
@@ -198,8 +199,19 @@ class Fixes:
         return {k: v for k, v in counts.items() if v}
 
 
+_ROOT_CACHE: weakref.WeakKeyDictionary[Doc, dict[str, Map]] = weakref.WeakKeyDictionary()
+
+
 def _map(doc: Doc, name: str) -> Map:
-    return doc.get(name, type=Map)
+    """A root map of ``doc``, cached: ``Doc.get`` opens a transaction each
+    call (~14 µs), which a per-update repair pass must not pay five times."""
+    roots = _ROOT_CACHE.get(doc)
+    if roots is None:
+        roots = _ROOT_CACHE[doc] = {}
+    m = roots.get(name)
+    if m is None:
+        m = roots[name] = doc.get(name, type=Map)
+    return m
 
 
 def plan(doc: Doc, index: SkeletonIndex, touched: Iterable[tuple[str, ...]]) -> Fixes:
@@ -273,9 +285,9 @@ def plan(doc: Doc, index: SkeletonIndex, touched: Iterable[tuple[str, ...]]) -> 
     fixes.merges = _chain_merges(merge_pairs)
 
     # Rule 7: notes on missing nodes.
-    comments, branchpoints = _map(doc, "comments"), _map(doc, "branchpoints")
     for node_id in check_notes:
         if node_id not in nodes:
+            comments, branchpoints = _map(doc, "comments"), _map(doc, "branchpoints")
             if node_id in comments:
                 fixes.drop_comments.add(node_id)
             if node_id in branchpoints:
