@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -156,7 +156,3 @@ def overlaps(a: Path, b: Path) -> bool:
     """Two paths conflict when one is a prefix of the other."""
     n = min(len(a), len(b))
     return a[:n] == b[:n]
-
-
-def iter_paths(paths: dict[Path, Any]) -> Iterator[Path]:
-    return iter(sorted(paths))

@@ -358,7 +358,3 @@ def _acyclic_parents(parent_of: dict[str, str | None]) -> dict[str, str | None]:
             cycle = path[path.index(node) :]
             out[min(cycle, key=id_order)] = None
     return out
-
-
-def summary(sk: Skeleton) -> dict[str, Any]:
-    return {"trees": len(sk.trees), "nodes": len(sk.nodes), "edges": len(sk.edges)}

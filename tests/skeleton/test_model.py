@@ -135,3 +135,16 @@ def test_readers_tolerate_garbage() -> None:
     node = sk.node("n")
     assert node.position == (0.0, 0.0, 0.0) and node.radius == 1.0 and node.tree_id == ""
     assert list(sk.iter_edges()) == []
+
+
+def test_update_node_and_rename_group(sk: Skeleton) -> None:
+    sk.create_tree("t1")
+    sk.add_node("t1", [1, 1, 1], "a")
+    sk.update_node("a", radius=4, mag=2, interpolation=True)
+    node = sk.node("a")
+    assert (node.radius, node.mag, node.interpolation) == (4.0, 2, True)
+    with pytest.raises(SkeletonError):
+        sk.update_node("a", color=[1, 1, 1, 1])
+    sk.create_group("g", name="old")
+    sk.rename_group("g", "new")
+    assert sk.group("g").name == "new"
