@@ -126,6 +126,8 @@ class RoomRegistry:
             yield room
         finally:
             room.holds -= 1
+            if not room.peers:
+                room.idle_since = time.monotonic()  # idle from now, not from before the hold
 
     async def _load(self, loading: Loading) -> None:
         key = loading.key
