@@ -302,7 +302,8 @@ class Room:
             data=update,
         )
         self.stats.updates_in += 1
-        self._broadcast(m.pack_update(update), self._origin)
+        if len(self.peers) > (self._origin is not None):
+            self._broadcast(m.pack_update(update), self._origin)
 
     def _broadcast(self, frame: bytes, exclude: Peer | None) -> None:
         n = 0
