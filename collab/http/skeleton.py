@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from collab.auth import Access
 from collab.errors import BadRequest
+from collab.gc_policy import settle
 from collab.history import doc_at
 from collab.http.annotations import require_access
 from collab.http.common import JSON, caller, path_int, query_int, read_body, services
@@ -26,6 +27,7 @@ from collab.skeleton.convert import Existing
 from collab.skeleton.model import Skeleton
 from collab.skeleton.repair import SkeletonRepairer
 from collab.store import identity
+from collab.sync.registry import LARGE_ROOM
 from collab.sync.room import RoomKey
 
 log = logging.getLogger("collab.http.skeleton")
@@ -77,12 +79,16 @@ async def import_nml_endpoint(request: Request) -> JSON:
             built = time.perf_counter()
             summary = {"nml": {"trees": result.trees, "nodes": result.nodes}}
             version = room.apply_update(update, who.user_id, None, summary, trusted=result.delta)
+            size = len(update)
+            del update
+            if result.nodes >= LARGE_ROOM:
+                settle()
             log.info(
                 "nml imported",
                 extra={
                     "annotation": annotation_id,
                     "nodes": result.nodes,
-                    "bytes": len(update),
+                    "bytes": size,
                     "build_ms": round((built - started) * 1000),
                     "apply_ms": round((time.perf_counter() - built) * 1000),
                 },

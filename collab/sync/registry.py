@@ -14,9 +14,11 @@ import time
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
+from pycrdt import Map
 
 from collab.config import Settings
 from collab.document.kinds import new_doc
+from collab.gc_policy import settle
 from collab.metrics import Metrics
 from collab.skeleton.repair import SkeletonRepairer
 from collab.store import oplog
@@ -24,6 +26,10 @@ from collab.store.committer import GroupCommitter
 from collab.sync.room import Room, RoomKey, UpdateRecord
 
 log = logging.getLogger("collab.sync.registry")
+
+#: Rooms with at least this many skeleton nodes get their index frozen out of
+#: the garbage collector's full passes once loaded (see gc_policy.settle).
+LARGE_ROOM = 50_000
 
 
 class Loading:
@@ -167,6 +173,8 @@ class RoomRegistry:
             return
         self.rooms[key] = room
         del self._loading[key]
+        if len(doc.get("nodes", type=Map)) >= LARGE_ROOM:
+            settle()
         self._metrics.rooms.set(len(self.rooms))
         loading.room.set_result(room)
         log.info(

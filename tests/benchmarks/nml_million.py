@@ -94,6 +94,7 @@ async def main() -> None:
     p.add_argument("--trees", type=int, default=1000)
     p.add_argument("--watchers", type=int, default=20)
     p.add_argument("--adds", type=int, default=300)
+    p.add_argument("--gc-full-every", type=float, default=None, help="server's COLLAB_GC_FULL_EVERY_SECONDS")
     a = p.parse_args()
     print(f"machine: {machine()}")
     tmp = Path(tempfile.mkdtemp(prefix="collab-nml-"))
@@ -103,7 +104,10 @@ async def main() -> None:
     print(
         f"generated {nml_path.stat().st_size / 2**20:.0f} MiB NML ({a.nodes} nodes, {a.trees} trees) in {time.perf_counter() - t0:.1f} s"
     )
-    async with collab_server({"COLLAB_LOG_LEVEL": "INFO"}) as server:
+    env = {"COLLAB_LOG_LEVEL": "INFO"}
+    if a.gc_full_every:
+        env["COLLAB_GC_FULL_EVERY_SECONDS"] = str(a.gc_full_every)
+    async with collab_server(env) as server:
         ann = await server.annotation("million")
         headers = {"authorization": f"Bearer {server.token}"}
         peak = PeakRss(server.pid)
@@ -184,7 +188,7 @@ async def main() -> None:
             f"server RSS at the end: {server.rss_mb():.0f} MB; median first sync {statistics.median(syncs) * 1000:.0f} ms"
         )
         for line in (server.data_dir / "server.log").read_text().splitlines():
-            if '"nml imported"' in line or '"room loaded"' in line:
+            if '"nml imported"' in line or '"room loaded"' in line or '"full collection"' in line:
                 print("  server:", line[:300])
 
 
