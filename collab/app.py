@@ -85,7 +85,7 @@ def create_app(
                 async with (
                     collector_policy(settings.gc_young_threshold, settings.gc_full_every_seconds),
                     Workers(settings.workers) as workers,
-                    RoomRegistry(pool, settings, metrics) as rooms,
+                    RoomRegistry(pool, settings, metrics, workers) as rooms,
                 ):
                     app.state.services = Services(settings, pool, rooms, metrics, workers)
                     log.info(

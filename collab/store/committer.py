@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -21,14 +22,20 @@ from collab.store import oplog
 
 if TYPE_CHECKING:
     from collab.metrics import Metrics
-    from collab.sync.room import Room, UpdateRecord
+    from collab.sync.room import Room, RoomKey, UpdateRecord
 
 log = logging.getLogger("collab.store.committer")
 
 
 class GroupCommitter:
     def __init__(
-        self, pool: asyncpg.Pool, metrics: Metrics, *, batch_max: int, queue_max: int
+        self,
+        pool: asyncpg.Pool,
+        metrics: Metrics,
+        *,
+        batch_max: int,
+        queue_max: int,
+        on_snapshot_due: Callable[[RoomKey, int], None] | None = None,
     ) -> None:
         self._pool = pool
         self._metrics = metrics
@@ -41,6 +48,7 @@ class GroupCommitter:
         self._room_space = asyncio.Event()
         self._room_space.set()
         self._closing = False
+        self._on_snapshot_due = on_snapshot_due
 
     def submit(self, room: Room, record: UpdateRecord) -> None:
         self._queue.append((room, record))
@@ -103,5 +111,9 @@ class GroupCommitter:
             newest[id(room)] = (room, record.version)
         for room, version in newest.values():
             room.mark_saved(version)
+        if self._on_snapshot_due is not None:
+            for record in records:
+                if record.snapshot_due:
+                    self._on_snapshot_due(record.key, record.version)
         if len(self._queue) < self._queue_max // 2:
             self._room_space.set()

@@ -78,7 +78,7 @@ async def head(conn: asyncpg.Connection, key: RoomKey) -> int:
 
 
 async def append(conn: asyncpg.Connection, records: Sequence[UpdateRecord]) -> None:
-    """Write a batch of records (and their snapshots) in the caller's transaction."""
+    """Write a batch of records in the caller's transaction."""
     await conn.copy_records_to_table(
         "doc_updates",
         records=[
@@ -95,13 +95,17 @@ async def append(conn: asyncpg.Connection, records: Sequence[UpdateRecord]) -> N
         ],
         columns=["annotation_id", "doc", "version", "author_id", "created_at", "summary", "data"],
     )
-    snaps = [(r.key.annotation_id, r.key.doc, r.version, r.snapshot) for r in records if r.snapshot]
-    if snaps:
-        await conn.copy_records_to_table(
-            "doc_snapshots",
-            records=snaps,
-            columns=["annotation_id", "doc", "version", "data"],
-        )
+
+
+async def store_snapshot(conn: asyncpg.Connection, key: RoomKey, version: int, data: bytes) -> None:
+    await conn.execute(
+        """INSERT INTO doc_snapshots (annotation_id, doc, version, data) VALUES ($1, $2, $3, $4)
+           ON CONFLICT DO NOTHING""",
+        key.annotation_id,
+        key.doc,
+        version,
+        data,
+    )
 
 
 async def versions(

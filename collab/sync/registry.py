@@ -23,7 +23,9 @@ from collab.metrics import Metrics
 from collab.skeleton.repair import SkeletonRepairer
 from collab.store import oplog
 from collab.store.committer import GroupCommitter
+from collab.store.snapshots import Snapshotter
 from collab.sync.room import Room, RoomKey, UpdateRecord
+from collab.workers import Workers
 
 log = logging.getLogger("collab.sync.registry")
 
@@ -69,30 +71,41 @@ class Loading:
 
 
 class RoomRegistry:
-    def __init__(self, pool: asyncpg.Pool, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, settings: Settings, metrics: Metrics, workers: Workers
+    ) -> None:
         self._pool = pool
         self._settings = settings
         self._metrics = metrics
+        self.snapshotter = Snapshotter(pool, workers)
         self.committer = GroupCommitter(
-            pool, metrics, batch_max=settings.commit_batch_max, queue_max=settings.commit_queue_max
+            pool,
+            metrics,
+            batch_max=settings.commit_batch_max,
+            queue_max=settings.commit_queue_max,
+            on_snapshot_due=self.snapshotter.request,
         )
         self.rooms: dict[RoomKey, Room] = {}
         self._loading: dict[RoomKey, Loading] = {}
         self._tg: asyncio.TaskGroup | None = None
         self._committer_task: asyncio.Task[None] | None = None
         self._reaper_task: asyncio.Task[None] | None = None
+        self._snapshot_task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> RoomRegistry:
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
         self._committer_task = self._tg.create_task(self.committer.run(), name="committer")
         self._reaper_task = self._tg.create_task(self._reap(), name="room-reaper")
+        self._snapshot_task = self._tg.create_task(self.snapshotter.run(), name="snapshotter")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._tg is not None
         if self._reaper_task:
             self._reaper_task.cancel()
+        if self._snapshot_task:
+            self._snapshot_task.cancel()  # pending snapshots only shorten later loads
         await self.committer.flush()
         if self._committer_task:
             self._committer_task.cancel()

@@ -46,7 +46,7 @@ class UpdateRecord:
     created_at: float  # seconds since the epoch
     summary: bytes  # JSON
     data: bytes
-    snapshot: bytes | None = None  # merged state as of ``version``, every N versions
+    snapshot_due: bool = False  # a snapshot of ``version`` is to be written once it is durable
 
 
 class Peer(Protocol):
@@ -258,7 +258,7 @@ class Room:
         if record is None:
             return None
         if record.version % self.snapshot_every == 0:
-            record.snapshot = self.doc.get_update()
+            record.snapshot_due = True
         self.sink.submit(self, record)
         if self._on_update is not None:
             self._on_update(self, record)

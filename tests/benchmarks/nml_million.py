@@ -94,7 +94,9 @@ async def main() -> None:
     p.add_argument("--trees", type=int, default=1000)
     p.add_argument("--watchers", type=int, default=20)
     p.add_argument("--adds", type=int, default=300)
-    p.add_argument("--gc-full-every", type=float, default=None, help="server's COLLAB_GC_FULL_EVERY_SECONDS")
+    p.add_argument(
+        "--gc-full-every", type=float, default=None, help="server's COLLAB_GC_FULL_EVERY_SECONDS"
+    )
     a = p.parse_args()
     print(f"machine: {machine()}")
     tmp = Path(tempfile.mkdtemp(prefix="collab-nml-"))

@@ -6,7 +6,9 @@ import asyncio
 
 from pycrdt import Doc, Map
 
+from collab.store import oplog
 from collab.sync import messages as m
+from collab.sync.room import RoomKey
 from tests.conftest import LiveServer
 from tests.yclient import YClient, put_node
 
@@ -112,6 +114,16 @@ async def test_room_unloads_when_idle_and_reloads_from_the_log(live: LiveServer)
             del a.map("nodes")[str(i)]
     await a.wait(lambda: a.saved >= 120 + 18)
     expected = a.map("nodes").to_py()
+    # Snapshots are written off the event loop once their version is durable.
+    await asyncio.wait_for(live.services.rooms.snapshotter.wait_idle(), 30)
+    async with live.services.pool.acquire() as db:
+        snaps = [
+            r["version"]
+            for r in await db.fetch("SELECT version FROM doc_snapshots ORDER BY version")
+        ]
+        state = await oplog.load(db, RoomKey(ann, "skeleton"))
+    assert 100 in snaps and set(snaps) <= {50, 100}
+    assert state.snapshot_version == 100 and len(state.updates) == 38
     await a.close()
     rooms = live.services.rooms.rooms
     await a.wait(lambda: not rooms, timeout=10)
