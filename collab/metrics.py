@@ -35,6 +35,11 @@ class Metrics:
             "collab_ws_bytes_in", "WebSocket payload bytes received", registry=r
         )
         self.bytes_out = Counter("collab_ws_bytes_out", "WebSocket payload bytes sent", registry=r)
+        self.snapshots_pending = Gauge(
+            "collab_snapshots_pending",
+            "Documents with a snapshot waiting to be written",
+            registry=r,
+        )
         self.refused = Counter(
             "collab_ws_refused", "Sync sockets closed for bad input or access", ["code"], registry=r
         )

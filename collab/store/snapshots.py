@@ -19,6 +19,7 @@ import time
 import asyncpg
 
 from collab.document.compact import compact
+from collab.metrics import Metrics
 from collab.store import oplog
 from collab.sync.room import RoomKey
 from collab.workers import Workers
@@ -27,9 +28,10 @@ log = logging.getLogger("collab.store.snapshots")
 
 
 class Snapshotter:
-    def __init__(self, pool: asyncpg.Pool, workers: Workers) -> None:
+    def __init__(self, pool: asyncpg.Pool, workers: Workers, metrics: Metrics) -> None:
         self._pool = pool
         self._workers = workers
+        self._metrics = metrics
         self._due: dict[RoomKey, int] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -40,6 +42,7 @@ class Snapshotter:
             self._due[key] = version
             self._idle.clear()
             self._wake.set()
+            self._metrics.snapshots_pending.set(len(self._due))
 
     async def wait_idle(self) -> None:
         """Wait until every requested snapshot is stored (tests, benchmarks)."""
@@ -51,7 +54,7 @@ class Snapshotter:
             self._wake.clear()
             while self._due:
                 key = next(iter(self._due))
-                version = self._due.pop(key)
+                version = self._due[key]
                 try:
                     await self._snapshot(key, version)
                 except Exception:
@@ -59,6 +62,9 @@ class Snapshotter:
                         "snapshot failed",
                         extra={"annotation": key.annotation_id, "doc": key.doc, "version": version},
                     )
+                if self._due.get(key) == version:
+                    del self._due[key]  # a newer request for the document stays queued
+                self._metrics.snapshots_pending.set(len(self._due))
             self._idle.set()
 
     async def _snapshot(self, key: RoomKey, version: int) -> None:

@@ -77,7 +77,7 @@ class RoomRegistry:
         self._pool = pool
         self._settings = settings
         self._metrics = metrics
-        self.snapshotter = Snapshotter(pool, workers)
+        self.snapshotter = Snapshotter(pool, workers, metrics)
         self.committer = GroupCommitter(
             pool,
             metrics,

@@ -80,6 +80,12 @@ async def main() -> None:
         print(f"wrote {a.versions} versions in {time.perf_counter() - t0:.1f} s")
         await w.ws.close()
         await drain
+        async with httpx.AsyncClient() as http:  # let the snapshotter catch up
+            for _ in range(600):
+                metrics = (await http.get(f"{server.url}/metrics")).text
+                if "collab_snapshots_pending 0.0" in metrics:
+                    break
+                await asyncio.sleep(0.1)
         times = []
         for _ in range(a.repeat):
             async with httpx.AsyncClient() as http:
