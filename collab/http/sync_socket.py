@@ -195,6 +195,11 @@ async def _answer_while_loading(ws: WebSocket, loading: Loading) -> Message | No
             if stored.updates:
                 await ws.send_bytes(m.pack_update(merge_updates(*stored.updates)))
             await ws.send_bytes(m.pack_sync_step2(stored.snapshot))
+        # uvicorn's send() waits for the transport to drain before writing:
+        # an empty awareness update (a no-op for every client) returns only
+        # once the answer above has left, so the GIL-holding build that
+        # follows cannot hold it back in our buffer.
+        await ws.send_bytes(m.pack_awareness(m.pack_awareness_update([])))
         log.info(
             "answered from storage",
             extra={"annotation": loading.key.annotation_id, "doc": loading.key.doc},
