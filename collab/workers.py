@@ -7,12 +7,28 @@ an event loop that a fork would copy half-alive.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import multiprocessing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def no_gc() -> Iterator[None]:
+    """For a job in a worker: its millions of short-lived, acyclic objects
+    would otherwise trigger collections over an ever larger heap (measured:
+    13-25 % of an import or export at 200,000 nodes, more beyond)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class Workers:

@@ -15,25 +15,27 @@ from collab.document.kinds import new_doc
 from collab.skeleton import nml as nmlmod
 from collab.skeleton.convert import Existing, ImportResult, export_nml, import_nml
 from collab.skeleton.model import Skeleton
+from collab.workers import no_gc
 
 
 def build_import(path: str, is_zip: bool, existing: Existing) -> tuple[bytes, ImportResult]:
     """Parse the NML at ``path`` and return the update that merges it, and its counts."""
-    with open(path, "rb") as stream:
+    with no_gc(), open(path, "rb") as stream:
         parsed = nmlmod.read_zip(stream) if is_zip else nmlmod.read(stream)
-    scratch = Skeleton(new_doc("skeleton"))
-    with scratch.doc.transaction():
-        result = import_nml(scratch, parsed, existing)
-    return scratch.doc.get_update(), result
+        scratch = Skeleton(new_doc("skeleton"))
+        with scratch.doc.transaction():
+            result = import_nml(scratch, parsed, existing)
+        return scratch.doc.get_update(), result
 
 
 def write_export(state: bytes, out: str, name: str) -> int:
     """Write the document whose full state is ``state`` as NML to ``out``; return its size."""
-    sk = Skeleton(new_doc("skeleton", state))
-    data = export_nml(sk, name=name)
-    size = 0
-    with Path(out).open("w", encoding="utf-8") as f:
-        for piece in nmlmod.write(data):
-            f.write(piece)
-            size += len(piece)
-    return size
+    with no_gc():
+        sk = Skeleton(new_doc("skeleton", state))
+        data = export_nml(sk, name=name)
+        size = 0
+        with Path(out).open("w", encoding="utf-8") as f:
+            for piece in nmlmod.write(data):
+                f.write(piece)
+                size += len(piece)
+        return size
