@@ -37,6 +37,14 @@ async def require_access(
     return access
 
 
+async def authorised(request: Request, need: Access) -> tuple[Principal, int]:
+    """The caller and the path's annotation id, once the caller holds ``need`` on it."""
+    who = await caller(request)
+    annotation_id = path_int(request, "annotation_id")
+    await require_access(request, who, annotation_id, need)
+    return who, annotation_id
+
+
 def _doc(request: Request, body: dict[str, Any] | None = None) -> str:
     name = (body or {}).get("doc") or request.query_params.get("doc") or "skeleton"
     if not isinstance(name, str):
@@ -83,9 +91,7 @@ async def get_annotation(request: Request) -> JSON:
 
 
 async def add_grant(request: Request) -> JSON:
-    who = await caller(request)
-    annotation_id = path_int(request, "annotation_id")
-    await require_access(request, who, annotation_id, Access.OWNER)
+    who, annotation_id = await authorised(request, Access.OWNER)
     body = await read_json(request)
     user_id = field_int(body, "user", minimum=1)
     role = body.get("role")
@@ -140,9 +146,7 @@ async def create_link(request: Request) -> JSON:
 
 
 async def list_versions(request: Request) -> JSON:
-    who = await caller(request)
-    annotation_id = path_int(request, "annotation_id")
-    await require_access(request, who, annotation_id, Access.READ)
+    _who, annotation_id = await authorised(request, Access.READ)
     kind = _doc(request)
     limit = query_int(request, "limit", 100, 1, 1000) or 100
     before = query_int(request, "before", None, 1)
@@ -160,9 +164,7 @@ async def list_versions(request: Request) -> JSON:
 
 
 async def get_version(request: Request) -> JSON:
-    who = await caller(request)
-    annotation_id = path_int(request, "annotation_id")
-    await require_access(request, who, annotation_id, Access.READ)
+    _who, annotation_id = await authorised(request, Access.READ)
     kind = _doc(request)
     version = path_int(request, "version")
     svc = services(request)
@@ -172,9 +174,7 @@ async def get_version(request: Request) -> JSON:
 
 
 async def restore(request: Request) -> JSON:
-    who = await caller(request)
-    annotation_id = path_int(request, "annotation_id")
-    await require_access(request, who, annotation_id, Access.WRITE)
+    who, annotation_id = await authorised(request, Access.WRITE)
     body = await read_json(request)
     kind = _doc(request, body)
     version = field_int(body, "version", minimum=0) or 0
@@ -186,9 +186,7 @@ async def restore(request: Request) -> JSON:
 
 
 async def revert(request: Request) -> JSON:
-    who = await caller(request)
-    annotation_id = path_int(request, "annotation_id")
-    await require_access(request, who, annotation_id, Access.WRITE)
+    who, annotation_id = await authorised(request, Access.WRITE)
     body = await read_json(request)
     kind = _doc(request, body)
     version = field_int(body, "version", minimum=1) or 1

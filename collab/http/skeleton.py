@@ -20,8 +20,8 @@ from collab.auth import Access
 from collab.errors import BadRequest
 from collab.gc_policy import settle
 from collab.history import doc_at
-from collab.http.annotations import require_access
-from collab.http.common import JSON, caller, path_int, query_int, read_body, services
+from collab.http.annotations import authorised
+from collab.http.common import JSON, query_int, read_body, services
 from collab.skeleton import jobs, queries
 from collab.skeleton.convert import Existing
 from collab.skeleton.model import Skeleton
@@ -49,9 +49,7 @@ async def _spool(body: bytes, folder: Path, suffix: str) -> Path:
 
 
 async def import_nml_endpoint(request: Request) -> JSON:
-    who = await caller(request)
-    annotation_id = path_int(request, "annotation_id")
-    await require_access(request, who, annotation_id, Access.WRITE)
+    who, annotation_id = await authorised(request, Access.WRITE)
     svc = services(request)
     body = await read_body(request, svc.settings.max_body_bytes)
     if not body:
@@ -107,9 +105,7 @@ async def import_nml_endpoint(request: Request) -> JSON:
 
 
 async def export_nml_endpoint(request: Request) -> Response:
-    who = await caller(request)
-    annotation_id = path_int(request, "annotation_id")
-    await require_access(request, who, annotation_id, Access.READ)
+    _who, annotation_id = await authorised(request, Access.READ)
     svc = services(request)
     async with svc.pool.acquire() as db:
         info = await identity.get_annotation(db, annotation_id)
@@ -157,9 +153,7 @@ async def export_nml_endpoint(request: Request) -> Response:
 
 
 async def _skeleton_read(request: Request) -> tuple[Skeleton, int]:
-    who = await caller(request)
-    annotation_id = path_int(request, "annotation_id")
-    await require_access(request, who, annotation_id, Access.READ)
+    _who, annotation_id = await authorised(request, Access.READ)
     room = await services(request).rooms.get(RoomKey(annotation_id, "skeleton"))
     return Skeleton(room.doc), room.version
 
@@ -209,9 +203,7 @@ async def skeleton_path(request: Request) -> JSON:
 
 
 async def skeleton_diff(request: Request) -> JSON:
-    who = await caller(request)
-    annotation_id = path_int(request, "annotation_id")
-    await require_access(request, who, annotation_id, Access.READ)
+    _who, annotation_id = await authorised(request, Access.READ)
     svc = services(request)
     key = RoomKey(annotation_id, "skeleton")
     first = query_int(request, "from", None, 0)

@@ -137,9 +137,7 @@ class _Reader:
     ) -> float:
         raw = attrs.get(name)
         if raw is None:
-            if default is None:
-                raise self.error(el, f"missing attribute {name!r}")
-            return default
+            return self._default(el, name, default)
         try:
             value = float(raw)
         except ValueError:
@@ -151,23 +149,23 @@ class _Reader:
     def _int(self, el: str, attrs: dict[str, str], name: str, default: int | None = None) -> int:
         raw = attrs.get(name)
         if raw is None:
-            if default is None:
-                raise self.error(el, f"missing attribute {name!r}")
-            return default
+            return self._default(el, name, default)
         try:
             return int(raw)
         except ValueError:
-            try:
-                value = float(raw)
-            except ValueError:
-                raise self.error(
-                    el, f"attribute {name!r} is not an integer: {raw[:40]!r}"
-                ) from None
-            if not value.is_integer():
-                raise self.error(
-                    el, f"attribute {name!r} is not an integer: {raw[:40]!r}"
-                ) from None
-            return int(value)
+            pass
+        try:
+            value = float(raw)  # "3.0" is an integer written as a float
+        except ValueError:
+            value = math.nan
+        if not value.is_integer():
+            raise self.error(el, f"attribute {name!r} is not an integer: {raw[:40]!r}")
+        return int(value)
+
+    def _default(self, el: str, name: str, default: Any) -> Any:
+        if default is None:
+            raise self.error(el, f"missing attribute {name!r}")
+        return default
 
     @staticmethod
     def _bool(attrs: dict[str, str], name: str, default: bool) -> bool:

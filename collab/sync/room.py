@@ -83,13 +83,6 @@ class Sink(Protocol):
     def submit(self, room: Room, record: UpdateRecord) -> None: ...
 
 
-@dataclass
-class RoomStats:
-    updates_in: int = 0
-    frames_out: int = 0
-    bytes_out: int = 0
-
-
 class Room:
     def __init__(
         self,
@@ -110,7 +103,6 @@ class Room:
         self.snapshot_every = snapshot_every
         self.peers: set[Peer] = set()
         self.awareness: dict[int, m.AwarenessEntry] = {}
-        self.stats = RoomStats()
         self.idle_since: float | None = time.monotonic()
         self.holds = 0  # REST operations using the room; it is not unloaded meanwhile
         self.import_lock = asyncio.Lock()  # one NML import at a time
@@ -301,18 +293,13 @@ class Room:
             summary=orjson.dumps(summary),
             data=update,
         )
-        self.stats.updates_in += 1
         if len(self.peers) > (self._origin is not None):
             self._broadcast(m.pack_update(update), self._origin)
 
     def _broadcast(self, frame: bytes, exclude: Peer | None) -> None:
-        n = 0
         for peer in self.peers:
             if peer is not exclude:
                 peer.send(frame)
-                n += 1
-        self.stats.frames_out += n
-        self.stats.bytes_out += n * len(frame)
 
     # -- durability --------------------------------------------------------
 
