@@ -79,11 +79,7 @@ def apply_revert(doc: Doc, plan: RevertPlan) -> None:
             if old is MISSING:
                 if key in root:
                     del root[key]
-            elif (
-                isinstance(old, dict)
-                and isinstance(root.get(key), Map | None)
-                and _is_nested(doc, path[0])
-            ):
+            elif isinstance(old, dict) and _is_nested(doc, path[0]):
                 existing = root.get(key)
                 if isinstance(existing, Map):
                     _sync_fields(existing, old)
