@@ -19,10 +19,12 @@ from collab.config import Settings
 from collab.errors import CollabError
 from collab.gc_policy import collector_policy
 from collab.http import annotations as annotation_routes
+from collab.http import datasets as dataset_routes
 from collab.http import ops, users
 from collab.http import skeleton as skeleton_routes
 from collab.http.access_log import AccessLog
 from collab.http.common import JSON, Services, error_response
+from collab.http.data_socket import data_endpoint
 from collab.http.replay_socket import replay_endpoint
 from collab.http.sync_socket import sync_endpoint
 from collab.metrics import Metrics
@@ -30,6 +32,7 @@ from collab.store import identity
 from collab.store.embedded import EmbeddedPostgres
 from collab.store.migrations import migrate
 from collab.sync.registry import RoomRegistry
+from collab.volume.service import Volumes
 from collab.workers import Workers
 
 log = logging.getLogger("collab.app")
@@ -88,6 +91,7 @@ def create_app(
                     RoomRegistry(pool, settings, metrics, workers) as rooms,
                 ):
                     app.state.services = Services(settings, pool, rooms, metrics, workers)
+                    app.state.volumes = Volumes(settings, pool, metrics)
                     log.info(
                         "server ready", extra={"database": "embedded" if embedded else "external"}
                     )
@@ -106,7 +110,9 @@ def create_app(
         *users.routes,
         *annotation_routes.routes,
         *skeleton_routes.routes,
+        *dataset_routes.routes,
         WebSocketRoute("/sync/{annotation_id}/{doc}", sync_endpoint),
+        WebSocketRoute("/data/{dataset}/{layer}", data_endpoint),
         WebSocketRoute("/replay/{annotation_id}/{doc}", replay_endpoint),
     ]
     return Starlette(

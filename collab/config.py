@@ -88,6 +88,17 @@ class Settings:
     workers: int = 1
     #: Log level of the JSON logs.
     log_level: str = "INFO"
+    #: Memory for encoded bricks kept ready to send (least recently used out).
+    brick_cache_bytes: int = 512 * 1024 * 1024
+    #: Most bricks one request frame may ask for.
+    brick_batch_max: int = 1024
+    #: Bricks a data socket may have requested and not yet received (all requests).
+    brick_pending_max: int = 16_384
+    #: Encoded bytes waiting to be sent per data socket; reading pauses above it,
+    #: so a slow client never makes the server buffer without bound.
+    brick_send_buffer_bytes: int = 4 * 1024 * 1024
+    #: Largest binary frame of bricks sent at once (bricks ready together share one).
+    brick_frame_bytes: int = 512 * 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -113,6 +124,13 @@ class Settings:
             gc_full_every_seconds=_float(env, "COLLAB_GC_FULL_EVERY_SECONDS", 300.0, 1.0),
             workers=_int(env, "COLLAB_WORKERS", 1, 1),
             log_level=(env.get("COLLAB_LOG_LEVEL") or "INFO").upper(),
+            brick_cache_bytes=_int(env, "COLLAB_BRICK_CACHE_BYTES", 512 * 1024 * 1024, 0),
+            brick_batch_max=_int(env, "COLLAB_BRICK_BATCH_MAX", 1024, 1),
+            brick_pending_max=_int(env, "COLLAB_BRICK_PENDING_MAX", 16_384, 1),
+            brick_send_buffer_bytes=_int(
+                env, "COLLAB_BRICK_SEND_BUFFER_BYTES", 4 * 1024 * 1024, 64 * 1024
+            ),
+            brick_frame_bytes=_int(env, "COLLAB_BRICK_FRAME_BYTES", 512 * 1024, 64 * 1024),
         )
 
     def with_overrides(self, **changes: Any) -> Settings:

@@ -18,7 +18,8 @@ carries its HTTP status, its WebSocket close code and a machine-readable
     ├── Conflict                     (409, 4409)  duplicate name, wrong state
     ├── PayloadTooLarge              (413, 1009)  body or frame over its size limit
     ├── Unprocessable                (422, 4422)  well-formed but semantically invalid
-    │   └── BadUpdate                (422, 4422)  a CRDT update pycrdt cannot apply
+    │   ├── BadUpdate                (422, 4422)  a CRDT update pycrdt cannot apply
+    │   └── LayoutError              (422)        a dataset's files do not describe a dataset
     └── Unavailable                  (503, 1013)  database down, server shutting down
 
 WebSocket close codes 4400–4499 are final (the stock y-websocket client stops
@@ -106,6 +107,12 @@ class Unprocessable(CollabError, ValueError):
 
 class BadUpdate(Unprocessable):
     code = "bad_update"
+
+
+class LayoutError(Unprocessable):
+    """A dataset folder we cannot read; the message names the file and field."""
+
+    code = "bad_layout"
 
 
 class Unavailable(CollabError):

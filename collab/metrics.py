@@ -2,7 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+
+class _BrickCacheCollector(Collector):
+    """Reads the brick cache's plain counters at scrape time (the hot path
+    increments ints, not locked prometheus counters)."""
+
+    def __init__(self, read: Callable[[], tuple[int, int, int, int, int]]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        hits, misses, size, entries, budget = self.read()
+        yield CounterMetricFamily("collab_brick_cache_hits", "Brick cache hits", value=hits)
+        yield CounterMetricFamily("collab_brick_cache_misses", "Brick cache misses", value=misses)
+        yield GaugeMetricFamily(
+            "collab_brick_cache_bytes", "Bytes held by the brick cache", value=size
+        )
+        yield GaugeMetricFamily(
+            "collab_brick_cache_entries", "Bricks held by the cache", value=entries
+        )
+        yield GaugeMetricFamily(
+            "collab_brick_cache_budget_bytes", "Brick cache budget", value=budget
+        )
 
 
 class Metrics:
@@ -43,6 +69,14 @@ class Metrics:
         self.refused = Counter(
             "collab_ws_refused", "Sync sockets closed for bad input or access", ["code"], registry=r
         )
+
+        self.bricks_sent = Counter(
+            "collab_bricks_sent", "Bricks sent over data sockets and HTTP", ["encoding"], registry=r
+        )
+        self.data_sockets = Gauge("collab_data_sockets", "Open brick WebSockets", registry=r)
+
+    def watch_brick_cache(self, read: Callable[[], tuple[int, int, int, int, int]]) -> None:
+        self.registry.register(_BrickCacheCollector(read))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -161,16 +161,17 @@ def settings(database: str, tmp_path: Path) -> Settings:
 @pytest.fixture
 async def live(settings: Settings) -> AsyncIterator[LiveServer]:
     server = await start_server(settings)
+    live = LiveServer(
+        url=f"http://127.0.0.1:{settings.port}",
+        ws_url=f"ws://127.0.0.1:{settings.port}",
+        admin_token=settings.admin_token or "",
+        settings=settings,
+        server=server,
+    )
     try:
-        yield LiveServer(
-            url=f"http://127.0.0.1:{settings.port}",
-            ws_url=f"ws://127.0.0.1:{settings.port}",
-            admin_token=settings.admin_token or "",
-            settings=settings,
-            server=server,
-        )
+        yield live
     finally:
-        await stop_server(server)
+        await stop_server(live.server)  # a test may have restarted it
 
 
 def with_settings(settings: Settings, **changes: object) -> Settings:

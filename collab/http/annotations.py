@@ -11,7 +11,7 @@ from collab import history
 from collab.auth import Access, Principal
 from collab.document.content import to_json
 from collab.document.kinds import parse_kind
-from collab.errors import Forbidden, InvalidJSON
+from collab.errors import Forbidden, InvalidJSON, Unprocessable
 from collab.http.common import (
     JSON,
     caller,
@@ -23,6 +23,7 @@ from collab.http.common import (
     read_json,
     services,
 )
+from collab.store import datasets as dataset_rows
 from collab.store import identity, oplog
 from collab.sync.room import RoomKey
 
@@ -58,8 +59,10 @@ async def create_annotation(request: Request) -> JSON:
         raise Forbidden("a sharing link cannot create annotations")
     body = await read_json(request)
     name = field_str(body, "name")
-    dataset = field_str(body, "dataset", required=False)
+    dataset = field_str(body, "dataset", required=False, max_len=100)
     async with services(request).pool.acquire() as db:
+        if dataset is not None and not await dataset_rows.exists(db, dataset):
+            raise Unprocessable(f"no registered dataset named {dataset!r}", field="dataset")
         annotation_id = await identity.create_annotation(db, name or "", dataset, who.user_id)
     return JSON({"id": annotation_id}, status_code=201)
 

@@ -1,0 +1,326 @@
+"""``ws /data/{dataset}/{layer}?token=``: bricks over binary frames.
+
+Each REQUEST frame starts a producer task that answers its bricks as they
+become ready: cache hits at once, misses through the volume service with a
+few reads in flight. Answers go to one bounded buffer drained by a sender
+task that packs whatever is ready into BRICKS frames of up to
+``brick_frame_bytes``. When the buffer holds ``brick_send_buffer_bytes``,
+producers wait: a slow client slows its own producers and nothing else.
+
+Bad frames get an ERROR frame and the socket goes on; refusals before the
+stream starts close with 4401/4403/4404 (docs/protocol.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+
+from starlette.websockets import WebSocket
+
+from collab.errors import CollabError, Forbidden
+from collab.http.common import Services, bearer, services
+from collab.http.sync_socket import close_reason
+from collab.store import identity
+from collab.volume import encoding as enc
+from collab.volume import wire
+from collab.volume.cache import Brick
+from collab.volume.dataset import Dataset, Layer
+from collab.volume.mags import MAX_FACTOR, Mag
+from collab.volume.service import Volumes
+
+log = logging.getLogger("collab.http.data")
+
+#: Brick reads in flight per request (cache misses).
+READS_PER_REQUEST = 8
+
+
+@dataclass
+class RequestState:
+    request_id: int
+    mag: Mag
+    encoding: int
+    mapping: str | None
+    bricks: list[tuple[int, int, int]]
+    remaining: set[tuple[int, int, int]]
+    sent: int = 0
+    missing: int = 0
+    cancelled: int = 0
+    failed: int = 0
+
+
+@dataclass(eq=False)
+class BrickStream:
+    ws: WebSocket
+    svc: Services
+    volumes: Volumes
+    dataset: Dataset
+    layer: Layer
+    buffer_limit: int
+    frame_limit: int
+    ready: deque[tuple[RequestState, tuple[int, int, int], Brick | None, int] | bytes] = field(
+        default_factory=deque
+    )
+    ready_bytes: int = 0
+    #: Highest ``ready_bytes`` seen (what backpressure bounds).
+    peak_bytes: int = 0
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    space: asyncio.Event = field(default_factory=asyncio.Event)
+    requests: dict[int, RequestState] = field(default_factory=dict)
+    pending: int = 0
+
+    def __post_init__(self) -> None:
+        self.space.set()
+
+    # -- answers --------------------------------------------------------------
+
+    async def deliver(
+        self, state: RequestState, b: tuple[int, int, int], brick: Brick | None, status: int
+    ) -> None:
+        while self.ready_bytes >= self.buffer_limit:
+            self.space.clear()
+            await self.space.wait()
+        if b not in state.remaining:
+            return  # cancelled while we read it
+        state.remaining.discard(b)
+        self.pending -= 1
+        if status == wire.STATUS_OK:
+            state.sent += 1
+        elif status == wire.STATUS_MISSING:
+            state.missing += 1
+        else:
+            state.failed += 1
+        self.ready.append((state, b, brick, status))
+        self.ready_bytes += wire.RECORD_BYTES + (
+            len(brick.payload) if brick is not None and brick.payload is not None else 0
+        )
+        self.peak_bytes = max(self.peak_bytes, self.ready_bytes)
+        self.wake.set()
+
+    def control(self, frame: bytes) -> None:
+        self.ready.append(frame)
+        self.wake.set()
+
+    async def pump(self) -> None:
+        """Send what is ready, several bricks to a frame."""
+        send = self.ws.send
+        counter = self.svc.metrics.bytes_out
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            while self.ready:
+                parts: list[bytes] = []
+                count = 0
+                size = 0
+                while self.ready and size < self.frame_limit and count < 65535:
+                    item = self.ready[0]
+                    if isinstance(item, bytes):
+                        if count:
+                            break
+                        self.ready.popleft()
+                        await send({"type": "websocket.send", "bytes": item})
+                        continue
+                    self.ready.popleft()
+                    state, b, brick, status = item
+                    payload = brick.payload if brick is not None and brick.payload else b""
+                    dtype = brick.dtype_code if brick is not None else 0
+                    parts.append(
+                        wire.record_head(
+                            state.request_id, b, status, dtype, state.encoding, len(payload)
+                        )
+                    )
+                    if payload:
+                        parts.append(payload)
+                    count += 1
+                    size += wire.RECORD_BYTES + len(payload)
+                if count:
+                    frame = wire.bricks_head(count) + b"".join(parts)
+                    self.ready_bytes -= size
+                    if self.ready_bytes < self.buffer_limit:
+                        self.space.set()
+                    await send({"type": "websocket.send", "bytes": frame})
+                    counter.inc(len(frame))
+
+    # -- requests -------------------------------------------------------------
+
+    def start(self, request: wire.Request) -> RequestState:
+        settings = self.svc.settings
+        rid = request.request_id
+        if rid in self.requests:
+            raise wire.FrameError(wire.E_DUPLICATE_REQUEST, f"request {rid} is still open", rid)
+        if len(request.bricks) > settings.brick_batch_max:
+            raise wire.FrameError(
+                wire.E_BATCH_TOO_LARGE,
+                f"request {rid}: {len(request.bricks)} bricks, at most "
+                f"{settings.brick_batch_max} per request",
+                rid,
+            )
+        if request.encoding not in enc.NAMES:
+            raise wire.FrameError(
+                wire.E_BAD_ENCODING, f"request {rid}: unknown encoding {request.encoding}", rid
+            )
+        mx, my, mz = request.mag
+        mag = Mag(mx, my, mz)
+        if mag not in self.layer.sources or not all(0 < f <= MAX_FACTOR for f in mag):
+            known = ", ".join(str(m) for m in self.layer.sources)
+            raise wire.FrameError(
+                wire.E_UNKNOWN_MAG, f"request {rid}: no mag {mx}-{my}-{mz} (have {known})", rid
+            )
+        if request.mapping is not None and request.mapping not in self.layer.mappings:
+            raise wire.FrameError(
+                wire.E_UNKNOWN_MAPPING, f"request {rid}: no mapping {request.mapping!r}", rid
+            )
+        bricks = list(dict.fromkeys(request.bricks))
+        if self.pending + len(bricks) > settings.brick_pending_max:
+            raise wire.FrameError(
+                wire.E_TOO_MANY_PENDING,
+                f"request {rid}: {self.pending} bricks already pending, at most "
+                f"{settings.brick_pending_max}",
+                rid,
+            )
+        state = RequestState(rid, mag, request.encoding, request.mapping, bricks, set(bricks))
+        self.requests[rid] = state
+        self.pending += len(bricks)
+        return state
+
+    def cancel(self, cancel: wire.Cancel) -> None:
+        state = self.requests.get(cancel.request_id)
+        if state is None:
+            return  # already answered: nothing to do
+        targets = cancel.bricks or list(state.remaining)
+        for b in targets:
+            if b in state.remaining:
+                state.remaining.discard(b)
+                state.cancelled += 1
+                self.pending -= 1
+
+    async def produce(self, state: RequestState) -> None:
+        vol = self.volumes
+        ds, layer = self.dataset, self.layer
+        misses: list[tuple[int, int, int]] = []
+        for b in state.bricks:
+            if b not in state.remaining:
+                continue
+            hit = vol.cached(ds.name, layer.name, state.mag, b, state.encoding, state.mapping)
+            if hit is None:
+                misses.append(b)
+            else:
+                await self.deliver(state, b, hit, _status(hit))
+        if misses:
+            queue = iter(misses)
+
+            async def reader() -> None:
+                for b in queue:
+                    if b not in state.remaining:
+                        continue
+                    try:
+                        brick = await vol.brick(
+                            ds, layer, state.mag, b, state.encoding, state.mapping
+                        )
+                    except Exception as exc:
+                        log.warning(
+                            "brick read failed",
+                            extra={
+                                "dataset": ds.name,
+                                "layer": layer.name,
+                                "brick": b,
+                                "error": repr(exc),
+                            },
+                        )
+                        await self.deliver(state, b, None, wire.STATUS_FAILED)
+                        continue
+                    await self.deliver(state, b, brick, _status(brick))
+
+            async with asyncio.TaskGroup() as tg:
+                for _ in range(min(READS_PER_REQUEST, len(misses))):
+                    tg.create_task(reader())
+        del self.requests[state.request_id]
+        self.control(
+            wire.pack_done(
+                state.request_id, state.sent, state.missing, state.cancelled, state.failed
+            )
+        )
+        if state.sent:
+            self.svc.metrics.bricks_sent.labels(enc.NAMES[state.encoding]).inc(state.sent)
+
+
+def _status(brick: Brick) -> int:
+    return wire.STATUS_MISSING if brick.payload is None else wire.STATUS_OK
+
+
+async def data_endpoint(ws: WebSocket) -> None:
+    svc = services(ws)
+    volumes: Volumes = ws.app.state.volumes
+    await ws.accept()
+    try:
+        name = ws.path_params["dataset"]
+        async with svc.pool.acquire() as db:
+            who = await identity.authenticate(db, bearer(ws))
+            if who.is_link:
+                assert who.link_annotation is not None
+                annotation = await identity.get_annotation(db, who.link_annotation)
+                if annotation.get("dataset") != name:
+                    raise Forbidden(f"this sharing link does not cover dataset {name!r}")
+        dataset = await volumes.dataset(name)
+        layer = dataset.layer(ws.path_params["layer"])
+    except CollabError as exc:
+        svc.metrics.refused.labels(str(exc.close_code)).inc()
+        await ws.close(exc.close_code, close_reason(exc.message))
+        return
+    settings = svc.settings
+    stream = BrickStream(
+        ws,
+        svc,
+        volumes,
+        dataset,
+        layer,
+        settings.brick_send_buffer_bytes,
+        settings.brick_frame_bytes,
+    )
+    svc.metrics.data_sockets.inc()
+    volumes.streams.add(stream)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            pump = tg.create_task(stream.pump())
+            await _receive(ws, stream, tg)
+            pump.cancel()
+            raise _Leave()
+    except* _Leave:
+        pass
+    finally:
+        volumes.streams.discard(stream)
+        svc.metrics.data_sockets.dec()
+
+
+class _Leave(Exception):
+    """Ends the socket's task group once the client has gone."""
+
+
+async def _receive(ws: WebSocket, stream: BrickStream, tg: asyncio.TaskGroup) -> None:
+    yield_every = stream.svc.settings.receive_yield_every
+    count = 0
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        frame = message.get("bytes")
+        if frame is None:
+            stream.control(
+                wire.pack_error(wire.E_BAD_FRAME, "text frames are not part of the protocol")
+            )
+            continue
+        stream.svc.metrics.bytes_in.inc(len(frame))
+        try:
+            parsed = wire.parse(frame)
+            if isinstance(parsed, wire.Request):
+                state = stream.start(parsed)
+                tg.create_task(stream.produce(state))
+            else:
+                stream.cancel(parsed)
+        except wire.FrameError as exc:
+            stream.control(wire.pack_error(exc.code, exc.message, exc.request_id))
+        count += 1
+        if count % yield_every == 0:
+            await asyncio.sleep(0)

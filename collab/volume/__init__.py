@@ -1,0 +1,1 @@
+"""Volume data: datasets of zarr pyramids, bricks, their cache and wire format."""

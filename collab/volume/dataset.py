@@ -1,0 +1,283 @@
+"""Opening a dataset: its store, its layout, its arrays (all through zarr-python)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+import zarr.api.asynchronous as zasync
+from zarr.abc.store import Store
+from zarr.core.buffer import default_buffer_prototype
+from zarr.storage import LocalStore, StorePath
+
+from collab.errors import LayoutError, NotFound
+from collab.volume.layout import (
+    SPATIAL,
+    WK_PROPERTIES,
+    DatasetSpec,
+    LayerSpec,
+    labels_of,
+    multiscales_of,
+    numpy_dtype,
+    ome_layer,
+    parse_multiscale,
+    parse_webknossos,
+)
+from collab.volume.mags import Mag
+from collab.volume.source import MagSource
+
+#: Folder (inside a segmentation layer) holding supervoxel→agglomerate mappings,
+#: each a 1-D zarr array indexed by supervoxel id.
+MAPPINGS_DIR = "agglomerates"
+#: Largest mapping loaded into memory (entries).
+MAX_MAPPING_ENTRIES = 1 << 27
+
+
+def open_store(location: str) -> Store:
+    """A read-only zarr store for a local folder or an fsspec URL."""
+    if "://" in location and not location.startswith("file://"):
+        from zarr.storage import FsspecStore
+
+        return FsspecStore.from_url(location, read_only=True)
+    path = location.removeprefix("file://")
+    return LocalStore(path, read_only=True)
+
+
+async def read_json(store: Store, key: str) -> Any:
+    buf = await store.get(key, prototype=default_buffer_prototype())
+    if buf is None:
+        return None
+    try:
+        return orjson.loads(buf.to_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise LayoutError(f"{key}: not valid JSON ({exc})") from None
+
+
+@dataclass
+class Layer:
+    spec: LayerSpec
+    dtype: np.dtype[Any]
+    sources: dict[Mag, MagSource]
+    store: Store
+    mappings: dict[str, str] = field(default_factory=dict)
+    _loaded: dict[str, np.ndarray] = field(default_factory=dict)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def source(self, mag: Mag) -> MagSource:
+        found = self.sources.get(mag)
+        if found is None:
+            known = ", ".join(str(m) for m in self.sources)
+            raise NotFound(f"layer {self.name!r} has no mag {mag} (it has {known})")
+        return found
+
+    async def mapping(self, name: str) -> np.ndarray:
+        """The supervoxel→agglomerate array of mapping ``name`` (loaded once)."""
+        if name in self._loaded:
+            return self._loaded[name]
+        path = self.mappings.get(name)
+        if path is None:
+            raise NotFound(f"layer {self.name!r} has no mapping {name!r}")
+        async with self._lock:
+            if name not in self._loaded:
+                array = await zasync.open_array(store=StorePath(self.store, path))
+                if len(array.shape) != 1 or array.shape[0] > MAX_MAPPING_ENTRIES:
+                    raise LayoutError(f"{path}/zarr.json: a mapping is a 1-D array of ids")
+                values = np.asarray(await array.getitem(slice(None)))
+                self._loaded[name] = values.astype(self.dtype, copy=False)
+        return self._loaded[name]
+
+    def metadata(self) -> dict[str, Any]:
+        spec = self.spec
+        assert spec.top_left is not None and spec.size is not None
+        meta: dict[str, Any] = {
+            "name": spec.name,
+            "category": spec.category,
+            "dtype": self.dtype.name,
+            "boundingBox": {"topLeft": list(spec.top_left), "size": list(spec.size)},
+            "mags": [str(m) for m in sorted(self.sources, key=lambda m: m.volume)],
+        }
+        if spec.category == "segmentation":
+            meta["mappings"] = sorted(self.mappings)
+        return meta
+
+
+@dataclass
+class Dataset:
+    name: str
+    url: str
+    layout: str
+    voxel_size: tuple[float, float, float]
+    layers: dict[str, Layer]
+
+    def layer(self, name: str) -> Layer:
+        found = self.layers.get(name)
+        if found is None:
+            raise NotFound(f"dataset {self.name!r} has no layer {name!r}")
+        return found
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "url": self.url,
+            "layout": self.layout,
+            "voxelSize": list(self.voxel_size),
+            "layers": [layer.metadata() for layer in self.layers.values()],
+        }
+
+
+async def open_dataset(name: str, location: str) -> Dataset:
+    store = open_store(location)
+    props = await read_json(store, WK_PROPERTIES)
+    if props is not None:
+        spec = parse_webknossos(props)
+        layers = {}
+        for layer_spec in spec.layers:
+            layers[layer_spec.name] = await _open_layer(store, layer_spec)
+        return Dataset(name, location, spec.layout, spec.voxel_size, layers)
+    ome = await _ome_spec(store)
+    if ome is None:
+        raise LayoutError(
+            f"{location}: neither {WK_PROPERTIES} nor an OME-Zarr zarr.json/.zattrs "
+            "with multiscales was found"
+        )
+    layers = {}
+    for layer_spec in ome.layers:
+        layers[layer_spec.name] = await _open_layer(store, layer_spec)
+    return Dataset(name, location, ome.layout, ome.voxel_size, layers)
+
+
+async def _group_attrs(store: Store, prefix: str) -> tuple[str, Any] | None:
+    key3 = f"{prefix}zarr.json"
+    doc = await read_json(store, key3)
+    if doc is not None:
+        return key3, doc.get("attributes", {}) if isinstance(doc, dict) else {}
+    key2 = f"{prefix}.zattrs"
+    doc = await read_json(store, key2)
+    if doc is not None:
+        return key2, doc
+    return None
+
+
+async def _ome_spec(store: Store) -> DatasetSpec | None:
+    found = await _group_attrs(store, "")
+    if found is None:
+        return None
+    file, attrs = found
+    multiscales = multiscales_of(attrs, file)
+    if multiscales is None:
+        return None
+    image = parse_multiscale(multiscales, file)
+    level0 = await _open(store, image.levels[0].path)
+    color, voxel = ome_layer(
+        "color", "color", image, tuple(level0.shape), _dtype_name(level0), file
+    )
+    _check_channels(image.axes, tuple(level0.shape), f"{image.levels[0].path}/zarr.json")
+    layers = [color]
+    labels = await _group_attrs(store, "labels/")
+    if labels is not None:
+        for label in labels_of(labels[1]):
+            if label == "color" or "/" in label or label in ("", ".", ".."):
+                raise LayoutError(f"{labels[0]}: label name {label!r} is not usable")
+            lfile, lattrs = await _group_attrs(store, f"labels/{label}/") or (
+                f"labels/{label}/zarr.json",
+                None,
+            )
+            lms = multiscales_of(lattrs, lfile)
+            if lms is None:
+                raise LayoutError(f"{lfile}: label {label!r} has no multiscales")
+            lmulti = parse_multiscale(lms, lfile)
+            lmulti = type(lmulti)(
+                lmulti.axes,
+                tuple(
+                    type(level)(
+                        f"labels/{label}/{level.path}", level.scale_nm, level.translation_nm
+                    )
+                    for level in lmulti.levels
+                ),
+            )
+            l0 = await _open(store, lmulti.levels[0].path)
+            layer, _ = ome_layer(
+                label, "segmentation", lmulti, tuple(l0.shape), _dtype_name(l0), lfile
+            )
+            layers.append(layer)
+    return DatasetSpec("ome-zarr", voxel, tuple(layers))
+
+
+def _check_channels(axes: tuple[str, ...], shape: tuple[int, ...], file: str) -> None:
+    if "c" in axes and shape[axes.index("c")] != 1:
+        raise LayoutError(f"{file}: shape: only single-channel images are served")
+
+
+def _dtype_name(array: Any) -> str:
+    return str(np.dtype(array.dtype).name)
+
+
+async def _open(store: Store, path: str) -> Any:
+    try:
+        return await zasync.open_array(store=StorePath(store, path))
+    except FileNotFoundError:
+        raise LayoutError(f"{path}/zarr.json: the array is missing") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LayoutError(f"{path}/zarr.json: not a readable zarr array ({exc})") from None
+
+
+async def _open_layer(store: Store, spec: LayerSpec) -> Layer:
+    sources: dict[Mag, MagSource] = {}
+    dtype: np.dtype[Any] | None = numpy_dtype(spec.dtype) if spec.dtype else None
+    assert spec.top_left is not None and spec.size is not None
+    for mag_spec in spec.mags:
+        array = await _open(store, mag_spec.path)
+        file = f"{mag_spec.path}/zarr.json"
+        if len(array.shape) != len(mag_spec.axes):
+            raise LayoutError(
+                f"{file}: shape: {len(array.shape)} dimensions, but the layout names "
+                f"axes {list(mag_spec.axes)}"
+            )
+        found = numpy_dtype(_dtype_name(array))
+        if dtype is None:
+            dtype = found
+        elif found != dtype:
+            raise LayoutError(f"{file}: data_type: {found.name}, but the layer says {dtype.name}")
+        mag = mag_spec.mag
+        lo = tuple(spec.top_left[i] // mag[i] for i in range(3))
+        hi = tuple(-(-(spec.top_left[i] + spec.size[i]) // mag[i]) for i in range(3))
+        sources[mag] = MagSource(
+            mag_spec,
+            array,
+            store,
+            mag_spec.path,
+            found,
+            (lo[0], lo[1], lo[2]),
+            (hi[0], hi[1], hi[2]),
+        )
+    assert dtype is not None
+    mappings: dict[str, str] = {}
+    if spec.category == "segmentation":
+        layer_dir = spec.mags[0].path.rsplit("/", 1)[0] if "/" in spec.mags[0].path else ""
+        prefix = f"{layer_dir}/{MAPPINGS_DIR}" if layer_dir else MAPPINGS_DIR
+        try:
+            async for entry in store.list_dir(prefix):
+                name = entry.rstrip("/")
+                if name and await read_json(store, f"{prefix}/{name}/zarr.json") is not None:
+                    mappings[name] = f"{prefix}/{name}"
+        except (FileNotFoundError, NotImplementedError):
+            pass
+    return Layer(spec, dtype, sources, store, mappings)
+
+
+def brick_grid(layer: Layer, mag: Mag) -> tuple[range, range, range]:
+    """The brick coordinates that touch the layer's bounding box at ``mag``."""
+    source = layer.source(mag)
+    r = [range(source.valid_lo[i] // 32, math.ceil(source.valid_hi[i] / 32)) for i in range(3)]
+    return r[0], r[1], r[2]
+
+
+__all__ = ["SPATIAL", "Dataset", "Layer", "brick_grid", "open_dataset", "open_store"]

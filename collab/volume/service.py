@@ -1,0 +1,300 @@
+"""The volume service: registered datasets, bricks through the cache, segments.
+
+Every brick request, from the WebSocket or HTTP, goes through
+:meth:`Volumes.brick`: cache, then one shared in-flight read per brick, then
+the stored-bytes fast path or zarr-python's decode. CPU work (compression,
+mapping, hashing large payloads) runs in threads, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+from collections.abc import Hashable
+from typing import Any
+
+import asyncpg
+import numpy as np
+import orjson
+
+from collab.config import Settings
+from collab.errors import BadRequest, LayoutError, NotFound
+from collab.metrics import Metrics
+from collab.store import datasets as dataset_rows
+from collab.volume import encoding as enc
+from collab.volume.cache import Brick, BrickCache
+from collab.volume.dataset import Dataset, Layer, open_dataset
+from collab.volume.mags import Mag
+from collab.volume.roots import resolve
+from collab.volume.source import BRICK, MagSource
+
+NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+#: Largest region (voxels) a segment query scans.
+MAX_SCAN_VOXELS = 1 << 27
+
+
+def check_name(name: str) -> str:
+    if not name or len(name) > 100 or not set(name) <= NAME_CHARS or name.startswith("."):
+        raise BadRequest(
+            f"dataset name {name!r}: 1-100 characters of letters, digits, '_', '.', '-'"
+        )
+    return name
+
+
+def _etag(payload: bytes | None) -> str:
+    if payload is None:
+        return '"missing"'
+    return '"' + hashlib.blake2b(payload, digest_size=12).hexdigest() + '"'
+
+
+class Volumes:
+    def __init__(self, settings: Settings, pool: asyncpg.Pool, metrics: Metrics) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.metrics = metrics
+        self.cache = BrickCache(settings.brick_cache_bytes)
+        self._open: dict[str, Dataset] = {}
+        self._opening: dict[str, asyncio.Future[Dataset]] = {}
+        self._inflight: dict[Hashable, asyncio.Future[Brick]] = {}
+        #: Open brick streams (the data sockets), for /metrics and tests.
+        self.streams: set[Any] = set()
+        metrics.watch_brick_cache(
+            lambda: (
+                self.cache.hits,
+                self.cache.misses,
+                self.cache.bytes,
+                len(self.cache),
+                self.cache.budget,
+            )
+        )
+
+    # -- datasets -------------------------------------------------------------
+
+    async def register(self, name: str, url: str, created_by: int | None) -> Dataset:
+        check_name(name)
+        location = resolve(url, self.settings.roots)
+        async with self.pool.acquire() as db:
+            if await dataset_rows.exists(db, name):
+                from collab.errors import Conflict
+
+                raise Conflict(f"a dataset named {name!r} is already registered")
+        dataset = await open_dataset(name, location)
+        async with self.pool.acquire() as db:
+            await dataset_rows.insert(
+                db, name, location, dataset.layout, dataset.metadata(), created_by
+            )
+        self._open[name] = dataset
+        return dataset
+
+    async def dataset(self, name: str) -> Dataset:
+        found = self._open.get(name)
+        if found is not None:
+            return found
+        pending = self._opening.get(name)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Dataset] = asyncio.get_running_loop().create_future()
+        self._opening[name] = future
+        try:
+            async with self.pool.acquire() as db:
+                row = await dataset_rows.get(db, name)
+            if row is None:
+                raise NotFound(f"no dataset named {name!r}")
+            try:
+                dataset = await open_dataset(row["name"], row["url"])
+            except FileNotFoundError:
+                raise LayoutError(f"{row['url']}: the dataset's files are gone") from None
+            self._open[name] = dataset
+            future.set_result(dataset)
+            return dataset
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            del self._opening[name]
+
+    async def names(self) -> list[str]:
+        async with self.pool.acquire() as db:
+            return await dataset_rows.names(db)
+
+    async def stored_metadata(self, name: str) -> dict[str, Any] | None:
+        async with self.pool.acquire() as db:
+            row = await dataset_rows.get(db, name)
+        if row is None:
+            return None
+        meta: dict[str, Any] = orjson.loads(row["metadata"])
+        return meta
+
+    # -- bricks ---------------------------------------------------------------
+
+    def cached(
+        self,
+        dataset: str,
+        layer: str,
+        mag: Mag,
+        b: tuple[int, int, int],
+        encoding: int,
+        mapping: str | None,
+    ) -> Brick | None:
+        return self.cache.get((dataset, layer, mag, b, encoding, mapping))
+
+    async def brick(
+        self,
+        dataset: Dataset,
+        layer: Layer,
+        mag: Mag,
+        b: tuple[int, int, int],
+        encoding: int,
+        mapping: str | None = None,
+    ) -> Brick:
+        key = (dataset.name, layer.name, mag, b, encoding, mapping)
+        found = self.cache.get(key)
+        if found is not None:
+            return found
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Brick] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            brick = await self._load(layer, mag, b, encoding, mapping)
+            self.cache.put(key, brick)
+            future.set_result(brick)
+            return brick
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()
+            raise
+        finally:
+            del self._inflight[key]
+
+    async def _load(
+        self, layer: Layer, mag: Mag, b: tuple[int, int, int], encoding: int, mapping: str | None
+    ) -> Brick:
+        source = layer.source(mag)
+        code = enc.DTYPE_CODES[layer.dtype.name]
+        if source.brick_box(b) is None:
+            return Brick(None, encoding, code, _etag(None))
+        if mapping is None and source.can_use_stored(b):
+            stored = await source.stored_bytes(b)
+            layout = source.layout
+            assert layout is not None
+            if stored is not None:
+                stored_code = enc.CODES[layout.encoding]
+                if stored_code == encoding:
+                    payload = stored
+                else:
+                    payload = await asyncio.to_thread(enc.convert, stored, stored_code, encoding)
+                return Brick(payload, encoding, code, _etag(payload))
+            array = np.full((BRICK, BRICK, BRICK), source.fill or 0, dtype=source.dtype)
+        else:
+            read = await source.read(b)
+            assert read is not None
+            array = read
+        table = await layer.mapping(mapping) if mapping is not None else None
+        payload = await asyncio.to_thread(_encode, array, encoding, table)
+        return Brick(payload, encoding, code, _etag(payload))
+
+    # -- segments -------------------------------------------------------------
+
+    async def segment_at(
+        self, layer: Layer, mag: Mag, position: tuple[int, int, int], mapping: str | None
+    ) -> int:
+        """The segment id at a mag-1 voxel position (read at ``mag``)."""
+        source = layer.source(mag)
+        voxel = tuple(position[i] // mag[i] for i in range(3))
+        b = (voxel[0] // BRICK, voxel[1] // BRICK, voxel[2] // BRICK)
+        array = await source.read(b)
+        if array is None:
+            raise BadRequest(f"position {list(position)} is outside layer {layer.name!r}")
+        value = int(array[voxel[0] % BRICK, voxel[1] % BRICK, voxel[2] % BRICK])
+        if mapping is not None:
+            table = await layer.mapping(mapping)
+            if 0 <= value < len(table):
+                value = int(table[value])
+        return value
+
+    async def segment_extent(
+        self, layer: Layer, mag: Mag, segment: int, mapping: str | None
+    ) -> dict[str, Any]:
+        """Voxel count (at ``mag``) and bounding box (mag-1 voxels) of a segment."""
+        source = layer.source(mag)
+        lo, hi = source.valid_lo, source.valid_hi
+        voxels = math.prod(hi[i] - lo[i] for i in range(3))
+        if voxels > MAX_SCAN_VOXELS:
+            raise BadRequest(
+                f"mag {mag} of layer {layer.name!r} has {voxels} voxels; "
+                f"scan at a coarser mag (at most {MAX_SCAN_VOXELS})"
+            )
+        table = await layer.mapping(mapping) if mapping is not None else None
+        count = 0
+        box_lo = [math.inf] * 3
+        box_hi = [-math.inf] * 3
+        slab = max(BRICK, (1 << 24) // max((hi[0] - lo[0]) * (hi[1] - lo[1]), 1))
+        for z0 in range(lo[2], hi[2], slab):
+            z1 = min(z0 + slab, hi[2])
+            data = await _read_region(source, lo, (hi[0], hi[1], z1), z0)
+            n, found_lo, found_hi = await asyncio.to_thread(_extent, data, segment, table)
+            if n:
+                count += n
+                for i in range(3):
+                    offset = lo[i] if i < 2 else z0
+                    box_lo[i] = min(box_lo[i], found_lo[i] + offset)
+                    box_hi[i] = max(box_hi[i], found_hi[i] + offset)
+        if not count:
+            raise NotFound(f"segment {segment} does not occur in layer {layer.name!r} at mag {mag}")
+        top_left = [int(box_lo[i]) * mag[i] for i in range(3)]
+        size = [(int(box_hi[i]) + 1) * mag[i] - top_left[i] for i in range(3)]
+        return {
+            "segment": segment,
+            "mag": str(mag),
+            "voxelCount": count,
+            "boundingBox": {"topLeft": top_left, "size": size},
+        }
+
+
+async def _read_region(
+    source: MagSource, lo: tuple[int, int, int], hi: tuple[int, int, int], z0: int
+) -> np.ndarray:
+    sel: list[Any] = [0] * len(source.axes)
+    starts = (lo[0], lo[1], z0)
+    for i, axis_index in enumerate(source.spatial_index):
+        start = max(starts[i] - source.spec.origin[i], 0)
+        stop = min(hi[i] - source.spec.origin[i], source.shape[axis_index])
+        sel[axis_index] = slice(start, max(start, stop))
+    data = np.asarray(await source.array.getitem(tuple(sel)))
+    remaining = [a for a in source.axes if a in ("x", "y", "z")]
+    return np.transpose(data, [remaining.index(a) for a in ("x", "y", "z")])
+
+
+def _extent(
+    data: np.ndarray, segment: int, table: np.ndarray | None
+) -> tuple[int, list[int], list[int]]:
+    if table is not None:
+        data = _apply(data, table)
+    mask = data == segment
+    n = int(np.count_nonzero(mask))
+    if not n:
+        return 0, [], []
+    lo, hi = [], []
+    for axis in range(3):
+        other = tuple(a for a in range(3) if a != axis)
+        hit = np.flatnonzero(mask.any(axis=other))
+        lo.append(int(hit[0]))
+        hi.append(int(hit[-1]))
+    return n, lo, hi
+
+
+def _apply(data: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Map supervoxel ids through ``table``; ids beyond it stay as they are."""
+    inside = data < len(table)
+    mapped = table[np.where(inside, data, 0)]
+    return np.where(inside, mapped, data).astype(data.dtype, copy=False)
+
+
+def _encode(array: np.ndarray, encoding: int, table: np.ndarray | None) -> bytes:
+    if table is not None:
+        array = _apply(array, table)
+    return enc.encode(enc.to_raw(array), encoding)
