@@ -90,8 +90,8 @@ def create_app(
                     Workers(settings.workers) as workers,
                     RoomRegistry(pool, settings, metrics, workers) as rooms,
                 ):
-                    app.state.services = Services(settings, pool, rooms, metrics, workers)
-                    app.state.volumes = Volumes(settings, pool, metrics)
+                    volumes = Volumes(settings, pool, metrics)
+                    app.state.services = Services(settings, pool, rooms, metrics, workers, volumes)
                     log.info(
                         "server ready", extra={"database": "embedded" if embedded else "external"}
                     )

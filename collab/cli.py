@@ -45,7 +45,27 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument(
                 "--zip", action="store_true", help="a zip holding the NML, as WEBKNOSSOS downloads"
             )
+    dataset = sub.add_parser("dataset", help="register, list and describe datasets")
+    ds_sub = dataset.add_subparsers(dest="dataset_command", required=True)
+    add = ds_sub.add_parser("add", help="register a dataset folder or URL under a dataset root")
+    add.add_argument("name", help="dataset name (letters, digits, _ . -)")
+    add.add_argument("url", help="a path (relative: under the first root) or an fsspec URL")
+    ds_sub.add_parser("list", help="list registered datasets")
+    info = ds_sub.add_parser("info", help="show a dataset's layers and mags")
+    info.add_argument("name")
+    for cmd in (add, *ds_sub.choices.values()):
+        if not any(a.dest == "server" for a in cmd._actions):
+            _client_args(cmd)
     return parser
+
+
+def _client_args(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--server",
+        default=os.environ.get("COLLAB_SERVER", "http://127.0.0.1:8000"),
+        help="server URL (COLLAB_SERVER)",
+    )
+    cmd.add_argument("--token", default=None, help="bearer token (default: COLLAB_TOKEN)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,6 +77,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.nml_command == "import":
             return client_cli.nml_import(args.server, token, args.annotation, args.file)
         return client_cli.nml_export(args.server, token, args.annotation, args.file, args.zip)
+    if args.command == "dataset":
+        from collab import client_cli
+
+        token = client_cli.token_from(args.token)
+        if args.dataset_command == "add":
+            return client_cli.dataset_add(args.server, token, args.name, args.url)
+        if args.dataset_command == "list":
+            return client_cli.dataset_list(args.server, token)
+        return client_cli.dataset_info(args.server, token, args.name)
     try:
         settings = Settings.from_env().with_overrides(
             host=getattr(args, "host", None), port=args.port, data_dir=args.data_dir
@@ -71,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         serve(settings)
     elif args.command == "demo":
-        from collab.demo import prepare
+        from collab.demo import ensure_dataset, prepare
 
+        ensure_dataset(settings)
         serve(settings, on_ready=prepare)
     return 0
 

@@ -130,3 +130,43 @@ def token_from(arg: str | None) -> str:
     if not token:
         raise SystemExit("collab: a token is required (--token or COLLAB_TOKEN)")
     return token
+
+
+def _print_dataset(meta: dict[str, object]) -> None:
+    layers = meta.get("layers") or []
+    print(f"{meta['name']}  voxel size {meta.get('voxelSize')} nm  ({meta.get('url', '')})")
+    for layer in layers if isinstance(layers, list) else []:
+        box = layer["boundingBox"]
+        extra = f"  mappings {', '.join(layer['mappings'])}" if layer.get("mappings") else ""
+        print(
+            f"  {layer['name']:<16} {layer['category']:<12} {layer['dtype']:<7} "
+            f"topLeft {box['topLeft']} size {box['size']}  mags {', '.join(layer['mags'])}{extra}"
+        )
+
+
+def dataset_add(server: str, token: str, name: str, url: str) -> int:
+    with _client(server, token) as http:
+        response = http.post("/api/datasets", json={"name": name, "url": url})
+    if response.status_code != 201:
+        return _fail(response)
+    _print_dataset(response.json())
+    return 0
+
+
+def dataset_list(server: str, token: str) -> int:
+    with _client(server, token) as http:
+        response = http.get("/api/datasets")
+    if response.status_code != 200:
+        return _fail(response)
+    for meta in response.json()["datasets"]:
+        _print_dataset(meta)
+    return 0
+
+
+def dataset_info(server: str, token: str, name: str) -> int:
+    with _client(server, token) as http:
+        response = http.get(f"/api/datasets/{name}")
+    if response.status_code != 200:
+        return _fail(response)
+    _print_dataset(response.json())
+    return 0

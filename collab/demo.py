@@ -1,24 +1,59 @@
-"""``collab demo``: a demo user and annotation, created once, then served.
+"""``collab demo``: the demo dataset, a demo user and annotation, created once, then served.
 
-The demo dataset, project and tasks arrive with the volume and task issues.
+The demo project and tasks arrive with the task issue.
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import orjson
 
+from collab.config import Settings
 from collab.http.common import Services
+from collab.store import datasets as dataset_rows
 from collab.store import identity
+
+DATASET = "demo"
+
+
+def dataset_dir(settings: Settings) -> Path:
+    return settings.data_dir / "datasets" / DATASET
+
+
+def ensure_dataset(settings: Settings, size: int = 512) -> Path:
+    """Generate the synthetic dataset unless a finished one is there."""
+    root = dataset_dir(settings)
+    if (root / "datasource-properties.json").exists():
+        return root
+    from collab.volume.demo_data import generate
+
+    print(f"collab demo: creating the demo dataset ({size}³ voxels, once) in {root}", flush=True)
+    generate(root, size, log=lambda text: print(f"  {text}", file=sys.stderr, flush=True))
+    return root
+
+
+async def register_dataset(svc: Services) -> None:
+    root = dataset_dir(svc.settings)
+    async with svc.pool.acquire() as db:
+        known = await dataset_rows.exists(db, DATASET)
+    if not known and (root / "datasource-properties.json").exists():
+        await svc.volumes.register_location(DATASET, str(root.resolve()), None)
 
 
 async def prepare(svc: Services) -> None:
     settings = svc.settings
+    await register_dataset(svc)
     async with svc.pool.acquire() as db, db.transaction():
         await db.execute("SELECT pg_advisory_xact_lock(7302)")
         raw = await db.fetchval("SELECT value FROM server_settings WHERE key = 'demo'")
         if raw is None:
             user_id = await identity.create_user(db, "demo", "demo@example.org", ["annotator"])
-            annotation_id = await identity.create_annotation(db, "demo annotation", None, user_id)
+            annotation_id = await identity.create_annotation(
+                db, "demo annotation", DATASET if await dataset_rows.exists(db, DATASET) else None,
+                user_id,
+            )
             _, token = await identity.create_token(db, user_id=user_id, label="demo")
             state = {"user": user_id, "annotation": annotation_id, "token": token}
             await db.execute(
@@ -34,6 +69,8 @@ async def prepare(svc: Services) -> None:
         f"  server:          {base}/healthz\n"
         f"  demo token:      {state['token']}\n"
         f"  annotation:      {base}/api/annotations/{state['annotation']}\n"
-        f"  sync (Yjs):      {ws}/sync/{state['annotation']}/skeleton?token={state['token']}\n",
+        f"  sync (Yjs):      {ws}/sync/{state['annotation']}/skeleton?token={state['token']}\n"
+        f"  dataset:         {base}/api/datasets/{DATASET}\n"
+        f"  bricks (binary): {ws}/data/{DATASET}/color?token={state['token']}\n",
         flush=True,
     )

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from collab.auth import new_token
 from tests.conftest import free_port
+from tests.volume.helpers import BrickClient
 from tests.yclient import YClient, put_node
 
 
@@ -110,7 +112,8 @@ async def test_restart_keeps_every_saved_version(tmp_path: Path) -> None:
     assert not _postgres_running(data_dir)
 
 
-async def test_demo_prints_a_ready_annotation(tmp_path: Path) -> None:
+@pytest.mark.timeout(300)
+async def test_demo_creates_the_dataset_and_a_ready_annotation(tmp_path: Path) -> None:
     data_dir = (tmp_path / "data").resolve()
     port = free_port()
     log = tmp_path / "demo.log"
@@ -118,7 +121,8 @@ async def test_demo_prints_a_ready_annotation(tmp_path: Path) -> None:
     env["COLLAB_DATA_DIR"] = str(data_dir)
     proc = _start(["demo", "--port", str(port)], env, log)
     try:
-        await _wait_healthy(f"http://127.0.0.1:{port}", proc, log)
+        # The first start generates the 512³ dataset (issue: under a minute on 2 cores).
+        await _wait_healthy(f"http://127.0.0.1:{port}", proc, log, timeout=200)
         text = log.read_text()
         assert "admin token (shown once)" in text
         token = text.split("demo token:")[1].split()[0]
@@ -128,6 +132,15 @@ async def test_demo_prints_a_ready_annotation(tmp_path: Path) -> None:
         async with httpx.AsyncClient(headers={"authorization": f"Bearer {token}"}) as http:
             r = await http.get(f"http://127.0.0.1:{port}/api/annotations")
             assert r.json()["annotations"][0]["name"] == "demo annotation"
+            assert r.json()["annotations"][0]["dataset"] == "demo"
+            meta = (await http.get(f"http://127.0.0.1:{port}/api/datasets/demo")).json()
+            sizes = {layer["name"]: layer["boundingBox"]["size"] for layer in meta["layers"]}
+            assert sizes == {"color": [512, 512, 512], "segmentation": [512, 512, 512]}
+        bricks = text.split("bricks (binary):")[1].split()[0]
+        data = await BrickClient.connect(bricks)
+        records = await data.fetch(1, (1, 1, 1), [(8, 8, 8), (15, 15, 15), (16, 0, 0)])
+        assert [r.status for r in sorted(records, key=lambda r: r.brick)] == [0, 0, 1]
+        await data.close()
         await client.close()
     finally:
         _stop(proc, log)

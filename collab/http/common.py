@@ -17,6 +17,7 @@ from collab.errors import BadRequest, CollabError, InvalidJSON, PayloadTooLarge
 from collab.metrics import Metrics
 from collab.store import identity
 from collab.sync.registry import RoomRegistry
+from collab.volume.service import Volumes
 from collab.workers import Workers
 
 
@@ -27,6 +28,7 @@ class Services:
     rooms: RoomRegistry
     metrics: Metrics
     workers: Workers
+    volumes: Volumes
 
 
 def services(conn: HTTPConnection) -> Services:

@@ -252,7 +252,7 @@ def _status(brick: Brick) -> int:
 
 async def data_endpoint(ws: WebSocket) -> None:
     svc = services(ws)
-    volumes: Volumes = ws.app.state.volumes
+    volumes = svc.volumes
     await ws.accept()
     try:
         name = ws.path_params["dataset"]

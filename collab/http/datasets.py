@@ -22,8 +22,7 @@ MAX_BRICK = 1 << 26
 
 
 def volumes(request: Request) -> Volumes:
-    found: Volumes = request.app.state.volumes
-    return found
+    return services(request).volumes
 
 
 async def dataset_reader(request: Request, name: str) -> Principal:

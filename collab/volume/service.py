@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 
 from collab.config import Settings
-from collab.errors import BadRequest, LayoutError, NotFound
+from collab.errors import BadRequest, Conflict, LayoutError, NotFound
 from collab.metrics import Metrics
 from collab.store import datasets as dataset_rows
 from collab.volume import encoding as enc
@@ -72,12 +72,16 @@ class Volumes:
     # -- datasets -------------------------------------------------------------
 
     async def register(self, name: str, url: str, created_by: int | None) -> Dataset:
+        """Register ``url`` (resolved under the dataset roots) as ``name``."""
         check_name(name)
-        location = resolve(url, self.settings.roots)
+        return await self.register_location(name, resolve(url, self.settings.roots), created_by)
+
+    async def register_location(
+        self, name: str, location: str, created_by: int | None
+    ) -> Dataset:
+        """Register a location the server chose itself (the demo dataset)."""
         async with self.pool.acquire() as db:
             if await dataset_rows.exists(db, name):
-                from collab.errors import Conflict
-
                 raise Conflict(f"a dataset named {name!r} is already registered")
         dataset = await open_dataset(name, location)
         async with self.pool.acquire() as db:

@@ -229,8 +229,7 @@ async def test_backpressure_bounds_what_the_server_buffers(settings, tmp_path: P
         try:
             await slow.ws.send(wire.pack_request(1, (1, 1, 1), bricks))  # 256 x 128 KiB
             await asyncio.sleep(1.0)
-            volumes = live.app.state.volumes if hasattr(live.app, "state") else None
-            volumes = volumes or server.config.app.state.volumes
+            volumes = live.services.volumes
             streams = list(volumes.streams)
             assert streams
             peak = max(s.peak_bytes for s in streams)
