@@ -51,7 +51,9 @@ async def prepare(svc: Services) -> None:
         if raw is None:
             user_id = await identity.create_user(db, "demo", "demo@example.org", ["annotator"])
             annotation_id = await identity.create_annotation(
-                db, "demo annotation", DATASET if await dataset_rows.exists(db, DATASET) else None,
+                db,
+                "demo annotation",
+                DATASET if await dataset_rows.exists(db, DATASET) else None,
                 user_id,
             )
             _, token = await identity.create_token(db, user_id=user_id, label="demo")

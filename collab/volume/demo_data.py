@@ -117,9 +117,11 @@ def generate(
         hi = np.minimum((center + radii + 2).astype(int), base)
         window = tuple(slice(lo[i], hi[i]) for i in range(3))
         gx, gy, gz = np.ogrid[window]
-        r2 = ((gx - center[0]) / radii[0]) ** 2 + ((gy - center[1]) / radii[1]) ** 2 + (
-            (gz - center[2]) / radii[2]
-        ) ** 2
+        r2 = (
+            ((gx - center[0]) / radii[0]) ** 2
+            + ((gy - center[1]) / radii[1]) ** 2
+            + ((gz - center[2]) / radii[2]) ** 2
+        )
         owner = cells[int(center[0]), int(center[1]), int(center[2])]
         inside = (r2 <= 1.0) & (cells[window] == owner) & ~membrane[window]
         cristae = 18 * np.sin((gx + gy * 0.5) * 1.7)
@@ -129,7 +131,9 @@ def generate(
 
     # Synapses on membranes between two cells (base coordinates, then full size).
     flat = np.flatnonzero(cells[:-1] != cells[1:])
-    picks = rng.choice(flat, size=min(len(flat), max(12, int(150 * (size / 512) ** 3))), replace=False)
+    picks = rng.choice(
+        flat, size=min(len(flat), max(12, int(150 * (size / 512) ** 3))), replace=False
+    )
     synapses: list[dict[str, Any]] = []
     seen_pairs: set[tuple[int, int]] = set()
     for k in picks:

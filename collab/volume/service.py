@@ -76,9 +76,7 @@ class Volumes:
         check_name(name)
         return await self.register_location(name, resolve(url, self.settings.roots), created_by)
 
-    async def register_location(
-        self, name: str, location: str, created_by: int | None
-    ) -> Dataset:
+    async def register_location(self, name: str, location: str, created_by: int | None) -> Dataset:
         """Register a location the server chose itself (the demo dataset)."""
         async with self.pool.acquire() as db:
             if await dataset_rows.exists(db, name):
