@@ -387,8 +387,10 @@ def ome_layer(
         ratio = [level.scale_nm[k] / voxel[k] for k in range(3)]
         factors = []
         for r in ratio:
-            f = round(r)
-            if f < 1 or abs(r - f) > 1e-3 * f or f & (f - 1):
+            # Writers derive a level's scale from its rounded shape (90 / 22 gives
+            # 4.09), so the nearest power of two within 12.5 % is the factor.
+            f = 1 << max(0, round(math.log2(r))) if r > 0 else 0
+            if f < 1 or abs(r - f) > 0.125 * f:
                 raise LayoutError(
                     f"{file}: multiscales[0].datasets[{i}]: scale ratio {r:g} to level 0 "
                     "is not a power of two"

@@ -5,9 +5,6 @@ own virtual environment, never imported by collab): its NML imports, and its
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,34 +13,18 @@ from collab.document.kinds import new_doc
 from collab.skeleton import nml as nmlmod
 from collab.skeleton.convert import export_nml, import_nml
 from collab.skeleton.model import Skeleton
+from tests.venvs import WEBKNOSSOS, run_script, tool_python
 
-WK_VERSION = "4.3.3"
 HERE = Path(__file__).parent / "wk"
 
 
 @pytest.fixture(scope="session")
 def wk_python() -> Path:
-    venv = Path(tempfile.gettempdir()) / f"collab-webknossos-{WK_VERSION}"
-    python = venv / "bin" / "python"
-    if not (venv / "ok").exists():
-        subprocess.run(
-            [sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=300
-        )
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", f"webknossos=={WK_VERSION}"],
-            check=True,
-            timeout=900,
-        )
-        (venv / "ok").write_text("installed\n")
-    return python
+    return tool_python(WEBKNOSSOS)
 
 
 def _run(python: Path, script: str, *args: str) -> str:
-    done = subprocess.run(
-        [str(python), str(HERE / script), *args], capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
+    return run_script(python, HERE / script, *args)
 
 
 def test_webknossos_output_imports(wk_python: Path, tmp_path: Path) -> None:
