@@ -1,0 +1,96 @@
+"""The brick socket's frames: golden bytes (tests/golden/brick_frames.json,
+also the reference for clients in other languages) and round trips."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from collab.volume import wire
+
+GOLDEN = json.loads((Path(__file__).parents[1] / "golden" / "brick_frames.json").read_text())
+
+
+def test_golden_request_and_cancel() -> None:
+    req = GOLDEN["request"]
+    a = req["args"]
+    frame = wire.pack_request(
+        a["request_id"],
+        tuple(a["mag"]),
+        [tuple(b) for b in a["bricks"]],
+        a["encoding"],
+        a["mapping"],
+    )
+    assert frame.hex() == req["hex"]
+    # Header: type, encoding, count, request id, mag x/y/z, mapping length, reserved.
+    assert frame[:16].hex() == "010102000700000002000200010005" + "00"
+    parsed = wire.parse(bytes.fromhex(req["hex"]))
+    assert parsed == wire.Request(7, 1, (2, 2, 1), "cells", [(1, 2, 3), (-1, 0, 65536)])
+    for key in ("cancel", "cancel_all"):
+        c = GOLDEN[key]["args"]
+        frame = wire.pack_cancel(c["request_id"], [tuple(b) for b in c["bricks"]])
+        assert frame.hex() == GOLDEN[key]["hex"]
+        assert wire.parse(frame) == wire.Cancel(c["request_id"], [tuple(b) for b in c["bricks"]])
+
+
+def test_golden_server_frames() -> None:
+    records = wire.unpack_bricks(bytes.fromhex(GOLDEN["bricks"]["hex"]))
+    assert [
+        (r.request_id, r.brick, r.status, r.dtype, r.encoding, r.shape, r.payload.hex())
+        for r in records
+    ] == [
+        (
+            g["request_id"],
+            tuple(g["brick"]),
+            g["status"],
+            g["dtype"],
+            g["encoding"],
+            (32, 32, 32),
+            g["payload"],
+        )
+        for g in GOLDEN["bricks"]["records"]
+    ]
+    e = GOLDEN["error"]["args"]
+    assert wire.pack_error(e["code"], e["message"], e["request_id"]).hex() == GOLDEN["error"]["hex"]
+    assert wire.unpack_error(bytes.fromhex(GOLDEN["error"]["hex"])) == (3, 7, "too many")
+    assert wire.pack_done(*GOLDEN["done"]["args"]).hex() == GOLDEN["done"]["hex"]
+    assert wire.unpack_done(bytes.fromhex(GOLDEN["done"]["hex"])) == tuple(GOLDEN["done"]["args"])
+    assert wire.RECORD_BYTES == 32
+
+
+coord = st.tuples(*[st.integers(-(2**31), 2**31 - 1)] * 3)
+
+
+@given(
+    rid=st.integers(0, 2**32 - 1),
+    mag=st.tuples(*[st.integers(1, 65535)] * 3),
+    bricks=st.lists(coord, min_size=1, max_size=50),
+    encoding=st.integers(0, 255),
+    mapping=st.none() | st.text(min_size=1, max_size=40),
+)
+def test_request_round_trip(
+    rid: int, mag: tuple, bricks: list, encoding: int, mapping: str | None
+) -> None:
+    if mapping is not None and len(mapping.encode()) > 255:
+        return
+    frame = wire.pack_request(rid, mag, bricks, encoding, mapping)
+    assert wire.parse(frame) == wire.Request(rid, encoding, mag, mapping, bricks)
+
+
+@given(st.binary(max_size=200))
+def test_garbage_never_crashes_the_parser(data: bytes) -> None:
+    try:
+        wire.parse(data)
+    except wire.FrameError as exc:
+        assert exc.code in wire.ERROR_NAMES
+
+
+def test_truncations_are_frame_errors() -> None:
+    frame = bytes.fromhex(GOLDEN["request"]["hex"])
+    for n in range(len(frame)):
+        with pytest.raises(wire.FrameError):
+            wire.parse(frame[:n])
