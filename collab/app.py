@@ -97,7 +97,10 @@ def create_app(
                     )
                     if on_ready is not None:
                         await on_ready(app.state.services)
-                    yield
+                    try:
+                        yield
+                    finally:
+                        volumes.close()
                 log.info("rooms flushed")
             finally:
                 await pool.close()

@@ -33,8 +33,10 @@ from collab.volume.service import Volumes
 
 log = logging.getLogger("collab.http.data")
 
-#: Brick reads in flight per request (cache misses).
-READS_PER_REQUEST = 8
+#: Cache misses are read in batches of this many bricks (one thread hop each) ...
+READ_BATCH = 32
+#: ... with this many batches of one request in flight.
+READERS_PER_REQUEST = 3
 
 
 @dataclass
@@ -209,32 +211,33 @@ class BrickStream:
             else:
                 await self.deliver(state, b, hit, _status(hit))
         if misses:
-            queue = iter(misses)
+            batches = iter([misses[i : i + READ_BATCH] for i in range(0, len(misses), READ_BATCH)])
 
             async def reader() -> None:
-                for b in queue:
-                    if b not in state.remaining:
+                for batch in batches:
+                    wanted = [b for b in batch if b in state.remaining]
+                    if not wanted:
                         continue
-                    try:
-                        brick = await vol.brick(
-                            ds, layer, state.mag, b, state.encoding, state.mapping
-                        )
-                    except Exception as exc:
-                        log.warning(
-                            "brick read failed",
-                            extra={
-                                "dataset": ds.name,
-                                "layer": layer.name,
-                                "brick": b,
-                                "error": repr(exc),
-                            },
-                        )
-                        await self.deliver(state, b, None, wire.STATUS_FAILED)
-                        continue
-                    await self.deliver(state, b, brick, _status(brick))
+                    results = await vol.brick_batch(
+                        ds, layer, state.mag, wanted, state.encoding, state.mapping
+                    )
+                    for b, result in zip(wanted, results, strict=True):
+                        if isinstance(result, Brick):
+                            await self.deliver(state, b, result, _status(result))
+                        else:
+                            log.warning(
+                                "brick read failed",
+                                extra={
+                                    "dataset": ds.name,
+                                    "layer": layer.name,
+                                    "brick": b,
+                                    "error": repr(result),
+                                },
+                            )
+                            await self.deliver(state, b, None, wire.STATUS_FAILED)
 
             async with asyncio.TaskGroup() as tg:
-                for _ in range(min(READS_PER_REQUEST, len(misses))):
+                for _ in range(min(READERS_PER_REQUEST, -(-len(misses) // READ_BATCH))):
                     tg.create_task(reader())
         del self.requests[state.request_id]
         self.control(

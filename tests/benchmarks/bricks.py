@@ -1,0 +1,349 @@
+"""Brick delivery on the demo dataset: the WebSocket path against zarr-python
+in-process and nginx serving the same chunks as static files, in one run.
+
+    python tests/benchmarks/bricks.py [--seconds 6] [--keep DIR]
+
+Measures (docs/performance.md, issue "Volume data"):
+* demo dataset creation time (512³, once);
+* bricks/s and MB/s to 1 and 8 WebSocket clients, raw and zstd, cold and
+  warm brick cache (cold: a fresh server; the OS page cache stays warm, as it
+  does for nginx);
+* zarr-python reading the same bricks in-process (one getitem per brick,
+  8 in flight);
+* nginx (Debian package) serving the same bricks as one file each (raw and
+  zstd, the stored bytes) over keep-alive to `wrk` with 1 and 8 connections;
+* time to first brick of a 100-brick request, warm, p50/p99;
+* server RSS while 8 clients stream the whole dataset (both layers, all mags).
+
+Client processes are separate from the server; everything is on loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from collab.config import Settings  # noqa: E402
+from collab.demo import ensure_dataset  # noqa: E402
+from collab.volume import wire  # noqa: E402
+from tests.benchmarks.harness import collab_server, free_port, machine, pct  # noqa: E402
+
+BATCH = 256
+IN_FLIGHT = 4
+
+
+def all_bricks(n: int) -> list[tuple[int, int, int]]:
+    return [(x, y, z) for z in range(n) for y in range(n) for x in range(n)]
+
+
+async def _stream(url: str, mag: tuple[int, int, int], bricks: list, encoding: int, deadline: float) -> tuple[int, int]:
+    """Fetch ``bricks`` (repeatedly until ``deadline`` if it is set); returns (bricks, bytes)."""
+    import websockets
+
+    got = 0
+    nbytes = 0
+    async with websockets.connect(url, max_size=2**26, compression=None) as ws:
+        next_rid = 1
+        pending: set[int] = set()
+        position = 0
+        passes = 0
+        while True:
+            while len(pending) < IN_FLIGHT and (deadline or passes == 0):
+                if position >= len(bricks):
+                    if not deadline:
+                        break
+                    position = 0
+                    passes += 1
+                chunk = bricks[position : position + BATCH]
+                position += BATCH
+                if position >= len(bricks) and not deadline:
+                    passes = 1
+                await ws.send(wire.pack_request(next_rid, mag, chunk, encoding))
+                pending.add(next_rid)
+                next_rid += 1
+            if not pending:
+                break
+            frame = await ws.recv()
+            nbytes += len(frame)
+            kind = frame[0]
+            if kind == wire.BRICKS:
+                got += struct.unpack_from("<H", frame, 2)[0]
+            elif kind == wire.DONE:
+                pending.discard(struct.unpack_from("<I", frame, 4)[0])
+                if deadline and time.monotonic() > deadline:
+                    deadline = 0.0
+                    passes = 1
+            elif kind == wire.ERROR:
+                raise RuntimeError(wire.unpack_error(frame))
+    return got, nbytes
+
+
+def _client_process(args: tuple) -> tuple[int, int, float]:
+    urls, mag, bricks, encoding, seconds, start_at = args
+    while time.time() < start_at:
+        time.sleep(0.001)
+
+    async def run() -> list[tuple[int, int]]:
+        deadline = time.monotonic() + seconds if seconds else 0.0
+        return await asyncio.gather(*(_stream(u, mag, bricks, encoding, deadline) for u in urls))
+
+    t0 = time.perf_counter()
+    results = asyncio.run(run())
+    return sum(r[0] for r in results), sum(r[1] for r in results), time.perf_counter() - t0
+
+
+def ws_load(url: str, clients: int, mag: tuple, bricks: list, encoding: int, seconds: float) -> dict:
+    procs = min(clients, 2)
+    groups = [[url] * (clients // procs + (1 if i < clients % procs else 0)) for i in range(procs)]
+    start_at = time.time() + 1.0
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(procs) as pool:
+        out = pool.map(_client_process, [(g, mag, bricks, encoding, seconds, start_at) for g in groups])
+    n = sum(o[0] for o in out)
+    nbytes = sum(o[1] for o in out)
+    elapsed = max(o[2] for o in out)
+    return {"bricks": n, "seconds": elapsed, "bricks_s": n / elapsed, "mb_s": nbytes / elapsed / 1e6}
+
+
+async def time_to_first(url: str, bricks: list, rounds: int) -> list[float]:
+    import websockets
+
+    out = []
+    async with websockets.connect(url, max_size=2**26, compression=None) as ws:
+        for i in range(rounds):
+            chunk = [bricks[(i * 100 + k) % len(bricks)] for k in range(100)]
+            t0 = time.perf_counter()
+            await ws.send(wire.pack_request(i + 1, (1, 1, 1), chunk, 0))
+            first = None
+            while True:
+                frame = await ws.recv()
+                if first is None and frame[0] == wire.BRICKS:
+                    first = time.perf_counter() - t0
+                if frame[0] == wire.DONE:
+                    break
+            out.append(first or 0.0)
+    return out
+
+
+async def zarr_in_process(dataset: Path, bricks: list, seconds: float) -> dict:
+    import zarr.api.asynchronous as za
+
+    array = await za.open_array(store=str(dataset / "color" / "1"))
+    sem = asyncio.Semaphore(8)
+    count = 0
+    deadline = time.monotonic() + seconds
+
+    async def one(b: tuple[int, int, int]) -> None:
+        nonlocal count
+        async with sem:
+            data = await array.getitem((0, slice(b[0] * 32, b[0] * 32 + 32), slice(b[1] * 32, b[1] * 32 + 32), slice(b[2] * 32, b[2] * 32 + 32)))
+            np.asarray(data).tobytes(order="F")
+            count += 1
+
+    t0 = time.perf_counter()
+    i = 0
+    while time.monotonic() < deadline:
+        await asyncio.gather(*(one(bricks[(i + k) % len(bricks)]) for k in range(256)))
+        i += 256
+    elapsed = time.perf_counter() - t0
+    return {"bricks_s": count / elapsed, "mb_s": count * 32768 / elapsed / 1e6}
+
+
+def export_static(dataset: Path, out: Path, n: int) -> None:
+    """One file per mag-1 color brick, raw and as stored (zstd)."""
+    import zarr
+
+    from collab.volume.encoding import compress
+
+    array = zarr.open_array(str(dataset / "color" / "1"))
+    data = np.asarray(array[0])
+    for x in range(n):
+        for y in range(n):
+            for z in range(n):
+                raw = data[x * 32 : x * 32 + 32, y * 32 : y * 32 + 32, z * 32 : z * 32 + 32].tobytes(order="F")
+                for kind, payload in (("raw", raw), ("zstd", compress(raw))):
+                    d = out / kind / str(x) / str(y)
+                    d.mkdir(parents=True, exist_ok=True)
+                    (d / str(z)).write_bytes(payload)
+
+
+def nginx_load(root: Path, n: int, seconds: float) -> dict:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    wrk = shutil.which("wrk")
+    if not Path(nginx).exists() or wrk is None:
+        return {"error": "nginx or wrk missing (apt-get install nginx-light wrk)"}
+    port = free_port()
+    conf = root / "nginx.conf"
+    conf.write_text(textwrap.dedent(f"""
+        worker_processes 2;
+        error_log {root}/error.log;
+        pid {root}/nginx.pid;
+        events {{ worker_connections 1024; }}
+        http {{
+            access_log off;
+            sendfile on;
+            tcp_nopush on;
+            keepalive_requests 1000000;
+            server {{
+                listen 127.0.0.1:{port};
+                root {root};
+                location / {{ default_type application/octet-stream; }}
+            }}
+        }}
+    """))
+    proc = subprocess.Popen([nginx, "-c", str(conf), "-g", "daemon off;"], stderr=subprocess.PIPE)
+    results = {}
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/raw/0/0/0", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if proc.poll() is not None:
+                    return {"error": f"nginx exited: {proc.stderr.read().decode()[-500:] if proc.stderr else ''}"}
+                time.sleep(0.1)
+        for kind in ("raw", "zstd"):
+            lua = root / f"{kind}.lua"
+            lua.write_text(textwrap.dedent(f"""
+                local n = {n}
+                local i = 0
+                request = function()
+                    i = i + 1
+                    local b = i % (n * n * n)
+                    local x = b % n
+                    local y = math.floor(b / n) % n
+                    local z = math.floor(b / (n * n))
+                    return wrk.format("GET", "/{kind}/" .. x .. "/" .. y .. "/" .. z)
+                end
+            """))
+            for conns in (1, 8):
+                done = subprocess.run(
+                    [wrk, "-t", str(min(conns, 2)), "-c", str(conns), "-d", f"{max(1, round(seconds))}s", "-s", str(lua), f"http://127.0.0.1:{port}/"],
+                    capture_output=True, text=True, timeout=seconds + 30,
+                )
+                rps = mbs = 0.0
+                for line in done.stdout.splitlines():
+                    if line.startswith("Requests/sec:"):
+                        rps = float(line.split()[1])
+                    if line.startswith("Transfer/sec:"):
+                        value = line.split()[1]
+                        scale = {"KB": 1e-3, "MB": 1, "GB": 1e3}[value[-2:]]
+                        mbs = float(value[:-2]) * scale * 1.048576
+                if not rps:
+                    print("wrk:", done.stdout[-500:], done.stderr[-500:])
+                results[f"{kind} {conns}"] = {"bricks_s": rps, "mb_s": mbs}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    return results
+
+
+async def rss_while_streaming(server, seconds: float) -> tuple[float, float]:
+    """8 clients stream both layers at all mags; returns (peak RSS MB, bricks/s)."""
+    layers = {"color": 1, "segmentation": 4}
+    jobs = []
+    for layer in layers:
+        for mag in (1, 2, 4, 8):
+            n = 16 // mag
+            jobs.append((f"{server.ws}/data/demo/{layer}?token={server.token}", (mag, mag, mag), all_bricks(n)))
+    peak = server.rss_mb()
+    loop = asyncio.get_running_loop()
+
+    def run_all() -> int:
+        total = 0
+        for url, mag, bricks in jobs:
+            total += ws_load(url, 8, mag, bricks, 0, 0)["bricks"]
+        return total
+
+    t0 = time.perf_counter()
+    future = loop.run_in_executor(None, run_all)
+    while not future.done():
+        peak = max(peak, server.rss_mb())
+        await asyncio.sleep(0.05)
+    total = await future
+    return peak, total / (time.perf_counter() - t0)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--keep", type=Path, default=None, help="data dir to keep the demo dataset in")
+    args = parser.parse_args()
+    data_dir = args.keep or Path(tempfile.mkdtemp(prefix="collab-bricks-"))
+    settings = Settings(data_dir=data_dir)
+    fresh = not (data_dir / "datasets" / "demo" / "datasource-properties.json").exists()
+    t0 = time.perf_counter()
+    dataset = ensure_dataset(settings)
+    created = time.perf_counter() - t0
+    print(f"machine: {machine()}")
+    if fresh:
+        print(f"demo dataset created in {created:.1f} s")
+    n = 16
+    bricks = all_bricks(n)
+    lines: list[str] = []
+
+    def report(label: str, r: dict) -> None:
+        text = f"{label:<44} {r['bricks_s']:>9,.0f} bricks/s {r['mb_s']:>8,.0f} MB/s"
+        print(text, flush=True)
+        lines.append(text)
+
+    report("zarr-python in-process, 8 in flight", await zarr_in_process(dataset, bricks, args.seconds))
+    static = Path(tempfile.mkdtemp(prefix="collab-static-"))
+    export_static(dataset, static, n)
+    for key, r in nginx_load(static, n, args.seconds).items():
+        if key == "error":
+            print(r)
+            continue
+        kind, conns = key.split()
+        report(f"nginx static files, {kind}, {conns} conn", r)
+    shutil.rmtree(static, ignore_errors=True)
+
+    for encoding, name in ((0, "raw"), (1, "zstd")):
+        for clients in (1, 8):
+            async with collab_server(data_dir=data_dir) as server:
+                async with httpx.AsyncClient(headers={"authorization": f"Bearer {server.token}"}) as http:
+                    r = await http.post(f"{server.url}/api/datasets", json={"name": "demo", "url": "demo"})
+                    assert r.status_code in (201, 409), r.text
+                url = f"{server.ws}/data/demo/color?token={server.token}"
+                cold = ws_load(url, clients, (1, 1, 1), bricks, encoding, 0)
+                report(f"WebSocket {name}, {clients} client(s), cold cache", cold)
+                warm = ws_load(url, clients, (1, 1, 1), bricks, encoding, args.seconds)
+                report(f"WebSocket {name}, {clients} client(s), warm cache", warm)
+                if encoding == 0 and clients == 1:
+                    ttfb = await time_to_first(url, bricks, 300)
+                    ms = [t * 1000 for t in ttfb]
+                    text = f"time to first brick (100-brick request, warm): p50 {pct(ms, 50):.2f} ms p99 {pct(ms, 99):.2f} ms"
+                    print(text)
+                    lines.append(text)
+
+    async with collab_server(data_dir=data_dir) as server:
+        base = server.rss_mb()
+        peak, rate = await rss_while_streaming(server, args.seconds)
+        text = (
+            f"server RSS streaming everything to 8 clients: start {base:.0f} MB, peak {peak:.0f} MB "
+            f"(cache budget 512 MiB + 200 MB = {512 * 1.048576 + 200:.0f} MB), {rate:,.0f} bricks/s"
+        )
+        print(text)
+        lines.append(text)
+    if args.keep is None:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
