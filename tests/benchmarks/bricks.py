@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing
-import os
 import shutil
 import struct
 import subprocess
@@ -39,10 +39,10 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from collab.config import Settings  # noqa: E402
-from collab.demo import ensure_dataset  # noqa: E402
-from collab.volume import wire  # noqa: E402
-from tests.benchmarks.harness import collab_server, free_port, machine, pct  # noqa: E402
+from collab.config import Settings
+from collab.demo import ensure_dataset
+from collab.volume import wire
+from tests.benchmarks.harness import collab_server, free_port, machine, pct
 
 BATCH = 256
 IN_FLIGHT = 4
@@ -52,7 +52,9 @@ def all_bricks(n: int) -> list[tuple[int, int, int]]:
     return [(x, y, z) for z in range(n) for y in range(n) for x in range(n)]
 
 
-async def _stream(url: str, mag: tuple[int, int, int], bricks: list, encoding: int, deadline: float) -> tuple[int, int]:
+async def _stream(
+    url: str, mag: tuple[int, int, int], bricks: list, encoding: int, deadline: float
+) -> tuple[int, int]:
     """Fetch ``bricks`` (repeatedly until ``deadline`` if it is set); returns (bricks, bytes)."""
     import websockets
 
@@ -108,17 +110,67 @@ def _client_process(args: tuple) -> tuple[int, int, float]:
     return sum(r[0] for r in results), sum(r[1] for r in results), time.perf_counter() - t0
 
 
-def ws_load(url: str, clients: int, mag: tuple, bricks: list, encoding: int, seconds: float) -> dict:
+def ws_load(
+    url: str, clients: int, mag: tuple, bricks: list, encoding: int, seconds: float
+) -> dict:
     procs = min(clients, 2)
     groups = [[url] * (clients // procs + (1 if i < clients % procs else 0)) for i in range(procs)]
     start_at = time.time() + 1.0
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(procs) as pool:
-        out = pool.map(_client_process, [(g, mag, bricks, encoding, seconds, start_at) for g in groups])
+        out = pool.map(
+            _client_process, [(g, mag, bricks, encoding, seconds, start_at) for g in groups]
+        )
     n = sum(o[0] for o in out)
     nbytes = sum(o[1] for o in out)
     elapsed = max(o[2] for o in out)
-    return {"bricks": n, "seconds": elapsed, "bricks_s": n / elapsed, "mb_s": nbytes / elapsed / 1e6}
+    return {
+        "bricks": n,
+        "seconds": elapsed,
+        "bricks_s": n / elapsed,
+        "mb_s": nbytes / elapsed / 1e6,
+    }
+
+
+def node_load(url: str, clients: int, mag: tuple, n: int, encoding: int, seconds: float) -> dict:
+    """The same load from Node's `ws` (what a browser client is closer to):
+    clients split over two Node processes."""
+    from tests.benchmarks.harness import JS
+
+    procs = min(clients, 2)
+    mag_text = "-".join(str(m) for m in mag)
+    runs = [
+        subprocess.Popen(
+            [
+                "node",
+                str(JS / "brick_load.mjs"),
+                url,
+                str(clients // procs + (1 if i < clients % procs else 0)),
+                mag_text,
+                str(n),
+                str(encoding),
+                str(seconds),
+            ],
+            stdout=subprocess.PIPE,
+            cwd=JS,
+        )
+        for i in range(procs)
+    ]
+    outs = [json.loads(p.communicate(timeout=seconds + 120)[0]) for p in runs]
+    total = sum(o["bricks"] for o in outs)
+    nbytes = sum(o["bytes"] for o in outs)
+    elapsed = max(o["seconds"] for o in outs)
+    return {
+        "bricks": total,
+        "seconds": elapsed,
+        "bricks_s": total / elapsed,
+        "mb_s": nbytes / elapsed / 1e6,
+    }
+
+
+def server_cpu(server) -> float:
+    times = psutil.Process(server.pid).cpu_times()
+    return times.user + times.system
 
 
 async def time_to_first(url: str, bricks: list, rounds: int) -> list[float]:
@@ -152,7 +204,14 @@ async def zarr_in_process(dataset: Path, bricks: list, seconds: float) -> dict:
     async def one(b: tuple[int, int, int]) -> None:
         nonlocal count
         async with sem:
-            data = await array.getitem((0, slice(b[0] * 32, b[0] * 32 + 32), slice(b[1] * 32, b[1] * 32 + 32), slice(b[2] * 32, b[2] * 32 + 32)))
+            data = await array.getitem(
+                (
+                    0,
+                    slice(b[0] * 32, b[0] * 32 + 32),
+                    slice(b[1] * 32, b[1] * 32 + 32),
+                    slice(b[2] * 32, b[2] * 32 + 32),
+                )
+            )
             np.asarray(data).tobytes(order="F")
             count += 1
 
@@ -176,7 +235,9 @@ def export_static(dataset: Path, out: Path, n: int) -> None:
     for x in range(n):
         for y in range(n):
             for z in range(n):
-                raw = data[x * 32 : x * 32 + 32, y * 32 : y * 32 + 32, z * 32 : z * 32 + 32].tobytes(order="F")
+                raw = data[
+                    x * 32 : x * 32 + 32, y * 32 : y * 32 + 32, z * 32 : z * 32 + 32
+                ].tobytes(order="F")
                 for kind, payload in (("raw", raw), ("zstd", compress(raw))):
                     d = out / kind / str(x) / str(y)
                     d.mkdir(parents=True, exist_ok=True)
@@ -190,7 +251,8 @@ def nginx_load(root: Path, n: int, seconds: float) -> dict:
         return {"error": "nginx or wrk missing (apt-get install nginx-light wrk)"}
     port = free_port()
     conf = root / "nginx.conf"
-    conf.write_text(textwrap.dedent(f"""
+    conf.write_text(
+        textwrap.dedent(f"""
         worker_processes 2;
         error_log {root}/error.log;
         pid {root}/nginx.pid;
@@ -206,21 +268,27 @@ def nginx_load(root: Path, n: int, seconds: float) -> dict:
                 location / {{ default_type application/octet-stream; }}
             }}
         }}
-    """))
+    """)
+    )
     proc = subprocess.Popen([nginx, "-c", str(conf), "-g", "daemon off;"], stderr=subprocess.PIPE)
     results = {}
     try:
         for _ in range(100):
             try:
-                httpx.get(f"http://127.0.0.1:{port}/raw/0/0/0", timeout=1).raise_for_status()
+                status = httpx.get(f"http://127.0.0.1:{port}/raw/0/0/0", timeout=1).status_code
+                if status != 200:
+                    return {"error": f"nginx answered {status} for a brick file"}
                 break
-            except httpx.HTTPError:
+            except httpx.TransportError:
                 if proc.poll() is not None:
-                    return {"error": f"nginx exited: {proc.stderr.read().decode()[-500:] if proc.stderr else ''}"}
+                    return {
+                        "error": f"nginx exited: {proc.stderr.read().decode()[-500:] if proc.stderr else ''}"
+                    }
                 time.sleep(0.1)
         for kind in ("raw", "zstd"):
             lua = root / f"{kind}.lua"
-            lua.write_text(textwrap.dedent(f"""
+            lua.write_text(
+                textwrap.dedent(f"""
                 local n = {n}
                 local i = 0
                 request = function()
@@ -231,11 +299,25 @@ def nginx_load(root: Path, n: int, seconds: float) -> dict:
                     local z = math.floor(b / (n * n))
                     return wrk.format("GET", "/{kind}/" .. x .. "/" .. y .. "/" .. z)
                 end
-            """))
+            """)
+            )
             for conns in (1, 8):
                 done = subprocess.run(
-                    [wrk, "-t", str(min(conns, 2)), "-c", str(conns), "-d", f"{max(1, round(seconds))}s", "-s", str(lua), f"http://127.0.0.1:{port}/"],
-                    capture_output=True, text=True, timeout=seconds + 30,
+                    [
+                        wrk,
+                        "-t",
+                        str(min(conns, 2)),
+                        "-c",
+                        str(conns),
+                        "-d",
+                        f"{max(1, round(seconds))}s",
+                        "-s",
+                        str(lua),
+                        f"http://127.0.0.1:{port}/",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=seconds + 30,
                 )
                 rps = mbs = 0.0
                 for line in done.stdout.splitlines():
@@ -260,15 +342,16 @@ async def rss_while_streaming(server, seconds: float) -> tuple[float, float]:
     jobs = []
     for layer in layers:
         for mag in (1, 2, 4, 8):
-            n = 16 // mag
-            jobs.append((f"{server.ws}/data/demo/{layer}?token={server.token}", (mag, mag, mag), all_bricks(n)))
+            jobs.append(
+                (f"{server.ws}/data/demo/{layer}?token={server.token}", (mag, mag, mag), 16 // mag)
+            )
     peak = server.rss_mb()
     loop = asyncio.get_running_loop()
 
     def run_all() -> int:
         total = 0
-        for url, mag, bricks in jobs:
-            total += ws_load(url, 8, mag, bricks, 0, 0)["bricks"]
+        for url, mag, n in jobs:
+            total += node_load(url, 8, mag, n, 0, 0)["bricks"]
         return total
 
     t0 = time.perf_counter()
@@ -283,7 +366,9 @@ async def rss_while_streaming(server, seconds: float) -> tuple[float, float]:
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=6.0)
-    parser.add_argument("--keep", type=Path, default=None, help="data dir to keep the demo dataset in")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="data dir to keep the demo dataset in"
+    )
     args = parser.parse_args()
     data_dir = args.keep or Path(tempfile.mkdtemp(prefix="collab-bricks-"))
     settings = Settings(data_dir=data_dir)
@@ -303,8 +388,11 @@ async def main() -> None:
         print(text, flush=True)
         lines.append(text)
 
-    report("zarr-python in-process, 8 in flight", await zarr_in_process(dataset, bricks, args.seconds))
+    report(
+        "zarr-python in-process, 8 in flight", await zarr_in_process(dataset, bricks, args.seconds)
+    )
     static = Path(tempfile.mkdtemp(prefix="collab-static-"))
+    static.chmod(0o755)  # nginx's workers run as another user
     export_static(dataset, static, n)
     for key, r in nginx_load(static, n, args.seconds).items():
         if key == "error":
@@ -317,14 +405,26 @@ async def main() -> None:
     for encoding, name in ((0, "raw"), (1, "zstd")):
         for clients in (1, 8):
             async with collab_server(data_dir=data_dir) as server:
-                async with httpx.AsyncClient(headers={"authorization": f"Bearer {server.token}"}) as http:
-                    r = await http.post(f"{server.url}/api/datasets", json={"name": "demo", "url": "demo"})
+                async with httpx.AsyncClient(
+                    headers={"authorization": f"Bearer {server.token}"}
+                ) as http:
+                    r = await http.post(
+                        f"{server.url}/api/datasets", json={"name": "demo", "url": "demo"}
+                    )
                     assert r.status_code in (201, 409), r.text
                 url = f"{server.ws}/data/demo/color?token={server.token}"
-                cold = ws_load(url, clients, (1, 1, 1), bricks, encoding, 0)
+                cold = node_load(url, clients, (1, 1, 1), n, encoding, 0)
                 report(f"WebSocket {name}, {clients} client(s), cold cache", cold)
-                warm = ws_load(url, clients, (1, 1, 1), bricks, encoding, args.seconds)
+                cpu0 = server_cpu(server)
+                warm = node_load(url, clients, (1, 1, 1), n, encoding, args.seconds)
                 report(f"WebSocket {name}, {clients} client(s), warm cache", warm)
+                busy = (server_cpu(server) - cpu0) / warm["seconds"] * 100
+                text = f"  (server process CPU while warm: {busy:.0f} % of one core)"
+                print(text)
+                lines.append(text)
+                if clients == 8 and encoding == 0:
+                    py = ws_load(url, clients, (1, 1, 1), bricks, encoding, args.seconds)
+                    report(f"WebSocket {name}, 8 Python clients, warm cache", py)
                 if encoding == 0 and clients == 1:
                     ttfb = await time_to_first(url, bricks, 300)
                     ms = [t * 1000 for t in ttfb]
