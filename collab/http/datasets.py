@@ -207,10 +207,18 @@ async def get_mapping(request: Request) -> JSON:
     return JSON({"name": mapping, "agglomerates": [int(v) for v in table]})
 
 
+async def get_synapses(request: Request) -> JSON:
+    name = request.path_params["dataset"]
+    await dataset_reader(request, name)
+    dataset = await volumes(request).dataset(name)
+    return JSON({"synapses": await dataset.synapses()})
+
+
 routes = [
     Route("/api/datasets", create_dataset, methods=["POST"]),
     Route("/api/datasets", list_datasets, methods=["GET"]),
     Route("/api/datasets/{dataset}", get_dataset, methods=["GET"]),
+    Route("/api/datasets/{dataset}/synapses", get_synapses, methods=["GET"]),
     Route(
         "/api/datasets/{dataset}/layers/{layer}/mags/{mag}/bricks/{x}/{y}/{z}",
         get_brick,

@@ -93,5 +93,43 @@ OPENAPI: dict[str, Any] = {
         "/api/annotations/{annotation_id}/revert": {
             "post": _op("undo one version", 200, _obj(version=INT, doc=S), A)
         },
+        "/api/annotations/{annotation_id}/nml": {
+            "post": _op("merge an NML or zip into the skeleton (raw body)", params=A),
+            "get": _op("the skeleton as NML (?format=zip)", params=A),
+        },
+        "/api/annotations/{annotation_id}/skeleton": {"get": _op("skeleton summary", params=A)},
+        "/api/annotations/{annotation_id}/skeleton/lengths": {
+            "get": _op("path length per tree, nm", params=A)
+        },
+        "/api/annotations/{annotation_id}/skeleton/nodes": {
+            "get": _op("nodes in a box (?box=x,y,z,w,h,d)", params=A)
+        },
+        "/api/annotations/{annotation_id}/skeleton/nodes/{node_id}/tree": {
+            "get": _op("the tree of a node", params=A)
+        },
+        "/api/annotations/{annotation_id}/skeleton/path": {
+            "get": _op("shortest path (?from=&to=)", params=A)
+        },
+        "/api/annotations/{annotation_id}/skeleton/diff": {
+            "get": _op("diff between versions (?from=&to=)", params=A)
+        },
+        "/api/datasets": {
+            "post": _op("register a dataset (admin, manager)", 201, _obj(name=S, url=S)),
+            "get": _op("registered datasets"),
+        },
+        "/api/datasets/{dataset}": {"get": _op("a dataset's metadata")},
+        "/api/datasets/{dataset}/synapses": {"get": _op("the dataset's synapses.json")},
+        "/api/datasets/{dataset}/layers/{layer}/mags/{mag}/bricks/{x}/{y}/{z}": {
+            "get": _op("one 32³ brick, octet-stream, x fastest (?mapping=)")
+        },
+        "/api/datasets/{dataset}/layers/{layer}/segments/at": {
+            "get": _op("segment id at ?x=&y=&z= (mag-1 voxels)")
+        },
+        "/api/datasets/{dataset}/layers/{layer}/segments/{segment}": {
+            "get": _op("voxel count and bounding box of a segment (?mag=&mapping=)")
+        },
+        "/api/datasets/{dataset}/layers/{layer}/mappings/{mapping}": {
+            "get": _op("a supervoxel→agglomerate mapping as JSON")
+        },
     },
 }

@@ -116,6 +116,14 @@ class Dataset:
     layout: str
     voxel_size: tuple[float, float, float]
     layers: dict[str, Layer]
+    store: Store | None = None
+
+    async def synapses(self) -> list[Any]:
+        """The dataset's ``synapses.json`` list (the demo writes one)."""
+        doc = await read_json(self.store, "synapses.json") if self.store is not None else None
+        if not isinstance(doc, dict) or not isinstance(doc.get("synapses"), list):
+            raise NotFound(f"dataset {self.name!r} has no synapses.json")
+        return list(doc["synapses"])
 
     def layer(self, name: str) -> Layer:
         found = self.layers.get(name)
@@ -141,7 +149,7 @@ async def open_dataset(name: str, location: str) -> Dataset:
         layers = {}
         for layer_spec in spec.layers:
             layers[layer_spec.name] = await _open_layer(store, layer_spec)
-        return Dataset(name, location, spec.layout, spec.voxel_size, layers)
+        return Dataset(name, location, spec.layout, spec.voxel_size, layers, store)
     ome = await _ome_spec(store)
     if ome is None:
         raise LayoutError(
@@ -151,7 +159,7 @@ async def open_dataset(name: str, location: str) -> Dataset:
     layers = {}
     for layer_spec in ome.layers:
         layers[layer_spec.name] = await _open_layer(store, layer_spec)
-    return Dataset(name, location, ome.layout, ome.voxel_size, layers)
+    return Dataset(name, location, ome.layout, ome.voxel_size, layers, store)
 
 
 async def _group_attrs(store: Store, prefix: str) -> tuple[str, Any] | None:

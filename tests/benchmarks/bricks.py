@@ -327,6 +327,9 @@ def nginx_load(root: Path, n: int, seconds: float) -> dict:
                         value = line.split()[1]
                         scale = {"KB": 1e-3, "MB": 1, "GB": 1e3}[value[-2:]]
                         mbs = float(value[:-2]) * scale * 1.048576
+                if "Non-2xx" in done.stdout:
+                    print("nginx answered errors:", done.stdout[-300:])
+                    rps = mbs = 0.0
                 if not rps:
                     print("wrk:", done.stdout[-500:], done.stderr[-500:])
                 results[f"{kind} {conns}"] = {"bricks_s": rps, "mb_s": mbs}

@@ -153,3 +153,18 @@ async def test_oversized_body_is_413(live: LiveServer) -> None:
     async with live.client(live.admin_token) as http:
         r = await http.post("/api/annotations", content=b"{" + b" " * (2 * 1024 * 1024) + b"}")
     assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
+
+
+async def test_openapi_lists_every_route(live: LiveServer) -> None:
+    from starlette.routing import Route
+
+    async with live.client() as http:
+        spec = (await http.get("/api/openapi.json")).json()
+    routes = {
+        (route.path, method.lower())
+        for route in live.server.config.app.routes
+        if isinstance(route, Route) and route.path != "/api/openapi.json"
+        for method in (route.methods or set()) - {"HEAD"}
+    }
+    documented = {(path, method) for path, ops in spec["paths"].items() for method in ops}
+    assert routes <= documented, routes - documented

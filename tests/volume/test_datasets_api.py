@@ -183,5 +183,6 @@ async def test_segment_queries(live: LiveServer, small: SmallDataset) -> None:
         ]:
             r = await http.get(path, params=params)
             assert r.status_code == status, (path, params, r.text)
+        assert (await http.get("/api/datasets/small/synapses")).status_code == 404
         r = await http.get("/api/datasets/small/layers/segmentation/mappings/cells")
         assert r.json()["agglomerates"] == small.mapping.tolist()

@@ -100,6 +100,8 @@ async def test_served_bricks_equal_zarr(demo: tuple[Path, dict], live: LiveServe
         r = await http.post("/api/datasets", json={"name": "demo", "url": "demo"})
         assert r.status_code == 201
         assert r.json()["layers"][1]["mappings"] == ["ground_truth", "with_errors"]
+        served = (await http.get("/api/datasets/demo/synapses")).json()["synapses"]
+        assert served == json.loads((root / "synapses.json").read_text())["synapses"]
     _, token = await live.user("viewer")
     client = await BrickClient.connect(f"{live.ws_url}/data/demo/segmentation?token={token}")
     try:
