@@ -48,22 +48,32 @@ async def prepare(svc: Services) -> None:
     async with svc.pool.acquire() as db, db.transaction():
         await db.execute("SELECT pg_advisory_xact_lock(7302)")
         raw = await db.fetchval("SELECT value FROM server_settings WHERE key = 'demo'")
+        has_dataset = await dataset_rows.exists(db, DATASET)
         if raw is None:
             user_id = await identity.create_user(db, "demo", "demo@example.org", ["annotator"])
             annotation_id = await identity.create_annotation(
-                db,
-                "demo annotation",
-                DATASET if await dataset_rows.exists(db, DATASET) else None,
-                user_id,
+                db, "demo annotation", DATASET if has_dataset else None, user_id
             )
-            _, token = await identity.create_token(db, user_id=user_id, label="demo")
-            state = {"user": user_id, "annotation": annotation_id, "token": token}
-            await db.execute(
-                "INSERT INTO server_settings (key, value) VALUES ('demo', $1)",
-                orjson.dumps(state).decode(),
-            )
+            state = {"user": user_id, "annotation": annotation_id}
         else:
-            state = orjson.loads(raw)
+            old = orjson.loads(raw)
+            state = {"user": old["user"], "annotation": old["annotation"]}
+            if has_dataset:
+                await db.execute(
+                    "UPDATE annotations SET dataset = $1 WHERE id = $2 AND dataset IS NULL",
+                    DATASET,
+                    state["annotation"],
+                )
+        # Tokens are stored hashed only: each start revokes the last demo
+        # token and prints a new one.
+        await identity.revoke_labelled(db, state["user"], "demo")
+        _, token = await identity.create_token(db, user_id=state["user"], label="demo")
+        await db.execute(
+            "INSERT INTO server_settings (key, value) VALUES ('demo', $1) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            orjson.dumps(state).decode(),
+        )
+    state["token"] = token
     base = f"http://{settings.host}:{settings.port}"
     ws = f"ws://{settings.host}:{settings.port}"
     print(

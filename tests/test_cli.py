@@ -145,3 +145,20 @@ async def test_demo_creates_the_dataset_and_a_ready_annotation(tmp_path: Path) -
     finally:
         _stop(proc, log)
     assert not _postgres_running(data_dir)
+    # A second start reuses the dataset and annotation; no token is kept in
+    # clear text, so the old demo token is revoked and a new one printed.
+    log2 = tmp_path / "demo2.log"
+    proc = _start(["demo", "--port", str(port)], env, log2)
+    try:
+        await _wait_healthy(f"http://127.0.0.1:{port}", proc, log2, timeout=60)
+        text2 = log2.read_text()
+        assert "creating the demo dataset" not in text2
+        token2 = text2.split("demo token:")[1].split()[0]
+        assert token2 != token
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            old = await http.get("/api/annotations", headers={"authorization": f"Bearer {token}"})
+            assert old.status_code == 401
+            r = await http.get("/api/annotations", headers={"authorization": f"Bearer {token2}"})
+            assert [a["name"] for a in r.json()["annotations"]] == ["demo annotation"]
+    finally:
+        _stop(proc, log2)

@@ -85,6 +85,17 @@ async def revoke_token(conn: asyncpg.Connection, token_id: int) -> dict[str, Any
     return dict(row)
 
 
+async def revoke_labelled(conn: asyncpg.Connection, user_id: int, label: str) -> int:
+    """Revoke a user's live tokens carrying ``label``; returns how many."""
+    done = await conn.execute(
+        "UPDATE tokens SET revoked_at = now() "
+        "WHERE user_id = $1 AND label = $2 AND revoked_at IS NULL",
+        user_id,
+        label,
+    )
+    return int(done.split()[-1])
+
+
 async def token_owner(conn: asyncpg.Connection, token_id: int) -> tuple[int | None, int | None]:
     row = await conn.fetchrow("SELECT user_id, annotation_id FROM tokens WHERE id = $1", token_id)
     if row is None:
