@@ -73,16 +73,16 @@ async def prepare(svc: Services) -> None:
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             orjson.dumps(state).decode(),
         )
-    state["token"] = token
+    shown: dict[str, object] = {**state, "token": token}
     base = f"http://{settings.host}:{settings.port}"
     ws = f"ws://{settings.host}:{settings.port}"
     print(
         "\ncollab demo is running\n"
         f"  server:          {base}/healthz\n"
-        f"  demo token:      {state['token']}\n"
-        f"  annotation:      {base}/api/annotations/{state['annotation']}\n"
-        f"  sync (Yjs):      {ws}/sync/{state['annotation']}/skeleton?token={state['token']}\n"
+        f"  demo token:      {shown['token']}\n"
+        f"  annotation:      {base}/api/annotations/{shown['annotation']}\n"
+        f"  sync (Yjs):      {ws}/sync/{shown['annotation']}/skeleton?token={shown['token']}\n"
         f"  dataset:         {base}/api/datasets/{DATASET}\n"
-        f"  bricks (binary): {ws}/data/{DATASET}/color?token={state['token']}\n",
+        f"  bricks (binary): {ws}/data/{DATASET}/color?token={shown['token']}\n",
         flush=True,
     )
