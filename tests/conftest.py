@@ -4,6 +4,7 @@ template database cloned per test, and a real uvicorn server on a free port."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import shutil
@@ -172,6 +173,23 @@ async def live(settings: Settings) -> AsyncIterator[LiveServer]:
         yield live
     finally:
         await stop_server(live.server)  # a test may have restarted it
+
+
+@contextlib.asynccontextmanager
+async def live_with(settings: Settings) -> AsyncIterator[LiveServer]:
+    """A live server with settings of the test's own."""
+    server = await start_server(settings)
+    live = LiveServer(
+        url=f"http://127.0.0.1:{settings.port}",
+        ws_url=f"ws://127.0.0.1:{settings.port}",
+        admin_token=settings.admin_token or "",
+        settings=settings,
+        server=server,
+    )
+    try:
+        yield live
+    finally:
+        await stop_server(live.server)
 
 
 def with_settings(settings: Settings, **changes: object) -> Settings:

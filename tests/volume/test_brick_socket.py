@@ -13,7 +13,7 @@ import websockets
 
 from collab.volume import wire
 from collab.volume.encoding import RAW, ZSTD, decompress, from_raw
-from tests.conftest import LiveServer, start_server, stop_server, with_settings
+from tests.conftest import LiveServer, live_with, with_settings
 from tests.volume.helpers import BrickClient, SmallDataset, expected_brick, make_dataset
 
 
@@ -204,15 +204,7 @@ async def test_backpressure_bounds_what_the_server_buffers(settings, tmp_path: P
     live_settings = with_settings(
         settings, brick_send_buffer_bytes=limit, brick_frame_bytes=64 * 1024
     )
-    server = await start_server(live_settings)
-    try:
-        live = LiveServer(
-            url=f"http://127.0.0.1:{live_settings.port}",
-            ws_url=f"ws://127.0.0.1:{live_settings.port}",
-            admin_token=live_settings.admin_token or "",
-            settings=live_settings,
-            server=server,
-        )
+    async with live_with(live_settings) as live:
         root = Path(live_settings.roots[0]) / "big"
         make_dataset(root, (256, 256, 128))
         async with live.client(live.admin_token) as http:
@@ -242,5 +234,3 @@ async def test_backpressure_bounds_what_the_server_buffers(settings, tmp_path: P
         finally:
             await slow.close()
             await fast.close()
-    finally:
-        await stop_server(server)
