@@ -22,6 +22,7 @@ from collab.http import annotations as annotation_routes
 from collab.http import datasets as dataset_routes
 from collab.http import ops, users
 from collab.http import skeleton as skeleton_routes
+from collab.http import work as work_routes
 from collab.http.access_log import AccessLog
 from collab.http.common import JSON, Services, error_response
 from collab.http.data_socket import data_endpoint
@@ -114,6 +115,7 @@ def create_app(
         *annotation_routes.routes,
         *skeleton_routes.routes,
         *dataset_routes.routes,
+        *work_routes.routes,
         WebSocketRoute("/sync/{annotation_id}/{doc}", sync_endpoint),
         WebSocketRoute("/data/{dataset}/{layer}", data_endpoint),
         WebSocketRoute("/replay/{annotation_id}/{doc}", replay_endpoint),

@@ -88,6 +88,9 @@ class Settings:
     workers: int = 1
     #: Log level of the JSON logs.
     log_level: str = "INFO"
+    #: Time tracking: a pause between two updates of one user on one annotation
+    #: longer than this is a break and does not count as working time.
+    idle_seconds: float = 300.0
     #: Memory for encoded bricks kept ready to send (least recently used out).
     brick_cache_bytes: int = 512 * 1024 * 1024
     #: Most bricks one request frame may ask for.
@@ -124,6 +127,7 @@ class Settings:
             gc_full_every_seconds=_float(env, "COLLAB_GC_FULL_EVERY_SECONDS", 300.0, 1.0),
             workers=_int(env, "COLLAB_WORKERS", 1, 1),
             log_level=(env.get("COLLAB_LOG_LEVEL") or "INFO").upper(),
+            idle_seconds=_float(env, "COLLAB_IDLE_SECONDS", 300.0, 1.0),
             brick_cache_bytes=_int(env, "COLLAB_BRICK_CACHE_BYTES", 512 * 1024 * 1024, 0),
             brick_batch_max=_int(env, "COLLAB_BRICK_BATCH_MAX", 1024, 1),
             brick_pending_max=_int(env, "COLLAB_BRICK_PENDING_MAX", 16_384, 1),

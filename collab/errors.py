@@ -15,10 +15,13 @@ carries its HTTP status, its WebSocket close code and a machine-readable
     ├── Unauthenticated              (401, 4401)  missing, unknown or expired token
     ├── Forbidden                    (403, 4403)  valid token, no right to do this
     ├── NotFound                     (404, 4404)  no such annotation / user / version
+    │   └── NoTask                   (404)        tasks/next: nothing the caller may take
     ├── Conflict                     (409, 4409)  duplicate name, wrong state
+    │   └── BadState                 (409)        a task instance is not in a state for that
     ├── PayloadTooLarge              (413, 1009)  body or frame over its size limit
     ├── Unprocessable                (422, 4422)  well-formed but semantically invalid
     │   ├── BadUpdate                (422, 4422)  a CRDT update pycrdt cannot apply
+    │   ├── InvalidTask              (422)        an element of a task batch (its index given)
     │   └── LayoutError              (422)        a dataset's files do not describe a dataset
     └── Unavailable                  (503, 1013)  database down, server shutting down
 
@@ -93,6 +96,14 @@ class Conflict(CollabError):
     code = "conflict"
 
 
+class BadState(Conflict):
+    code = "bad_state"
+
+
+class NoTask(NotFound):
+    code = "no_task"
+
+
 class PayloadTooLarge(CollabError):
     status = 413
     close_code = 1009
@@ -107,6 +118,12 @@ class Unprocessable(CollabError, ValueError):
 
 class BadUpdate(Unprocessable):
     code = "bad_update"
+
+
+class InvalidTask(Unprocessable):
+    """One element of a task batch is wrong; ``index`` says which (nothing is stored)."""
+
+    code = "invalid_task"
 
 
 class LayoutError(Unprocessable):

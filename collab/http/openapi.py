@@ -62,7 +62,10 @@ OPENAPI: dict[str, Any] = {
             )
         },
         "/api/users/me": {"get": _op("the caller")},
-        "/api/users/{user_id}": {"get": _op("a user", params=["user_id"])},
+        "/api/users/{user_id}": {
+            "get": _op("a user", params=["user_id"]),
+            "patch": _op("teams, experiences, roles", params=["user_id"]),
+        },
         "/api/users/{user_id}/tokens": {
             "post": _op("new token", 201, _obj(label=S, expires=S), ["user_id"])
         },
@@ -112,6 +115,64 @@ OPENAPI: dict[str, Any] = {
         },
         "/api/annotations/{annotation_id}/skeleton/diff": {
             "get": _op("diff between versions (?from=&to=)", params=A)
+        },
+        "/api/teams": {
+            "post": _op("create a team (admin)", 201, _obj(name=S)),
+            "get": _op("teams"),
+        },
+        "/api/teams/{team_id}": {"get": _op("a team and its members")},
+        "/api/projects": {
+            "post": _op(
+                "create a project (admin, team manager)",
+                201,
+                _obj(
+                    name=S, team=INT, priority=INT, paused={"type": "boolean"}, expectedMinutes=INT
+                ),
+            ),
+            "get": _op("projects the caller manages or reviews"),
+        },
+        "/api/projects/{project_id}": {
+            "get": _op("a project with instance counts"),
+            "patch": _op(
+                "pause, resume, reprioritise", 200, _obj(paused={"type": "boolean"}, priority=INT)
+            ),
+        },
+        "/api/tasktypes": {
+            "post": _op(
+                "create a task type",
+                201,
+                _obj(name=S, description=S, modes={"type": "array", "items": S}),
+            )
+        },
+        "/api/tasktypes/{type_id}": {"get": _op("a task type")},
+        "/api/tasks": {
+            "post": _op("create tasks: one object, a list, or text/csv; all or nothing", 201),
+            "get": _op("tasks of ?project="),
+        },
+        "/api/tasks/next": {"post": _op("the caller's next task instance (annotators)")},
+        "/api/tasks/{task_id}": {"get": _op("a task and its instances")},
+        "/api/instances/{instance_id}": {"get": _op("an instance and its audit trail")},
+        "/api/instances/{instance_id}/assign": {
+            "post": _op("assign or reassign (managers)", 200, _obj(user=INT))
+        },
+        "/api/instances/{instance_id}/cancel": {
+            "post": _op("cancel (managers)", 200, _obj(reason=S))
+        },
+        "/api/instances/{instance_id}/reset": {
+            "post": _op("back to open (managers)", 200, _obj(reason=S))
+        },
+        "/api/annotations/{annotation_id}/finish": {
+            "post": _op("finish (its annotator)", params=A)
+        },
+        "/api/annotations/{annotation_id}/review": {
+            "post": _op("accept or reject (team reviewers)", 200, _obj(decision=S, reason=S), A)
+        },
+        "/api/annotations/{annotation_id}/comments": {
+            "post": _op("a review comment", 201, _obj(text=S), A),
+            "get": _op("review comments", params=A),
+        },
+        "/api/reports/time": {
+            "get": _op("active editing time (?by=user|task|project|day|annotation&format=csv)")
         },
         "/api/datasets": {
             "post": _op("register a dataset (admin, manager)", 201, _obj(name=S, url=S)),

@@ -188,7 +188,18 @@ async def access_to(conn: asyncpg.Connection, principal: Principal, annotation_i
         annotation_id,
         principal.user_id,
     )
-    return ROLE_ACCESS.get(role, Access.NONE)
+    access = ROLE_ACCESS.get(role, Access.NONE)
+    if access == Access.NONE and principal.roles & {"manager", "reviewer"}:
+        # A task's annotation: the team's managers and reviewers read it.
+        member = await conn.fetchval(
+            "SELECT 1 FROM task_instances i JOIN team_members m ON m.team_id = i.team_id "
+            "WHERE i.annotation_id = $1 AND m.user_id = $2",
+            annotation_id,
+            principal.user_id,
+        )
+        if member:
+            access = Access.READ
+    return access
 
 
 async def grant(

@@ -1,0 +1,1 @@
+"""People and work: tasks, their parsing, states and permissions."""
