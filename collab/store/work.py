@@ -398,8 +398,8 @@ async def next_open_instance(
               AND i.team_id = ANY($2::bigint[])
               AND (i.experience_domain IS NULL
                    OR i.experience_min <= coalesce(($3::jsonb ->> i.experience_domain)::int, 0))
-              AND NOT EXISTS (SELECT 1 FROM task_instances h
-                              WHERE h.annotator_id = $1 AND h.task_id = i.task_id)
+              AND NOT EXISTS (SELECT 1 FROM task_holders h
+                              WHERE h.user_id = $1 AND h.task_id = i.task_id)
             ORDER BY i.priority DESC, i.task_id, i.id
             LIMIT 1
             FOR UPDATE SKIP LOCKED""",
@@ -408,6 +408,22 @@ async def next_open_instance(
         _json(levels),
     )
     return row
+
+
+async def record_holder(db: asyncpg.Connection, task_id: int, user_id: int) -> None:
+    await db.execute(
+        "INSERT INTO task_holders (task_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        task_id,
+        user_id,
+    )
+
+
+async def held_before(db: asyncpg.Connection, task_id: int, user_id: int) -> bool:
+    return bool(
+        await db.fetchval(
+            "SELECT 1 FROM task_holders WHERE task_id = $1 AND user_id = $2", task_id, user_id
+        )
+    )
 
 
 async def set_instance(

@@ -49,6 +49,7 @@ async def _start(
     updated = await work.set_instance(
         db, row["id"], "in_progress", annotator, annotation, assigned=True
     )
+    await work.record_holder(db, row["task_id"], annotator)
     await work.audit(
         db,
         actor_id,
@@ -114,6 +115,7 @@ async def assign(pool: asyncpg.Pool, actor: Actor, instance_id: int, user: int) 
             )
             await db.execute("UPDATE annotations SET owner_id = $2 WHERE id = $1", annotation, user)
             updated = await work.set_instance(db, instance_id, row["state"], user, annotation)
+            await work.record_holder(db, row["task_id"], user)
             await work.audit(
                 db,
                 actor.user_id,

@@ -88,6 +88,14 @@ CREATE UNIQUE INDEX task_instances_annotation ON task_instances (annotation_id)
     WHERE annotation_id IS NOT NULL;
 CREATE INDEX task_instances_project_state ON task_instances (project_id, state);
 
+-- Who ever held an instance of a task (take, assign, reassign): nobody gets
+-- the same task twice, even after a reset or reassignment.
+CREATE TABLE task_holders (
+    task_id  bigint NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+    user_id  bigint NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    PRIMARY KEY (user_id, task_id)
+);
+
 -- Every state change of a task instance (and other managed objects): who,
 -- when, what, why. Append-only.
 CREATE TABLE audit_log (
