@@ -287,8 +287,7 @@ async def get_task(request: Request) -> JSON:
 
 
 async def next_task(request: Request) -> JSON:
-    me = await _actor(request)
-    return JSON(await flow.take_next(services(request).pool, me))
+    return JSON(await flow.take_next(services(request).pool, await caller(request)))
 
 
 # -- instances --------------------------------------------------------------------------

@@ -383,29 +383,67 @@ def instance_json(row: asyncpg.Record) -> dict[str, Any]:
     return _instance_json(row)
 
 
-async def next_open_instance(
-    db: asyncpg.Connection, user_id: int, teams: Sequence[int], levels: dict[str, int]
-) -> asyncpg.Record | None:
-    """Lock the best open instance the user may take (caller's transaction).
-
-    Walks the partial index ``task_instances_next`` in priority, task, instance
-    order; rows another transaction holds are skipped, never waited for, so
-    concurrent callers get different instances.
+async def take_next(db: asyncpg.Connection, user_id: int) -> asyncpg.Record | None:
+    """Pick, lock and start the user's best open instance in one statement
+    (caller's transaction): the choice walks ``task_instances_next`` once per
+    team of the user, in priority, task, instance order, skipping rows other
+    transactions hold; then the annotation, its owner grant, the instance's new
+    state, the holder row and the audit row are written by the same statement.
+    Returns the instance's id, task, annotation and the task's base annotation.
     """
     row: asyncpg.Record | None = await db.fetchrow(
-        f"""SELECT {_INSTANCE_COLUMNS} FROM task_instances i
-            WHERE i.state = 'open' AND NOT i.paused
-              AND i.team_id = ANY($2::bigint[])
-              AND (i.experience_domain IS NULL
-                   OR i.experience_min <= coalesce(($3::jsonb ->> i.experience_domain)::int, 0))
-              AND NOT EXISTS (SELECT 1 FROM task_holders h
-                              WHERE h.user_id = $1 AND h.task_id = i.task_id)
-            ORDER BY i.priority DESC, i.task_id, i.id
-            LIMIT 1
-            FOR UPDATE SKIP LOCKED""",
+        """WITH pick AS (
+               SELECT c.id, c.task_id FROM team_members m
+               CROSS JOIN LATERAL (
+                   SELECT i.id, i.task_id, i.priority FROM task_instances i
+                   WHERE i.team_id = m.team_id AND i.state = 'open' AND NOT i.paused
+                     AND (i.experience_domain IS NULL OR i.experience_min <= coalesce(
+                          (SELECT e.level FROM experiences e
+                           WHERE e.user_id = $1 AND e.domain = i.experience_domain), 0))
+                     AND NOT EXISTS (SELECT 1 FROM task_holders h
+                                     WHERE h.user_id = $1 AND h.task_id = i.task_id)
+                   ORDER BY i.priority DESC, i.task_id, i.id
+                   LIMIT 1
+                   FOR UPDATE SKIP LOCKED
+               ) c
+               WHERE m.user_id = $1
+               ORDER BY c.priority DESC, c.task_id, c.id
+               LIMIT 1
+           ),
+           task AS (
+               SELECT t.id, t.dataset, t.base_annotation_id FROM tasks t JOIN pick ON t.id = pick.task_id
+           ),
+           ann AS (
+               INSERT INTO annotations (name, dataset, owner_id)
+               SELECT 'task ' || task.id || ' / instance ' || pick.id, task.dataset, $1
+               FROM pick, task
+               RETURNING id
+           ),
+           grant_row AS (
+               INSERT INTO annotation_grants (annotation_id, user_id, role, granted_by)
+               SELECT ann.id, $1, 'owner', $1 FROM ann
+           ),
+           upd AS (
+               UPDATE task_instances i
+               SET state = 'in_progress', annotator_id = $1, annotation_id = ann.id,
+                   assigned_at = now(), updated_at = now()
+               FROM pick, ann WHERE i.id = pick.id
+               RETURNING i.id, i.task_id, i.annotation_id
+           ),
+           holder AS (
+               INSERT INTO task_holders (task_id, user_id) SELECT task_id, $1 FROM upd
+               ON CONFLICT DO NOTHING
+           ),
+           audit_row AS (
+               INSERT INTO audit_log (actor_id, entity, entity_id, action, from_state, to_state,
+                                      details)
+               SELECT $1, 'instance', upd.id, 'take', 'open', 'in_progress',
+                      jsonb_build_object('annotator', $1, 'annotation', upd.annotation_id)
+               FROM upd
+           )
+           SELECT upd.id, upd.task_id, upd.annotation_id, task.base_annotation_id
+           FROM upd, task""",
         user_id,
-        list(teams),
-        _json(levels),
     )
     return row
 

@@ -16,6 +16,7 @@ import asyncpg
 import orjson
 from pycrdt import merge_updates
 
+from collab.auth import Principal
 from collab.document.kinds import KINDS
 from collab.errors import Forbidden, NoTask, NotFound, Unprocessable
 from collab.store import identity, oplog, work
@@ -63,21 +64,22 @@ async def _start(
     return updated
 
 
-async def take_next(pool: asyncpg.Pool, actor: Actor) -> dict[str, Any]:
-    user = actor.require_user()
-    if "annotator" not in actor.roles:
+async def take_next(pool: asyncpg.Pool, principal: Principal) -> dict[str, Any]:
+    """``POST /api/tasks/next``: one statement picks, locks and starts the
+    instance (store.work.take_next); a base annotation is copied in the same
+    transaction."""
+    if principal.is_link or principal.user_id is None:
+        raise Forbidden("a sharing link cannot take tasks")
+    if "annotator" not in principal.roles:
         raise Forbidden("tasks/next needs the annotator role")
+    user = principal.user_id
     async with pool.acquire() as db, db.transaction():
-        levels = await work.experiences(db, user)
-        row = await work.next_open_instance(db, user, sorted(actor.teams), levels)
+        row = await work.take_next(db, user)
         if row is None:
             raise NoTask("no open task instance fits you (team, experience, not done before)")
-        updated = await _start(db, row, user, user, "take")
-    return {
-        "task": updated["task_id"],
-        "instance": updated["id"],
-        "annotation": updated["annotation_id"],
-    }
+        if row["base_annotation_id"] is not None:
+            await _copy_base(db, row["base_annotation_id"], row["annotation_id"])
+    return {"task": row["task_id"], "instance": row["id"], "annotation": row["annotation_id"]}
 
 
 async def assign(pool: asyncpg.Pool, actor: Actor, instance_id: int, user: int) -> dict[str, Any]:

@@ -62,7 +62,8 @@ CREATE INDEX tasks_project ON tasks (project_id, id);
 
 -- One row per wanted instance. team_id, priority, paused and the experience
 -- requirement are copied from the task and project so that choosing the next
--- open instance is one walk of the partial index below, not a join and sort.
+-- open instance is one ordered walk of the partial index below per team of
+-- the caller, not a join and sort.
 CREATE TABLE task_instances (
     id                 bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     task_id            bigint NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
@@ -80,7 +81,7 @@ CREATE TABLE task_instances (
     finished_at        timestamptz,
     updated_at         timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX task_instances_next ON task_instances (priority DESC, task_id, id)
+CREATE INDEX task_instances_next ON task_instances (team_id, priority DESC, task_id, id)
     WHERE state = 'open' AND NOT paused;
 CREATE INDEX task_instances_task ON task_instances (task_id);
 CREATE INDEX task_instances_annotator ON task_instances (annotator_id, task_id);
