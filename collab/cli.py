@@ -53,6 +53,18 @@ def _parser() -> argparse.ArgumentParser:
     ds_sub.add_parser("list", help="list registered datasets")
     info = ds_sub.add_parser("info", help="show a dataset's layers and mags")
     info.add_argument("name")
+    task = sub.add_parser("task", help="create tasks in bulk")
+    task_sub = task.add_subparsers(dest="task_command", required=True)
+    create = task_sub.add_parser(
+        "create", help="from a CSV or JSON file (all or nothing), or one task per NML file"
+    )
+    create.add_argument("files", type=Path, nargs="+", help="tasks.csv | tasks.json | *.nml")
+    create.add_argument("--project", type=int, default=None, help="project id (NML files)")
+    create.add_argument("--task-type", type=int, default=None, help="task type id (NML files)")
+    create.add_argument("--dataset", default=None, help="dataset name (NML files)")
+    create.add_argument("--instances", type=int, default=1, help="instances per task (NML files)")
+    create.add_argument("--experience", default=None, help="domain:min, e.g. tracing:2 (NML files)")
+    _client_args(create)
     for cmd in (add, *ds_sub.choices.values()):
         if not any(a.dest == "server" for a in cmd._actions):
             _client_args(cmd)
@@ -77,6 +89,20 @@ def main(argv: list[str] | None = None) -> int:
         if args.nml_command == "import":
             return client_cli.nml_import(args.server, token, args.annotation, args.file)
         return client_cli.nml_export(args.server, token, args.annotation, args.file, args.zip)
+    if args.command == "task":
+        from collab import client_cli
+
+        token = client_cli.token_from(args.token)
+        return client_cli.task_create(
+            args.server,
+            token,
+            args.files,
+            args.project,
+            args.task_type,
+            args.dataset,
+            args.instances,
+            args.experience,
+        )
     if args.command == "dataset":
         from collab import client_cli
 

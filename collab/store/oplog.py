@@ -40,25 +40,30 @@ class VersionInfo:
 async def load(conn: asyncpg.Connection, key: RoomKey, upto: int | None = None) -> StoredState:
     """The newest snapshot at or before ``upto`` (default: head) and the updates after it."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        snap = await conn.fetchrow(
-            """SELECT version, data FROM doc_snapshots
+        return await load_in(conn, key, upto)
+
+
+async def load_in(conn: asyncpg.Connection, key: RoomKey, upto: int | None = None) -> StoredState:
+    """:func:`load` inside the caller's transaction (its snapshot of the data)."""
+    snap = await conn.fetchrow(
+        """SELECT version, data FROM doc_snapshots
                WHERE annotation_id = $1 AND doc = $2 AND ($3::int IS NULL OR version <= $3)
                ORDER BY version DESC LIMIT 1""",
-            key.annotation_id,
-            key.doc,
-            upto,
-        )
-        base = snap["version"] if snap else 0
-        rows = await conn.fetch(
-            """SELECT version, data FROM doc_updates
+        key.annotation_id,
+        key.doc,
+        upto,
+    )
+    base = snap["version"] if snap else 0
+    rows = await conn.fetch(
+        """SELECT version, data FROM doc_updates
                WHERE annotation_id = $1 AND doc = $2 AND version > $3
                  AND ($4::int IS NULL OR version <= $4)
                ORDER BY version""",
-            key.annotation_id,
-            key.doc,
-            base,
-            upto,
-        )
+        key.annotation_id,
+        key.doc,
+        base,
+        upto,
+    )
     head = rows[-1]["version"] if rows else base
     return StoredState(
         snapshot=bytes(snap["data"]) if snap else None,

@@ -27,7 +27,7 @@ from collab.work.access import Actor
 async def _copy_base(db: asyncpg.Connection, base: int, target: int) -> None:
     """The base annotation's stored documents become version 1 of ``target``."""
     for kind in KINDS:
-        stored = await oplog.load(db, RoomKey(base, kind))
+        stored = await oplog.load_in(db, RoomKey(base, kind))
         parts = ([stored.snapshot] if stored.snapshot else []) + list(stored.updates)
         if not parts:
             continue
