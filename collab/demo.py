@@ -8,12 +8,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import asyncpg
 import orjson
 
 from collab.config import Settings
 from collab.http.common import Services
 from collab.store import datasets as dataset_rows
-from collab.store import identity
+from collab.store import identity, work
+from collab.work.specs import TaskSpec
 
 DATASET = "demo"
 
@@ -42,6 +44,42 @@ async def register_dataset(svc: Services) -> None:
         await svc.volumes.register_location(DATASET, str(root.resolve()), None)
 
 
+async def _demo_work(
+    db: asyncpg.Connection, user_id: int, has_dataset: bool, root: Path
+) -> dict[str, int]:
+    """A team with the demo user, a proofreading project and one task per
+    synapse of the demo dataset (the first 20), two instances each."""
+    team = await work.create_team(db, "demo lab")
+    await work.set_membership(db, user_id, [team])
+    await work.set_experiences(db, user_id, {"proofreading": 1, "tracing": 1})
+    await db.execute(
+        "UPDATE users SET roles = $2 WHERE id = $1", user_id, ["annotator", "reviewer"]
+    )
+    project = await work.create_project(db, "demo: synapse proofreading", team, 1, False, 10, None)
+    task_type = await work.create_task_type(
+        db,
+        "check a synapse",
+        "Trace the pre- and post-synaptic neurites from the synapse at the task position "
+        "and fix merge and split errors of the with_errors mapping.",
+        ["skeleton", "proofreading"],
+        {"mapping": "with_errors", "allowedMags": ["1", "2", "4", "8"]},
+        None,
+    )
+    positions: list[tuple[int, int, int]] = [(256, 256, 256)]
+    synapses_file = root / "synapses.json"
+    if has_dataset and synapses_file.exists():
+        found = orjson.loads(synapses_file.read_bytes()).get("synapses", [])
+        positions = [tuple(s["position"]) for s in found[:20]] or positions
+    specs = [
+        TaskSpec(
+            project, task_type, DATASET if has_dataset else None, (p[0], p[1], p[2]), instances=2
+        )
+        for p in positions
+    ]
+    await work.create_tasks(db, specs, None)
+    return {"team": team, "project": project}
+
+
 async def prepare(svc: Services) -> None:
     settings = svc.settings
     await register_dataset(svc)
@@ -57,13 +95,15 @@ async def prepare(svc: Services) -> None:
             state = {"user": user_id, "annotation": annotation_id}
         else:
             old = orjson.loads(raw)
-            state = {"user": old["user"], "annotation": old["annotation"]}
+            state = {k: old[k] for k in ("user", "annotation", "team", "project") if k in old}
             if has_dataset:
                 await db.execute(
                     "UPDATE annotations SET dataset = $1 WHERE id = $2 AND dataset IS NULL",
                     DATASET,
                     state["annotation"],
                 )
+        if "project" not in state:
+            state.update(await _demo_work(db, state["user"], has_dataset, dataset_dir(settings)))
         # Tokens are stored hashed only: each start revokes the last demo
         # token and prints a new one.
         await identity.revoke_labelled(db, state["user"], "demo")
@@ -83,6 +123,7 @@ async def prepare(svc: Services) -> None:
         f"  annotation:      {base}/api/annotations/{shown['annotation']}\n"
         f"  sync (Yjs):      {ws}/sync/{shown['annotation']}/skeleton?token={shown['token']}\n"
         f"  dataset:         {base}/api/datasets/{DATASET}\n"
+        f"  tasks:           POST {base}/api/tasks/next (project {shown['project']})\n"
         f"  bricks (binary): {ws}/data/{DATASET}/color?token={shown['token']}\n",
         flush=True,
     )
