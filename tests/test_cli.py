@@ -139,7 +139,9 @@ async def test_demo_creates_the_dataset_and_a_ready_annotation(tmp_path: Path) -
             # The demo project's tasks sit at synapses of the demo dataset.
             taken = await http.post(f"http://127.0.0.1:{port}/api/tasks/next")
             assert taken.status_code == 200, taken.text
-            synapses = (await http.get(f"http://127.0.0.1:{port}/api/datasets/demo/synapses")).json()
+            synapses = (
+                await http.get(f"http://127.0.0.1:{port}/api/datasets/demo/synapses")
+            ).json()
             assert len(synapses["synapses"]) >= 20
             assert "tasks:" in text
         bricks = text.split("bricks (binary):")[1].split()[0]

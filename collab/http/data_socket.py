@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 
 from starlette.websockets import WebSocket
 
-from collab.errors import CollabError, Forbidden
+from collab.errors import CollabError
 from collab.http.common import Services, bearer, services
+from collab.http.datasets import check_dataset_access
 from collab.http.sync_socket import close_reason
 from collab.store import identity
 from collab.volume import encoding as enc
@@ -261,11 +262,7 @@ async def data_endpoint(ws: WebSocket) -> None:
         name = ws.path_params["dataset"]
         async with svc.pool.acquire() as db:
             who = await identity.authenticate(db, bearer(ws))
-            if who.is_link:
-                assert who.link_annotation is not None
-                annotation = await identity.get_annotation(db, who.link_annotation)
-                if annotation.get("dataset") != name:
-                    raise Forbidden(f"this sharing link does not cover dataset {name!r}")
+            await check_dataset_access(db, who, name)
         dataset = await volumes.dataset(name)
         layer = dataset.layer(ws.path_params["layer"])
     except CollabError as exc:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from collab.auth import Principal
-from collab.errors import BadRequest, CollabError, Forbidden, NotFound
+from collab.errors import BadRequest, CollabError, Forbidden, InvalidJSON, NotFound
 from collab.http.common import JSON, caller, field_str, read_json, services
-from collab.store import identity
+from collab.store import datasets as dataset_rows
+from collab.store import identity, work
 from collab.volume import encoding as enc
 from collab.volume.dataset import Dataset, Layer
 from collab.volume.mags import Mag, parse_mag
@@ -32,13 +35,26 @@ async def dataset_reader(request: Request, name: str) -> Principal:
     reads only its annotation's dataset.
     """
     who = await caller(request)
+    async with services(request).pool.acquire() as db:
+        await check_dataset_access(db, who, name)
+    return who
+
+
+async def check_dataset_access(db: Any, who: Principal, name: str) -> None:
+    """Admins read every dataset; users the open ones and those shared with a
+    team of theirs; a sharing link only its annotation's dataset."""
     if who.is_link:
         assert who.link_annotation is not None
-        async with services(request).pool.acquire() as db:
-            annotation = await identity.get_annotation(db, who.link_annotation)
+        annotation = await identity.get_annotation(db, who.link_annotation)
         if annotation.get("dataset") != name:
             raise Forbidden(f"this sharing link does not cover dataset {name!r}")
-    return who
+        return
+    if who.is_admin or who.user_id is None:
+        return
+    if not await dataset_rows.exists(db, name):
+        raise NotFound(f"no dataset named {name!r}")
+    if not await dataset_rows.visible_to(db, name, who.user_id):
+        raise Forbidden(f"dataset {name!r} is shared with other teams only")
 
 
 async def create_dataset(request: Request) -> JSON:
@@ -48,8 +64,21 @@ async def create_dataset(request: Request) -> JSON:
     body = await read_json(request)
     name = field_str(body, "name", max_len=100) or ""
     url = field_str(body, "url", max_len=4096) or ""
+    teams = body.get("teams", [])
+    if not isinstance(teams, list) or not all(
+        isinstance(t, int) and not isinstance(t, bool) and t > 0 for t in teams
+    ):
+        raise InvalidJSON("'teams' must be a list of team ids (empty: every user)")
+    async with services(request).pool.acquire() as db:
+        mine = set(await work.user_teams(db, who.user_id or 0))
+        if await work.missing_teams(db, teams):
+            raise NotFound(f"no team {(await work.missing_teams(db, teams))[0]}")
+    if not who.is_admin and not set(teams) <= mine:
+        raise Forbidden("managers share datasets with their own teams only")
     dataset = await volumes(request).register(name, url, who.user_id)
-    return JSON(dataset.metadata(), status_code=201)
+    async with services(request).pool.acquire() as db:
+        await dataset_rows.set_teams(db, name, teams)
+    return JSON({**dataset.metadata(), "teams": sorted(set(teams))}, status_code=201)
 
 
 async def list_datasets(request: Request) -> JSON:
@@ -57,11 +86,11 @@ async def list_datasets(request: Request) -> JSON:
     vol = volumes(request)
     out = []
     for name in await vol.names():
-        if who.is_link:
-            try:
-                await dataset_reader(request, name)
-            except Forbidden:
-                continue
+        try:
+            async with services(request).pool.acquire() as db:
+                await check_dataset_access(db, who, name)
+        except Forbidden:
+            continue
         out.append(await _metadata(vol, name))
     return JSON({"datasets": out})
 

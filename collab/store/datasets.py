@@ -45,3 +45,32 @@ async def names(db: asyncpg.Connection) -> list[str]:
 
 async def exists(db: asyncpg.Connection, name: str) -> bool:
     return bool(await db.fetchval("SELECT 1 FROM datasets WHERE name = $1", name))
+
+
+async def set_teams(db: asyncpg.Connection, name: str, teams: list[int]) -> None:
+    await db.execute("DELETE FROM dataset_teams WHERE dataset = $1", name)
+    await db.executemany(
+        "INSERT INTO dataset_teams (dataset, team_id) VALUES ($1, $2)",
+        [(name, t) for t in sorted(set(teams))],
+    )
+
+
+async def teams(db: asyncpg.Connection, name: str) -> list[int]:
+    rows = await db.fetch(
+        "SELECT team_id FROM dataset_teams WHERE dataset = $1 ORDER BY team_id", name
+    )
+    return [r["team_id"] for r in rows]
+
+
+async def visible_to(db: asyncpg.Connection, name: str, user_id: int) -> bool:
+    """Open datasets (no teams) are visible to every user; shared ones to their teams."""
+    return bool(
+        await db.fetchval(
+            """SELECT NOT EXISTS (SELECT 1 FROM dataset_teams WHERE dataset = $1)
+                   OR EXISTS (SELECT 1 FROM dataset_teams d JOIN team_members m
+                              ON m.team_id = d.team_id
+                              WHERE d.dataset = $1 AND m.user_id = $2)""",
+            name,
+            user_id,
+        )
+    )

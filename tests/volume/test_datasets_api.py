@@ -236,3 +236,44 @@ async def test_object_storage_url(settings, tmp_path: Path) -> None:
                 await client.close()
     finally:
         fs.rm("/bucket", recursive=True)
+
+
+async def test_datasets_shared_with_teams(live: LiveServer, small: SmallDataset) -> None:
+    from tests.work.helpers import make_org
+
+    org = await make_org(live)
+    async with live.client(live.admin_token) as http:
+        r = await http.post(
+            "/api/datasets", json={"name": "lab-a", "url": "small", "teams": [org.team_a]}
+        )
+        assert r.status_code == 201 and r.json()["teams"] == [org.team_a]
+        assert (
+            await http.post("/api/datasets", json={"name": "open", "url": "small"})
+        ).status_code == 201
+        r = await http.post("/api/datasets", json={"name": "x", "url": "small", "teams": [999]})
+        assert r.status_code == 404
+    async with org.client(org.manager_b) as http:
+        r = await http.post(
+            "/api/datasets", json={"name": "y", "url": "small", "teams": [org.team_a]}
+        )
+        assert r.status_code == 403  # managers share with their own teams only
+    brick = "/api/datasets/lab-a/layers/color/mags/1/bricks/0/0/0"
+    async with org.client(org.annotator) as http:
+        assert (await http.get("/api/datasets/lab-a")).status_code == 200
+        assert (await http.get(brick)).status_code == 200
+        names = [d["name"] for d in (await http.get("/api/datasets")).json()["datasets"]]
+        assert names == ["lab-a", "open"]
+    async with org.client(org.outsider) as http:
+        assert (await http.get("/api/datasets/lab-a")).status_code == 403
+        assert (await http.get(brick)).status_code == 403
+        assert (await http.get("/api/datasets/open")).status_code == 200
+        names = [d["name"] for d in (await http.get("/api/datasets")).json()["datasets"]]
+        assert names == ["open"]
+    import websockets
+
+    async with websockets.connect(
+        f"{live.ws_url}/data/lab-a/color?token={org.outsider.token}"
+    ) as ws:
+        with pytest.raises(websockets.ConnectionClosed) as info:
+            await ws.recv()
+        assert info.value.rcvd is not None and info.value.rcvd.code == 4403
