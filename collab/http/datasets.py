@@ -261,5 +261,3 @@ routes = [
         "/api/datasets/{dataset}/layers/{layer}/mappings/{mapping}", get_mapping, methods=["GET"]
     ),
 ]
-
-__all__ = ["NotFound", "routes"]

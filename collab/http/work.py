@@ -6,11 +6,14 @@ import csv
 import io
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from collab.auth import Access
 from collab.errors import BadRequest, Forbidden, InvalidJSON, InvalidTask, NotFound
+from collab.http.annotations import require_access
 from collab.http.common import (
     JSON,
     caller,
@@ -26,7 +29,7 @@ from collab.http.common import (
 from collab.store import work
 from collab.work import flow
 from collab.work.access import Actor, actor
-from collab.work.specs import MAX_TASKS, TaskSpec, tasks_from_csv, tasks_from_json
+from collab.work.specs import TaskSpec, tasks_from_csv, tasks_from_json
 
 MODES = ("skeleton", "volume", "proofreading")
 #: Largest task batch body (10,000 tasks as JSON are ~2 MB).
@@ -239,8 +242,6 @@ async def create_tasks(request: Request) -> JSON:
             raise InvalidTask("row 1: the CSV is not UTF-8", index=0) from None
         specs, as_list = tasks_from_csv(text), True
     else:
-        import orjson
-
         try:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -358,10 +359,7 @@ async def review(request: Request) -> JSON:
     )
 
 
-async def _comment_access(request: Request, me: Actor, annotation_id: int) -> None:
-    from collab.auth import Access
-    from collab.http.annotations import require_access
-
+async def _comment_access(request: Request, annotation_id: int) -> None:
     await require_access(request, await caller(request), annotation_id, Access.READ)
 
 
@@ -369,7 +367,7 @@ async def add_comment(request: Request) -> JSON:
     me = await _actor(request)
     user = me.require_user()
     annotation_id = path_int(request, "annotation_id")
-    await _comment_access(request, me, annotation_id)
+    await _comment_access(request, annotation_id)
     body = await read_json(request)
     text = field_str(body, "text", max_len=10_000) or ""
     position = body.get("position")
@@ -385,9 +383,8 @@ async def add_comment(request: Request) -> JSON:
 
 
 async def list_comments(request: Request) -> JSON:
-    me = await _actor(request)
     annotation_id = path_int(request, "annotation_id")
-    await _comment_access(request, me, annotation_id)
+    await _comment_access(request, annotation_id)
     async with services(request).pool.acquire() as db:
         return JSON({"comments": await work.comments(db, annotation_id)})
 
@@ -468,5 +465,3 @@ routes = [
     Route("/api/annotations/{annotation_id}/comments", list_comments, methods=["GET"]),
     Route("/api/reports/time", time_report, methods=["GET"]),
 ]
-
-__all__ = ["MAX_TASKS", "routes"]

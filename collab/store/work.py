@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from collab.errors import BadState, Conflict, NotFound, Unprocessable
+from collab.errors import BadState, Conflict, NotFound
 from collab.work.specs import TaskSpec
 
 INSTANCE_STATES = ("open", "in_progress", "finished", "accepted", "rejected", "cancelled")
@@ -578,22 +578,6 @@ async def comments(db: asyncpg.Connection, annotation_id: int) -> list[dict[str,
     ]
 
 
-async def team_role_for_annotation(
-    db: asyncpg.Connection, annotation_id: int, user_id: int
-) -> tuple[int | None, bool]:
-    """(the team of the annotation's task, whether ``user_id`` is in it)."""
-    row = await db.fetchrow(
-        "SELECT i.team_id, EXISTS (SELECT 1 FROM team_members m "
-        "WHERE m.team_id = i.team_id AND m.user_id = $2) AS member "
-        "FROM task_instances i WHERE i.annotation_id = $1",
-        annotation_id,
-        user_id,
-    )
-    if row is None:
-        return None, False
-    return row["team_id"], bool(row["member"])
-
-
 async def check_refs(
     db: asyncpg.Connection, specs: Sequence[TaskSpec]
 ) -> tuple[dict[int, int], set[int], set[str], set[int]]:
@@ -637,9 +621,6 @@ def ensure_state(row: asyncpg.Record, allowed: Sequence[str], action: str) -> No
         raise BadState(
             f"cannot {action} a task instance that is {row['state']} (needs {' or '.join(allowed)})"
         )
-
-
-__all__ = ["Unprocessable", "dt"]
 
 
 # -- time tracking ------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +15,6 @@ from zarr.storage import LocalStore, StorePath
 
 from collab.errors import LayoutError, NotFound
 from collab.volume.layout import (
-    SPATIAL,
     WK_PROPERTIES,
     DatasetSpec,
     LayerSpec,
@@ -279,13 +277,3 @@ async def _open_layer(store: Store, spec: LayerSpec) -> Layer:
         except (FileNotFoundError, NotImplementedError):
             pass
     return Layer(spec, dtype, sources, store, mappings)
-
-
-def brick_grid(layer: Layer, mag: Mag) -> tuple[range, range, range]:
-    """The brick coordinates that touch the layer's bounding box at ``mag``."""
-    source = layer.source(mag)
-    r = [range(source.valid_lo[i] // 32, math.ceil(source.valid_hi[i] / 32)) for i in range(3)]
-    return r[0], r[1], r[2]
-
-
-__all__ = ["SPATIAL", "Dataset", "Layer", "brick_grid", "open_dataset", "open_store"]
