@@ -15,6 +15,9 @@ from collab.skeleton.convert import export_nml, import_nml
 from collab.skeleton.model import Skeleton
 from tests.venvs import WEBKNOSSOS, run_script, tool_python
 
+# Creating a tool venv on a fresh machine downloads its packages: minutes, once.
+pytestmark = pytest.mark.timeout(900)
+
 HERE = Path(__file__).parent / "wk"
 
 

@@ -16,6 +16,9 @@ from tests.conftest import LiveServer
 from tests.venvs import OME_ZARR, WEBKNOSSOS, run_script, tool_python
 from tests.volume.helpers import BrickClient
 
+# Creating a tool venv on a fresh machine downloads its packages: minutes, once.
+pytestmark = pytest.mark.timeout(900)
+
 HERE = Path(__file__).parent / "interop"
 
 
