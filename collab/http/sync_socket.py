@@ -23,7 +23,7 @@ from collab.auth import Access
 from collab.document.kinds import parse_kind
 from collab.errors import BadRequest, CollabError, Forbidden, Unavailable
 from collab.http.common import Services, bearer, path_int, services
-from collab.store import identity
+from collab.store import identity, work
 from collab.sync import messages as m
 from collab.sync.registry import Loading
 from collab.sync.room import PeerState, Room, RoomKey
@@ -100,6 +100,11 @@ async def sync_endpoint(ws: WebSocket) -> None:
         async with svc.pool.acquire() as db:
             who = await identity.authenticate(db, bearer(ws))
             access = await identity.access_to(db, who, annotation_id)
+            if access >= Access.WRITE:
+                # A task's annotation changes only the documents of its task type's modes.
+                writable = await work.writable_docs(db, annotation_id)
+                if writable is not None and kind not in writable:
+                    access = Access.READ
         if access < Access.READ:
             raise Forbidden(f"no access to annotation {annotation_id}")
     except CollabError as exc:

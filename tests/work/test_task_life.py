@@ -252,3 +252,26 @@ async def test_manager_assign_reassign_cancel_reset(org: Org) -> None:
         assert (await http.post("/api/tasks/next")).status_code == 404  # held it before
     async with org.client(org.manager_b) as http:
         assert (await http.post(f"/api/instances/{one}/cancel", json={})).status_code == 403
+
+
+async def test_task_type_modes_limit_the_writable_documents(org: Org) -> None:
+    """A skeleton-only task type: its annotations' segmentation is read-only."""
+    await org.tasks(task(org))
+    async with org.client(org.annotator) as http:
+        ann = (await http.post("/api/tasks/next")).json()["annotation"]
+    live = org.live
+    seg = await YClient(live.sync_url(ann, "segmentation", token=org.annotator.token)).connect()
+    sk = await YClient(live.sync_url(ann, "skeleton", token=org.annotator.token)).connect()
+    try:
+        await seg.wait(lambda: bool(seg.denied))
+        put_node(sk, "n1", {"treeId": "t", "position": [1, 1, 1]})
+        await asyncio.sleep(0.3)
+        assert not sk.denied
+    finally:
+        await seg.close()
+        await sk.close()
+    async with org.client(org.annotator) as http:
+        versions = (
+            await http.get(f"/api/annotations/{ann}/versions", params={"doc": "skeleton"})
+        ).json()
+        assert versions["versions"]
