@@ -3,7 +3,7 @@ version) and export through the REST API of a real server, peak server memory,
 a new client's first sync of that document, and writer→reader latency of one
 node added while 20 clients watch it.
 
-    python tests/benchmarks/nml_million.py [--nodes 1000000] [--trees 1000]
+    python -m tests.benchmarks.nml_million [--nodes 1000000] [--trees 1000]
 """
 
 from __future__ import annotations
@@ -99,8 +99,11 @@ async def main() -> None:
     )
     a = p.parse_args()
     print(f"machine: {machine()}")
-    tmp = Path(tempfile.mkdtemp(prefix="collab-nml-"))
-    nml_path = tmp / "big.nml"
+    with tempfile.TemporaryDirectory(prefix="collab-nml-") as tmp:
+        await run(a, Path(tmp) / "big.nml")
+
+
+async def run(a: argparse.Namespace, nml_path: Path) -> None:
     t0 = time.perf_counter()
     make_nml(nml_path, a.nodes, a.trees)
     print(
