@@ -159,22 +159,6 @@ def settings(database: str, tmp_path: Path) -> Settings:
     )
 
 
-@pytest.fixture
-async def live(settings: Settings) -> AsyncIterator[LiveServer]:
-    server = await start_server(settings)
-    live = LiveServer(
-        url=f"http://127.0.0.1:{settings.port}",
-        ws_url=f"ws://127.0.0.1:{settings.port}",
-        admin_token=settings.admin_token or "",
-        settings=settings,
-        server=server,
-    )
-    try:
-        yield live
-    finally:
-        await stop_server(live.server)  # a test may have restarted it
-
-
 @contextlib.asynccontextmanager
 async def live_with(settings: Settings) -> AsyncIterator[LiveServer]:
     """A live server with settings of the test's own."""
@@ -190,6 +174,12 @@ async def live_with(settings: Settings) -> AsyncIterator[LiveServer]:
         yield live
     finally:
         await stop_server(live.server)
+
+
+@pytest.fixture
+async def live(settings: Settings) -> AsyncIterator[LiveServer]:
+    async with live_with(settings) as server:
+        yield server
 
 
 def with_settings(settings: Settings, **changes: object) -> Settings:

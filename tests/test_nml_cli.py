@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from pathlib import Path
 
 from collab.skeleton import nml as nmlmod
+from tests.cli import run_cli
 from tests.conftest import LiveServer
 
 TESTDATA = Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / "webknossos"
 
 
 async def _cli(*args: str, token: str) -> tuple[int, str, str]:
-    env = {**os.environ, "COLLAB_TOKEN": token}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "collab.cli",
-        "nml",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode or 0, out.decode(), err.decode()
+    return await run_cli("nml", *args, token=token)
 
 
 async def test_import_then_export(live: LiveServer, tmp_path: Path) -> None:

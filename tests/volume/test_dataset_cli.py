@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from pathlib import Path
 
+from tests.cli import run_cli
 from tests.conftest import LiveServer
 from tests.volume.helpers import make_dataset
 
 
 async def _cli(*args: str, token: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "collab.cli",
-        "dataset",
-        *args,
-        env={**os.environ, "COLLAB_TOKEN": token},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode or 0, out.decode(), err.decode()
+    return await run_cli("dataset", *args, token=token)
 
 
 async def test_add_list_info(live: LiveServer) -> None:

@@ -3,13 +3,11 @@ a task built from an NML hands its annotator a copy of that skeleton."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from pathlib import Path
 
 import orjson
 
+from tests.cli import run_cli
 from tests.conftest import LiveServer
 from tests.work.helpers import make_org
 from tests.yclient import YClient
@@ -18,19 +16,7 @@ TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / 
 
 
 async def _cli(*args: str, token: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "collab.cli",
-        "task",
-        "create",
-        *args,
-        env={**os.environ, "COLLAB_TOKEN": token},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
-    return proc.returncode or 0, out.decode(), err.decode()
+    return await run_cli("task", "create", *args, token=token)
 
 
 async def test_csv_json_and_nml(live: LiveServer, tmp_path: Path) -> None:
