@@ -320,24 +320,20 @@ def _reason(body: dict[str, Any], required: bool = False) -> str | None:
     return field_str(body, "reason", required=required, max_len=5000)
 
 
-async def cancel_instance(request: Request) -> JSON:
+async def _with_reason(request: Request, action: Any) -> JSON:
+    """A manager's action on an instance, with an optional reason."""
     me = await _actor(request)
     body = await read_json(request)
-    return JSON(
-        await flow.cancel(
-            services(request).pool, me, path_int(request, "instance_id"), _reason(body)
-        )
-    )
+    instance_id = path_int(request, "instance_id")
+    return JSON(await action(services(request).pool, me, instance_id, _reason(body)))
+
+
+async def cancel_instance(request: Request) -> JSON:
+    return await _with_reason(request, flow.cancel)
 
 
 async def reset_instance(request: Request) -> JSON:
-    me = await _actor(request)
-    body = await read_json(request)
-    return JSON(
-        await flow.reset(
-            services(request).pool, me, path_int(request, "instance_id"), _reason(body)
-        )
-    )
+    return await _with_reason(request, flow.reset)
 
 
 async def finish(request: Request) -> JSON:

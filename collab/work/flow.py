@@ -175,12 +175,18 @@ async def reset(
     return work.instance_json(updated)
 
 
+async def _locked_instance_of(db: asyncpg.Connection, annotation_id: int) -> asyncpg.Record:
+    """The task instance of an annotation, locked; 404 when there is none."""
+    row = await work.instance_of_annotation(db, annotation_id, lock=True)
+    if row is None:
+        await identity.get_annotation(db, annotation_id)  # 404 when it does not exist
+        raise NotFound(f"annotation {annotation_id} belongs to no task")
+    return row
+
+
 async def finish(pool: asyncpg.Pool, actor: Actor, annotation_id: int) -> dict[str, Any]:
     async with pool.acquire() as db, db.transaction():
-        row = await work.instance_of_annotation(db, annotation_id, lock=True)
-        if row is None:
-            await identity.get_annotation(db, annotation_id)  # 404 when it does not exist
-            raise NotFound(f"annotation {annotation_id} belongs to no task")
+        row = await _locked_instance_of(db, annotation_id)
         if actor.user_id is None or row["annotator_id"] != actor.user_id:
             raise Forbidden("only the instance's annotator finishes it")
         work.ensure_state(row, ("in_progress", "rejected"), "finish")
@@ -197,10 +203,7 @@ async def review(
     pool: asyncpg.Pool, actor: Actor, annotation_id: int, decision: str, reason: str | None
 ) -> dict[str, Any]:
     async with pool.acquire() as db, db.transaction():
-        row = await work.instance_of_annotation(db, annotation_id, lock=True)
-        if row is None:
-            await identity.get_annotation(db, annotation_id)
-            raise NotFound(f"annotation {annotation_id} belongs to no task")
+        row = await _locked_instance_of(db, annotation_id)
         if not actor.reviews(row["team_id"]):
             raise Forbidden(f"reviewing needs a reviewer of team {row['team_id']}")
         if (
