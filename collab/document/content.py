@@ -62,23 +62,23 @@ class TouchRecorder:
         indexes need not read the document again."""
         self.doc = doc
         self.values_of = frozenset(values_of)
-        #: While set, transactions are not looked at (bulk updates whose
-        #: effects the caller reports itself; pycrdt's event.keys would
-        #: materialise every entry of a million-entry update).
-        self.paused = False
         self.values: dict[Path, Any] = {}
         self.touches: dict[Path, None] = {}
         self.counts: dict[str, dict[str, int]] = {}
         self.sample: dict[str, list[str]] = {}
         self._subs: list[Any] = []
-        for name in roots(doc, kind):
-            m = root_map(doc, name)
-            self._subs.append(m.integrated.observe_deep(self._make_callback(name)))
+        self._doc, self._kind = doc, kind
+        self.attach()
+
+    def attach(self) -> None:
+        """Observe the document (done at creation)."""
+        if not self._subs:
+            for name in roots(self._doc, self._kind):
+                m = root_map(self._doc, name)
+                self._subs.append(m.integrated.observe_deep(self._make_callback(name)))
 
     def _make_callback(self, root: str) -> Callable[[list[Any]], None]:
         def callback(events: list[Any]) -> None:
-            if self.paused:
-                return
             counts = self.counts.get(root)
             if counts is None:
                 counts = self.counts[root] = {"add": 0, "update": 0, "delete": 0}
@@ -131,6 +131,9 @@ class TouchRecorder:
         return values
 
     def close(self) -> None:
+        """Stop observing (``attach`` resumes). While detached, yrs builds no
+        deep events at all: applying a million-entry update costs about a
+        third less than with observers that merely return."""
         for sub in self._subs:
             sub.drop()
         self._subs = []

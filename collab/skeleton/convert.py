@@ -12,17 +12,25 @@ from __future__ import annotations
 
 import itertools
 import math
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pycrdt import Map
+import numpy as np
 
 from collab.document.content import read_map
+from collab.document.update_builder import (
+    UpdateBuilder,
+    node_contents,
+    node_tails,
+    read_state_vector,
+)
 from collab.skeleton.model import Skeleton, id_order
-from collab.skeleton.nml import Nml, NmlBox, NmlGroup, NmlNode, NmlTree
+from collab.skeleton.nml import Nml, NmlBox, NmlGroup, NmlTree, NodeTable
+from collab.skeleton.nml_tables import edge_array
 from collab.skeleton.repair import IndexDelta
-from collab.skeleton.schema import BoundingBox, Group, Node, Tree, edge_key, split_edge
+from collab.skeleton.schema import BoundingBox, Group, Node, Tree, split_edge
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,57 +68,123 @@ class _Ids:
         return wanted
 
 
+def _node_ids(existing: frozenset[str], incoming: np.ndarray) -> tuple[list[str], int]:
+    """The document ids of a file's node ids (in order) and how many were
+    renamed: an id stays where its decimal string is free, the others get
+    fresh numbers above every numeric id in use, in file order (as _Ids)."""
+    taken = np.array([n for n in (_decimal(k) for k in existing) if n is not None], dtype=np.int64)
+    collide = np.isin(incoming, taken)
+    negative = np.flatnonzero(incoming < 0)
+    for i in negative.tolist():  # "-5" is not a decimal id but may still be a key
+        collide[i] = str(int(incoming[i])) in existing
+    renamed = int(collide.sum())
+    ids = incoming
+    if renamed:
+        top = max(int(incoming.max()), int(taken.max()) if len(taken) else 0, 0)
+        ids = incoming.copy()
+        ids[collide] = np.arange(top + 1, top + 1 + renamed, dtype=np.int64)
+    return list(map(str, ids.tolist())), renamed
+
+
 @dataclass(frozen=True, slots=True)
 class Existing:
-    """The ids (and meta fields) a target document already has: what an import
-    built in another document must not collide with."""
+    """What a target document already has: ids an import must not collide
+    with, its meta fields, and the client ids that wrote it (the import's
+    update is written by a client id none of them has)."""
 
     groups: frozenset[str]
     trees: frozenset[str]
     nodes: frozenset[str]
     boxes: frozenset[str]
     meta: frozenset[str]
+    clients: frozenset[int] = frozenset()
 
     @classmethod
     def of(cls, sk: Skeleton, node_ids: Iterable[str] | None = None) -> Existing:
         """``node_ids``: the node ids when known from elsewhere (an index),
         which spares reading a large nodes map back from the CRDT."""
+        clients = set(read_state_vector(sk.doc.get_state()))
+        clients.add(sk.doc.client_id)
         return cls(
             frozenset(sk.groups.keys()),
             frozenset(sk.trees.keys()),
             frozenset(node_ids if node_ids is not None else sk.nodes.keys()),
             frozenset(sk.bounding_boxes.keys()),
             frozenset(sk.meta.keys()),
+            frozenset(clients),
         )
 
+    def fresh_client(self) -> int:
+        """A random 32-bit client id (as Yjs picks them) none of ours used."""
+        for _ in range(100):
+            client = secrets.randbits(32)
+            if client not in self.clients:
+                return client
+        raise RuntimeError("no free client id")  # 100 collisions among 2**32: not reached
 
-def import_nml(sk: Skeleton, nml: Nml, existing: Existing | None = None) -> ImportResult:
-    """Merge the file into the document (call inside one transaction).
 
-    With ``existing``, ``sk`` may be an empty scratch document whose update is
-    applied to the real one later (how the server imports, off its event loop)."""
-    ex = existing or Existing.of(sk)
+def _node_columns(table: NodeTable) -> dict[str, np.ndarray]:
+    return {
+        "x": table.x,
+        "y": table.y,
+        "z": table.z,
+        "radius": table.radius,
+        "rx": table.rx,
+        "ry": table.ry,
+        "rz": table.rz,
+        "viewport": table.viewport.astype(np.float64),
+        "mag": table.mag.astype(np.float64),
+        "bitDepth": table.bit_depth.astype(np.float64),
+        "time": table.time.astype(np.float64),
+        "interpolation": table.interpolation,
+    }
+
+
+def _tree_edges(table: NodeTable, ids: list[str], edges: np.ndarray) -> list[str]:
+    """A tree's edge keys in document ids, each undirected edge once (the
+    first orientation in the file wins)."""
+    if not len(edges):
+        return []
+    order = np.argsort(table.id, kind="stable")
+    at = order[np.searchsorted(table.id[order], edges)]  # file ids → row numbers
+    lo, hi = np.minimum(at[:, 0], at[:, 1]), np.maximum(at[:, 0], at[:, 1])
+    _, first = np.unique(lo * len(table) + hi, return_index=True)
+    first.sort()
+    return [f"{ids[a]},{ids[b]}" for a, b in at[first].tolist()]
+
+
+def build_import(nml: Nml, existing: Existing) -> tuple[bytes, ImportResult]:
+    """The update that merges the file into a document holding ``existing``
+    (one transaction of one fresh client), and what it adds."""
+    ex = existing
+    out = UpdateBuilder(ex.fresh_client())
     group_ids = _Ids(ex.groups, (g.id for g in nml.groups))
     tree_ids = _Ids(ex.trees, (t.id for t in nml.trees))
-    node_ids = _Ids(ex.nodes, (n.id for t in nml.trees for n in t.nodes))
     box_ids = _Ids(ex.boxes, (b.id for b in nml.boxes))
+    file_node_ids = np.concatenate([t.nodes.id for t in nml.trees] or [np.empty(0, np.int64)])
+    node_ids, renamed_nodes = _node_ids(ex.nodes, file_node_ids)
+    node_map: dict[int, str] | None = None  # file id → document id, for comments
+
     for g in nml.groups:
         group_ids.assign(g.id)
     for g in nml.groups:
-        sk.groups[group_ids.map[g.id]] = Map(
+        out.set_map(
+            "groups",
+            group_ids.map[g.id],
             {
                 "name": g.name,
                 "parentId": group_ids.map.get(g.parent_id) if g.parent_id is not None else None,
                 "isExpanded": g.is_expanded,
-            }
+            },
         )
-    nodes = sk.nodes
-    edges = sk.edges
     delta = IndexDelta()
+    start = 0
     for t in nml.trees:
         tree_id = tree_ids.assign(t.id)
         delta.trees.append(tree_id)
-        sk.trees[tree_id] = Map(
+        out.set_map(
+            "trees",
+            tree_id,
             {
                 "name": t.name,
                 "color": list(t.color),
@@ -118,53 +192,48 @@ def import_nml(sk: Skeleton, nml: Nml, existing: Existing | None = None) -> Impo
                 "isVisible": t.is_visible,
                 "type": t.type,
                 "metadata": t.metadata,
-            }
+            },
         )
-        for n in t.nodes:
-            node_id = node_ids.assign(n.id)
-            delta.node_ids.append(node_id)
-            delta.node_trees.append(tree_id)
-            nodes[node_id] = {
-                "treeId": tree_id,
-                "position": [n.x, n.y, n.z],
-                "radius": n.radius,
-                "rotation": list(n.rot),
-                "viewport": n.viewport,
-                "mag": n.mag,
-                "bitDepth": n.bit_depth,
-                "interpolation": n.interpolation,
-                "time": n.time,
-            }
-        seen: set[tuple[str, str]] = set()
-        for s, e in t.edges:
-            a, b = node_ids.map[s], node_ids.map[e]
-            if (a, b) in seen or (b, a) in seen:
-                continue
-            seen.add((a, b))
-            key = edge_key(a, b)
-            edges[key] = tree_id
-            delta.edge_keys.append(key)
-            delta.edge_trees.append(tree_id)
-    for node, text in nml.comments:
-        sk.comments[node_ids.map[node]] = text
-    for node, time in nml.branchpoints:
-        sk.branchpoints[node_ids.map[node]] = time
+        ids = node_ids[start : start + len(t.nodes)]
+        start += len(t.nodes)
+        tails, width = node_tails(_node_columns(t.nodes))
+        out.set_many_encoded("nodes", ids, node_contents(itertools.repeat(tree_id), tails, width))
+        keys = _tree_edges(t.nodes, ids, t.edges)
+        out.set_many_strings("edges", keys, itertools.repeat(tree_id))
+        delta.nodes.append((tree_id, ids))
+        delta.edges.append((tree_id, keys))
+    if nml.comments or nml.branchpoints:
+        node_map = dict(zip(file_node_ids.tolist(), node_ids, strict=True))
+        for node, text in nml.comments:
+            out.set("comments", node_map[node], text)
+        for node, time in nml.branchpoints:
+            out.set("branchpoints", node_map[node], time)
     for box in nml.boxes:
-        sk.bounding_boxes[box_ids.assign(box.id)] = Map(
+        out.set_map(
+            "boundingBoxes",
+            box_ids.assign(box.id),
             {
                 "name": box.name,
                 "topLeft": list(box.top_left),
                 "size": list(box.size),
                 "color": list(box.color),
                 "isVisible": box.is_visible,
-            }
+            },
         )
     if nml.voxel_size is not None and "voxelSize" not in ex.meta:
-        sk.meta["voxelSize"] = list(nml.voxel_size)
-        sk.meta["unit"] = nml.unit
+        out.set("meta", "voxelSize", list(nml.voxel_size))
+        out.set("meta", "unit", nml.unit)
     if "name" not in ex.meta and nml.name:
-        sk.meta["name"] = nml.name
-    return ImportResult(len(nml.trees), nml.node_count, tree_ids.renamed, node_ids.renamed, delta)
+        out.set("meta", "name", nml.name)
+    result = ImportResult(len(nml.trees), nml.node_count, tree_ids.renamed, renamed_nodes, delta)
+    return out.finish(), result
+
+
+def import_nml(sk: Skeleton, nml: Nml, existing: Existing | None = None) -> ImportResult:
+    """Merge the file into the document as one update (outside any transaction)."""
+    update, result = build_import(nml, existing or Existing.of(sk))
+    sk.doc.apply_update(update)
+    return result
 
 
 def _integer_ids(keys: Iterable[str]) -> dict[str, int]:
@@ -220,15 +289,15 @@ def export_nml(
     trees = [Tree.read(k, v) for k, v in read_map(sk.trees).items()]
     trees.sort(key=lambda t: id_order(t.id))
     tree_num = _integer_ids(t.id for t in trees)
-    by_tree: dict[str, list[Node]] = {t.id: [] for t in trees}
+    known_trees = {t.id for t in trees}
+    nodes = _NodeColumns()
     for node_id, value in read_map(sk.nodes).items():
-        node = _fast_node(node_id, value) or Node.read(node_id, value)
-        members = by_tree.get(node.tree_id)
-        if members is not None:
-            members.append(node)
-    node_num = _integer_ids(n.id for nodes in by_tree.values() for n in nodes)
-    tree_edges: dict[str, set[tuple[int, int]]] = {t.id: set() for t in trees}
-    tree_of = {n.id: n.tree_id for nodes in by_tree.values() for n in nodes}
+        nodes.add(node_id, value, known_trees)
+    node_num = _integer_ids(nodes.ids)
+    numbers = np.fromiter((node_num[k] for k in nodes.ids), dtype=np.int64, count=len(nodes.ids))
+    tree_of = dict(zip(nodes.ids, nodes.trees, strict=True))
+    tree_edges: dict[str, list[tuple[int, int]]] = {t.id: [] for t in trees}
+    seen: set[tuple[int, int]] = set()
     for key in read_map(sk.edges):
         pair = split_edge(key)
         if pair is None:
@@ -238,10 +307,17 @@ def export_nml(
         if ta is None or ta != tb or a == b:
             continue  # dangling or cross-tree edge of an unrepaired document
         na, nb = node_num[a], node_num[b]
-        if (nb, na) not in tree_edges[ta]:
-            tree_edges[ta].add((na, nb))
-    for t in trees:
-        nodes = sorted(by_tree[t.id], key=lambda n: node_num[n.id])
+        if (nb, na) not in seen and (na, nb) not in seen:
+            seen.add((na, nb))
+            tree_edges[ta].append((na, nb))
+    table = nodes.table(numbers)
+    # Rows grouped by tree (in tree order), by node number within a tree.
+    position = {t.id: k for k, t in enumerate(trees)}
+    owner = np.fromiter((position[t] for t in nodes.trees), dtype=np.int64, count=len(nodes.trees))
+    order = np.lexsort((numbers, owner))
+    table = table.take(order)
+    bounds = np.searchsorted(owner[order], np.arange(len(trees) + 1))
+    for k, t in enumerate(trees):
         nml.trees.append(
             NmlTree(
                 tree_num[t.id],
@@ -250,23 +326,8 @@ def export_nml(
                 group_num.get(t.group_id) if t.group_id is not None else None,
                 t.is_visible,
                 t.type,
-                [
-                    NmlNode(
-                        node_num[n.id],
-                        n.position[0],
-                        n.position[1],
-                        n.position[2],
-                        n.radius,
-                        n.rotation,
-                        n.viewport,
-                        n.mag,
-                        n.bit_depth,
-                        n.interpolation,
-                        n.time,
-                    )
-                    for n in nodes
-                ],
-                sorted(tree_edges[t.id]),
+                table.slice(int(bounds[k]), int(bounds[k + 1])),
+                edge_array(sorted(tree_edges[t.id])),
                 dict(t.metadata),
             )
         )
@@ -294,55 +355,90 @@ def export_nml(
 _NUM = (int, float)
 
 
-def _fast_node(node_id: str, v: Any) -> Node | None:
-    """The common, well-formed node without the tolerant reader's per-field
-    checks (5x faster); None sends anything unusual to ``Node.read``."""
+class _NodeColumns:
+    """Nodes read from the document into columns: the common, well-formed
+    node without the tolerant reader's per-field calls (several times
+    faster), anything unusual through ``Node.read``. Nodes of trees that do
+    not exist are left out."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.trees: list[str] = []
+        self.rows: list[tuple[Any, ...]] = []
+
+    def add(self, node_id: str, v: Any, trees: set[str]) -> None:
+        row = _fast_row(v)
+        if row is None:
+            node = Node.read(node_id, v)
+            row = (
+                node.tree_id,
+                *node.position,
+                node.radius,
+                *node.rotation,
+                node.viewport,
+                node.mag,
+                node.bit_depth,
+                node.interpolation,
+                node.time,
+            )
+        if row[0] in trees:
+            self.ids.append(node_id)
+            self.trees.append(row[0])
+            self.rows.append(row)
+
+    def table(self, numbers: np.ndarray) -> NodeTable:
+        n = len(self.rows)
+        columns = list(zip(*self.rows, strict=True)) if n else [()] * 13
+
+        def col(k: int, dtype: Any) -> np.ndarray:
+            return np.array(columns[k], dtype=dtype).reshape(n)
+
+        return NodeTable(
+            numbers,
+            col(1, np.float64),
+            col(2, np.float64),
+            col(3, np.float64),
+            col(4, np.float64),
+            col(5, np.float64),
+            col(6, np.float64),
+            col(7, np.float64),
+            col(8, np.int64),
+            col(9, np.int64),
+            col(10, np.int64),
+            col(11, bool),
+            col(12, np.int64),
+        )
+
+
+def _fast_row(v: Any) -> tuple[Any, ...] | None:
+    """A well-formed node as (tree, x, y, z, radius, rx, ry, rz, viewport, mag,
+    bitDepth, interpolation, time), else None. Numbers stored by yrs read back
+    as floats; integer fields must hold whole numbers."""
     if type(v) is not dict:
         return None
-    p, r = v.get("position"), v.get("rotation", (0, 0, 0))
-    radius = v.get("radius", 1.0)
-    t = v.get("treeId")
-    if (
-        type(t) is not str
-        or type(p) is not list
-        or len(p) != 3
-        or type(radius) not in _NUM
-        or len(r) != 3
-    ):
+    get = v.get
+    p, r = get("position"), get("rotation", _ZERO3)
+    radius = get("radius", 1.0)
+    t = get("treeId")
+    if type(t) is not str or type(p) is not list or len(p) != 3 or type(r) not in (list, tuple):
+        return None
+    if len(r) != 3 or type(radius) not in _NUM:
         return None
     x, y, z = p
     rx, ry, rz = r
-    if not (
-        type(x) in _NUM
-        and type(y) in _NUM
-        and type(z) in _NUM
-        and type(rx) in _NUM
-        and type(ry) in _NUM
-        and type(rz) in _NUM
-    ):
+    vp, mag, bd, time = get("viewport", 0), get("mag", 1), get("bitDepth", 8), get("time", 0)
+    values = (x, y, z, rx, ry, rz, vp, mag, bd, time)
+    for value in values:
+        if type(value) not in _NUM:
+            return None
+    if not math.isfinite(x + y + z + rx + ry + rz + radius + vp + mag + bd + time):
         return None
-    if not math.isfinite(x + y + z + rx + ry + rz + radius):
+    if vp % 1 or mag % 1 or bd % 1 or time % 1:
         return None
-    vp, mag, bd, time = (
-        v.get("viewport", 0),
-        v.get("mag", 1),
-        v.get("bitDepth", 8),
-        v.get("time", 0),
-    )
-    if not (type(vp) is int and type(mag) is int and type(bd) is int and type(time) is int):
-        return None
-    return Node(
-        node_id,
-        t,
-        (x, y, z),
-        radius,
-        (rx, ry, rz),
-        vp,
-        mag,
-        bd,
-        bool(v.get("interpolation", False)),
-        time,
-    )
+    return (t, x, y, z, radius, rx, ry, rz, vp, mag, bd, bool(get("interpolation", False)), time)
+
+
+_ZERO3 = (0.0, 0.0, 0.0)
 
 
 def _acyclic_parents(parent_of: dict[str, str | None]) -> dict[str, str | None]:

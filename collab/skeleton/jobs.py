@@ -2,8 +2,9 @@
 
 pycrdt holds the GIL while it encodes, applies or converts, so a million-node
 import or export done in the server process would stall every room for tens
-of seconds. Here the worker builds (or reads) a scratch document and only
-update bytes and files cross the process boundary; the server applies one
+of seconds. Here the worker parses and writes the import's update bytes (or reads a
+scratch copy of the document for an export); only update bytes and files
+cross the process boundary; the server applies one
 update (as if a client had sent it) or streams one file.
 """
 
@@ -12,8 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from collab.document.kinds import new_doc
+from collab.skeleton import convert
 from collab.skeleton import nml as nmlmod
-from collab.skeleton.convert import Existing, ImportResult, export_nml, import_nml
+from collab.skeleton.convert import Existing, ImportResult, export_nml
 from collab.skeleton.model import Skeleton
 from collab.workers import no_gc
 
@@ -22,10 +24,7 @@ def build_import(path: str, is_zip: bool, existing: Existing) -> tuple[bytes, Im
     """Parse the NML at ``path`` and return the update that merges it, and its counts."""
     with no_gc(), open(path, "rb") as stream:
         parsed = nmlmod.read_zip(stream) if is_zip else nmlmod.read(stream)
-        scratch = Skeleton(new_doc("skeleton"))
-        with scratch.doc.transaction():
-            result = import_nml(scratch, parsed, existing)
-        return scratch.doc.get_update(), result
+        return convert.build_import(parsed, existing)
 
 
 def write_export(state: bytes, out: str, name: str) -> int:

@@ -11,6 +11,7 @@ Errors are :class:`NmlError` (422) naming the element and the line.
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -18,29 +19,21 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 from xml.parsers import expat
 
+import numpy as np
+
+from collab.skeleton.nml_tables import NmlNode, NodeTable, edge_array, read_edges, read_nodes
 from collab.skeleton.schema import SkeletonError
 
+__all__ = ["Nml", "NmlBox", "NmlError", "NmlGroup", "NmlNode", "NmlTree", "NodeTable"]
+
 CHUNK = 1 << 20
+MAX_INT = 2**53 - 1  # ids and times must be exact in JavaScript (and fit int64)
+BLOCK_PIECE = 8 << 20  # a long <nodes> block goes to the fast reader in pieces of about this
 MAX_ZIP_MEMBER = 2 << 30
 
 
 class NmlError(SkeletonError):
     code = "invalid_nml"
-
-
-@dataclass(slots=True)
-class NmlNode:
-    id: int
-    x: float
-    y: float
-    z: float
-    radius: float = 1.0
-    rot: tuple[float, ...] = (0.0, 0.0, 0.0)
-    viewport: int = 0
-    mag: int = 1
-    bit_depth: int = 8
-    interpolation: bool = False
-    time: int = 0
 
 
 @dataclass(slots=True)
@@ -51,8 +44,9 @@ class NmlTree:
     group_id: int | None = None
     is_visible: bool = True
     type: str = "DEFAULT"
-    nodes: list[NmlNode] = field(default_factory=list)
-    edges: list[tuple[int, int]] = field(default_factory=list)
+    nodes: NodeTable = field(default_factory=NodeTable.empty)
+    #: (source, target) node ids, shape (n, 2), int64.
+    edges: np.ndarray = field(default_factory=lambda: edge_array([]))
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -111,9 +105,21 @@ class _Reader:
         self.parser.EndElementHandler = self._end
         self.stack: list[str] = []
         self.tree: NmlTree | None = None
+        # The current tree's nodes and edges: tables from fast blocks, then
+        # what the exact reader read element by element.
+        self.node_parts: list[NodeTable] = []
+        self.slow_nodes: list[NmlNode] = []
+        self.edge_parts: list[np.ndarray] = []
+        self.slow_edges: list[tuple[int, int]] = []
         self.group_stack: list[int] = []
         self.node_ids: set[int] = set()
         self.seen_root = False
+        # Block splitting (see feed): the element whose content is being
+        # collected for the fast reader, and that content so far.
+        self.block: str | None = None
+        self.block_slow = False
+        self.pending: list[bytes] = []
+        self.pending_size = 0
 
     # security
     def _doctype(self, *args: Any) -> None:
@@ -151,16 +157,20 @@ class _Reader:
         if raw is None:
             return self._default(el, name, default)
         try:
-            return int(raw)
+            number = int(raw)
         except ValueError:
-            pass
-        try:
-            value = float(raw)  # "3.0" is an integer written as a float
-        except ValueError:
-            value = math.nan
-        if not value.is_integer():
-            raise self.error(el, f"attribute {name!r} is not an integer: {raw[:40]!r}")
-        return int(value)
+            try:
+                value = float(raw)  # "3.0" is an integer written as a float
+            except ValueError:
+                value = math.nan
+            if not value.is_integer():
+                raise self.error(
+                    el, f"attribute {name!r} is not an integer: {raw[:40]!r}"
+                ) from None
+            number = int(value)
+        if not -MAX_INT <= number <= MAX_INT:
+            raise self.error(el, f"attribute {name!r} is out of range: {raw[:40]!r}")
+        return number
 
     def _default(self, el: str, name: str, default: Any) -> Any:
         if default is None:
@@ -195,12 +205,12 @@ class _Reader:
             if node.id in self.node_ids:
                 raise self.error(name, f"duplicate node id {node.id}")
             self.node_ids.add(node.id)
-            self.tree.nodes.append(node)
+            self.slow_nodes.append(node)
         elif name == "edge" and parent == "edges" and self.tree is not None:
             source, target = self._int(name, attrs, "source"), self._int(name, attrs, "target")
             if source == target:
                 raise self.error(name, f"self-edge on node {source}")
-            self.tree.edges.append((source, target))
+            self.slow_edges.append((source, target))
         elif name == "thing":
             tree_type = attrs.get("type", "DEFAULT")
             if tree_type not in ("DEFAULT", "AGGLOMERATE"):
@@ -267,6 +277,8 @@ class _Reader:
             return None
         if not math.isfinite(x + y + z + radius + rot[0] + rot[1] + rot[2]):
             return None
+        if not (-MAX_INT <= node.id <= MAX_INT and -MAX_INT <= node.time <= MAX_INT):
+            return None
         return node
 
     def _checked_node(self, name: str, attrs: dict[str, str]) -> NmlNode:
@@ -291,7 +303,11 @@ class _Reader:
     def _end(self, name: str) -> None:
         self.stack.pop()
         if name == "thing" and self.tree is not None:
-            self.nml.trees.append(self.tree)
+            tree = self.tree
+            tree.nodes = NodeTable.concat([*self.node_parts, NodeTable.from_nodes(self.slow_nodes)])
+            tree.edges = np.concatenate([*self.edge_parts, edge_array(self.slow_edges)])
+            self.node_parts, self.slow_nodes, self.edge_parts, self.slow_edges = [], [], [], []
+            self.nml.trees.append(tree)
             self.tree = None
         elif name == "group" and self.group_stack:
             self.group_stack.pop()
@@ -367,7 +383,7 @@ class _Reader:
                 )
             )
 
-    def feed(self, chunk: bytes, final: bool = False) -> None:
+    def _parse(self, chunk: bytes, final: bool = False) -> None:
         try:
             self.parser.Parse(chunk, final)
         except expat.ExpatError as exc:
@@ -378,8 +394,98 @@ class _Reader:
                 element=self.stack[-1] if self.stack else "",
             ) from None
 
+    # Block splitting. The content of a tree's <nodes> and <edges> elements is
+    # cut out of the stream and given to the fast column reader
+    # (collab/skeleton/nml_tables.py); expat gets the same number of newlines
+    # instead, so its line numbers stay right. Whether a "<nodes>" in the
+    # bytes opens a real element (not text in a comment) is decided by expat
+    # itself: the bytes up to the tag are parsed first and the element stack
+    # must end in thing/nodes. A block the fast reader declines is parsed by
+    # expat as usual.
+
+    _OPEN = {b"<nodes>": "nodes", b"<edges>": "edges"}
+    _TAIL = 8  # longest tag - 1: bytes kept back in case a tag straddles chunks
+
+    def feed(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        if self.block is None and self.pending:
+            chunk = b"".join(self.pending) + chunk
+            self.pending, self.pending_size = [], 0
+        while chunk:
+            chunk = self._scan(chunk) if self.block is None else self._collect(chunk)
+
+    def _scan(self, chunk: bytes) -> bytes:
+        """Outside a block: parse up to the next block's start tag; return the rest."""
+        starts = [(at, tag) for tag in self._OPEN if (at := chunk.find(tag)) >= 0]
+        if not starts:
+            keep = min(self._TAIL, len(chunk))
+            self._parse(chunk[: len(chunk) - keep])
+            self.pending, self.pending_size = [chunk[len(chunk) - keep :]], keep
+            return b""
+        at, tag = min(starts)
+        end = at + len(tag)
+        self._parse(chunk[:end])
+        name = self._OPEN[tag]
+        if self.stack[-2:] == ["thing", name] and self.tree is not None:
+            self.block = name
+        return chunk[end:]
+
+    def _collect(self, chunk: bytes) -> bytes:
+        """Inside a block: gather its content until the end tag; return what
+        follows. A long block is read in pieces of whole elements."""
+        close = f"</{self.block}>".encode()
+        self.pending.append(chunk)
+        self.pending_size += len(chunk)
+        found = close in chunk or (
+            len(self.pending) > 1 and close in self.pending[-2][-len(close) :] + chunk[: len(close)]
+        )
+        if not found and self.pending_size < BLOCK_PIECE:
+            return b""
+        data = b"".join(self.pending)
+        self.pending, self.pending_size = [], 0
+        if not found:
+            cut = data.rfind(b">") + 1
+            if cut:
+                self._block(data[:cut])
+            if data[cut:]:
+                self.pending, self.pending_size = [data[cut:]], len(data) - cut
+            return b""
+        at = data.index(close)
+        self._block(data[:at])
+        self.block, self.block_slow = None, False
+        return data[at:]
+
+    def _block(self, content: bytes) -> None:
+        if not self.block_slow and content.strip():
+            if self.block == "nodes":
+                table = read_nodes(content)
+                if table is not None:
+                    ids = set(table.id.tolist())
+                    if ids.isdisjoint(self.node_ids):
+                        self.node_ids |= ids
+                        self.node_parts.append(table)
+                        self._parse(b"\n" * content.count(b"\n"))
+                        return
+            else:
+                edges = read_edges(content)
+                if edges is not None:
+                    self.edge_parts.append(edges)
+                    self._parse(b"\n" * content.count(b"\n"))
+                    return
+            # Declined: expat reads the rest of this block (it may now be
+            # inside a comment, where the fast reader must not look).
+            self.block_slow = True
+        self._parse(content)
+
     def finish(self) -> Nml:
-        self.feed(b"", True)
+        if self.pending:
+            # An unterminated block or the kept-back tail: expat says what is wrong.
+            data = b"".join(self.pending)
+            self.pending, self.pending_size, self.block = [], 0, None
+            self.block_slow = False
+            self._parse(data)
+        self._parse(b"", True)
         if not self.seen_root:
             raise NmlError(
                 "the file is empty: an NML file has a <things> root", line=0, element="things"
@@ -389,39 +495,49 @@ class _Reader:
 
     def _check_references(self) -> None:
         nml = self.nml
-        tree_of: dict[int, int] = {}
-        for tree in nml.trees:
-            for node in tree.nodes:
-                tree_of[node.id] = tree.id
         tree_ids = [t.id for t in nml.trees]
         if len(set(tree_ids)) != len(tree_ids):
             raise NmlError("duplicate tree (thing) ids", line=0, element="thing")
-        for tree in nml.trees:
-            for source, target in tree.edges:
-                for end in (source, target):
-                    if end not in tree_of:
-                        raise NmlError(
-                            f"<thing id={tree.id}>: edge {source}-{target} names node {end}, which does not exist",
-                            line=0,
-                            element="edge",
-                        )
-                if tree_of[source] != tree.id or tree_of[target] != tree.id:
+        # Every node id with its tree's position, sorted by id, for lookups.
+        ids = np.concatenate([t.nodes.id for t in nml.trees] or [np.empty(0, np.int64)])
+        owner = np.repeat(np.arange(len(nml.trees)), [len(t.nodes) for t in nml.trees])
+        order = np.argsort(ids, kind="stable")
+        ids, owner = ids[order], owner[order]
+
+        def where(wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """Each wanted id's tree position (-1: no such node)."""
+            at = np.searchsorted(ids, wanted).clip(0, max(len(ids) - 1, 0))
+            found = ids[at] == wanted if len(ids) else np.zeros(len(wanted), bool)
+            return np.where(found, owner[at] if len(ids) else -1, -1), found
+
+        for k, tree in enumerate(nml.trees):
+            if not len(tree.edges):
+                continue
+            trees_of, found = where(tree.edges.ravel())
+            bad = ~found | (trees_of != k)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                source, target = (int(v) for v in tree.edges[i // 2])
+                end = int(tree.edges.ravel()[i])
+                if not found[i]:
                     raise NmlError(
-                        f"<thing id={tree.id}>: edge {source}-{target} joins nodes of different trees",
+                        f"<thing id={tree.id}>: edge {source}-{target} names node {end}, which does not exist",
                         line=0,
                         element="edge",
                     )
-        for node_id, _ in nml.comments:
-            if node_id not in tree_of:
                 raise NmlError(
-                    f"comment on node {node_id}, which does not exist", line=0, element="comment"
-                )
-        for node_id, _ in nml.branchpoints:
-            if node_id not in tree_of:
-                raise NmlError(
-                    f"branchpoint on node {node_id}, which does not exist",
+                    f"<thing id={tree.id}>: edge {source}-{target} joins nodes of different trees",
                     line=0,
-                    element="branchpoint",
+                    element="edge",
+                )
+        for kind, pairs in (("comment", nml.comments), ("branchpoint", nml.branchpoints)):
+            if not pairs:
+                continue
+            _, found = where(np.array([p[0] for p in pairs], dtype=np.int64))
+            if not found.all():
+                node_id = pairs[int(np.flatnonzero(~found)[0])][0]
+                raise NmlError(
+                    f"{kind} on node {node_id}, which does not exist", line=0, element=kind
                 )
         group_ids = {g.id for g in nml.groups}
         if len(group_ids) != len(nml.groups):
@@ -533,19 +649,9 @@ def write(nml: Nml) -> Iterator[str]:
         r, g, b, a = tree.color
         yield f"  <thing{_attrs([('id', tree.id), ('color.r', r), ('color.g', g), ('color.b', b), ('color.a', a), ('name', tree.name), ('groupId', tree.group_id), ('isVisible', tree.is_visible), ('type', tree.type)])}>\n"
         yield "    <nodes>\n"
-        parts = []
-        for n in tree.nodes:
-            parts.append(
-                f'      <node id="{n.id}" radius="{fmt(n.radius)}" x="{fmt(n.x)}" y="{fmt(n.y)}" z="{fmt(n.z)}" '
-                f'rotX="{fmt(n.rot[0])}" rotY="{fmt(n.rot[1])}" rotZ="{fmt(n.rot[2])}" inVp="{n.viewport}" '
-                f'inMag="{n.mag}" bitDepth="{n.bit_depth}" interpolation="{"true" if n.interpolation else "false"}" time="{n.time}" />\n'
-            )
-            if len(parts) >= 4096:
-                yield "".join(parts)
-                parts = []
-        yield "".join(parts)
+        yield from _node_lines(tree.nodes)
         yield "    </nodes>\n    <edges>\n"
-        yield "".join(f'      <edge source="{s}" target="{t}" />\n' for s, t in tree.edges)
+        yield from _edge_lines(tree.edges)
         yield "    </edges>\n"
         if tree.metadata:
             yield "    <metadata>\n"
@@ -564,6 +670,56 @@ def write(nml: Nml) -> Iterator[str]:
     yield "  </comments>\n  <groups>\n"
     yield from _write_groups(nml.groups)
     yield "  </groups>\n</things>\n"
+
+
+_NODE_LINE = (
+    '      <node id="%s" radius="%s" x="%s" y="%s" z="%s" rotX="%s" rotY="%s" rotZ="%s" '
+    'inVp="%s" inMag="%s" bitDepth="%s" interpolation="%s" time="%s" />\n'
+)
+_LINES_PER_PIECE = 8192
+
+
+def _texts(column: np.ndarray, integer: bool = False) -> Iterable[str]:
+    """A column's values as NML writes them (see :func:`fmt`), column-wise."""
+    if len(column) and (column == column[0]).all():
+        return itertools.repeat(str(int(column[0])) if integer else fmt(float(column[0])))
+    if integer:
+        return map(str, column.tolist())
+    whole = (column == np.round(column)) & (np.abs(column) < 1e15)
+    if whole.all():
+        return map(str, column.astype(np.int64).tolist())
+    return [fmt(v) for v in column.tolist()]
+
+
+def _node_lines(nodes: NodeTable) -> Iterator[str]:
+    n = len(nodes)
+    columns = zip(  # noqa: B905 (constant columns are endless repeats)
+        map(str, nodes.id.tolist()),
+        _texts(nodes.radius),
+        _texts(nodes.x),
+        _texts(nodes.y),
+        _texts(nodes.z),
+        _texts(nodes.rx),
+        _texts(nodes.ry),
+        _texts(nodes.rz),
+        _texts(nodes.viewport, True),
+        _texts(nodes.mag, True),
+        _texts(nodes.bit_depth, True),
+        np.where(nodes.interpolation, "true", "false").tolist(),
+        _texts(nodes.time, True),
+    )
+    lines = map(_NODE_LINE.__mod__, columns)
+    for _ in range(0, n, _LINES_PER_PIECE):
+        yield "".join(itertools.islice(lines, _LINES_PER_PIECE))
+
+
+def _edge_lines(edges: np.ndarray) -> Iterator[str]:
+    pairs = edges.tolist()
+    for start in range(0, len(pairs), _LINES_PER_PIECE):
+        yield "".join(
+            f'      <edge source="{s}" target="{t}" />\n'
+            for s, t in pairs[start : start + _LINES_PER_PIECE]
+        )
 
 
 def _metadata_attrs(key: str, value: Any) -> list[tuple[str, Any]]:

@@ -53,13 +53,12 @@ RECOVERED_FIELDS: dict[str, Any] = {
 
 @dataclass(slots=True)
 class IndexDelta:
-    """Fresh entities of a bulk change, described by whoever built it."""
+    """Fresh entities of a bulk change, described by whoever built it: new
+    trees, and per tree its new node ids and new edge keys."""
 
     trees: list[str] = field(default_factory=list)
-    node_ids: list[str] = field(default_factory=list)
-    node_trees: list[str] = field(default_factory=list)
-    edge_keys: list[str] = field(default_factory=list)
-    edge_trees: list[str] = field(default_factory=list)
+    nodes: list[tuple[str, list[str]]] = field(default_factory=list)
+    edges: list[tuple[str, list[str]]] = field(default_factory=list)
 
 
 class SkeletonIndex:
@@ -119,13 +118,16 @@ class SkeletonIndex:
     def absorb(self, delta: IndexDelta) -> None:
         """Add fresh entities in bulk (an import): no reads, no checks."""
         self.trees.update(delta.trees)
-        tree_of = self.tree_of
-        nodes_of = self.nodes_of
-        for node_id, tree in zip(delta.node_ids, delta.node_trees, strict=True):
-            tree_of[node_id] = tree
-            nodes_of[tree].add(node_id)
-        for key, label in zip(delta.edge_keys, delta.edge_trees, strict=True):
-            self._set_edge(key, label)
+        for tree, node_ids in delta.nodes:
+            self.tree_of.update(dict.fromkeys(node_ids, tree))
+            self.nodes_of[tree].update(node_ids)
+        edges_of = self.edges_of
+        for tree, keys in delta.edges:
+            self.edge_label.update(dict.fromkeys(keys, tree))
+            for key in keys:
+                a, b = key.split(",")
+                edges_of[a].add(key)
+                edges_of[b].add(key)
 
     def update(
         self,

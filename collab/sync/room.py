@@ -214,23 +214,40 @@ class Room:
         pass runs (fresh entities cannot break an invariant)."""
         self._author, self._origin, self._last_record = author, origin, None
         self._extra_summary = summary
-        self._skip_repair = trusted is not None
-        self._recorder.paused = trusted is not None
-        try:
-            self.doc.apply_update(update)
-        except ValueError as exc:
-            raise BadUpdate(f"update cannot be applied: {exc}") from None
-        except Exception as exc:  # pycrdt panics surface as PanicException
-            raise BadUpdate(f"update cannot be applied: {type(exc).__name__}") from None
-        finally:
-            self._author, self._origin, self._extra_summary = None, None, None
-            self._recorder.paused = False
+        if trusted is not None:
+            self._apply_trusted(update)
+        else:
+            try:
+                self.doc.apply_update(update)
+            except ValueError as exc:
+                raise BadUpdate(f"update cannot be applied: {exc}") from None
+            except Exception as exc:  # pycrdt panics surface as PanicException
+                raise BadUpdate(f"update cannot be applied: {type(exc).__name__}") from None
+            finally:
+                self._author, self._origin, self._extra_summary = None, None, None
         if trusted is not None and self.repairer is not None:
             self.repairer.absorb(trusted)
+        self._skip_repair = trusted is not None
         try:
             return self._finish()
         finally:
             self._skip_repair = False
+
+    def _apply_trusted(self, update: bytes) -> None:
+        """Apply a server-built update with no observer attached (yrs then
+        builds no events for its million entries) and record it with its own
+        bytes rather than yrs's re-encoding of the same transaction."""
+        self.doc.unobserve(self._sub)
+        self._recorder.close()
+        try:
+            self.doc.apply_update(update)
+        finally:
+            self._sub = self.doc.observe(self._on_transaction)
+            self._recorder.attach()
+        try:
+            self._record(update, {})
+        finally:
+            self._author, self._origin, self._extra_summary = None, None, None
 
     def change(
         self, edit: Callable[[Doc], None], author: int | None, summary: dict[str, Any]
@@ -280,6 +297,9 @@ class Room:
         summary = self._recorder.take_summary()
         self.touched = self._recorder.take_touches()
         self.touched_values = self._recorder.take_values()
+        self._record(update, summary)
+
+    def _record(self, update: bytes, summary: dict[str, Any]) -> None:
         if update == m.EMPTY_UPDATE:
             return
         self.version += 1

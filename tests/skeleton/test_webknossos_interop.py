@@ -34,8 +34,7 @@ def test_webknossos_output_imports(wk_python: Path, tmp_path: Path) -> None:
     path = tmp_path / "wk.nml"
     _run(wk_python, "write_skeleton.py", str(path))
     sk = Skeleton(new_doc("skeleton"))
-    with sk.doc.transaction():
-        result = import_nml(sk, nmlmod.read(path.read_bytes()))
+    result = import_nml(sk, nmlmod.read(path.read_bytes()))
     assert result.trees == 3 and result.nodes == 4
     trees = {t.name: t for t in sk.iter_trees()}
     groups = {g.id: g for g in sk.iter_groups()}
