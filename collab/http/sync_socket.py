@@ -26,7 +26,7 @@ from collab.http.common import Services, bearer, path_int, services
 from collab.store import identity, work
 from collab.sync import messages as m
 from collab.sync.registry import Loading
-from collab.sync.room import PeerState, Room, RoomKey
+from collab.sync.room import LazyFrame, PeerState, Room, RoomKey
 
 log = logging.getLogger("collab.http.sync")
 
@@ -48,10 +48,12 @@ class SocketPeer(PeerState):
         wants_acks: bool,
         limit: int,
         counter: Counter,
+        large_sends: asyncio.Semaphore,
     ) -> None:
         super().__init__(user_id=user_id, can_write=can_write, wants_acks=wants_acks)
         self.ws = ws
-        self.out: deque[bytes] = deque()
+        self.large_sends = large_sends
+        self.out: deque[bytes | LazyFrame] = deque()
         self.ready = asyncio.Event()
         self.limit = limit
         self.too_slow = False
@@ -64,7 +66,7 @@ class SocketPeer(PeerState):
     def __eq__(self, other: object) -> bool:
         return self is other
 
-    def send(self, frame: bytes) -> None:
+    def send(self, frame: bytes | LazyFrame) -> None:
         if self.too_slow:
             return
         if len(self.out) >= self.limit:
@@ -84,9 +86,16 @@ class SocketPeer(PeerState):
                 return
             sent = 0
             while self.out:
-                frame = self.out.popleft()
-                sent += len(frame)
-                await send({"type": "websocket.send", "bytes": frame})
+                item = self.out.popleft()
+                if isinstance(item, LazyFrame):
+                    async with self.large_sends:
+                        frame = item.build()
+                        sent += len(frame)
+                        await send({"type": "websocket.send", "bytes": frame})
+                        del frame
+                    continue
+                sent += len(item)
+                await send({"type": "websocket.send", "bytes": item})
             self.counter.inc(sent)
 
 
@@ -120,6 +129,7 @@ async def sync_endpoint(ws: WebSocket) -> None:
         wants_acks=ws.query_params.get("acks") in ("1", "true"),
         limit=svc.settings.send_queue_max,
         counter=metrics.bytes_out,
+        large_sends=svc.rooms.large_sends,
     )
     first: Message | None = None
     loading = svc.rooms.loading(key)
@@ -195,11 +205,14 @@ async def _answer_while_loading(ws: WebSocket, loading: Loading) -> Message | No
             whole = merge_updates(*stored.updates) if stored.updates else m.EMPTY_UPDATE
             await ws.send_bytes(m.pack_sync_step2(whole))
         else:
-            # The tail first (the client keeps what it cannot integrate yet),
-            # then the snapshot as step 2: "synced" means everything saved.
+            # Oldest first (yrs integrates an update received before one it
+            # depends on wrongly when a map key was set concurrently), the
+            # last as step 2: "synced" means everything saved.
             if stored.updates:
-                await ws.send_bytes(m.pack_update(merge_updates(*stored.updates)))
-            await ws.send_bytes(m.pack_sync_step2(stored.snapshot))
+                await ws.send_bytes(m.pack_update(stored.snapshot))
+                await ws.send_bytes(m.pack_sync_step2(merge_updates(*stored.updates)))
+            else:
+                await ws.send_bytes(m.pack_sync_step2(stored.snapshot))
         # uvicorn's send() waits for the transport to drain before writing:
         # an empty awareness update (a no-op for every client) returns only
         # once the answer above has left, so the GIL-holding build that

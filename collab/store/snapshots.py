@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 import asyncpg
 
@@ -28,8 +29,15 @@ log = logging.getLogger("collab.store.snapshots")
 
 
 class Snapshotter:
-    def __init__(self, pool: asyncpg.Pool, workers: Workers, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        workers: Workers,
+        metrics: Metrics,
+        on_stored: Callable[[RoomKey, int, bytes], None] | None = None,
+    ) -> None:
         self._pool = pool
+        self._on_stored = on_stored
         self._workers = workers
         self._metrics = metrics
         self._due: dict[RoomKey, int] = {}
@@ -76,6 +84,8 @@ class Snapshotter:
         data = await self._workers.run(compact, key.doc, state.snapshot, state.updates)
         async with self._pool.acquire() as conn:
             await oplog.store_snapshot(conn, key, version, data)
+        if self._on_stored is not None:
+            self._on_stored(key, version, data)
         log.info(
             "snapshot stored",
             extra={

@@ -77,7 +77,11 @@ class RoomRegistry:
         self._pool = pool
         self._settings = settings
         self._metrics = metrics
-        self.snapshotter = Snapshotter(pool, workers, metrics)
+        self.snapshotter = Snapshotter(pool, workers, metrics, on_stored=self._rebase)
+        #: Frames of a whole large document (a fresh client's first sync) are
+        #: built and written one at a time: twenty clients opening a
+        #: million-node document at once hold one copy, not twenty.
+        self.large_sends = asyncio.Semaphore(1)
         self.committer = GroupCommitter(
             pool,
             metrics,
@@ -172,6 +176,12 @@ class RoomRegistry:
                 on_update=self._counted,
                 repairer=SkeletonRepairer(doc) if key.doc == "skeleton" else None,
             )
+            room.state_parts = None
+            parts = [] if state.snapshot is None else [(state.snapshot_version, state.snapshot)]
+            parts.extend(
+                (state.snapshot_version + 1 + i, update) for i, update in enumerate(state.updates)
+            )
+            room.rebase_from(parts)
         except BaseException as exc:
             for future in (loading.stored, loading.room):
                 if not future.done():
@@ -203,6 +213,11 @@ class RoomRegistry:
                 "ms": round((time.perf_counter() - started) * 1000, 2),
             },
         )
+
+    def _rebase(self, key: RoomKey, version: int, snapshot: bytes) -> None:
+        room = self.rooms.get(key)
+        if room is not None:
+            room.rebase(version, snapshot)
 
     def _counted(self, room: Room, record: UpdateRecord) -> None:
         self._metrics.updates.inc()

@@ -146,3 +146,29 @@ async def test_room_unloads_when_idle_and_reloads_from_the_log(live: LiveServer)
     assert set(d.map("nodes").keys()) == set(expected) | {"new", "offline"}
     await c.close()
     await d.close()
+
+
+async def test_fresh_client_of_a_loaded_room_gets_the_stored_parts(live: LiveServer) -> None:
+    """A client that has nothing is answered from the latest snapshot and the
+    records since (no encoding of the whole document), oldest first, and has
+    everything once synced; concurrent sets of one key included."""
+    _, token = await live.user()
+    ann = await live.annotation(token)
+    a = await YClient(live.sync_url(ann, token=token, acks="1")).connect()
+    b = await YClient(live.sync_url(ann, token=token, acks="1")).connect()
+    for i in range(60):  # crosses a snapshot (snapshot_every=50)
+        put_node(a, f"a{i}", {"treeId": "t", "position": [i, 0, 0]})
+    await a.wait(lambda: a.saved >= 60)
+    await asyncio.wait_for(live.services.rooms.snapshotter.wait_idle(), 30)
+    room = live.services.rooms.rooms[RoomKey(ann, "skeleton")]
+    assert room.state_parts is not None and room.state_parts[0][0] == 50
+    a.map("trees")["t"] = Map({"name": "from a"})
+    b.map("trees")["t"] = Map({"name": "from b"})
+    await a.wait(lambda: a.map("trees").to_py() == b.map("trees").to_py() != {})
+    for _ in range(5):
+        fresh = await YClient(live.sync_url(ann, token=token)).connect()
+        assert fresh.map("nodes").to_py() == a.map("nodes").to_py()
+        assert fresh.map("trees").to_py() == a.map("trees").to_py()
+        await fresh.close()
+    for client in (a, b):
+        await client.close()
