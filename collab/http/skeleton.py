@@ -23,7 +23,7 @@ from collab.history import doc_at
 from collab.http.annotations import authorised
 from collab.http.common import JSON, query_int, read_body, services
 from collab.skeleton import jobs, queries
-from collab.skeleton.convert import Existing
+from collab.skeleton.convert import Existing, ExportSource
 from collab.skeleton.model import Skeleton
 from collab.skeleton.repair import SkeletonRepairer
 from collab.store import identity
@@ -120,11 +120,17 @@ async def export_nml_endpoint(request: Request) -> Response:
         # Held while the worker writes: a large room is not unloaded (and
         # reloaded) under a long export.
         async with svc.rooms.hold(key) as room:
-            state = room.doc.get_update()
-            await svc.workers.run(
-                jobs.write_export, state, str(out), info["dataset"] or info["name"]
+            # Gathered in one go from the repair index's columns (a few tenths
+            # of a second at a million nodes); the worker assembles and writes.
+            repairer = room.repairer
+            sk = Skeleton(room.doc)
+            src = (
+                ExportSource.of_index(sk, repairer.index)
+                if isinstance(repairer, SkeletonRepairer)
+                else ExportSource.of_doc(sk)
             )
-        del state
+            await svc.workers.run(jobs.write_export, src, str(out), info["dataset"] or info["name"])
+        del src
         wants_zip = request.query_params.get(
             "format"
         ) == "zip" or "application/zip" in request.headers.get("accept", "")

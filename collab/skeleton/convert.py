@@ -11,7 +11,6 @@ always exports to the same bytes.
 from __future__ import annotations
 
 import itertools
-import math
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,8 +28,9 @@ from collab.document.update_builder import (
 from collab.skeleton.model import Skeleton, id_order
 from collab.skeleton.nml import Nml, NmlBox, NmlGroup, NmlTree, NodeTable
 from collab.skeleton.nml_tables import edge_array
-from collab.skeleton.repair import IndexDelta
-from collab.skeleton.schema import BoundingBox, Group, Node, Tree, split_edge
+from collab.skeleton.node_columns import ColumnsCopy, node_row
+from collab.skeleton.repair import IndexDelta, SkeletonIndex
+from collab.skeleton.schema import BoundingBox, Group, Tree, split_edge
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +202,7 @@ def build_import(nml: Nml, existing: Existing) -> tuple[bytes, ImportResult]:
         out.set_many_strings("edges", keys, itertools.repeat(tree_id))
         delta.nodes.append((tree_id, ids))
         delta.edges.append((tree_id, keys))
+        delta.tables.append(t.nodes)
     if nml.comments or nml.branchpoints:
         node_map = dict(zip(file_node_ids.tolist(), node_ids, strict=True))
         for node, text in nml.comments:
@@ -253,12 +254,85 @@ def _integer_ids(keys: Iterable[str]) -> dict[str, int]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class ExportSource:
+    """What an export reads, gathered in one go (on the event loop) so that a
+    worker can assemble and write the file: the small maps as plain data, the
+    nodes as columns with their trees, the edge keys."""
+
+    meta: dict[str, Any]
+    groups: dict[str, Any]
+    trees: dict[str, Any]
+    nodes: ColumnsCopy
+    node_trees: list[str]
+    edge_keys: list[str]
+    comments: dict[str, Any]
+    branchpoints: dict[str, Any]
+    boxes: dict[str, Any]
+
+    @classmethod
+    def of_doc(cls, sk: Skeleton) -> ExportSource:
+        """Everything read from the document (any document, however large)."""
+        ids: list[str] = []
+        rows: list[tuple[Any, ...]] = []
+        for node_id, value in read_map(sk.nodes).items():
+            ids.append(node_id)
+            rows.append(node_row(value))
+        return cls(
+            *_small_maps(sk)[:3],
+            ColumnsCopy.of_rows(ids, rows),
+            [r[0] for r in rows],
+            list(read_map(sk.edges)),
+            *_small_maps(sk)[3:],
+        )
+
+    @classmethod
+    def of_index(cls, sk: Skeleton, index: SkeletonIndex) -> ExportSource:
+        """Nodes and edges from a room's repair index (kept in step with the
+        document), the small maps from the document."""
+        nodes = index.columns.copy()
+        tree_of = index.tree_of
+        small = _small_maps(sk)
+        return cls(
+            *small[:3],
+            nodes,
+            [tree_of.get(n, "") for n in nodes.ids],
+            list(index.edge_label),
+            *small[3:],
+        )
+
+
+def _small_maps(
+    sk: Skeleton,
+) -> tuple[
+    dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]
+]:
+    return (
+        read_map(sk.meta),
+        read_map(sk.groups),
+        read_map(sk.trees),
+        read_map(sk.comments),
+        read_map(sk.branchpoints),
+        read_map(sk.bounding_boxes),
+    )
+
+
 def export_nml(
     sk: Skeleton, *, name: str = "", dataset_voxel_size: tuple[float, float, float] | None = None
 ) -> Nml:
+    """The document as an Nml (see :func:`assemble`)."""
+    return assemble(ExportSource.of_doc(sk), name=name, dataset_voxel_size=dataset_voxel_size)
+
+
+def assemble(
+    src: ExportSource,
+    *,
+    name: str = "",
+    dataset_voxel_size: tuple[float, float, float] | None = None,
+) -> Nml:
     """The document as an Nml, tolerant of unrepaired documents (dangling
     references are dropped, group cycles are cut) and deterministic."""
-    meta = read_map(sk.meta)
+    meta = src.meta
     voxel = meta.get("voxelSize")
     voxel_size = (
         tuple(float(v) for v in voxel)
@@ -271,7 +345,7 @@ def export_nml(
         voxel_size=voxel_size,
         unit=str(meta.get("unit") or "nanometer"),
     )
-    groups = [Group.read(k, v) for k, v in read_map(sk.groups).items()]
+    groups = [Group.read(k, v) for k, v in src.groups.items()]
     groups.sort(key=lambda g: id_order(g.id))
     group_num = _integer_ids(g.id for g in groups)
     parents = _acyclic_parents({g.id: g.parent_id for g in groups})
@@ -286,19 +360,23 @@ def export_nml(
             )
         )
 
-    trees = [Tree.read(k, v) for k, v in read_map(sk.trees).items()]
+    trees = [Tree.read(k, v) for k, v in src.trees.items()]
     trees.sort(key=lambda t: id_order(t.id))
     tree_num = _integer_ids(t.id for t in trees)
-    known_trees = {t.id for t in trees}
-    nodes = _NodeColumns()
-    for node_id, value in read_map(sk.nodes).items():
-        nodes.add(node_id, value, known_trees)
-    node_num = _integer_ids(nodes.ids)
-    numbers = np.fromiter((node_num[k] for k in nodes.ids), dtype=np.int64, count=len(nodes.ids))
-    tree_of = dict(zip(nodes.ids, nodes.trees, strict=True))
+    position = {t.id: k for k, t in enumerate(trees)}
+    # Nodes of trees that do not exist are left out.
+    owner_all = np.fromiter(
+        (position.get(t, -1) for t in src.node_trees), dtype=np.int64, count=len(src.node_trees)
+    )
+    kept = np.flatnonzero(owner_all >= 0)
+    ids = [src.nodes.ids[k] for k in kept.tolist()]
+    owner = owner_all[kept]
+    node_num = _integer_ids(ids)
+    numbers = np.fromiter((node_num[k] for k in ids), dtype=np.int64, count=len(ids))
+    tree_of = dict(zip(ids, (trees[k].id for k in owner.tolist()), strict=True))
     tree_edges: dict[str, list[tuple[int, int]]] = {t.id: [] for t in trees}
     seen: set[tuple[int, int]] = set()
-    for key in read_map(sk.edges):
+    for key in src.edge_keys:
         pair = split_edge(key)
         if pair is None:
             continue
@@ -310,10 +388,9 @@ def export_nml(
         if (nb, na) not in seen and (na, nb) not in seen:
             seen.add((na, nb))
             tree_edges[ta].append((na, nb))
-    table = nodes.table(numbers)
+    table = src.nodes.table(np.zeros(len(src.nodes.ids), np.int64)).take(kept)
+    table.id = numbers
     # Rows grouped by tree (in tree order), by node number within a tree.
-    position = {t.id: k for k, t in enumerate(trees)}
-    owner = np.fromiter((position[t] for t in nodes.trees), dtype=np.int64, count=len(nodes.trees))
     order = np.lexsort((numbers, owner))
     table = table.take(order)
     bounds = np.searchsorted(owner[order], np.arange(len(trees) + 1))
@@ -333,16 +410,14 @@ def export_nml(
         )
     nml.trees.sort(key=lambda t: t.id)
     nml.comments = sorted(
-        (node_num[k], v)
-        for k, v in read_map(sk.comments).items()
-        if k in node_num and isinstance(v, str)
+        (node_num[k], v) for k, v in src.comments.items() if k in node_num and isinstance(v, str)
     )
     nml.branchpoints = sorted(
         (node_num[k], int(v))
-        for k, v in read_map(sk.branchpoints).items()
+        for k, v in src.branchpoints.items()
         if k in node_num and isinstance(v, int | float) and not isinstance(v, bool)
     )
-    boxes = [BoundingBox.read(k, v) for k, v in read_map(sk.bounding_boxes).items()]
+    boxes = [BoundingBox.read(k, v) for k, v in src.boxes.items()]
     box_num = _integer_ids(box.id for box in boxes)
     for box in boxes:
         nml.boxes.append(
@@ -350,95 +425,6 @@ def export_nml(
         )
     nml.boxes.sort(key=lambda b: b.id)
     return nml
-
-
-_NUM = (int, float)
-
-
-class _NodeColumns:
-    """Nodes read from the document into columns: the common, well-formed
-    node without the tolerant reader's per-field calls (several times
-    faster), anything unusual through ``Node.read``. Nodes of trees that do
-    not exist are left out."""
-
-    def __init__(self) -> None:
-        self.ids: list[str] = []
-        self.trees: list[str] = []
-        self.rows: list[tuple[Any, ...]] = []
-
-    def add(self, node_id: str, v: Any, trees: set[str]) -> None:
-        row = _fast_row(v)
-        if row is None:
-            node = Node.read(node_id, v)
-            row = (
-                node.tree_id,
-                *node.position,
-                node.radius,
-                *node.rotation,
-                node.viewport,
-                node.mag,
-                node.bit_depth,
-                node.interpolation,
-                node.time,
-            )
-        if row[0] in trees:
-            self.ids.append(node_id)
-            self.trees.append(row[0])
-            self.rows.append(row)
-
-    def table(self, numbers: np.ndarray) -> NodeTable:
-        n = len(self.rows)
-        columns = list(zip(*self.rows, strict=True)) if n else [()] * 13
-
-        def col(k: int, dtype: Any) -> np.ndarray:
-            return np.array(columns[k], dtype=dtype).reshape(n)
-
-        return NodeTable(
-            numbers,
-            col(1, np.float64),
-            col(2, np.float64),
-            col(3, np.float64),
-            col(4, np.float64),
-            col(5, np.float64),
-            col(6, np.float64),
-            col(7, np.float64),
-            col(8, np.int64),
-            col(9, np.int64),
-            col(10, np.int64),
-            col(11, bool),
-            col(12, np.int64),
-        )
-
-
-def _fast_row(v: Any) -> tuple[Any, ...] | None:
-    """A well-formed node as (tree, x, y, z, radius, rx, ry, rz, viewport, mag,
-    bitDepth, interpolation, time), else None. Numbers stored by yrs read back
-    as floats; integer fields must hold whole numbers."""
-    if type(v) is not dict:
-        return None
-    get = v.get
-    p, r = get("position"), get("rotation", _ZERO3)
-    radius = get("radius", 1.0)
-    t = get("treeId")
-    if type(t) is not str or type(p) is not list or len(p) != 3 or type(r) not in (list, tuple):
-        return None
-    if len(r) != 3 or type(radius) not in _NUM:
-        return None
-    x, y, z = p
-    rx, ry, rz = r
-    vp, mag, bd, time = get("viewport", 0), get("mag", 1), get("bitDepth", 8), get("time", 0)
-    values = (x, y, z, rx, ry, rz, vp, mag, bd, time)
-    for value in values:
-        if type(value) not in _NUM:
-            return None
-    if not math.isfinite(x + y + z + rx + ry + rz + radius + vp + mag + bd + time):
-        return None
-    if vp % 1 or mag % 1 or bd % 1 or time % 1:
-        return None
-    return (t, x, y, z, radius, rx, ry, rz, vp, mag, bd, bool(get("interpolation", False)), time)
-
-
-_ZERO3 = (0.0, 0.0, 0.0)
 
 
 def _acyclic_parents(parent_of: dict[str, str | None]) -> dict[str, str | None]:

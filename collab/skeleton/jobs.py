@@ -2,21 +2,19 @@
 
 pycrdt holds the GIL while it encodes, applies or converts, so a million-node
 import or export done in the server process would stall every room for tens
-of seconds. Here the worker parses and writes the import's update bytes (or reads a
-scratch copy of the document for an export); only update bytes and files
-cross the process boundary; the server applies one
-update (as if a client had sent it) or streams one file.
+of seconds. Here the worker parses and writes the import's update bytes, or assembles
+and writes an export from the columns the room's repair index keeps (see
+collab/skeleton/node_columns.py); the server applies one update (as if a
+client had sent it) or streams one file.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from collab.document.kinds import new_doc
 from collab.skeleton import convert
 from collab.skeleton import nml as nmlmod
-from collab.skeleton.convert import Existing, ImportResult, export_nml
-from collab.skeleton.model import Skeleton
+from collab.skeleton.convert import Existing, ExportSource, ImportResult, assemble
 from collab.workers import no_gc
 
 
@@ -27,11 +25,10 @@ def build_import(path: str, is_zip: bool, existing: Existing) -> tuple[bytes, Im
         return convert.build_import(parsed, existing)
 
 
-def write_export(state: bytes, out: str, name: str) -> int:
-    """Write the document whose full state is ``state`` as NML to ``out``; return its size."""
+def write_export(src: ExportSource, out: str, name: str) -> int:
+    """Write the document gathered in ``src`` as NML to ``out``; return its size."""
     with no_gc():
-        sk = Skeleton(new_doc("skeleton", state))
-        data = export_nml(sk, name=name)
+        data = assemble(src, name=name)
         size = 0
         with Path(out).open("w", encoding="utf-8") as f:
             for piece in nmlmod.write(data):

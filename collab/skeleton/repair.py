@@ -38,6 +38,8 @@ from pycrdt import Doc, Map
 
 from collab.document.content import MISSING, read_map
 from collab.skeleton.model import id_order
+from collab.skeleton.nml_tables import NodeTable
+from collab.skeleton.node_columns import NodeColumns, node_row
 from collab.skeleton.schema import edge_key, split_edge
 
 RECOVERED = "recovered"
@@ -54,17 +56,22 @@ RECOVERED_FIELDS: dict[str, Any] = {
 @dataclass(slots=True)
 class IndexDelta:
     """Fresh entities of a bulk change, described by whoever built it: new
-    trees, and per tree its new node ids and new edge keys."""
+    trees, per tree its new node ids and new edge keys, and the new nodes'
+    values as a table (row k is node k of ``nodes[i][1]``), as a reader of
+    the document would read them."""
 
     trees: list[str] = field(default_factory=list)
     nodes: list[tuple[str, list[str]]] = field(default_factory=list)
     edges: list[tuple[str, list[str]]] = field(default_factory=list)
+    tables: list[NodeTable] = field(default_factory=list)
 
 
 class SkeletonIndex:
     """What repair needs to know, kept in plain Python structures: which nodes,
     edges (with their labels) and trees exist, node → tree, tree → nodes,
-    node → edges. Planning reads only this, never the CRDT."""
+    node → edges. Planning reads only this, never the CRDT. Also the nodes'
+    values as columns (``columns``), which an export reads instead of the
+    document."""
 
     def __init__(self) -> None:
         self.tree_of: dict[str, str] = {}
@@ -72,18 +79,30 @@ class SkeletonIndex:
         self.edges_of: dict[str, set[str]] = defaultdict(set)
         self.edge_label: dict[str, Any] = {}
         self.trees: set[str] = set()
+        self.columns = NodeColumns()
 
     @classmethod
     def build(cls, doc: Doc) -> SkeletonIndex:
         index = cls()
+        ids: list[str] = []
+        rows: list[tuple[Any, ...]] = []
         for node_id, value in read_map(doc.get("nodes", type=Map)).items():
-            index._set_node(node_id, value)
+            index._set_node(node_id, value, columns=False)
+            if value is not None:
+                ids.append(node_id)
+                rows.append(node_row(value))
+        index.columns.add_rows(ids, rows)
         for key, label in read_map(doc.get("edges", type=Map)).items():
             index._set_edge(key, label)
         index.trees = set(doc.get("trees", type=Map).keys())
         return index
 
-    def _set_node(self, node_id: str, value: Any) -> None:
+    def _set_node(self, node_id: str, value: Any, *, columns: bool = True) -> None:
+        if columns:
+            if value is MISSING or value is None:
+                self.columns.delete(node_id)
+            else:
+                self.columns.set(node_id, node_row(value))
         old = self.tree_of.pop(node_id, None)
         if old is not None:
             members = self.nodes_of.get(old)
@@ -118,9 +137,10 @@ class SkeletonIndex:
     def absorb(self, delta: IndexDelta) -> None:
         """Add fresh entities in bulk (an import): no reads, no checks."""
         self.trees.update(delta.trees)
-        for tree, node_ids in delta.nodes:
+        for k, (tree, node_ids) in enumerate(delta.nodes):
             self.tree_of.update(dict.fromkeys(node_ids, tree))
             self.nodes_of[tree].update(node_ids)
+            self.columns.add_table(node_ids, delta.tables[k])
         edges_of = self.edges_of
         for tree, keys in delta.edges:
             self.edge_label.update(dict.fromkeys(keys, tree))

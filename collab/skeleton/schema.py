@@ -90,7 +90,11 @@ def _vec(value: Any, n: int, default: tuple[float, ...]) -> tuple[float, ...]:
 
 def _int(value: Any, default: int) -> int:
     number = _num(value, float(default))
-    return int(number) if number.is_integer() else default
+    return int(number) if number.is_integer() and abs(number) < _INT64 else default
+
+
+#: Integers beyond int64 read as the default (NML readers use 64-bit integers).
+_INT64 = 2.0**63
 
 
 def _str(value: Any, default: str = "") -> str:

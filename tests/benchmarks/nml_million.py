@@ -142,18 +142,29 @@ async def run(a: argparse.Namespace, nml_path: Path) -> None:
         syncs = [await first_sync(server.sync_url(ann)) for _ in range(3)]
         print(f"first sync of a new client (room loaded): {summary_ms(syncs)}")
         # One node added while N clients watch.
+        # Twenty clients open the document (each gets all of it), then watch.
+        t0 = time.perf_counter()
         watchers = [await connect(server.sync_url(ann)) for _ in range(a.watchers)]
         times: list[list[float]] = [[] for _ in watchers]
+        synced = [asyncio.Event() for _ in watchers]
 
         async def watch(k: int) -> None:
             try:
                 async for frame in watchers[k]:
                     if isinstance(frame, bytes) and frame[:2] == UPDATE_PREFIX:
-                        times[k].append(time.perf_counter())
+                        if synced[k].is_set():
+                            times[k].append(time.perf_counter())
+                    elif isinstance(frame, bytes) and frame[:2] == b"\x00\x01":
+                        synced[k].set()
             except websockets.ConnectionClosed:
                 pass
 
         tasks = [asyncio.create_task(watch(k)) for k in range(len(watchers))]
+        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in synced)), 600)
+        print(
+            f"{a.watchers} clients opened the document at once: all synced after "
+            f"{time.perf_counter() - t0:.1f} s; server RSS {server.rss_mb():.0f} MB"
+        )
         from pycrdt import Doc, Map
 
         writer_ws = await websockets.connect(
