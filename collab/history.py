@@ -54,6 +54,7 @@ async def restore(
             raise NotFound(f"no version {version}; newest is {room.version}")
         await rooms.committer.flush()
         target = await doc_at(pool, key, version)
+        await room.quiet()  # no await from here to the change
         return (
             room.change(lambda doc: make_equal(doc, target, key.doc), author, {"restore": version})
             or None
@@ -90,6 +91,7 @@ async def revert(
         seen = version
         with TouchRecorder(base, key.doc) as recorder:
             for _ in range(100):
+                await room.quiet()  # once caught up, no await until the change
                 if seen >= room.version:
                     break
                 await rooms.committer.flush()

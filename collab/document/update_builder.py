@@ -12,8 +12,11 @@ left/right origin (a key that is new to its map has no neighbours), parent
 named by root key or by the id of the item holding a nested Y.Map, and an empty
 delete set. Byte layouts (lib0 and y-protocols' ``UpdateEncoderV1``):
 
-- update = varuint(1 client) · varuint(#items) · varuint(client) · varuint(0)
-  · items · varuint(0) (empty delete set)
+- update = varuint(1 client) · varuint(#items) · varuint(client) ·
+  varuint(first clock) · items · varuint(0) (empty delete set). A large
+  build is taken in pieces (``UpdateBuilder.piece``): consecutive clock
+  ranges of the same client, each a valid update once its predecessors are
+  applied; ``concat_pieces`` joins them into the one update they add up to.
 - item with a root parent = info · varuint(1) · varstring(root) · varstring(key)
   · content; with an item parent = info · varuint(0) · varuint(client) ·
   varuint(clock) · varstring(key) · content. ``info`` = content ref | 0x20 (has
@@ -42,6 +45,9 @@ import numpy as np
 INFO_ANY = 0x28  # ContentAny | has parentSub
 INFO_TYPE = 0x27  # ContentType | has parentSub
 YMAP = 1
+
+#: An update that adds nothing (no clients, empty delete set).
+EMPTY_PIECE = b"\x00\x00"
 
 _f32 = struct.Struct(">f")
 _f64 = struct.Struct(">d")
@@ -198,12 +204,69 @@ class UpdateBuilder:
         self.set_many_encoded(root, keys, contents())
 
     def finish(self) -> bytes:
+        """Everything set since the last :meth:`piece` (all of it if none was
+        taken) as one update."""
+        return self.piece()
+
+    def piece(self) -> bytes:
+        """What was set since the previous piece as one update; pieces applied
+        in order equal the whole (and :func:`concat_pieces` joins them)."""
         if not self._parts:
-            return b"\x00\x00"
-        header = b"\x01" + varuint(len(self._parts)) + self._client_bytes + b"\x00"
+            return EMPTY_PIECE
+        start = self.clock - len(self._parts)
+        header = b"\x01" + varuint(len(self._parts)) + self._client_bytes + varuint(start)
         body = b"".join(self._parts)
         self._parts = []
         return header + body + b"\x00"
+
+
+def _piece_head(data: bytes) -> tuple[int, int, int, int]:
+    """(#items, client, start clock, offset of the first item) of a piece."""
+    at = 0
+
+    def read() -> int:
+        nonlocal at
+        value, shift = 0, 0
+        while True:
+            byte = data[at]
+            at += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value
+            shift += 7
+
+    if read() != 1:
+        raise ValueError("not a one-client piece")
+    count, client, clock = read(), read(), read()
+    return count, client, clock, at
+
+
+def concat_pieces(pieces: Sequence[bytes]) -> bytes:
+    """Consecutive pieces of one :class:`UpdateBuilder` as the single update
+    they add up to (their items in order; each piece ends with an empty
+    delete set). Pure byte work: no decoding of the items."""
+    pieces = [p for p in pieces if p != EMPTY_PIECE]
+    if not pieces:
+        return EMPTY_PIECE
+    if len(pieces) == 1:
+        return pieces[0]
+    total = 0
+    client = first_clock = -1
+    clock = 0
+    bodies: list[memoryview] = []
+    for data in pieces:
+        count, who, start, at = _piece_head(data)
+        if data[-1] != 0:
+            raise ValueError("a piece must end with an empty delete set")
+        if client == -1:
+            client, first_clock, clock = who, start, start
+        if who != client or start != clock:
+            raise ValueError("pieces are not consecutive pieces of one client")
+        clock += count
+        total += count
+        bodies.append(memoryview(data)[at:-1])
+    head = b"\x01" + varuint(total) + varuint(client) + varuint(first_clock)
+    return b"".join((head, *bodies, b"\x00"))
 
 
 # -- node objects, column-wise ------------------------------------------------

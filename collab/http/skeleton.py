@@ -6,6 +6,7 @@ import asyncio
 import logging
 import math
 import os
+import shutil
 import tempfile
 import time
 import zipfile
@@ -21,18 +22,19 @@ from collab.errors import BadRequest
 from collab.gc_policy import settle
 from collab.history import doc_at
 from collab.http.annotations import authorised
-from collab.http.common import JSON, query_int, read_body, services
+from collab.http.common import JSON, Services, query_int, read_body, services
 from collab.skeleton import jobs, queries
-from collab.skeleton.convert import Existing, ExportSource
+from collab.skeleton.convert import Existing, ExportSource, ImportResult
 from collab.skeleton.model import Skeleton
 from collab.skeleton.repair import SkeletonRepairer
 from collab.store import identity
 from collab.sync.registry import LARGE_ROOM
-from collab.sync.room import RoomKey
+from collab.sync.room import Room, RoomKey
 
 log = logging.getLogger("collab.http.skeleton")
 
 ZIP_MAGIC = b"PK\x03\x04"
+PIECE_POLL_S = 0.02  # how often a running import job's folder is looked at
 
 
 async def _spool(body: bytes, folder: Path, suffix: str) -> Path:
@@ -46,6 +48,64 @@ async def _spool(body: bytes, folder: Path, suffix: str) -> Path:
         return Path(name)
 
     return await asyncio.to_thread(write)
+
+
+async def _import_in_pieces(
+    svc: Services, room: Room, author: int | None, path: Path, is_zip: bool, existing: Existing
+) -> tuple[ImportResult, int | None, int, int, float]:
+    """Run the import job and apply its pieces as they are written; return
+    its counts, the new version, the number of pieces, their bytes and the
+    loop time spent applying them. A failure after some pieces were applied still records
+    those (marked partial): the document and the log never disagree."""
+    folder = Path(
+        await asyncio.to_thread(
+            tempfile.mkdtemp, prefix="import-", dir=svc.settings.data_dir / "tmp"
+        )
+    )
+    job = asyncio.ensure_future(
+        svc.workers.run(jobs.build_import, str(path), is_zip, existing, str(folder))
+    )
+    applied = size = 0
+    applied_s = 0.0
+    try:
+        while not (job.done() and job.exception() is not None):
+            piece = await asyncio.to_thread(jobs.take_piece, str(folder), applied)
+            if piece is None:
+                if job.done():
+                    # Written before the job returned? Else all were taken.
+                    piece = await asyncio.to_thread(jobs.take_piece, str(folder), applied)
+                    if piece is None:
+                        break
+                else:
+                    await asyncio.wait({job}, timeout=PIECE_POLL_S)
+                    continue
+            update, delta = piece
+            t0 = time.perf_counter()
+            if not applied:
+                room.begin_bulk()
+            room.apply_piece(update, delta)
+            applied_s += time.perf_counter() - t0
+            applied += 1
+            size += len(update)
+            del piece, update, delta
+            await asyncio.sleep(0)  # let other rooms run between pieces
+        result, count = await job  # raises the job's error (invalid NML: nothing applied)
+        if count != applied:
+            raise RuntimeError(f"import wrote {count} pieces, {applied} applied")
+    except BaseException:
+        if applied:
+            room.end_bulk(author, {"nml": {"partial": True, "pieces": applied}})
+        raise
+    finally:
+        if not job.done():
+            job.cancel()
+        await asyncio.to_thread(shutil.rmtree, folder, True)
+    version = None
+    if applied:
+        t0 = time.perf_counter()
+        version = room.end_bulk(author, {"nml": {"trees": result.trees, "nodes": result.nodes}})
+        applied_s += time.perf_counter() - t0
+    return result, version, applied, size, applied_s * 1000
 
 
 async def import_nml_endpoint(request: Request) -> JSON:
@@ -70,15 +130,13 @@ async def import_nml_endpoint(request: Request) -> JSON:
                 repairer.index.tree_of.keys() if isinstance(repairer, SkeletonRepairer) else None
             )
             existing = Existing.of(Skeleton(room.doc), known)
-            # Parse and build in a worker process: the event loop only applies
-            # the finished update, as if a client had sent it.
+            # Parse and build in a worker process; the event loop applies
+            # each piece of the update as it comes (while the worker builds
+            # the next), and the pieces land as one version.
             started = time.perf_counter()
-            update, result = await svc.workers.run(jobs.build_import, str(path), is_zip, existing)
-            built = time.perf_counter()
-            summary = {"nml": {"trees": result.trees, "nodes": result.nodes}}
-            version = room.apply_update(update, who.user_id, None, summary, trusted=result.delta)
-            size = len(update)
-            del update
+            result, version, pieces, size, applied_ms = await _import_in_pieces(
+                svc, room, who.user_id, path, is_zip, existing
+            )
             if result.nodes >= LARGE_ROOM:
                 settle()
             log.info(
@@ -87,8 +145,9 @@ async def import_nml_endpoint(request: Request) -> JSON:
                     "annotation": annotation_id,
                     "nodes": result.nodes,
                     "bytes": size,
-                    "build_ms": round((built - started) * 1000),
-                    "apply_ms": round((time.perf_counter() - built) * 1000),
+                    "pieces": pieces,
+                    "ms": round((time.perf_counter() - started) * 1000),
+                    "apply_ms": round(applied_ms),
                 },
             )
     finally:

@@ -31,6 +31,7 @@ from collab.sync.room import LazyFrame, PeerState, Room, RoomKey
 log = logging.getLogger("collab.http.sync")
 
 CLOSE_SLOW = 1013
+_SYNC_FRAME = bytes((m.MessageType.SYNC,))
 
 
 def close_reason(text: str) -> str:
@@ -247,6 +248,8 @@ async def _receive_loop(
             err = BadRequest("text frames are not part of the protocol")
             return (err.close_code, err.message)
         metrics.bytes_in.inc(len(frame))
+        if room.busy is not None and frame[:1] == _SYNC_FRAME:
+            await room.quiet()  # a bulk change (an import) is landing in pieces
         try:
             room.receive(peer, frame)
         except CollabError as exc:

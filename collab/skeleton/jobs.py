@@ -2,27 +2,62 @@
 
 pycrdt holds the GIL while it encodes, applies or converts, so a million-node
 import or export done in the server process would stall every room for tens
-of seconds. Here the worker parses and writes the import's update bytes, or assembles
-and writes an export from the columns the room's repair index keeps (see
-collab/skeleton/node_columns.py); the server applies one update (as if a
-client had sent it) or streams one file.
+of seconds. Here the worker parses an import and writes its update in pieces
+(the server applies each while the next is built; all of them land as one
+version), or assembles and writes an export from the columns the room's
+repair index keeps (collab/skeleton/node_columns.py), which the server then
+streams.
 """
 
 from __future__ import annotations
 
+import os
+import pickle
 from pathlib import Path
 
 from collab.skeleton import convert
 from collab.skeleton import nml as nmlmod
 from collab.skeleton.convert import Existing, ExportSource, ImportResult, assemble
+from collab.skeleton.repair import IndexDelta
 from collab.workers import no_gc
 
 
-def build_import(path: str, is_zip: bool, existing: Existing) -> tuple[bytes, ImportResult]:
-    """Parse the NML at ``path`` and return the update that merges it, and its counts."""
-    with no_gc(), open(path, "rb") as stream:
-        parsed = nmlmod.read_zip(stream) if is_zip else nmlmod.read(stream)
-        return convert.build_import(parsed, existing)
+def build_import(
+    path: str, is_zip: bool, existing: Existing, folder: str
+) -> tuple[ImportResult, int]:
+    """Parse the NML at ``path`` whole (an invalid file raises before
+    anything is written), then write the update that merges it in pieces to
+    ``folder`` (``0.piece``, ``1.piece``, …, each complete once it has its
+    name), so the server applies piece k while this builds piece k + 1.
+    Returns the counts and the number of pieces."""
+    with no_gc():
+        with open(path, "rb") as stream:
+            parsed = nmlmod.read_zip(stream) if is_zip else nmlmod.read(stream)
+        count = 0
+
+        def emit(piece: bytes, delta: IndexDelta) -> None:
+            nonlocal count
+            part = Path(folder) / f"{count}.part"
+            with part.open("wb") as f:
+                pickle.dump((piece, delta), f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(part, Path(folder) / f"{count}.piece")
+            count += 1
+
+        result = convert.build_import_pieces(parsed, existing, emit)
+        return result, count
+
+
+def take_piece(folder: str, k: int) -> tuple[bytes, IndexDelta] | None:
+    """Piece ``k`` written by :func:`build_import` (removed once read), or
+    None if it is not there yet. Our own file in our own data folder."""
+    path = Path(folder) / f"{k}.piece"
+    try:
+        with path.open("rb") as f:
+            piece: tuple[bytes, IndexDelta] = pickle.load(f)
+    except FileNotFoundError:
+        return None
+    path.unlink()
+    return piece
 
 
 def write_export(src: ExportSource, out: str, name: str) -> int:

@@ -65,6 +65,15 @@ class IndexDelta:
     edges: list[tuple[str, list[str]]] = field(default_factory=list)
     tables: list[NodeTable] = field(default_factory=list)
 
+    def __bool__(self) -> bool:
+        return bool(self.trees or self.nodes or self.edges)
+
+    def extend(self, other: IndexDelta) -> None:
+        self.trees.extend(other.trees)
+        self.nodes.extend(other.nodes)
+        self.edges.extend(other.edges)
+        self.tables.extend(other.tables)
+
 
 class SkeletonIndex:
     """What repair needs to know, kept in plain Python structures: which nodes,

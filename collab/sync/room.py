@@ -1,6 +1,7 @@
 """A room: one live document per (annotation, doc kind) and the peers editing it.
 
-The room is pure protocol and state: it never awaits. Peers are anything with
+The room is pure protocol and state: it never awaits (``quiet`` only waits
+for a bulk change to end). Peers are anything with
 the :class:`Peer` interface (the WebSocket endpoint provides one); accepted
 updates go to a :class:`Sink` (the group committer) which calls
 :meth:`Room.mark_saved` once they are durable.
@@ -23,6 +24,7 @@ import orjson
 from pycrdt import Doc, TransactionEvent, handle_sync_message, merge_updates
 
 from collab.document.content import TouchRecorder
+from collab.document.update_builder import concat_pieces
 from collab.errors import BadUpdate
 from collab.sync import messages as m
 
@@ -145,6 +147,9 @@ class Room:
         #: nodes). None when unknown or grown too long (encode instead).
         self.state_parts: list[tuple[int, bytes]] | None = []
         self._state_parts_limit = max(4 * snapshot_every, 64)
+        #: Set while a bulk change runs (:meth:`begin_bulk`); cleared at its end.
+        self.busy: asyncio.Event | None = None
+        self._bulk: list[bytes] = []
         self._sub = doc.observe(self._on_transaction)
 
     # -- peers -------------------------------------------------------------
@@ -277,50 +282,88 @@ class Room:
         """Apply a client's update; return the new version (None if it changed nothing).
 
         ``trusted``: the server built this update itself from fresh entities
-        (an NML import) and describes it: the transaction is not inspected,
-        the repairer's indexes take ``trusted`` as the delta, and no repair
-        pass runs (fresh entities cannot break an invariant)."""
+        (an NML import) and describes it: see :meth:`begin_bulk`."""
+        if trusted is not None:
+            self.begin_bulk()
+            try:
+                self.apply_piece(update, trusted)
+            finally:
+                version = self.end_bulk(author, summary or {})
+            return version
         self._author, self._origin, self._last_record = author, origin, None
         self._extra_summary = summary
-        if trusted is not None:
-            self._apply_trusted(update)
-        else:
-            try:
-                self.doc.apply_update(update)
-            except ValueError as exc:
-                raise BadUpdate(f"update cannot be applied: {exc}") from None
-            except Exception as exc:  # pycrdt panics surface as PanicException
-                raise BadUpdate(f"update cannot be applied: {type(exc).__name__}") from None
-            finally:
-                self._author, self._origin, self._extra_summary = None, None, None
-        if trusted is not None and self.repairer is not None:
-            self.repairer.absorb(trusted)
-        self._skip_repair = trusted is not None
+        try:
+            self.doc.apply_update(update)
+        except ValueError as exc:
+            raise BadUpdate(f"update cannot be applied: {exc}") from None
+        except Exception as exc:  # pycrdt panics surface as PanicException
+            raise BadUpdate(f"update cannot be applied: {type(exc).__name__}") from None
+        finally:
+            self._author, self._origin, self._extra_summary = None, None, None
+        return self._finish()
+
+    # -- server-built changes, in pieces ---------------------------------------
+
+    def begin_bulk(self) -> None:
+        """Start a server-built change of fresh entities (an NML import) that
+        arrives in pieces and becomes **one** version (:meth:`end_bulk`).
+
+        Its pieces are applied with no observer attached (yrs then builds no
+        events for a million entries), the repairer's indexes take each
+        piece's own description (``delta``) instead, and no repair pass runs
+        (fresh entities cannot break an invariant). Until the end the room is
+        ``busy``: the endpoints hold back clients' sync messages and other
+        server changes (:meth:`quiet`), so nothing interleaves with the
+        pieces and the version holds exactly them."""
+        if self.busy is not None:
+            raise RuntimeError("a bulk change is already running")
+        self.busy = asyncio.Event()
+        self._bulk = []
+        self.doc.unobserve(self._sub)
+        self._recorder.close()
+
+    def apply_piece(self, update: bytes, delta: Any) -> None:
+        """Apply one piece of the bulk change and send it to every peer."""
+        assert self.busy is not None, "begin_bulk first"
+        self.doc.apply_update(update)
+        self._bulk.append(update)
+        if self.repairer is not None:
+            self.repairer.absorb(delta)
+        if self.peers:
+            self._broadcast(m.pack_update(update), None)
+
+    def end_bulk(self, author: int | None, summary: dict[str, Any]) -> int | None:
+        """Record the pieces applied since :meth:`begin_bulk` as one version
+        (their bytes joined, not yrs's re-encoding); None if there were none."""
+        pieces, self._bulk = self._bulk, []
+        self._sub = self.doc.observe(self._on_transaction)
+        self._recorder.attach()
+        busy, self.busy = self.busy, None
+        if busy is not None:
+            busy.set()
+        self._author, self._origin, self._extra_summary = author, None, summary
+        self._last_record = None
+        try:
+            self._record(concat_pieces(pieces), {}, broadcast=False)
+        finally:
+            self._author, self._extra_summary = None, None
+        self._skip_repair = True
         try:
             return self._finish()
         finally:
             self._skip_repair = False
 
-    def _apply_trusted(self, update: bytes) -> None:
-        """Apply a server-built update with no observer attached (yrs then
-        builds no events for its million entries) and record it with its own
-        bytes rather than yrs's re-encoding of the same transaction."""
-        self.doc.unobserve(self._sub)
-        self._recorder.close()
-        try:
-            self.doc.apply_update(update)
-        finally:
-            self._sub = self.doc.observe(self._on_transaction)
-            self._recorder.attach()
-        try:
-            self._record(update, {})
-        finally:
-            self._author, self._origin, self._extra_summary = None, None, None
+    async def quiet(self) -> None:
+        """Wait until no bulk change is running (bounded by that change)."""
+        while self.busy is not None:
+            await self.busy.wait()
 
     def change(
         self, edit: Callable[[Doc], None], author: int | None, summary: dict[str, Any]
     ) -> int | None:
         """Make a server-side change (restore, revert, repair) as one new version."""
+        if self.busy is not None:
+            raise RuntimeError("a bulk change is running: await quiet() first")
         self._author, self._origin, self._extra_summary = author, None, summary
         self._last_record = None
         try:
@@ -367,7 +410,7 @@ class Room:
         self.touched_values = self._recorder.take_values()
         self._record(update, summary)
 
-    def _record(self, update: bytes, summary: dict[str, Any]) -> None:
+    def _record(self, update: bytes, summary: dict[str, Any], *, broadcast: bool = True) -> None:
         if update == m.EMPTY_UPDATE:
             return
         self.version += 1
@@ -385,7 +428,7 @@ class Room:
             summary=orjson.dumps(summary),
             data=update,
         )
-        if len(self.peers) > (self._origin is not None):
+        if broadcast and len(self.peers) > (self._origin is not None):
             self._broadcast(m.pack_update(update), self._origin)
 
     def _broadcast(self, frame: bytes, exclude: Peer | None) -> None:

@@ -8,11 +8,14 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 from pycrdt import Doc, Map
 
 from collab.document.kinds import new_doc
 from collab.document.update_builder import (
+    EMPTY_PIECE,
     UpdateBuilder,
+    concat_pieces,
     encode_any,
     node_contents,
     node_tails,
@@ -39,12 +42,19 @@ VALUES = [
 ]
 
 
-def _sample() -> bytes:
+def _sample(pieces: list[bytes] | None = None) -> bytes:
+    """The sample update; with ``pieces``, also taken in pieces there (one
+    of them refers to a map made in the piece before)."""
     out = UpdateBuilder(4_000_000_001)
     for i, value in enumerate(VALUES):
         out.set("meta", f"v{i}", value)
     tree = out.set_map("trees", "t1", {"name": "axon", "color": [1.0, 0.5, 0.0, 1.0]})
+    if pieces is not None:
+        pieces.append(out.piece())
+        pieces.append(out.piece())  # nothing since: the empty update
     out.set(tree, "groupId", None)
+    if pieces is not None:
+        pieces.append(out.piece())
     columns = {
         name: np.array([1.0, 2.5, -3.0])
         for name in ("x", "y", "z", "radius", "rx", "ry", "rz", "viewport", "mag", "bitDepth")
@@ -54,6 +64,8 @@ def _sample() -> bytes:
     tails, width = node_tails(columns)
     out.set_many_encoded("nodes", ["1", "2", "n-3"], node_contents(["t1"] * 3, tails, width))
     out.set_many_strings("edges", ["1,2", "2,n-3"], ["t1", "t1"])
+    if pieces is not None:
+        pieces.append(out.piece())
     return out.finish()
 
 
@@ -135,3 +147,20 @@ def test_numbers_use_float32_when_exact_as_yrs_does() -> None:
     doc: Doc = Doc()
     doc.get("m", type=Map)["x"] = 1.5
     assert encode_any(1.5) in doc.get_update()
+
+
+def test_pieces_applied_in_order_equal_the_whole_and_concatenate_to_it() -> None:
+    pieces: list[bytes] = []
+    assert _sample(pieces) == EMPTY_PIECE  # everything went into pieces
+    assert len(pieces) == 4 and pieces[1] == EMPTY_PIECE
+    doc = new_doc("skeleton")
+    for piece in pieces:
+        doc.apply_update(piece)
+    got = {name: doc.get(name, type=Map).to_py() for name in ("meta", "trees", "nodes", "edges")}
+    assert _normal(got) == _normal(_expected())
+    whole = _sample()
+    assert concat_pieces(pieces) == whole  # byte for byte the one-piece build
+    assert concat_pieces([pieces[0]]) == pieces[0] and concat_pieces([]) == EMPTY_PIECE
+    for wrong in ([pieces[0], pieces[3]], [pieces[2], pieces[0]], [pieces[0], b"\x02\x00"]):
+        with pytest.raises(ValueError):
+            concat_pieces(wrong)

@@ -3,15 +3,19 @@ that connected clients receive, export (xml and zip), refusals."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from collab.document.content import to_json
 from collab.skeleton import nml as nmlmod
-from collab.skeleton.convert import export_nml
+from collab.skeleton.convert import PIECE_NODES, export_nml
 from collab.skeleton.model import Skeleton
+from collab.sync.room import RoomKey
+from tests.benchmarks.nml_million import make_nml
 from tests.conftest import LiveServer
 from tests.yclient import YClient
 
@@ -162,3 +166,56 @@ async def test_export_from_the_live_index_equals_an_export_of_the_document(
         await c.close()
     parsed = nmlmod.read(served)
     assert parsed.node_count == 3 + 22 + 3 - 1 + 2  # the "junk" node has no tree
+
+
+async def test_a_large_import_lands_in_pieces_as_one_version(
+    live: LiveServer, tmp_path: Path
+) -> None:
+    """A file above one piece (PIECE_NODES) is applied piece by piece while
+    the worker builds the next: a watcher sees it arrive in parts, a client's
+    edit sent meanwhile waits and lands after it, the import is one version,
+    and the log replays to the watcher's document."""
+    nodes, trees = 2 * PIECE_NODES + 5_000, 40
+    source = tmp_path / "big.nml"
+    make_nml(source, nodes, trees)
+    _, token = await live.user()
+    ann = await live.annotation(token)
+    watcher = await YClient(live.sync_url(ann, token=token)).connect()
+    writer = await YClient(live.sync_url(ann, token=token, acks="1")).connect()
+    received: list[int] = []  # the size of every update the watcher applied
+    watcher.doc.observe(lambda event: received.append(len(event.update)))
+    async with live.client(token) as http:
+        post = asyncio.create_task(
+            http.post(
+                f"/api/annotations/{ann}/nml",
+                content=source.read_bytes(),
+                headers={"content-type": "application/xml"},
+                timeout=120,
+            )
+        )
+        room = live.services.rooms.rooms[RoomKey(ann, "skeleton")]
+        for _ in range(60_000):  # until the first piece is in (bounded: ~60 s)
+            if room.busy is not None or post.done():
+                break
+            await asyncio.sleep(0.001)
+        assert room.busy is not None and room.version == 0  # mid-import
+        writer.map("meta")["note"] = "typed during the import"
+        r = await post
+        assert r.status_code == 200, r.text
+        assert r.json()["version"] == 1 and r.json()["nodes"] == nodes
+        await writer.wait(lambda: writer.saved >= 2, timeout=30)
+        versions = (await http.get(f"/api/annotations/{ann}/versions")).json()["versions"]
+    versions.sort(key=lambda v: v["version"])
+    assert [v["version"] for v in versions] == [1, 2]
+    assert versions[0]["summary"]["nml"] == {"trees": trees, "nodes": nodes}
+    assert "meta" in versions[1]["summary"] and "nodes" not in versions[1]["summary"]
+    await watcher.wait(lambda: len(watcher.map("nodes")) == nodes and "note" in watcher.map("meta"))
+    per_piece = -(-PIECE_NODES // (nodes // trees))  # whole trees per piece
+    pieces = -(-trees // per_piece)
+    assert pieces >= 2
+    assert len([size for size in received if size > 100_000]) == pieces  # it came in pieces
+    # A new client's first sync (the stored record) gives the same document.
+    fresh = await YClient(live.sync_url(ann, token=token)).connect()
+    assert to_json(fresh.doc, "skeleton") == to_json(watcher.doc, "skeleton")
+    for c in (watcher, writer, fresh):
+        await c.close()
