@@ -11,6 +11,7 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+from typing import BinaryIO
 
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -18,11 +19,11 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from collab.auth import Access
-from collab.errors import BadRequest
+from collab.errors import BadRequest, PayloadTooLarge
 from collab.gc_policy import settle
 from collab.history import doc_at
 from collab.http.annotations import authorised
-from collab.http.common import JSON, Services, query_int, read_body, services
+from collab.http.common import JSON, Services, query_int, services
 from collab.skeleton import jobs, queries
 from collab.skeleton.convert import Existing, ExportSource, ImportResult
 from collab.skeleton.model import Skeleton
@@ -37,17 +38,48 @@ ZIP_MAGIC = b"PK\x03\x04"
 PIECE_POLL_S = 0.02  # how often a running import job's folder is looked at
 
 
-async def _spool(body: bytes, folder: Path, suffix: str) -> Path:
-    """Write a body to a private temporary file (for a worker process to read)."""
+SPOOL_BATCH = 8 << 20  # bytes of a request body gathered before one write
 
-    def write() -> Path:
+
+async def _spool(request: Request, limit: int, folder: Path) -> tuple[Path, bytes, int]:
+    """Stream a request body into a private temporary file (for a worker
+    process to read) as it arrives, never holding all of it; return the
+    file, the body's first bytes and its size. Writes happen in a thread,
+    ``SPOOL_BATCH`` bytes at a time."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body over the {limit}-byte limit")
+
+    def create() -> tuple[Path, BinaryIO]:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(suffix=suffix, dir=folder)
-        with os.fdopen(fd, "wb") as f:
-            f.write(body)
-        return Path(name)
+        fd, name = tempfile.mkstemp(suffix=".upload", dir=folder)
+        return Path(name), os.fdopen(fd, "wb")
 
-    return await asyncio.to_thread(write)
+    path, f = await asyncio.to_thread(create)
+    head = b""
+    size = 0
+    batch: list[bytes] = []
+    pending = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"body over the {limit}-byte limit")
+            if len(head) < 4:
+                head = (head + chunk)[:4]
+            batch.append(chunk)
+            pending += len(chunk)
+            if pending >= SPOOL_BATCH:
+                data, batch, pending = b"".join(batch), [], 0
+                await asyncio.to_thread(f.write, data)
+        if batch:
+            await asyncio.to_thread(f.write, b"".join(batch))
+        await asyncio.to_thread(f.close)
+    except BaseException:
+        await asyncio.to_thread(f.close)
+        await asyncio.to_thread(path.unlink, True)
+        raise
+    return path, head, size
 
 
 async def _import_in_pieces(
@@ -111,19 +143,21 @@ async def _import_in_pieces(
 async def import_nml_endpoint(request: Request) -> JSON:
     who, annotation_id = await authorised(request, Access.WRITE)
     svc = services(request)
-    body = await read_body(request, svc.settings.max_body_bytes)
-    if not body:
-        raise BadRequest(
-            "the body is empty: send the NML file (application/xml) or a zip (application/zip)"
-        )
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    is_zip = kind in ("application/zip", "application/x-zip-compressed") or body.startswith(
-        ZIP_MAGIC
+    received = time.perf_counter()
+    path, head, size = await _spool(
+        request, svc.settings.max_body_bytes, svc.settings.data_dir / "tmp"
     )
-    path = await _spool(body, svc.settings.data_dir / "tmp", ".zip" if is_zip else ".nml")
-    del body
+    received_ms = round((time.perf_counter() - received) * 1000)
     key = RoomKey(annotation_id, "skeleton")
     try:
+        if not size:
+            raise BadRequest(
+                "the body is empty: send the NML file (application/xml) or a zip (application/zip)"
+            )
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        is_zip = kind in ("application/zip", "application/x-zip-compressed") or head.startswith(
+            ZIP_MAGIC
+        )
         async with svc.rooms.hold(key) as room, room.import_lock:
             repairer = room.repairer
             known = (
@@ -146,6 +180,7 @@ async def import_nml_endpoint(request: Request) -> JSON:
                     "nodes": result.nodes,
                     "bytes": size,
                     "pieces": pieces,
+                    "receive_ms": received_ms,
                     "ms": round((time.perf_counter() - started) * 1000),
                     "apply_ms": round(applied_ms),
                 },

@@ -143,17 +143,20 @@ def _node_columns(table: NodeTable) -> dict[str, np.ndarray]:
     }
 
 
-def _tree_edges(table: NodeTable, ids: list[str], edges: np.ndarray) -> list[str]:
+def _tree_edges(
+    table: NodeTable, ids: list[str], edges: np.ndarray
+) -> tuple[list[str], np.ndarray]:
     """A tree's edge keys in document ids, each undirected edge once (the
-    first orientation in the file wins)."""
+    first orientation in the file wins), and their ends as rows of ``ids``."""
     if not len(edges):
-        return []
+        return [], np.empty((0, 2), np.int64)
     order = np.argsort(table.id, kind="stable")
     at = order[np.searchsorted(table.id[order], edges)]  # file ids → row numbers
     lo, hi = np.minimum(at[:, 0], at[:, 1]), np.maximum(at[:, 0], at[:, 1])
     _, first = np.unique(lo * len(table) + hi, return_index=True)
     first.sort()
-    return [f"{ids[a]},{ids[b]}" for a, b in at[first].tolist()]
+    rows = at[first]
+    return [f"{ids[a]},{ids[b]}" for a, b in rows.tolist()], rows
 
 
 #: Nodes per piece of a large import (each piece is applied on the event
@@ -230,11 +233,12 @@ def build_import_pieces(
         start += len(t.nodes)
         tails, width = node_tails(_node_columns(t.nodes))
         out.set_many_encoded("nodes", ids, node_contents(itertools.repeat(tree_id), tails, width))
-        keys = _tree_edges(t.nodes, ids, t.edges)
+        keys, rows = _tree_edges(t.nodes, ids, t.edges)
         out.set_many_strings("edges", keys, itertools.repeat(tree_id))
         delta.nodes.append((tree_id, ids))
         delta.edges.append((tree_id, keys))
         delta.tables.append(t.nodes)
+        delta.edge_rows.append(rows)
         in_piece += len(t.nodes)
         if piece_nodes is not None and in_piece >= piece_nodes:
             emit(out.piece(), delta)

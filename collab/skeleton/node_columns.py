@@ -178,7 +178,7 @@ class NodeColumns:
 
     def add_rows(self, node_ids: list[str], rows: list[tuple[Any, ...]]) -> None:
         """Many nodes as ``node_row`` tuples (a document read whole)."""
-        if any(n in self.row_of for n in node_ids):
+        if not self.row_of.keys().isdisjoint(node_ids):
             for node_id, row in zip(node_ids, rows, strict=True):
                 self.set(node_id, row)
             return
@@ -199,8 +199,7 @@ class NodeColumns:
 
     def add_table(self, node_ids: list[str], table: NodeTable) -> None:
         """Many new nodes at once (an import's): rows appended at the end."""
-        fresh = [n for n in node_ids if n not in self.row_of]
-        if len(fresh) != len(node_ids):  # not expected: ids of an import are new
+        if not self.row_of.keys().isdisjoint(node_ids):  # not expected: an import's ids are new
             for k, node_id in enumerate(node_ids):
                 self.set(node_id, _table_row(table, k))
             return

@@ -32,8 +32,10 @@ import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Any
 
+import numpy as np
 from pycrdt import Doc, Map
 
 from collab.document.content import MISSING, read_map
@@ -64,6 +66,9 @@ class IndexDelta:
     nodes: list[tuple[str, list[str]]] = field(default_factory=list)
     edges: list[tuple[str, list[str]]] = field(default_factory=list)
     tables: list[NodeTable] = field(default_factory=list)
+    #: Per entry of ``edges``: (n, 2) rows of its edges' ends in that tree's
+    #: node ids (``nodes[i][1]``), so the index groups them with numpy.
+    edge_rows: list[np.ndarray] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.trees or self.nodes or self.edges)
@@ -73,6 +78,7 @@ class IndexDelta:
         self.nodes.extend(other.nodes)
         self.edges.extend(other.edges)
         self.tables.extend(other.tables)
+        self.edge_rows.extend(other.edge_rows)
 
 
 class SkeletonIndex:
@@ -85,7 +91,11 @@ class SkeletonIndex:
     def __init__(self) -> None:
         self.tree_of: dict[str, str] = {}
         self.nodes_of: dict[str, set[str]] = defaultdict(set)
-        self.edges_of: dict[str, set[str]] = defaultdict(set)
+        #: node → its edge keys: one key as a str, two as a tuple (what bulk
+        #: imports store: no set per node), more, or any after an edit, a set.
+        #: Read through :meth:`edges_at`. Keys may outlive their edge (readers
+        #: check ``edge_label``).
+        self.edges_of: dict[str, str | tuple[str, ...] | set[str]] = {}
         self.edge_label: dict[str, Any] = {}
         self.trees: set[str] = set()
         self.columns = NodeColumns()
@@ -125,23 +135,88 @@ class SkeletonIndex:
             self.tree_of[node_id] = tree
             self.nodes_of[tree].add(node_id)
 
+    def edges_at(self, node_id: str) -> Iterable[str]:
+        """The keys of the edges at ``node_id`` (possibly some removed since)."""
+        keys = self.edges_of.get(node_id)
+        if keys is None:
+            return ()
+        return (keys,) if type(keys) is str else keys
+
+    def _link(self, end: str, key: str) -> None:
+        keys = self.edges_of.get(end)
+        if keys is None:
+            self.edges_of[end] = key
+        elif type(keys) is set:
+            keys.add(key)
+        else:
+            self.edges_of[end] = {keys, key} if type(keys) is str else {*keys, key}
+
+    def _unlink(self, end: str, key: str) -> None:
+        keys = self.edges_of.get(end)
+        if keys is None:
+            return
+        if type(keys) is str:
+            if keys == key:
+                del self.edges_of[end]
+            return
+        rest = keys - {key} if type(keys) is set else {*keys} - {key}
+        if rest:
+            self.edges_of[end] = rest
+        else:
+            del self.edges_of[end]
+
     def _set_edge(self, key: str, label: Any) -> None:
         if label is MISSING:
             self.edge_label.pop(key, None)
             pair = split_edge(key)
             if pair is not None:
                 for end in pair:
-                    keys = self.edges_of.get(end)
-                    if keys is not None:
-                        keys.discard(key)
-                        if not keys:
-                            del self.edges_of[end]
+                    self._unlink(end, key)
             return
         self.edge_label[key] = label
         pair = split_edge(key)
         if pair is not None:
-            self.edges_of[pair[0]].add(key)
-            self.edges_of[pair[1]].add(key)
+            self._link(pair[0], key)
+            self._link(pair[1], key)
+
+    def _add_edge_block(self, ids: list[str], keys: list[str], rows: np.ndarray) -> None:
+        """Fresh edges of fresh nodes (an import's tree): ``keys[k]`` joins
+        ``ids[rows[k, 0]]`` and ``ids[rows[k, 1]]``. Grouped with numpy; nodes
+        with one or two edges get a str or a tuple, built at C speed."""
+        count = len(keys)
+        if not count:
+            return
+        ends = np.concatenate((rows[:, 0], rows[:, 1]))
+        which = np.concatenate((np.arange(count), np.arange(count)))
+        order = np.argsort(ends, kind="stable")
+        ends, which = ends[order], which[order]
+        starts = np.flatnonzero(np.r_[True, ends[1:] != ends[:-1]])
+        degree = np.diff(np.r_[starts, len(ends)])
+        node_ids = list(map(ids.__getitem__, ends[starts].tolist()))
+        edges_of = self.edges_of
+        if not edges_of.keys().isdisjoint(node_ids):  # not expected: nodes are fresh
+            for key, (a, b) in zip(keys, rows.tolist(), strict=True):
+                self._link(ids[a], key)
+                self._link(ids[b], key)
+            return
+        key_at = keys.__getitem__
+        one = degree == 1
+        edges_of.update(
+            zip(
+                compress(node_ids, one.tolist()),
+                map(key_at, which[starts[one]].tolist()),
+                strict=True,
+            )
+        )
+        two = degree == 2
+        first = starts[two]
+        pairs = zip(
+            map(key_at, which[first].tolist()), map(key_at, which[first + 1].tolist()), strict=True
+        )
+        edges_of.update(zip(compress(node_ids, two.tolist()), pairs, strict=True))
+        for k in np.flatnonzero(degree > 2).tolist():
+            start = int(starts[k])
+            edges_of[node_ids[k]] = set(map(key_at, which[start : start + degree[k]].tolist()))
 
     def absorb(self, delta: IndexDelta) -> None:
         """Add fresh entities in bulk (an import): no reads, no checks."""
@@ -150,13 +225,15 @@ class SkeletonIndex:
             self.tree_of.update(dict.fromkeys(node_ids, tree))
             self.nodes_of[tree].update(node_ids)
             self.columns.add_table(node_ids, delta.tables[k])
-        edges_of = self.edges_of
-        for tree, keys in delta.edges:
+        for k, (tree, keys) in enumerate(delta.edges):
             self.edge_label.update(dict.fromkeys(keys, tree))
+            if k < len(delta.edge_rows) and delta.nodes[k][0] == tree:
+                self._add_edge_block(delta.nodes[k][1], keys, delta.edge_rows[k])
+                continue
             for key in keys:
                 a, b = key.split(",")
-                edges_of[a].add(key)
-                edges_of[b].add(key)
+                self._link(a, key)
+                self._link(b, key)
 
     def update(
         self,
@@ -266,7 +343,7 @@ def plan(doc: Doc, index: SkeletonIndex, touched: Iterable[tuple[str, ...]]) -> 
         elif root == "nodes":
             check_nodes.add(key)
             check_notes.add(key)
-            check_edges |= index.edges_of.get(key, set())
+            check_edges.update(index.edges_at(key))
         elif root == "trees":
             trees_touched.add(key)
             if key not in trees:
@@ -281,7 +358,7 @@ def plan(doc: Doc, index: SkeletonIndex, touched: Iterable[tuple[str, ...]]) -> 
         tree = index.tree_of.get(node_id)
         if tree is not None and tree not in trees:
             fixes.recover_nodes.add(node_id)
-            check_edges |= index.edges_of.get(node_id, set())
+            check_edges.update(index.edges_at(node_id))
 
     def tree_after(node_id: str) -> str | None:
         if node_id in fixes.recover_nodes:
@@ -396,7 +473,7 @@ def apply(doc: Doc, index: SkeletonIndex, fixes: Fixes) -> None:
     if fixes.merges:
         moved = {n for _, absorb in fixes.merges for n in index.nodes_of.get(absorb, set())}
         for node_id in moved:
-            for key in index.edges_of.get(node_id, set()):
+            for key in index.edges_at(node_id):
                 if key in edges and key not in fixes.drop_edges:
                     pair = split_edge(key)
                     if pair is not None:

@@ -6,17 +6,19 @@ from __future__ import annotations
 import asyncio
 import io
 import zipfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from collab.config import Settings
 from collab.document.content import to_json
 from collab.skeleton import nml as nmlmod
 from collab.skeleton.convert import PIECE_NODES, export_nml
 from collab.skeleton.model import Skeleton
 from collab.sync.room import RoomKey
 from tests.benchmarks.nml_million import make_nml
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, live_with, with_settings
 from tests.yclient import YClient
 
 TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "webknossos"
@@ -219,3 +221,28 @@ async def test_a_large_import_lands_in_pieces_as_one_version(
     assert to_json(fresh.doc, "skeleton") == to_json(watcher.doc, "skeleton")
     for c in (watcher, writer, fresh):
         await c.close()
+
+
+async def test_an_oversized_import_is_413_and_leaves_no_file(settings: Settings) -> None:
+    """Over the body limit, declared or streamed (chunked, no length): 413,
+    nothing imported, no spooled file left behind."""
+    async with live_with(with_settings(settings, max_body_bytes=64 * 1024)) as live:
+        _, token = await live.user()
+        ann = await live.annotation(token)
+        body = _file("nml_with_small_distance_nodes.nml") * 40
+
+        async def chunked() -> AsyncIterator[bytes]:
+            for k in range(0, len(body), 10_000):
+                yield body[k : k + 10_000]
+
+        async with live.client(token) as http:
+            for content in (body, chunked()):
+                r = await http.post(f"/api/annotations/{ann}/nml", content=content)
+                assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
+            versions = (await http.get(f"/api/annotations/{ann}/versions")).json()["versions"]
+            assert versions == []
+            r = await http.post(
+                f"/api/annotations/{ann}/nml", content=_file("nml_with_small_distance_nodes.nml")
+            )
+            assert r.status_code == 200  # under the limit: fine
+        assert list((settings.data_dir / "tmp").glob("*.upload")) == []

@@ -4,6 +4,7 @@ converge to one document that satisfies every invariant after repair."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
@@ -12,9 +13,12 @@ from pycrdt import Doc
 
 from collab.document.content import to_json
 from collab.document.kinds import new_doc
+from collab.skeleton import nml as nmlmod
+from collab.skeleton.convert import Existing, build_import
 from collab.skeleton.model import Skeleton
 from collab.skeleton.repair import RECOVERED, SkeletonIndex, apply, plan, repair_all, violations
 from collab.skeleton.schema import SkeletonError
+from tests.benchmarks.nml_million import make_nml
 
 
 def replica(base: bytes) -> Skeleton:
@@ -170,3 +174,56 @@ def test_random_concurrent_edits_converge_and_repair(
         for k, sk in enumerate(sks):
             sk.doc.apply_update(updates[k])
     assert results[0] == results[1]
+
+
+def _index_state(index: SkeletonIndex) -> tuple[Any, ...]:
+    copy = index.columns.copy()
+    rows = sorted(
+        zip(
+            copy.ids,
+            copy.floats.tolist(),
+            copy.ints.tolist(),
+            copy.interpolation.tolist(),
+            strict=True,
+        )
+    )
+    return (
+        index.tree_of,
+        {t: n for t, n in index.nodes_of.items() if n},
+        {n: set(index.edges_at(n)) for n in index.edges_of},
+        index.edge_label,
+        index.trees,
+        rows,
+    )
+
+
+def test_an_imports_delta_indexes_like_reading_the_document(tmp_path: Path) -> None:
+    """What a room's index takes from an import's own description (edges
+    grouped with numpy, columns from the tables) equals an index read from
+    the merged document; later edits keep it so."""
+    source = tmp_path / "branchy.nml"
+    make_nml(source, 3_000, 6)  # random walks with branches: degrees 1, 2 and 3
+    sk = Skeleton(new_doc("skeleton", base_doc()))
+    index = SkeletonIndex.build(sk.doc)
+    update, result = build_import(nmlmod.read(source.read_bytes()), Existing.of(sk))
+    sk.doc.apply_update(update)
+    index.absorb(result.delta)
+    assert any(len(set(index.edges_at(n))) > 2 for n in index.edges_of)
+    assert _index_state(index) == _index_state(SkeletonIndex.build(sk.doc))
+    # Edits touching imported nodes: a node deleted with its edges, an edge
+    # added at a node with two, a node moved.
+    node = next(n for n in index.edges_of if len(set(index.edges_at(n))) == 2)
+    other = next(n for n in index.edges_of if len(set(index.edges_at(n))) == 1)
+    touched: list[tuple[str, ...]] = []
+    with sk.doc.transaction():
+        for key in index.edges_at(other):
+            del sk.edges[key]
+            touched.append(("edges", key))
+        del sk.nodes[other]
+        sk.edges[f"{node},n0"] = "t1"
+        moved = dict(sk.nodes[node])
+        moved["position"] = [1.0, 2.0, 3.0]
+        sk.nodes[node] = moved
+    touched += [("nodes", other), ("edges", f"{node},n0"), ("nodes", node)]
+    index.update(sk.doc, touched)
+    assert _index_state(index) == _index_state(SkeletonIndex.build(sk.doc))
