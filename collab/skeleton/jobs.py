@@ -15,10 +15,11 @@ import os
 import pickle
 from pathlib import Path
 
+from collab.document.kinds import new_doc
 from collab.skeleton import convert
 from collab.skeleton import nml as nmlmod
 from collab.skeleton.convert import Existing, ExportSource, ImportResult, assemble
-from collab.skeleton.repair import IndexDelta
+from collab.skeleton.repair import IndexDelta, IndexSource
 from collab.workers import no_gc
 
 
@@ -70,3 +71,13 @@ def write_export(src: ExportSource, out: str, name: str) -> int:
                 f.write(piece)
                 size += len(piece)
         return size
+
+
+def index_source(snapshot: bytes | None, updates: list[bytes]) -> IndexSource:
+    """The repair index's contents for the document these stored bytes make
+    (a large room being loaded: the server builds its own document meanwhile)."""
+    with no_gc():
+        doc = new_doc("skeleton", snapshot)
+        for update in updates:
+            doc.apply_update(update)
+        return IndexSource.of_doc(doc)

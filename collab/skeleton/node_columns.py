@@ -185,6 +185,14 @@ class NodeColumns:
         c = ColumnsCopy.of_rows(node_ids, rows)
         self._append(node_ids, c.floats, c.ints, c.interpolation)
 
+    def add_arrays(
+        self, node_ids: list[str], floats: np.ndarray, ints: np.ndarray, interp: np.ndarray
+    ) -> None:
+        """Many new nodes as (n, 7), (n, 4) and (n,) arrays (an index source)."""
+        if not self.row_of.keys().isdisjoint(node_ids):
+            raise ValueError("add_arrays takes new nodes only")
+        self._append(node_ids, floats, ints, interp)
+
     def _append(
         self, node_ids: list[str], floats: np.ndarray, ints: np.ndarray, interp: np.ndarray
     ) -> None:

@@ -41,7 +41,7 @@ from pycrdt import Doc, Map
 from collab.document.content import MISSING, read_map
 from collab.skeleton.model import id_order
 from collab.skeleton.nml_tables import NodeTable
-from collab.skeleton.node_columns import NodeColumns, node_row
+from collab.skeleton.node_columns import ColumnsCopy, NodeColumns, node_row
 from collab.skeleton.schema import edge_key, split_edge
 
 RECOVERED = "recovered"
@@ -81,6 +81,64 @@ class IndexDelta:
         self.edge_rows.extend(other.edge_rows)
 
 
+@dataclass(frozen=True, slots=True)
+class IndexSource:
+    """What a :class:`SkeletonIndex` holds, as flat lists and arrays: small
+    to pickle, quick to turn into the index's dicts. Nodes whose value is
+    null are left out (as the index leaves them out)."""
+
+    node_ids: list[str]
+    node_trees: list[str]  # "" where the value names no tree
+    floats: np.ndarray  # node columns, as NodeColumns holds them
+    ints: np.ndarray
+    interpolation: np.ndarray
+    edge_keys: list[str]
+    edge_labels: list[Any]
+    split_keys: list[str]  # the edge keys of the form "a,b", in order …
+    edge_rows: np.ndarray  # … and their ends as rows of ``ends``
+    ends: list[str]
+    trees: list[str]
+
+    @classmethod
+    def of_doc(cls, doc: Doc) -> IndexSource:
+        ids: list[str] = []
+        rows: list[tuple[Any, ...]] = []
+        for node_id, value in read_map(doc.get("nodes", type=Map)).items():
+            if value is not None:
+                ids.append(node_id)
+                rows.append(node_row(value))
+        columns = ColumnsCopy.of_rows(ids, rows)
+        edges = read_map(doc.get("edges", type=Map))
+        code: dict[str, int] = {}
+        ends: list[str] = []
+        split_keys: list[str] = []
+        pairs: list[int] = []
+        for key in edges:
+            pair = split_edge(key)
+            if pair is None:
+                continue
+            split_keys.append(key)
+            for end in pair:
+                at = code.get(end)
+                if at is None:
+                    at = code[end] = len(ends)
+                    ends.append(end)
+                pairs.append(at)
+        return cls(
+            ids,
+            [row[0] for row in rows],
+            columns.floats,
+            columns.ints,
+            columns.interpolation,
+            list(edges),
+            list(edges.values()),
+            split_keys,
+            np.array(pairs, dtype=np.int64).reshape(-1, 2),
+            ends,
+            list(doc.get("trees", type=Map).keys()),
+        )
+
+
 class SkeletonIndex:
     """What repair needs to know, kept in plain Python structures: which nodes,
     edges (with their labels) and trees exist, node → tree, tree → nodes,
@@ -102,18 +160,22 @@ class SkeletonIndex:
 
     @classmethod
     def build(cls, doc: Doc) -> SkeletonIndex:
+        """The index of a whole document."""
+        return cls.of_source(IndexSource.of_doc(doc))
+
+    @classmethod
+    def of_source(cls, src: IndexSource) -> SkeletonIndex:
+        """The index from its contents as flat lists (read from a document
+        here or in a worker): built with dict/zip and numpy at C speed."""
         index = cls()
-        ids: list[str] = []
-        rows: list[tuple[Any, ...]] = []
-        for node_id, value in read_map(doc.get("nodes", type=Map)).items():
-            index._set_node(node_id, value, columns=False)
-            if value is not None:
-                ids.append(node_id)
-                rows.append(node_row(value))
-        index.columns.add_rows(ids, rows)
-        for key, label in read_map(doc.get("edges", type=Map)).items():
-            index._set_edge(key, label)
-        index.trees = set(doc.get("trees", type=Map).keys())
+        index.tree_of = dict(zip(src.node_ids, src.node_trees, strict=True))
+        nodes_of = index.nodes_of
+        for node_id, tree in zip(src.node_ids, src.node_trees, strict=True):
+            nodes_of[tree].add(node_id)
+        index.edge_label = dict(zip(src.edge_keys, src.edge_labels, strict=True))
+        index._add_edge_block(src.ends, src.split_keys, src.edge_rows)
+        index.columns.add_arrays(src.node_ids, src.floats, src.ints, src.interpolation)
+        index.trees = set(src.trees)
         return index
 
     def _set_node(self, node_id: str, value: Any, *, columns: bool = True) -> None:
@@ -590,8 +652,12 @@ class SkeletonRepairer:
 
     values_of: tuple[str, ...] = ("nodes", "edges")
 
-    def __init__(self, doc: Doc) -> None:
-        self.index = SkeletonIndex.build(doc)
+    def __init__(self, doc: Doc | None = None, *, index: SkeletonIndex | None = None) -> None:
+        """The index of ``doc``, or one built elsewhere from the same state."""
+        if index is None:
+            assert doc is not None
+            index = SkeletonIndex.build(doc)
+        self.index = index
 
     def observe(
         self, doc: Doc, touched: list[tuple[str, ...]], values: dict[tuple[str, ...], Any]

@@ -16,6 +16,7 @@ from collab.document.content import to_json
 from collab.skeleton import nml as nmlmod
 from collab.skeleton.convert import PIECE_NODES, export_nml
 from collab.skeleton.model import Skeleton
+from collab.sync.registry import INDEX_IN_WORKER_BYTES
 from collab.sync.room import RoomKey
 from tests.benchmarks.nml_million import make_nml
 from tests.conftest import LiveServer, live_with, with_settings
@@ -246,3 +247,40 @@ async def test_an_oversized_import_is_413_and_leaves_no_file(settings: Settings)
             )
             assert r.status_code == 200  # under the limit: fine
         assert list((settings.data_dir / "tmp").glob("*.upload")) == []
+
+
+async def test_a_large_room_reloads_with_its_index_read_in_a_worker(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A skeleton room whose stored bytes pass INDEX_IN_WORKER_BYTES gets its
+    repair index from a worker when it loads again: repairs still see the
+    imported nodes, and an export (read from the index's columns) still
+    equals one written from the document."""
+    source = tmp_path / "big.nml"
+    make_nml(source, 40_000, 8)
+    assert source.stat().st_size > INDEX_IN_WORKER_BYTES
+    async with live_with(with_settings(settings, room_idle_seconds=0.2)) as live:
+        _, token = await live.user()
+        ann = await live.annotation(token, name="reload")
+        async with live.client(token) as http:
+            r = await http.post(f"/api/annotations/{ann}/nml", content=source.read_bytes())
+            assert r.status_code == 200, r.text
+        key = RoomKey(ann, "skeleton")
+        for _ in range(2_000):  # unloaded once idle (bounded: ~20 s)
+            if key not in live.services.rooms.rooms:
+                break
+            await asyncio.sleep(0.01)
+        assert key not in live.services.rooms.rooms
+        c = await YClient(live.sync_url(ann, token=token, acks="1")).connect()
+        first_of = {}
+        for node_id, value in c.map("nodes").to_py().items():
+            first_of.setdefault(value["treeId"], node_id)
+        (t1, a), (t2, b) = sorted(first_of.items())[:2]
+        c.map("edges")[f"{a},{b}"] = t1  # across two imported trees: they merge
+        await c.wait(lambda: c.saved >= 3)
+        assert c.map("nodes")[b]["treeId"] == c.map("nodes")[a]["treeId"]
+        assert t2 not in c.map("trees") or t1 not in c.map("trees")
+        async with live.client(token) as http:
+            served = (await http.get(f"/api/annotations/{ann}/nml")).content
+        assert served == "".join(nmlmod.write(export_nml(Skeleton(c.doc), name="reload"))).encode()
+        await c.close()

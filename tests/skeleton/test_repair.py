@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycrdt import Doc
 
-from collab.document.content import to_json
+from collab.document.content import TouchRecorder, to_json
 from collab.document.kinds import new_doc
 from collab.skeleton import nml as nmlmod
 from collab.skeleton.convert import Existing, build_import
@@ -162,8 +162,14 @@ def test_random_concurrent_edits_converge_and_repair(
     results: list[dict[str, Any]] = []
     for sequence in ([k for k in order if k < replicas], sorted(range(replicas), reverse=True)):
         server = new_doc("skeleton", base)
-        for k in sequence:
-            server.apply_update(updates[k])
+        # The index kept up to date from each update's touched paths equals
+        # one read whole from the merged (unrepaired) document.
+        index = SkeletonIndex.build(server)
+        with TouchRecorder(server, "skeleton") as recorder:
+            for k in sequence:
+                server.apply_update(updates[k])
+                index.update(server, recorder.take_touches())
+        assert _index_state(index) == _index_state(SkeletonIndex.build(server))
         repair_all(server)
         assert violations(server) == []
         results.append(to_json(server, "skeleton"))
