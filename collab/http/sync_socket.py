@@ -26,7 +26,7 @@ from collab.http.common import Services, bearer, path_int, services
 from collab.store import identity, work
 from collab.sync import messages as m
 from collab.sync.registry import Loading
-from collab.sync.room import LazyFrame, PeerState, Room, RoomKey
+from collab.sync.room import LazyFrame, PeerState, Room, RoomKey, group_parts
 
 log = logging.getLogger("collab.http.sync")
 
@@ -202,18 +202,16 @@ async def _answer_while_loading(ws: WebSocket, loading: Loading) -> Message | No
             stored = await asyncio.shield(loading.stored)
         except Exception:
             return message  # the room's own load reports the failure
-        if stored.snapshot is None:
-            whole = merge_updates(*stored.updates) if stored.updates else m.EMPTY_UPDATE
-            await ws.send_bytes(m.pack_sync_step2(whole))
-        else:
-            # Oldest first (yrs integrates an update received before one it
-            # depends on wrongly when a map key was set concurrently), the
-            # last as step 2: "synced" means everything saved.
-            if stored.updates:
-                await ws.send_bytes(m.pack_update(stored.snapshot))
-                await ws.send_bytes(m.pack_sync_step2(merge_updates(*stored.updates)))
-            else:
-                await ws.send_bytes(m.pack_sync_step2(stored.snapshot))
+        # As a loaded room answers (Room._send_stored_state): oldest first
+        # (yrs integrates an update received before one it depends on
+        # wrongly when a map key was set concurrently), large parts as they
+        # are, small ones merged, the last as step 2: "synced" means
+        # everything saved.
+        parts = [] if stored.snapshot is None else [stored.snapshot]
+        groups = group_parts([*parts, *stored.updates]) or [[m.EMPTY_UPDATE]]
+        for k, group in enumerate(groups):
+            pack = m.pack_sync_step2 if k == len(groups) - 1 else m.pack_update
+            await ws.send_bytes(pack(group[0] if len(group) == 1 else merge_updates(*group)))
         # uvicorn's send() waits for the transport to drain before writing:
         # an empty awareness update (a no-op for every client) returns only
         # once the answer above has left, so the GIL-holding build that

@@ -35,6 +35,8 @@ log = logging.getLogger("collab.sync.registry")
 LARGE_ROOM = 50_000
 #: Stored bytes from which a skeleton room's repair index is read in a worker.
 INDEX_IN_WORKER_BYTES = 4 << 20
+#: How fast a fresh client's answer from stored bytes is assumed to leave.
+ANSWER_BYTES_PER_S = 100e6
 
 
 class Loading:
@@ -164,10 +166,6 @@ class RoomRegistry:
                 state = await oplog.load(conn, key)
             loading.stored.set_result(state)
             fetched = time.perf_counter()
-            # Let joiners answer fresh clients from the stored bytes before the
-            # (CPU-bound, GIL-holding) build of the document below.
-            await loading.wait_answered(grace=0.5)
-            answered = time.perf_counter()
             size = len(state.snapshot or b"") + sum(len(u) for u in state.updates)
             # A large skeleton's repair index is read from the same bytes in
             # a worker while the document is built here: reading a million
@@ -181,6 +179,11 @@ class RoomRegistry:
                 else None
             )
             try:
+                # Let joiners answer fresh clients from the stored bytes before
+                # the (CPU-bound, GIL-holding) build of the document below;
+                # a large answer gets time to leave (~100 MB/s, at most 5 s).
+                await loading.wait_answered(grace=min(0.5 + size / ANSWER_BYTES_PER_S, 5.0))
+                answered = time.perf_counter()
                 doc = new_doc(key.doc, state.snapshot)
                 for update in state.updates:
                     doc.apply_update(update)

@@ -36,6 +36,19 @@ def _lazy(pack: Callable[[bytes], bytes], data: bytes) -> bytes | LazyFrame:
     return LazyFrame(lambda: pack(data), len(data)) if len(data) >= SMALL_PART else pack(data)
 
 
+def group_parts(parts: list[bytes]) -> list[list[bytes]]:
+    """Stored parts (oldest first) as the groups a fresh client is sent, one
+    frame each: a large part alone (sent as it is), consecutive small ones
+    together (merged: cheap, and fewer frames)."""
+    groups: list[list[bytes]] = []
+    for data in parts:
+        if len(data) < SMALL_PART and groups and len(groups[-1][-1]) < SMALL_PART:
+            groups[-1].append(data)
+        else:
+            groups.append([data])
+    return groups
+
+
 @dataclass(frozen=True, slots=True)
 class RoomKey:
     annotation_id: int
@@ -217,12 +230,7 @@ class Room:
         (pycrdt 0.14) integrates an update received before one it depends on
         wrongly when two clients set the same map key concurrently (the entry
         goes missing; tests/sync/test_rooms.py)."""
-        groups: list[list[bytes]] = []
-        for _, data in parts:
-            if len(data) < SMALL_PART and groups and len(groups[-1][-1]) < SMALL_PART:
-                groups[-1].append(data)
-            else:
-                groups.append([data])
+        groups = group_parts([data for _, data in parts])
         if not groups:
             peer.send(m.pack_sync_step2(m.EMPTY_UPDATE))
             return
