@@ -71,25 +71,25 @@ def varstring(text: str) -> bytes:
     return varuint(len(raw)) + raw
 
 
+def _read_varuint(data: bytes, pos: int) -> tuple[int, int]:
+    """(value, next position) of the varuint at ``pos`` (IndexError if cut short)."""
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
 def read_state_vector(data: bytes) -> dict[int, int]:
     """A state vector's client → clock (to pick a client id nobody used)."""
-    pos = 0
-
-    def read() -> int:
-        nonlocal pos
-        value = shift = 0
-        while True:
-            byte = data[pos]
-            pos += 1
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                return value
-            shift += 7
-
+    count, pos = _read_varuint(data, 0)
     out = {}
-    for _ in range(read()):
-        client = read()
-        out[client] = read()
+    for _ in range(count):
+        client, pos = _read_varuint(data, pos)
+        out[client], pos = _read_varuint(data, pos)
     return out
 
 
@@ -222,22 +222,12 @@ class UpdateBuilder:
 
 def _piece_head(data: bytes) -> tuple[int, int, int, int]:
     """(#items, client, start clock, offset of the first item) of a piece."""
-    at = 0
-
-    def read() -> int:
-        nonlocal at
-        value, shift = 0, 0
-        while True:
-            byte = data[at]
-            at += 1
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                return value
-            shift += 7
-
-    if read() != 1:
+    clients, at = _read_varuint(data, 0)
+    if clients != 1:
         raise ValueError("not a one-client piece")
-    count, client, clock = read(), read(), read()
+    count, at = _read_varuint(data, at)
+    client, at = _read_varuint(data, at)
+    clock, at = _read_varuint(data, at)
     return count, client, clock, at
 
 

@@ -176,42 +176,26 @@ class NodeColumns:
             self.ids[row] = None
             self.free.append(row)
 
-    def add_rows(self, node_ids: list[str], rows: list[tuple[Any, ...]]) -> None:
-        """Many nodes as ``node_row`` tuples (a document read whole)."""
-        if not self.row_of.keys().isdisjoint(node_ids):
-            for node_id, row in zip(node_ids, rows, strict=True):
-                self.set(node_id, row)
-            return
-        c = ColumnsCopy.of_rows(node_ids, rows)
-        self._append(node_ids, c.floats, c.ints, c.interpolation)
-
-    def add_arrays(
+    def add(
         self, node_ids: list[str], floats: np.ndarray, ints: np.ndarray, interp: np.ndarray
     ) -> None:
-        """Many new nodes as (n, 7), (n, 4) and (n,) arrays (an index source)."""
-        if not self.row_of.keys().isdisjoint(node_ids):
-            raise ValueError("add_arrays takes new nodes only")
-        self._append(node_ids, floats, ints, interp)
-
-    def _append(
-        self, node_ids: list[str], floats: np.ndarray, ints: np.ndarray, interp: np.ndarray
-    ) -> None:
-        start = len(self.ids)
-        stop = start + len(node_ids)
-        self._grow(stop)
-        self.floats[start:stop] = floats
-        self.ints[start:stop] = ints
-        self.interp[start:stop] = interp
-        self.ids.extend(node_ids)
-        self.row_of.update(zip(node_ids, range(start, stop), strict=True))
+        """Many nodes at once as (n, 7), (n, 4) and (n,) arrays: appended
+        when all are new (an import, an index read whole), else row by row."""
+        if self.row_of.keys().isdisjoint(node_ids):
+            start = len(self.ids)
+            rows: Any = slice(start, start + len(node_ids))
+            self._grow(start + len(node_ids))
+            self.ids.extend(node_ids)
+            self.row_of.update(zip(node_ids, range(start, start + len(node_ids)), strict=True))
+        else:
+            rows = [self._row(node_id) for node_id in node_ids]
+        self.floats[rows] = floats
+        self.ints[rows] = ints
+        self.interp[rows] = interp
 
     def add_table(self, node_ids: list[str], table: NodeTable) -> None:
-        """Many new nodes at once (an import's): rows appended at the end."""
-        if not self.row_of.keys().isdisjoint(node_ids):  # not expected: an import's ids are new
-            for k, node_id in enumerate(node_ids):
-                self.set(node_id, _table_row(table, k))
-            return
-        self._append(
+        """An import's nodes (row k of ``table`` is ``node_ids[k]``)."""
+        self.add(
             node_ids,
             np.stack([table.x, table.y, table.z, table.radius, table.rx, table.ry, table.rz], 1),
             np.stack([table.viewport, table.mag, table.bit_depth, table.time], 1),
@@ -231,21 +215,3 @@ class NodeColumns:
         return ColumnsCopy(
             list(ids), self.floats[rows].copy(), self.ints[rows].copy(), self.interp[rows].copy()
         )
-
-
-def _table_row(table: NodeTable, k: int) -> tuple[Any, ...]:
-    return (
-        "",
-        float(table.x[k]),
-        float(table.y[k]),
-        float(table.z[k]),
-        float(table.radius[k]),
-        float(table.rx[k]),
-        float(table.ry[k]),
-        float(table.rz[k]),
-        int(table.viewport[k]),
-        int(table.mag[k]),
-        int(table.bit_depth[k]),
-        bool(table.interpolation[k]),
-        int(table.time[k]),
-    )

@@ -174,7 +174,7 @@ class SkeletonIndex:
             nodes_of[tree].add(node_id)
         index.edge_label = dict(zip(src.edge_keys, src.edge_labels, strict=True))
         index._add_edge_block(src.ends, src.split_keys, src.edge_rows)
-        index.columns.add_arrays(src.node_ids, src.floats, src.ints, src.interpolation)
+        index.columns.add(src.node_ids, src.floats, src.ints, src.interpolation)
         index.trees = set(src.trees)
         return index
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collab.skeleton.nml_tables import NodeTable
-from collab.skeleton.node_columns import NodeColumns, node_row
+from collab.skeleton.node_columns import ColumnsCopy, NodeColumns, node_row
 from collab.skeleton.schema import Node
 
 NUMBER = st.one_of(
@@ -84,5 +84,7 @@ def test_rows_are_reused_and_copies_hold_live_rows_only() -> None:
     columns.add_table(["b0", "b1", "b2"], bulk)
     copy = columns.copy()
     assert copy.ids[-3:] == ["b0", "b1", "b2"] and copy.ints[-1].tolist() == [4, 4, 4, 2]
-    columns.add_rows(["n0"], [node_row({"treeId": "t", "position": [1, 1, 1]})])  # existing
-    assert columns.copy().floats[0, 0] == 1 and len(columns) == 7
+    again = ColumnsCopy.of_rows(["n0", "c"], [node_row({"treeId": "t", "position": [1, 1, 1]})] * 2)
+    columns.add(again.ids, again.floats, again.ints, again.interpolation)  # one exists
+    assert columns.copy().floats[0, 0] == 1 and len(columns) == 8
+    assert "c" in columns.copy().ids  # in a freed row
