@@ -284,20 +284,9 @@ class Room:
         author: int | None,
         origin: Peer | None,
         summary: dict[str, Any] | None = None,
-        *,
-        trusted: Any = None,
     ) -> int | None:
-        """Apply a client's update; return the new version (None if it changed nothing).
-
-        ``trusted``: the server built this update itself from fresh entities
-        (an NML import) and describes it: see :meth:`begin_bulk`."""
-        if trusted is not None:
-            self.begin_bulk()
-            try:
-                self.apply_piece(update, trusted)
-            finally:
-                version = self.end_bulk(author, summary or {})
-            return version
+        """Apply a client's update; return the new version (None if it changed
+        nothing). Server-built bulk changes go through :meth:`begin_bulk`."""
         self._author, self._origin, self._last_record = author, origin, None
         self._extra_summary = summary
         try:
