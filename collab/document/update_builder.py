@@ -71,25 +71,34 @@ def varstring(text: str) -> bytes:
     return varuint(len(raw)) + raw
 
 
-def _read_varuint(data: bytes, pos: int) -> tuple[int, int]:
-    """(value, next position) of the varuint at ``pos`` (IndexError if cut short)."""
+#: lib0 varuints we read fit in 53 bits.
+MAX_VARUINT_BYTES = 8
+
+
+def read_varuint(data: bytes | memoryview, pos: int) -> tuple[int, int]:
+    """(value, next position) of the lib0 varuint at ``pos``; ValueError
+    when it is cut short or longer than ``MAX_VARUINT_BYTES``."""
     value = shift = 0
-    while True:
+    end = len(data)
+    for _ in range(MAX_VARUINT_BYTES):
+        if pos >= end:
+            raise ValueError("truncated varuint")
         byte = data[pos]
         pos += 1
         value |= (byte & 0x7F) << shift
         if byte < 0x80:
             return value, pos
         shift += 7
+    raise ValueError("varuint too long")
 
 
 def read_state_vector(data: bytes) -> dict[int, int]:
     """A state vector's client → clock (to pick a client id nobody used)."""
-    count, pos = _read_varuint(data, 0)
+    count, pos = read_varuint(data, 0)
     out = {}
     for _ in range(count):
-        client, pos = _read_varuint(data, pos)
-        out[client], pos = _read_varuint(data, pos)
+        client, pos = read_varuint(data, pos)
+        out[client], pos = read_varuint(data, pos)
     return out
 
 
@@ -222,12 +231,12 @@ class UpdateBuilder:
 
 def _piece_head(data: bytes) -> tuple[int, int, int, int]:
     """(#items, client, start clock, offset of the first item) of a piece."""
-    clients, at = _read_varuint(data, 0)
+    clients, at = read_varuint(data, 0)
     if clients != 1:
         raise ValueError("not a one-client piece")
-    count, at = _read_varuint(data, at)
-    client, at = _read_varuint(data, at)
-    clock, at = _read_varuint(data, at)
+    count, at = read_varuint(data, at)
+    client, at = read_varuint(data, at)
+    clock, at = read_varuint(data, at)
     return count, client, clock, at
 
 

@@ -26,9 +26,8 @@ from pycrdt import (
     write_var_uint,
 )
 
+from collab.document.update_builder import read_varuint as lib0_read_varuint
 from collab.errors import ProtocolError, UnknownMessageType
-
-MAX_VARUINT_BYTES = 8  # lib0 varuints we accept fit in 53 bits
 
 
 class MessageType(IntEnum):
@@ -51,19 +50,10 @@ _SYNC_TYPES = (SyncType.STEP1, SyncType.STEP2, SyncType.UPDATE)
 
 def read_varuint(data: bytes | memoryview, pos: int) -> tuple[int, int]:
     """Return ``(value, next_pos)``; raise ProtocolError when truncated or too long."""
-    value = 0
-    shift = 0
-    end = len(data)
-    for _ in range(MAX_VARUINT_BYTES):
-        if pos >= end:
-            raise ProtocolError("truncated varuint")
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-    raise ProtocolError("varuint too long")
+    try:
+        return lib0_read_varuint(data, pos)
+    except ValueError as exc:
+        raise ProtocolError(str(exc)) from None
 
 
 def read_varbytes(data: bytes | memoryview, pos: int) -> tuple[bytes, int]:
