@@ -7,7 +7,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import asyncpg
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -30,6 +29,7 @@ from collab.http.replay_socket import replay_endpoint
 from collab.http.sync_socket import sync_endpoint
 from collab.metrics import Metrics
 from collab.store import identity
+from collab.store.database import Database
 from collab.store.embedded import EmbeddedPostgres
 from collab.store.migrations import migrate
 from collab.sync.registry import RoomRegistry
@@ -59,12 +59,6 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     )
 
 
-async def open_pool(settings: Settings, url: str) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(url, min_size=2, max_size=settings.pool_max)
-    assert pool is not None
-    return pool
-
-
 def create_app(
     settings: Settings, on_ready: Callable[[Services], Awaitable[None]] | None = None
 ) -> Starlette:
@@ -76,7 +70,7 @@ def create_app(
             embedded = EmbeddedPostgres(settings.postgres_dir)
             url = await asyncio.to_thread(embedded.start)
         try:
-            pool = await open_pool(settings, url)
+            pool = await Database.connect(url, max_size=settings.pool_max)
             try:
                 async with pool.acquire() as conn:
                     applied = await migrate(conn)

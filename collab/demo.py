@@ -8,13 +8,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import asyncpg
 import orjson
 
 from collab.config import Settings
 from collab.http.common import Services
 from collab.store import datasets as dataset_rows
 from collab.store import identity, work
+from collab.store.database import Connection
 from collab.work.specs import TaskSpec
 
 DATASET = "demo"
@@ -45,7 +45,7 @@ async def register_dataset(svc: Services) -> None:
 
 
 async def _demo_work(
-    db: asyncpg.Connection, user_id: int, has_dataset: bool, root: Path
+    db: Connection, user_id: int, has_dataset: bool, root: Path
 ) -> dict[str, int]:
     """A team with the demo user, a proofreading project and one task per
     synapse of the demo dataset (the first 20), two instances each."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 from pycrdt import Doc
 
 from collab.document.changes import apply_revert, make_equal, plan_revert
@@ -18,11 +17,12 @@ from collab.document.content import TouchRecorder, lookup, to_json
 from collab.document.kinds import new_doc
 from collab.errors import NotFound, Unprocessable
 from collab.store import oplog
+from collab.store.database import Database
 from collab.sync.registry import RoomRegistry
 from collab.sync.room import RoomKey
 
 
-async def doc_at(pool: asyncpg.Pool, key: RoomKey, version: int) -> Doc:
+async def doc_at(pool: Database, key: RoomKey, version: int) -> Doc:
     """The document as it was right after ``version`` (0: empty)."""
     if version < 0:
         raise NotFound(f"no version {version}")
@@ -47,7 +47,7 @@ class ChangeResult:
 
 
 async def restore(
-    pool: asyncpg.Pool, rooms: RoomRegistry, key: RoomKey, version: int, author: int | None
+    pool: Database, rooms: RoomRegistry, key: RoomKey, version: int, author: int | None
 ) -> int | None:
     async with rooms.hold(key) as room:
         if version > room.version:
@@ -62,7 +62,7 @@ async def restore(
 
 
 async def revert(
-    pool: asyncpg.Pool, rooms: RoomRegistry, key: RoomKey, version: int, author: int | None
+    pool: Database, rooms: RoomRegistry, key: RoomKey, version: int, author: int | None
 ) -> ChangeResult:
     """Undo only what ``version`` changed; entries changed again later are kept."""
     if version < 1:

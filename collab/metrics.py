@@ -57,6 +57,16 @@ class Metrics:
             buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000),
             registry=r,
         )
+        self.refused_records = Counter(
+            "collab_refused_records",
+            "Records the database refused (their rooms were reloaded)",
+            registry=r,
+        )
+        self.persistence_failing = Gauge(
+            "collab_persistence_failing",
+            "1 while the committer cannot write (cause on /healthz)",
+            registry=r,
+        )
         self.bytes_in = Counter(
             "collab_ws_bytes_in", "WebSocket payload bytes received", registry=r
         )

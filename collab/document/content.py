@@ -42,6 +42,36 @@ def plain(value: Any) -> Any:
     return value.to_py() if isinstance(value, Map) else value
 
 
+#: A summary names at most this many characters of a key (keys may be huge).
+SAMPLE_KEY_CHARS = 64
+
+
+def pack_summary(summary: dict[str, Any]) -> bytes:
+    """A version's summary as JSON that PostgreSQL's jsonb always takes.
+
+    jsonb refuses the NUL character (``\\u0000``), which any client may put
+    in a key: every NUL becomes U+FFFD in the summary (the document itself
+    keeps its bytes). A summary orjson cannot write (nesting too deep, an
+    integer beyond 64 bits) is stored as its description."""
+    try:
+        data = orjson.dumps(summary)
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        return orjson.dumps({"unreadable": str(exc)[:200]})
+    if b"\\u0000" in data:
+        data = orjson.dumps(_without_nul(summary))
+    return data
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_without_nul(v) for v in value]
+    return value
+
+
 class TouchRecorder:
     """Observes every root map and records the entries that transactions touch.
 
@@ -105,10 +135,14 @@ class TouchRecorder:
                             self.values[(root, key)] = (
                                 MISSING if action == "delete" else change.get("newValue")
                             )
-                        if len(sample) < 8 and key not in sample:
-                            sample.append(key)
-                if entry and len(sample) < 8 and entry not in sample:
-                    sample.append(entry)
+                        if len(sample) < 8:
+                            short = key[:SAMPLE_KEY_CHARS]
+                            if short not in sample:
+                                sample.append(short)
+                if entry and len(sample) < 8:
+                    short = entry[:SAMPLE_KEY_CHARS]
+                    if short not in sample:
+                        sample.append(short)
 
         return callback
 

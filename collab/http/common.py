@@ -6,7 +6,6 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import orjson
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
@@ -16,6 +15,7 @@ from collab.config import Settings
 from collab.errors import BadRequest, CollabError, InvalidJSON, PayloadTooLarge
 from collab.metrics import Metrics
 from collab.store import identity
+from collab.store.database import Database
 from collab.sync.registry import RoomRegistry
 from collab.volume.service import Volumes
 from collab.workers import Workers
@@ -24,7 +24,7 @@ from collab.workers import Workers
 @dataclass(frozen=True, slots=True)
 class Services:
     settings: Settings
-    pool: asyncpg.Pool
+    pool: Database
     rooms: RoomRegistry
     metrics: Metrics
     workers: Workers
@@ -103,7 +103,35 @@ def field_str(
         raise InvalidJSON(f"{name!r} must be a non-empty string")
     if len(value) > max_len:
         raise InvalidJSON(f"{name!r} is longer than {max_len} characters")
+    return storable(name, value)
+
+
+def storable(name: str, value: Any, _depth: int = 0) -> Any:
+    """``value`` unchanged if PostgreSQL can keep it (text and jsonb refuse
+    the NUL character; jsonb nesting is bounded here); else 422 naming the
+    field (and the path inside it)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidJSON(f"{name!r} must not contain the NUL character (\\u0000)")
+    elif isinstance(value, dict):
+        if _depth > MAX_JSON_DEPTH:
+            raise InvalidJSON(f"{name!r} is nested deeper than {MAX_JSON_DEPTH} levels")
+        for key, item in value.items():
+            if "\x00" in key:
+                raise InvalidJSON(f"{name!r} has a key with the NUL character (\\u0000)")
+            storable(f"{name}.{key}", item, _depth + 1)
+    elif isinstance(value, list):
+        if _depth > MAX_JSON_DEPTH:
+            raise InvalidJSON(f"{name!r} is nested deeper than {MAX_JSON_DEPTH} levels")
+        for i, item in enumerate(value):
+            storable(f"{name}[{i}]", item, _depth + 1)
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+        raise InvalidJSON(f"{name!r} holds an integer beyond 64 bits")
     return value
+
+
+#: Deepest JSON object or list kept from a request (settings, metadata).
+MAX_JSON_DEPTH = 32
 
 
 def field_int(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -12,15 +14,29 @@ from collab.http.openapi import OPENAPI
 
 
 async def healthz(request: Request) -> JSON:
+    """200 when the database answers and updates are being saved; else 503
+    naming what fails (``database``, ``persistence``) and why."""
     svc = services(request)
+    committer = svc.rooms.committer
+    failing: dict[str, str] = {}
     try:
-        async with svc.pool.acquire(timeout=2) as db:
-            await db.fetchval("SELECT 1")
-    except Exception:
-        raise Unavailable("database unreachable") from None
-    return JSON(
-        {"status": "ok", "rooms": len(svc.rooms.rooms), "pending": svc.rooms.committer.pending}
-    )
+        async with asyncio.timeout(2):
+            async with svc.pool.acquire(timeout=2) as db:
+                await db.fetchval("SELECT 1")
+    except Exception as exc:
+        failing["database"] = f"unreachable: {type(exc).__name__}"
+    if committer.failure is not None:
+        failing["persistence"] = committer.failure
+    body = {
+        "status": "failing" if failing else "ok",
+        "rooms": len(svc.rooms.rooms),
+        "pending": committer.pending,
+    }
+    if failing:
+        first = next(iter(failing))
+        error = Unavailable(f"{first}: {failing[first]}", failing=failing)
+        return JSON({**error.to_json(), **body}, status_code=error.status)
+    return JSON(body)
 
 
 async def metrics(request: Request) -> Response:

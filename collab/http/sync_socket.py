@@ -58,6 +58,8 @@ class SocketPeer(PeerState):
         self.ready = asyncio.Event()
         self.limit = limit
         self.too_slow = False
+        #: Set by the server to end this connection (code, reason).
+        self.closing: tuple[int, str] | None = None
         self.stalled = asyncio.Event()
         self.counter = counter  # bytes sent, counted as they go
 
@@ -66,6 +68,11 @@ class SocketPeer(PeerState):
 
     def __eq__(self, other: object) -> bool:
         return self is other
+
+    def close(self, code: int, reason: str) -> None:
+        if self.closing is None:
+            self.closing = (code, reason)
+        self.stalled.set()
 
     def send(self, frame: bytes | LazyFrame) -> None:
         if self.too_slow:
@@ -163,7 +170,9 @@ async def sync_endpoint(ws: WebSocket) -> None:
     finally:
         room.leave(peer)
         metrics.connections.dec()
-        if peer.too_slow and close is None:
+        if peer.closing is not None:
+            close = peer.closing
+        elif peer.too_slow and close is None:
             close = (CLOSE_SLOW, "client too slow: send queue full")
         if close is not None:
             metrics.refused.labels(str(close[0])).inc()

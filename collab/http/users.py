@@ -17,6 +17,7 @@ from collab.http.common import (
     path_int,
     read_json,
     services,
+    storable,
 )
 from collab.store import identity, work
 from collab.work import access as work_access
@@ -42,6 +43,7 @@ def _experiences_field(body: dict[str, object]) -> dict[str, int] | None:
     for domain, level in levels.items():
         if not isinstance(domain, str) or not domain or len(domain) > 100:
             raise InvalidJSON("experience domains are non-empty strings")
+        storable("experiences", domain)
         if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 1_000_000:
             raise InvalidJSON(f"experience {domain!r} must be an integer level >= 0")
     return dict(levels)

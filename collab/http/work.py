@@ -25,6 +25,7 @@ from collab.http.common import (
     read_body,
     read_json,
     services,
+    storable,
 )
 from collab.store import work
 from collab.work import flow
@@ -171,12 +172,14 @@ async def create_task_type(request: Request) -> JSON:
     description = body.get("description", "")
     if not isinstance(description, str) or len(description) > 10_000:
         raise InvalidJSON("'description' must be a string of at most 10000 characters")
+    storable("description", description)
     modes = body.get("modes")
     if not isinstance(modes, list) or not modes or any(m not in MODES for m in modes):
         raise InvalidJSON(f"'modes' must be a non-empty list of {', '.join(MODES)}")
     settings = body.get("settings", {})
     if not isinstance(settings, dict):
         raise InvalidJSON('\'settings\' must be an object (e.g. {"allowedMags": ["1", "2"]})')
+    storable("settings", settings)
     async with services(request).pool.acquire() as db, db.transaction():
         type_id = await work.create_task_type(
             db, name, description, sorted(set(modes)), settings, me.user_id

@@ -5,6 +5,28 @@ task writes everything queued so far in a single ``COPY`` inside one
 transaction, then tells each room the newest version that is durable. While a
 batch commits, the next one accumulates, so throughput grows with load instead
 of collapsing to one fsync per keystroke.
+
+What can go wrong, and what happens (docs/operations.md, "When persistence
+fails"):
+
+- **The database is away** (connection lost, restarting, shutting down, too
+  many clients): the batch is kept and retried with backoff, forever. A
+  commit whose answer was lost may have landed: before retrying, the records
+  already stored are dropped from the batch (never numbered twice, never
+  refused as duplicates). Writers keep being accepted up to the queue limit;
+  nothing is acknowledged meanwhile. ``failure`` names the cause.
+- **The database refuses one record** (a data exception: cannot happen for
+  what rooms build, but a bug must not take others down): the batch is split
+  until the refused record is alone; everything else commits. The refused
+  record and the later records of its room are dropped and the room is told
+  (``on_refused``): it is reloaded from what is stored and its clients
+  resync, sending again what they have.
+- **The database refuses every write** (a missing table, permissions, a
+  read-only server) or the loop itself breaks: ``failure`` is set, the server
+  stops acknowledging and accepting writes (``on_failure``), ``flush`` raises
+  :class:`~collab.errors.Unavailable`, ``/healthz`` answers 503 naming the
+  cause, and the batch is retried with backoff until it commits; then
+  everything resumes by itself.
 """
 
 from __future__ import annotations
@@ -13,18 +35,33 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import asyncpg
 
+from collab.errors import Unavailable
 from collab.store import oplog
+from collab.store.database import is_transient
 
 if TYPE_CHECKING:
     from collab.metrics import Metrics
     from collab.sync.room import Room, RoomKey, UpdateRecord
 
 log = logging.getLogger("collab.store.committer")
+
+Entry = tuple["Room", "UpdateRecord"]
+
+#: Longest pause between two retries of a batch, seconds.
+RETRY_MAX_SECONDS = 2.0
+#: How long shutdown keeps retrying to write what is queued, seconds.
+FINAL_FLUSH_SECONDS = 10.0
+
+
+def _is_data_error(exc: BaseException) -> bool:
+    """A refusal of the values of some record (SQLSTATE class 22 or 23)."""
+    state = getattr(exc, "sqlstate", None) or ""
+    return isinstance(exc, asyncpg.PostgresError) and state[:2] in ("22", "23")
 
 
 class GroupCommitter:
@@ -36,19 +73,28 @@ class GroupCommitter:
         batch_max: int,
         queue_max: int,
         on_snapshot_due: Callable[[RoomKey, int], None] | None = None,
+        on_refused: Callable[[Room, int, str], None] | None = None,
+        on_failure: Callable[[str | None], None] | None = None,
     ) -> None:
         self._pool = pool
         self._metrics = metrics
         self._batch_max = batch_max
         self._queue_max = queue_max
-        self._queue: deque[tuple[Room, UpdateRecord]] = deque()
+        self._queue: deque[Entry] = deque()
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()
         self._room_space = asyncio.Event()
         self._room_space.set()
-        self._closing = False
+        self._failed = asyncio.Event()
         self._on_snapshot_due = on_snapshot_due
+        self._on_refused = on_refused
+        self._on_failure = on_failure
+        #: Why nothing is being committed right now (None while all is well).
+        self.failure: str | None = None
+        #: True when the failure is not a passing outage: writes are refused.
+        self.refusing_writes = False
+        self.failing_since: float | None = None
 
     def submit(self, room: Room, record: UpdateRecord) -> None:
         self._queue.append((room, record))
@@ -66,54 +112,199 @@ class GroupCommitter:
         await self._room_space.wait()
 
     async def flush(self) -> None:
-        """Wait until everything submitted so far is committed."""
-        await self._drained.wait()
+        """Wait until everything submitted so far is committed; raise
+        :class:`Unavailable` instead of waiting while writes are refused."""
+        while not self._drained.is_set():
+            if self.failure is not None:
+                raise Unavailable(f"not saving: {self.failure}")
+            drained = asyncio.ensure_future(self._drained.wait())
+            failed = asyncio.ensure_future(self._failed.wait())
+            try:
+                await asyncio.wait({drained, failed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                drained.cancel()
+                failed.cancel()
 
     async def run(self) -> None:
-        """The committer loop; runs until cancelled, then writes what is left."""
+        """The committer loop, supervised: runs until cancelled, then writes
+        what is left. An unexpected error is a failure (reported, retried),
+        never the end of the loop."""
+        delay = 0.05
         try:
             while True:
-                await self._wake.wait()
-                self._wake.clear()
-                while self._queue:
-                    await self._commit_batch()
-                self._drained.set()
+                try:
+                    await self._wake.wait()
+                    self._wake.clear()
+                    while self._queue:
+                        await self._commit_next()
+                    self._drained.set()
+                    delay = 0.05
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.exception("committer loop failed; restarting it")
+                    self._fail(f"committer error: {type(exc).__name__}: {exc}", refuse=True)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX_SECONDS)
+                    self._wake.set()
         finally:
             if self._queue:
                 await asyncio.shield(self._final_flush())
 
     async def _final_flush(self) -> None:
-        while self._queue:
-            await self._commit_batch()
+        """At shutdown: write what is left, giving up after a bounded time
+        (what is not written was never acknowledged)."""
+        deadline = time.monotonic() + FINAL_FLUSH_SECONDS
+        while self._queue and time.monotonic() < deadline:
+            await self._commit_next(deadline=deadline)
+        if self._queue:
+            log.error("shutting down with records not written", extra={"count": len(self._queue)})
         self._drained.set()
 
-    async def _commit_batch(self) -> None:
+    # -- one batch ------------------------------------------------------------
+
+    async def _commit_next(self, deadline: float | None = None) -> None:
         batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._batch_max))]
-        records = [record for _, record in batch]
         started = time.perf_counter()
         delay = 0.05
-        while True:
+        retried = False
+        while batch:
             try:
-                async with self._pool.acquire() as conn, conn.transaction():
-                    await oplog.append(conn, records)
+                committed, refused = await self._write(batch, dedupe=retried)
                 break
-            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
-                # The database is unreachable: keep the batch and retry.
-                log.error("commit failed, retrying", extra={"error": str(exc), "batch": len(batch)})
+            except Exception as exc:
+                retried = True
+                transient = is_transient(exc)
+                self._fail(
+                    f"database {'unreachable' if transient else 'refuses writes'}: "
+                    f"{type(exc).__name__}: {_first_line(exc)}",
+                    refuse=not transient,
+                )
+                log.error(
+                    "commit failed, retrying",
+                    extra={"error": self.failure, "batch": len(batch), "transient": transient},
+                )
+                if deadline is not None and time.monotonic() + delay > deadline:
+                    self._queue.extendleft(reversed(batch))
+                    return
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+        else:
+            committed, refused = [], []
+        self._recover()
         elapsed = time.perf_counter() - started
         self._metrics.commit_seconds.observe(elapsed)
-        self._metrics.committed.inc(len(records))
-        self._metrics.batch_size.observe(len(records))
+        self._metrics.committed.inc(len(committed))
+        self._metrics.batch_size.observe(len(committed))
         newest: dict[int, tuple[Room, int]] = {}
-        for room, record in batch:
+        for room, record in committed:
             newest[id(room)] = (room, record.version)
         for room, version in newest.values():
             room.mark_saved(version)
         if self._on_snapshot_due is not None:
-            for record in records:
+            for _, record in committed:
                 if record.snapshot_due:
                     self._on_snapshot_due(record.key, record.version)
+        for room, version, reason in refused:
+            self._refuse_room(room, version, reason)
         if len(self._queue) < self._queue_max // 2:
             self._room_space.set()
+
+    async def _write(
+        self, batch: list[Entry], *, dedupe: bool
+    ) -> tuple[list[Entry], list[tuple[Room, int, str]]]:
+        """Commit ``batch``; returns what was committed and what the database
+        refused (room, version, reason). Raises for whole-batch failures."""
+        if dedupe:
+            batch = await self._without_stored(batch)
+        try:
+            await self._append([r for _, r in batch])
+            return batch, []
+        except Exception as exc:
+            if not _is_data_error(exc):
+                raise
+            if len(batch) == 1:
+                room, record = batch[0]
+                return [], [(room, record.version, _first_line(exc))]
+            reason = _first_line(exc)
+        log.warning("a record was refused; isolating it", extra={"error": reason})
+        half = len(batch) // 2
+        first_ok, first_bad = await self._write(batch[:half], dedupe=False)
+        rest = batch[half:]
+        if first_bad:
+            # The later records of a refused record's room are not written
+            # (they may depend on it): its clients send them again.
+            lost = {id(room) for room, _, _ in first_bad}
+            rest = [(room, record) for room, record in rest if id(room) not in lost]
+        second_ok, second_bad = await self._write(rest, dedupe=False) if rest else ([], [])
+        return first_ok + second_ok, first_bad + second_bad
+
+    async def _append(self, records: Sequence[UpdateRecord]) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await oplog.append(conn, records)
+
+    async def _without_stored(self, batch: list[Entry]) -> list[Entry]:
+        """The batch less the records a commit whose answer was lost did store."""
+        async with self._pool.acquire() as conn:
+            stored = await oplog.stored_versions(conn, [r for _, r in batch])
+        if not stored:
+            return batch
+        log.info("records already stored by an earlier attempt", extra={"count": len(stored)})
+        keep = []
+        for room, record in batch:
+            if (record.key.annotation_id, record.key.doc, record.version) in stored:
+                room.mark_saved(record.version)
+            else:
+                keep.append((room, record))
+        return keep
+
+    def _refuse_room(self, room: Room, version: int, reason: str) -> None:
+        self._metrics.refused_records.inc()
+        log.error(
+            "the database refused a record; its room reloads",
+            extra={
+                "annotation": room.key.annotation_id,
+                "doc": room.key.doc,
+                "version": version,
+                "error": reason,
+            },
+        )
+        left = [(r, rec) for r, rec in self._queue if r is not room]
+        if len(left) != len(self._queue):
+            self._queue = deque(left)
+        if self._on_refused is not None:
+            self._on_refused(room, version, reason)
+
+    # -- health ---------------------------------------------------------------
+
+    def _fail(self, reason: str, *, refuse: bool) -> None:
+        changed = self.failure is None or refuse != self.refusing_writes
+        self.failure = reason
+        self.refusing_writes = self.refusing_writes or refuse
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
+        if refuse:
+            self._failed.set()
+        self._metrics.persistence_failing.set(1)
+        if changed and self._on_failure is not None:
+            self._on_failure(reason)
+
+    def _recover(self) -> None:
+        if self.failure is None:
+            return
+        log.warning(
+            "persistence recovered",
+            extra={"after_s": round(time.monotonic() - (self.failing_since or 0), 2)},
+        )
+        self.failure = None
+        self.refusing_writes = False
+        self.failing_since = None
+        self._failed.clear()
+        self._metrics.persistence_failing.set(0)
+        if self._on_failure is not None:
+            self._on_failure(None)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]

@@ -102,6 +102,21 @@ async def append(conn: asyncpg.Connection, records: Sequence[UpdateRecord]) -> N
     )
 
 
+async def stored_versions(
+    conn: asyncpg.Connection, records: Sequence[UpdateRecord]
+) -> set[tuple[int, str, int]]:
+    """Which of ``records`` are already in the log, as (annotation, doc, version)."""
+    rows = await conn.fetch(
+        """SELECT u.annotation_id, u.doc, u.version FROM doc_updates u
+           JOIN unnest($1::bigint[], $2::text[], $3::int[]) AS r(a, d, v)
+             ON u.annotation_id = r.a AND u.doc = r.d AND u.version = r.v""",
+        [r.key.annotation_id for r in records],
+        [r.key.doc for r in records],
+        [r.version for r in records],
+    )
+    return {(row[0], row[1], row[2]) for row in rows}
+
+
 async def store_snapshot(conn: asyncpg.Connection, key: RoomKey, version: int, data: bytes) -> None:
     await conn.execute(
         """INSERT INTO doc_snapshots (annotation_id, doc, version, data) VALUES ($1, $2, $3, $4)

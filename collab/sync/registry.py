@@ -13,17 +13,18 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 
-import asyncpg
 from pycrdt import Map
 
 from collab.config import Settings
 from collab.document.kinds import new_doc
+from collab.errors import Unavailable
 from collab.gc_policy import settle
 from collab.metrics import Metrics
 from collab.skeleton import jobs as skeleton_jobs
 from collab.skeleton.repair import SkeletonIndex, SkeletonRepairer
 from collab.store import oplog
 from collab.store.committer import GroupCommitter
+from collab.store.database import Database
 from collab.store.snapshots import Snapshotter
 from collab.sync.room import Room, RoomKey, UpdateRecord
 from collab.workers import Workers
@@ -35,6 +36,8 @@ log = logging.getLogger("collab.sync.registry")
 LARGE_ROOM = 50_000
 #: Stored bytes from which a skeleton room's repair index is read in a worker.
 INDEX_IN_WORKER_BYTES = 4 << 20
+#: Close code for the clients of a room that is reloaded from storage (they reconnect).
+CLOSE_RELOAD = 1012
 #: How fast a fresh client's answer from stored bytes is assumed to leave.
 ANSWER_BYTES_PER_S = 100e6
 
@@ -77,7 +80,7 @@ class Loading:
 
 class RoomRegistry:
     def __init__(
-        self, pool: asyncpg.Pool, settings: Settings, metrics: Metrics, workers: Workers
+        self, pool: Database, settings: Settings, metrics: Metrics, workers: Workers
     ) -> None:
         self._pool = pool
         self._settings = settings
@@ -89,11 +92,13 @@ class RoomRegistry:
         #: million-node document at once hold one copy, not twenty.
         self.large_sends = asyncio.Semaphore(1)
         self.committer = GroupCommitter(
-            pool,
+            pool.pool,
             metrics,
             batch_max=settings.commit_batch_max,
             queue_max=settings.commit_queue_max,
             on_snapshot_due=self.snapshotter.request,
+            on_refused=self._reload,
+            on_failure=self._persistence_changed,
         )
         self.rooms: dict[RoomKey, Room] = {}
         self._loading: dict[RoomKey, Loading] = {}
@@ -116,7 +121,10 @@ class RoomRegistry:
             self._reaper_task.cancel()
         if self._snapshot_task:
             self._snapshot_task.cancel()  # pending snapshots only shorten later loads
-        await self.committer.flush()
+        try:
+            await self.committer.flush()
+        except Unavailable as exc:
+            log.error("shutting down while not saving", extra={"error": exc.message})
         if self._committer_task:
             self._committer_task.cancel()
         await self._tg.__aexit__(None, None, None)
@@ -242,6 +250,27 @@ class RoomRegistry:
                 "ms": round((time.perf_counter() - started) * 1000, 2),
             },
         )
+
+    def _reload(self, room: Room, version: int, reason: str) -> None:
+        """The database refused ``version`` of ``room``: unload the room (it
+        reloads from what is stored) and close its clients, which reconnect
+        and send again what the stored state lacks."""
+        if self.rooms.get(room.key) is room:
+            del self.rooms[room.key]
+        room.close()
+        for peer in list(room.peers):
+            peer.close(CLOSE_RELOAD, f"document reloaded: version {version} refused by storage")
+        self._metrics.rooms.set(len(self.rooms))
+
+    def _persistence_changed(self, failure: str | None) -> None:
+        """Writers are told when the server stops accepting writes: they keep
+        their changes and reconnect (1013) until it saves again."""
+        if failure is None or not self.committer.refusing_writes:
+            return
+        for room in self.rooms.values():
+            for peer in list(room.peers):
+                if peer.can_write:
+                    peer.close(Unavailable.close_code, f"not saving: {failure}"[:120])
 
     def _rebase(self, key: RoomKey, version: int, snapshot: bytes) -> None:
         room = self.rooms.get(key)

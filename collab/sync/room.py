@@ -20,12 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import orjson
 from pycrdt import Doc, TransactionEvent, handle_sync_message, merge_updates
 
-from collab.document.content import TouchRecorder
+from collab.document.content import TouchRecorder, pack_summary
 from collab.document.update_builder import concat_pieces
-from collab.errors import BadUpdate
+from collab.errors import BadUpdate, Unavailable
 from collab.sync import messages as m
 
 EMPTY_STATE = b"\x00"  # the state vector of a client that has nothing
@@ -92,6 +91,9 @@ class Peer(Protocol):
 
     def send(self, frame: bytes | LazyFrame) -> None: ...
 
+    def close(self, code: int, reason: str) -> None:
+        """End the connection with a WebSocket close code and reason."""
+
 
 class Repairer(Protocol):
     """Keeps a document kind's invariants (the skeleton's: collab/skeleton/repair.py)."""
@@ -114,6 +116,10 @@ class Repairer(Protocol):
 
 
 class Sink(Protocol):
+    #: Why writes are refused right now (None while they are accepted).
+    refusing_writes: bool
+    failure: str | None
+
     def submit(self, room: Room, record: UpdateRecord) -> None: ...
 
 
@@ -214,6 +220,8 @@ class Room:
                 return
             if msg.payload == m.EMPTY_UPDATE:
                 return
+            if self.sink.refusing_writes:
+                raise Unavailable(f"not saving: {self.sink.failure}; try again later")
             self.apply_update(msg.payload, peer.user_id, peer)
         elif isinstance(msg, m.AwarenessMessage):
             self._receive_awareness(peer, msg)
@@ -422,7 +430,7 @@ class Room:
             version=self.version,
             author_id=self._author,
             created_at=time.time(),
-            summary=orjson.dumps(summary),
+            summary=pack_summary(summary),
             data=update,
         )
         if broadcast and len(self.peers) > (self._origin is not None):

@@ -14,7 +14,6 @@ import math
 from collections.abc import Hashable, Sequence
 from typing import Any
 
-import asyncpg
 import numpy as np
 import orjson
 
@@ -22,6 +21,7 @@ from collab.config import Settings
 from collab.errors import BadRequest, Conflict, LayoutError, NotFound
 from collab.metrics import Metrics
 from collab.store import datasets as dataset_rows
+from collab.store.database import Database
 from collab.volume import encoding as enc
 from collab.volume.cache import Brick, BrickCache
 from collab.volume.dataset import Dataset, Layer, open_dataset
@@ -49,7 +49,7 @@ def _etag(payload: bytes | None) -> str:
 
 
 class Volumes:
-    def __init__(self, settings: Settings, pool: asyncpg.Pool, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, pool: Database, metrics: Metrics) -> None:
         self.settings = settings
         self.pool = pool
         self.metrics = metrics

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import asyncpg
-
 from collab.auth import Principal
 from collab.errors import Forbidden
+from collab.store.database import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +61,7 @@ class Actor:
             raise Forbidden(f"{what} needs an admin, or a manager or reviewer of team {team}")
 
 
-async def actor(db: asyncpg.Connection, who: Principal) -> Actor:
+async def actor(db: Connection, who: Principal) -> Actor:
     if who.is_link or who.user_id is None:
         return Actor(None, frozenset(), frozenset(), is_link=True)
     rows = await db.fetch("SELECT team_id FROM team_members WHERE user_id = $1", who.user_id)

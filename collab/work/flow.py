@@ -12,7 +12,6 @@ import asyncio
 import time
 from typing import Any
 
-import asyncpg
 import orjson
 from pycrdt import merge_updates
 
@@ -20,11 +19,12 @@ from collab.auth import Principal
 from collab.document.kinds import KINDS
 from collab.errors import Forbidden, NoTask, NotFound, Unprocessable
 from collab.store import identity, oplog, work
+from collab.store.database import Connection, Database, Record
 from collab.sync.room import RoomKey, UpdateRecord
 from collab.work.access import Actor
 
 
-async def _copy_base(db: asyncpg.Connection, base: int, target: int) -> None:
+async def _copy_base(db: Connection, base: int, target: int) -> None:
     """The base annotation's stored documents become version 1 of ``target``."""
     for kind in KINDS:
         stored = await oplog.load_in(db, RoomKey(base, kind))
@@ -39,8 +39,8 @@ async def _copy_base(db: asyncpg.Connection, base: int, target: int) -> None:
 
 
 async def _start(
-    db: asyncpg.Connection, row: asyncpg.Record, annotator: int, actor_id: int | None, action: str
-) -> asyncpg.Record:
+    db: Connection, row: Record, annotator: int, actor_id: int | None, action: str
+) -> Record:
     task = await work.task_row(db, row["task_id"])
     annotation = await identity.create_annotation(
         db, f"task {task['id']} / instance {row['id']}", task["dataset"], annotator
@@ -64,7 +64,7 @@ async def _start(
     return updated
 
 
-async def take_next(pool: asyncpg.Pool, principal: Principal) -> dict[str, Any]:
+async def take_next(pool: Database, principal: Principal) -> dict[str, Any]:
     """``POST /api/tasks/next``: one statement picks, locks and starts the
     instance (store.work.take_next); a base annotation is copied in the same
     transaction."""
@@ -82,7 +82,7 @@ async def take_next(pool: asyncpg.Pool, principal: Principal) -> dict[str, Any]:
     return {"task": row["task_id"], "instance": row["id"], "annotation": row["annotation_id"]}
 
 
-async def assign(pool: asyncpg.Pool, actor: Actor, instance_id: int, user: int) -> dict[str, Any]:
+async def assign(pool: Database, actor: Actor, instance_id: int, user: int) -> dict[str, Any]:
     """A manager hands an open instance to a user, or moves an in-progress one to another."""
     async with pool.acquire() as db, db.transaction():
         row = await work.instance_row(db, instance_id, lock=True)
@@ -131,13 +131,13 @@ async def assign(pool: asyncpg.Pool, actor: Actor, instance_id: int, user: int) 
     return work.instance_json(updated)
 
 
-async def _members(db: asyncpg.Connection, team: int) -> set[int]:
+async def _members(db: Connection, team: int) -> set[int]:
     rows = await db.fetch("SELECT user_id FROM team_members WHERE team_id = $1", team)
     return {r["user_id"] for r in rows}
 
 
 async def cancel(
-    pool: asyncpg.Pool, actor: Actor, instance_id: int, reason: str | None
+    pool: Database, actor: Actor, instance_id: int, reason: str | None
 ) -> dict[str, Any]:
     async with pool.acquire() as db, db.transaction():
         row = await work.instance_row(db, instance_id, lock=True)
@@ -153,7 +153,7 @@ async def cancel(
 
 
 async def reset(
-    pool: asyncpg.Pool, actor: Actor, instance_id: int, reason: str | None
+    pool: Database, actor: Actor, instance_id: int, reason: str | None
 ) -> dict[str, Any]:
     """Back to open for someone else; the old annotation stays (listed in the audit row)."""
     async with pool.acquire() as db, db.transaction():
@@ -175,7 +175,7 @@ async def reset(
     return work.instance_json(updated)
 
 
-async def _locked_instance_of(db: asyncpg.Connection, annotation_id: int) -> asyncpg.Record:
+async def _locked_instance_of(db: Connection, annotation_id: int) -> Record:
     """The task instance of an annotation, locked; 404 when there is none."""
     row = await work.instance_of_annotation(db, annotation_id, lock=True)
     if row is None:
@@ -184,7 +184,7 @@ async def _locked_instance_of(db: asyncpg.Connection, annotation_id: int) -> asy
     return row
 
 
-async def finish(pool: asyncpg.Pool, actor: Actor, annotation_id: int) -> dict[str, Any]:
+async def finish(pool: Database, actor: Actor, annotation_id: int) -> dict[str, Any]:
     async with pool.acquire() as db, db.transaction():
         row = await _locked_instance_of(db, annotation_id)
         if actor.user_id is None or row["annotator_id"] != actor.user_id:
@@ -200,7 +200,7 @@ async def finish(pool: asyncpg.Pool, actor: Actor, annotation_id: int) -> dict[s
 
 
 async def review(
-    pool: asyncpg.Pool, actor: Actor, annotation_id: int, decision: str, reason: str | None
+    pool: Database, actor: Actor, annotation_id: int, decision: str, reason: str | None
 ) -> dict[str, Any]:
     async with pool.acquire() as db, db.transaction():
         row = await _locked_instance_of(db, annotation_id)
