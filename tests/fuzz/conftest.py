@@ -1,0 +1,119 @@
+"""One ``collab serve`` process per fuzz module (its own database), attacked
+from outside with hypothesis-made input; every target ends by proving that
+the server still saves a bystander's work (:func:`assert_still_saving`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, settings
+from pycrdt import Doc, Map
+from websockets.sync.client import connect
+
+from collab.auth import new_token
+from collab.sync import messages as m
+from tests.conftest import free_port
+from tests.processes import ServerProcess, running
+
+#: Inputs per target: a few thousand in CI; the benchmark run sets 100000.
+EXAMPLES = int(os.environ.get("COLLAB_FUZZ_EXAMPLES", "1500"))
+
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    derandomize=os.environ.get("COLLAB_FUZZ_RANDOM") is None,
+    suppress_health_check=list(HealthCheck),
+    print_blob=True,
+)
+
+
+@pytest.fixture(scope="module")
+def server(postgres: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    import asyncio
+
+    import asyncpg
+
+    from tests.conftest import TEMPLATE, _db_url
+
+    name = f"fuzz_{os.getpid()}_{free_port()}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(postgres)
+        try:
+            await conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    root = tmp_path_factory.mktemp("fuzz")
+    proc = ServerProcess(root / "data", free_port(), new_token(), _db_url(postgres, name))
+    with running(proc):
+        yield proc
+
+
+def user(server: ServerProcess, name: str = "fuzzer") -> tuple[int, str]:
+    r = httpx.post(
+        f"{server.url}/api/users",
+        json={"name": name, "roles": ["annotator", "manager", "reviewer"]},
+        headers=server.headers(),
+    )
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"]), str(r.json()["token"])
+
+
+def annotation(server: ServerProcess, token: str) -> int:
+    r = httpx.post(
+        f"{server.url}/api/annotations", json={"name": "fuzzed"}, headers=server.headers(token)
+    )
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
+def assert_still_saving(server: ServerProcess, token: str, ann: int) -> None:
+    """The server answers /healthz 200 and acknowledges a new update."""
+    assert server.alive(), server.tail()
+    r = httpx.get(f"{server.url}/healthz", timeout=10)
+    assert r.status_code == 200, r.text
+    doc = Doc()
+    updates: list[bytes] = []
+    doc.observe(lambda e: updates.append(e.update))
+    with connect(
+        f"{server.ws_url}/sync/{ann}/skeleton?token={token}&acks=1",
+        max_size=None,
+        compression=None,
+        open_timeout=10,
+    ) as ws:
+        ws.send(m.pack_sync_step1(b"\x00"))
+        with doc.transaction():
+            doc.get("trees", type=Map)["bystander"] = Map({"name": "b"})
+            doc.get("nodes", type=Map)[f"b{len(updates)}"] = {"treeId": "bystander", "position": [1, 2, 3]}
+        ws.send(m.pack_update(updates[-1]))
+        latest = 0
+        for _ in range(10_000):  # bounded: frames until our version is saved
+            frame = ws.recv(timeout=10)
+            if isinstance(frame, bytes) and frame[:1] == bytes((m.MessageType.SAVED,)):
+                latest = m.parse_saved(frame)
+                if latest >= 1 and _ours_saved(server, token, ann, latest):
+                    return
+        raise AssertionError("no acknowledgement for the bystander's update")
+
+
+def _ours_saved(server: ServerProcess, token: str, ann: int, saved: int) -> bool:
+    r = httpx.get(
+        f"{server.url}/api/annotations/{ann}/versions",
+        params={"limit": 1},
+        headers=server.headers(token),
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    newest = r.json()["versions"][0]
+    return bool(saved >= newest["version"] and "bystander" in str(newest["summary"]))
+
+
+def here() -> Path:
+    return Path(__file__).parent
