@@ -9,6 +9,7 @@ import uvicorn
 from collab.app import create_app
 from collab.config import Settings
 from collab.http.common import Services
+from collab.http.ws_protocol import SyncProtocol
 
 
 def uvicorn_config(
@@ -22,7 +23,8 @@ def uvicorn_config(
         # Per-message deflate multiplies fan-out latency by ~250 (field notes).
         "ws_per_message_deflate": False,
         "ws_max_size": settings.max_frame_bytes,
-        "ws": "websockets-sansio",
+        # uvicorn's sans-I/O protocol, refusing oversized frames readably.
+        "ws": SyncProtocol,
         "log_config": None,
         "access_log": False,
         "lifespan": "on",

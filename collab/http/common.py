@@ -49,7 +49,7 @@ def error_response(exc: CollabError) -> JSON:
 
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"body over the {limit}-byte limit")
     chunks = []
     size = 0
@@ -166,7 +166,7 @@ def field_time(body: dict[str, Any], name: str) -> dt.datetime | None:
 
 def path_int(conn: HTTPConnection, name: str) -> int:
     raw = conn.path_params.get(name, "")
-    if not str(raw).isdigit() or len(str(raw)) > 18:
+    if not (str(raw).isascii() and str(raw).isdigit()) or len(str(raw)) > 18:
         raise BadRequest(f"{name} must be a positive integer, got {raw!r}")
     return int(raw)
 

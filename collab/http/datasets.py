@@ -202,7 +202,7 @@ async def segment_info(request: Request) -> JSON:
     else:
         mag = _default_scan_mag(layer)
     raw_id = request.path_params["segment"]
-    if not raw_id.isdigit() or len(raw_id) > 20 or int(raw_id) >= 1 << 64:
+    if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 20 or int(raw_id) >= 1 << 64:
         raise BadRequest(f"segment id must be a non-negative integer, got {raw_id!r}")
     mapping = _mapping(request, layer)
     info = await volumes(request).segment_extent(layer, mag, int(raw_id), mapping)

@@ -42,7 +42,7 @@ def _int(ws: WebSocket, name: str) -> int | None:
     raw = ws.query_params.get(name)
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or len(raw) > 10:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
         raise BadRequest(f"?{name} must be a non-negative integer")
     return int(raw)
 

@@ -47,7 +47,7 @@ async def _spool(request: Request, limit: int, folder: Path) -> tuple[Path, byte
     file, the body's first bytes and its size. Writes happen in a thread,
     ``SPOOL_BATCH`` bytes at a time."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"body over the {limit}-byte limit")
 
     def create() -> tuple[Path, BinaryIO]:

@@ -47,7 +47,7 @@ class ImportResult:
 
 
 def _decimal(value: str) -> int | None:
-    return int(value) if value.isdigit() and len(value) < 19 else None
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else None
 
 
 class _Ids:

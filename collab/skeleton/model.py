@@ -39,7 +39,9 @@ from collab.skeleton.schema import (
 
 def id_order(value: str) -> tuple[int, int | str]:
     """Sort key: decimal ids numerically, then the rest as strings."""
-    return (0, int(value)) if value.isdigit() and len(value) < 19 else (1, value)
+    return (
+        (0, int(value)) if value.isascii() and value.isdigit() and len(value) < 19 else (1, value)
+    )
 
 
 class Skeleton:

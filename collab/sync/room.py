@@ -15,6 +15,7 @@ ask for ``saved`` messages (``?acks=1``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from collab.document.content import TouchRecorder, pack_summary
 from collab.document.update_builder import concat_pieces
 from collab.errors import BadUpdate, Unavailable
 from collab.sync import messages as m
+
+log = logging.getLogger("collab.sync.room")
 
 EMPTY_STATE = b"\x00"  # the state vector of a client that has nothing
 SMALL_PART = 1 << 20  # stored parts below this are merged into one update for a fresh client
@@ -388,9 +391,18 @@ class Room:
         if self._on_update is not None:
             self._on_update(self, record)
         if self.repairer is not None and not self._skip_repair:
-            self.repairer.observe(self.doc, self.touched, self.touched_values)
-            if not self._repairing:
-                self._repair()
+            try:
+                self.repairer.observe(self.doc, self.touched, self.touched_values)
+                if not self._repairing:
+                    self._repair()
+            except Exception:
+                # The update is accepted, relayed and stored already: a bug in
+                # a repair must not turn it into a refusal (or refuse every
+                # later update of the room). Logged; the next change retries.
+                log.exception(
+                    "repair failed",
+                    extra={"annotation": self.key.annotation_id, "doc": self.key.doc},
+                )
         return record.version
 
     def _repair(self) -> None:

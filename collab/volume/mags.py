@@ -30,7 +30,7 @@ class Mag(NamedTuple):
 
 
 def _factor(text: str, original: str) -> int:
-    if not text.isdigit() or len(text) > 7:
+    if not (text.isascii() and text.isdigit()) or len(text) > 7:
         raise BadRequest(f"mag {original!r}: factors are positive integers like 1, 2, 2-2-1")
     value = int(text)
     if value < 1 or value > MAX_FACTOR or value & (value - 1):

@@ -63,7 +63,7 @@ segments = st.one_of(
     st.integers(1, 3).map(str),
     st.integers(1, 3).map(str),
     st.integers(0, 4).map(str),
-    st.sampled_from(["skeleton", "segmentation", "color", "1", "2-2-1", "demo", "99999999999999999999", "-1", "%00", "..", "a,b"]),
+    st.sampled_from(["skeleton", "segmentation", "color", "1", "2-2-1", "demo", "99999999999999999999", "-1", "%00", "..", "a,b", "%C2%B2"]),
     st.text(min_size=1, max_size=8).map(lambda t: quote(t, safe="")),
 )  # fmt: skip
 queries = st.dictionaries(

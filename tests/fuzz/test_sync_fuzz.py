@@ -1,0 +1,197 @@
+"""The sync socket, fuzzed: random and truncated frames, and valid updates
+whose content breaks the schema (NULs anywhere, 100,000-character keys, deep
+nesting, wrong JSON types in nodes, ids with commas, roots of other types).
+
+Invariant for every input: the socket either goes on (a sync round trip
+answers) or is closed with a documented code and a reason, never 1006 or
+1011; the server stays up; a bystander's work is acknowledged afterwards."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pycrdt import Array, Doc, Map, Text
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from collab.sync import messages as m
+from tests.fuzz.conftest import FUZZ, annotation, assert_still_saving, user
+from tests.processes import ServerProcess
+
+#: Codes a refusal of bad input may use (docs/protocol.md).
+REFUSALS = {4400, 4422, 1009, 1012, 1013}
+
+texts = st.one_of(
+    st.text(max_size=10),
+    st.sampled_from(["\x00", "a\x00b", "1,2", "n1", "t1", ",", "k" * 100_000, "\U0010ffff"]),
+)
+leaves = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**53), 2**53), st.floats(allow_nan=False), texts
+)
+
+
+def _deep(depth: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(depth):
+        value = {"d": value}
+    return value
+
+
+values = st.one_of(
+    st.recursive(
+        leaves,
+        lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(texts, inner, max_size=3)),
+        max_leaves=8,
+    ),
+    st.integers(1, 3000).map(_deep),
+    st.fixed_dictionaries({"treeId": st.one_of(texts, leaves), "position": st.one_of(st.lists(leaves, max_size=4), leaves)}),
+)  # fmt: skip
+roots = st.sampled_from(
+    ["meta", "trees", "nodes", "edges", "comments", "branchpoints", "groups", "boundingBoxes", "x\x00", "other"]
+)
+
+
+@st.composite
+def edits(draw: st.DrawFn) -> list[tuple[str, str, str, Any]]:
+    """A transaction's worth of writes: (root, how, key, value)."""
+    out = []
+    for _ in range(draw(st.integers(1, 4))):
+        how = draw(st.sampled_from(["set", "set", "map", "delete", "array", "text"]))
+        out.append((draw(roots), how, draw(texts), draw(values)))
+    return out
+
+
+def _apply(doc: Doc, batch: list[tuple[str, str, str, Any]]) -> None:
+    with doc.transaction():
+        for root, how, key, value in batch:
+            target = doc.get(root, type=Map)
+            if how == "set":
+                target[key] = value
+            elif how == "map":
+                target[key] = Map(value if isinstance(value, dict) else {"v": value})
+            elif how == "delete":
+                if key in target:
+                    del target[key]
+            elif how == "array":
+                target[key] = Array([value])
+            else:
+                target[key] = Text(str(value)[:1000])
+
+
+class Session:
+    """One connection, reopened when the server closes it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.ws: ClientConnection | None = None
+
+    def open(self) -> ClientConnection:
+        if self.ws is None:
+            self.ws = connect(self.url, max_size=None, compression=None, open_timeout=10).__enter__()
+            self.ws.send(m.pack_sync_step1(b"\x00"))
+            self._until_step2()
+        return self.ws
+
+    def _until_step2(self) -> None:
+        assert self.ws is not None
+        for _ in range(100_000):  # bounded
+            frame = self.ws.recv(timeout=20)
+            if isinstance(frame, bytes) and frame[:2] == bytes((0, 1)):
+                return
+        raise AssertionError("no sync step 2")
+
+    def probe(self) -> int | None:
+        """After the input: None when the socket goes on, else its close code."""
+        ws = self.open()
+        try:
+            ws.send(m.pack_sync_step1(b"\x00"))
+            self._until_step2()
+            return None
+        except ConnectionClosed as exc:
+            self.ws = None
+            code = exc.rcvd.code if exc.rcvd is not None else 1006
+            reason = exc.rcvd.reason if exc.rcvd is not None else ""
+            assert code in REFUSALS, f"closed with {code} {reason!r}"
+            assert reason, f"close {code} without a reason"
+            return code
+
+
+@pytest.fixture(scope="module")
+def target(server: ServerProcess) -> tuple[str, int, int]:
+    _, token = user(server)
+    return token, annotation(server, token), annotation(server, token)
+
+
+def test_random_frames(server: ServerProcess, target: tuple[str, int, int]) -> None:
+    token, ann, bystander = target
+    session = Session(f"{server.ws_url}/sync/{ann}/skeleton?token={token}")
+    valid = m.pack_update(b"\x00\x00")
+
+    @FUZZ
+    @given(
+        frame=st.one_of(
+            st.binary(max_size=64),
+            st.binary(max_size=64).map(lambda b: bytes((0, 2)) + b),
+            st.binary(max_size=64).map(lambda b: bytes((1,)) + b),
+            st.integers(0, len(valid)).map(lambda n: valid[:n]),
+            st.text(max_size=20),
+        )
+    )
+    def attack(frame: bytes | str) -> None:
+        ws = session.open()
+        try:
+            ws.send(frame)
+        except ConnectionClosed:
+            session.ws = None
+        session.probe()
+
+    attack()
+    assert_still_saving(server, token, bystander)
+
+
+def test_schema_breaking_updates(server: ServerProcess, target: tuple[str, int, int]) -> None:
+    token, ann, bystander = target
+    session = Session(f"{server.ws_url}/sync/{ann}/skeleton?token={token}")
+
+    @FUZZ
+    @given(batch=edits())
+    def attack(batch: list[tuple[str, str, str, Any]]) -> None:
+        ws = session.open()
+        doc = Doc()  # a fresh replica each time: its update stands alone
+        updates: list[bytes] = []
+        sub = doc.observe(lambda e: updates.append(e.update))
+        try:
+            _apply(doc, batch)
+        except Exception:
+            return  # pycrdt itself refuses to build it: nothing to send
+        finally:
+            doc.unobserve(sub)
+        try:
+            for update in updates:
+                ws.send(m.pack_update(update))
+        except ConnectionClosed:
+            session.ws = None
+        session.probe()
+
+    attack()
+    assert_still_saving(server, token, bystander)
+    assert_still_saving(server, token, ann)
+
+
+def test_oversized_frame_is_refused_with_a_reason(server: ServerProcess, target: tuple[str, int, int]) -> None:
+    token, ann, _ = target
+    session = Session(f"{server.ws_url}/sync/{ann}/skeleton?token={token}")
+    ws = session.open()
+    doc = Doc()
+    updates: list[bytes] = []
+    doc.observe(lambda e: updates.append(e.update))
+    doc.get("comments", type=Map)["big"] = "x" * (21 << 20)
+    with pytest.raises(ConnectionClosed) as closed:
+        ws.send(m.pack_update(updates[0]))
+        ws.recv(timeout=20)
+    assert closed.value.rcvd is not None, "no close frame (a bare 1006)"
+    assert closed.value.rcvd.code == 1009 and "exceeds limit" in closed.value.rcvd.reason
+    assert_still_saving(server, token, ann)
