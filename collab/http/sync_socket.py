@@ -17,7 +17,8 @@ from typing import Any
 from prometheus_client import Counter
 from pycrdt import merge_updates
 from starlette.types import Message
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from uvicorn.protocols.utils import ClientDisconnected
 
 from collab.auth import Access
 from collab.document.kinds import parse_kind
@@ -86,6 +87,13 @@ class SocketPeer(PeerState):
         self.ready.set()
 
     async def pump(self) -> None:
+        """Write queued frames until the client is gone (then return quietly)."""
+        try:
+            await self._pump()
+        except (WebSocketDisconnect, ClientDisconnected, OSError, RuntimeError):
+            return  # the client left mid-write; the receive loop sees it too
+
+    async def _pump(self) -> None:
         send = self.ws.send
         while True:
             await self.ready.wait()

@@ -8,6 +8,7 @@ uvicorn re-raises SIGTERM (field notes), so we stop the server ourselves with
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import subprocess
@@ -16,6 +17,58 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("collab.store.embedded")
+
+
+def clear_stale_lock(pgdata: Path) -> None:
+    """Make a data dir whose server was killed (SIGKILL, power loss) startable.
+
+    ``postmaster.pid`` names the server's PID. After a SIGKILL of the server
+    together with ours, that PID can stay a zombie (nobody reaps it in a
+    container) or belong to another process later: pgserver then takes the
+    dead server for a running one, PostgreSQL refuses to start beside the lock
+    file, and its orphaned backends may still hold the shared memory. So when
+    the named process is not a live postgres working in this data dir, the
+    orphans that are (a postgres process's working directory is its data
+    dir) are killed and the lock files (data dir and socket) removed; PostgreSQL then recovers from
+    its WAL as after any crash."""
+    import psutil
+
+    lock = pgdata / "postmaster.pid"
+    try:
+        lines = lock.read_text().splitlines()
+        pid = int(lines[0])
+    except (OSError, ValueError, IndexError):
+        return
+    if _serves(pid, pgdata):
+        return
+    orphans = [p for p in psutil.process_iter(["pid"]) if p.pid != pid and _serves(p.pid, pgdata)]
+    for proc in orphans:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(orphans, timeout=10)
+    # The socket's lock file names the dead server too (line 4: port, 5: socket dir).
+    if len(lines) > 4 and lines[3].strip().isdigit() and lines[4].strip():
+        sockets = Path(lines[4].strip())
+        for name in (f".s.PGSQL.{lines[3].strip()}.lock", f".s.PGSQL.{lines[3].strip()}"):
+            (sockets / name).unlink(missing_ok=True)
+    lock.unlink(missing_ok=True)
+    log.warning(
+        "stale postmaster.pid removed",
+        extra={"pid": pid, "orphans": len(orphans), "pgdata": str(pgdata)},
+    )
+
+
+def _serves(pid: int, pgdata: Path) -> bool:
+    """True when ``pid`` is a live (not zombie) postgres process of ``pgdata``."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return Path(proc.cwd()).resolve() == pgdata.resolve() and "postgres" in proc.name()
+    except (psutil.Error, OSError):
+        return False
 
 
 class EmbeddedPostgres:
@@ -36,6 +89,7 @@ class EmbeddedPostgres:
         import pgserver  # imported late: it is heavy and only needed here
 
         self.pgdata.mkdir(parents=True, exist_ok=True)
+        clear_stale_lock(self.pgdata)
         self._server = pgserver.get_server(self.pgdata, cleanup_mode=None)
         atexit.unregister(self._server._cleanup)
         uri: str = self._server.get_uri()

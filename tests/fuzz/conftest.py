@@ -106,9 +106,9 @@ def assert_still_saving(server: ServerProcess, token: str, ann: int) -> None:
         ws.send(m.pack_update(updates[-1]))
         for _ in range(10_000):  # bounded: frames until a newer version is saved
             frame = ws.recv(timeout=10)
-            if isinstance(frame, bytes) and frame[:1] == saved_frame:
-                if m.parse_saved(frame) > before:
-                    return
+            saved = isinstance(frame, bytes) and frame[:1] == saved_frame
+            if saved and m.parse_saved(frame) > before:
+                return
         raise AssertionError("no acknowledgement for the bystander's update")
 
 

@@ -42,7 +42,9 @@ texts = st.one_of(
                      "accept", "reject", "annotator", "admin", "2026-01-01T00:00:00Z",
                      "../../etc/passwd", "x" * 5000, "\ud7ff\U0010ffff", "Ā,b"]),
 )  # fmt: skip
-ints = st.one_of(st.integers(-3, 5), st.integers(), st.sampled_from([2**31, 2**63, -(2**63) - 1, 10**30]))
+ints = st.one_of(
+    st.integers(-3, 5), st.integers(), st.sampled_from([2**31, 2**63, -(2**63) - 1, 10**30])
+)
 leaves = st.one_of(st.none(), st.booleans(), ints, st.floats(allow_nan=False), texts)
 values = st.recursive(
     leaves,
@@ -158,7 +160,9 @@ def test_rest_never_answers_5xx(server: ServerProcess, caller: tuple[str, int]) 
             r = http.request(method, url, params=query, content=content, headers=headers)
             seen[r.status_code] = seen.get(r.status_code, 0) + 1
             if r.status_code >= 500:
-                findings.append(f"{method} {url} {query} {content[:200]!r} -> {r.status_code} {r.text[:200]}")
+                findings.append(
+                    f"{method} {url} {query} {content[:200]!r} -> {r.status_code} {r.text[:200]}"
+                )
             assert r.status_code < 500, findings[-1]
             if r.status_code >= 400:
                 error = r.json()["error"]

@@ -50,7 +50,18 @@ values = st.one_of(
     st.fixed_dictionaries({"treeId": st.one_of(texts, leaves), "position": st.one_of(st.lists(leaves, max_size=4), leaves)}),
 )  # fmt: skip
 roots = st.sampled_from(
-    ["meta", "trees", "nodes", "edges", "comments", "branchpoints", "groups", "boundingBoxes", "x\x00", "other"]
+    [
+        "meta",
+        "trees",
+        "nodes",
+        "edges",
+        "comments",
+        "branchpoints",
+        "groups",
+        "boundingBoxes",
+        "x\x00",
+        "other",
+    ]
 )
 
 
@@ -90,7 +101,9 @@ class Session:
 
     def open(self) -> ClientConnection:
         if self.ws is None:
-            self.ws = connect(self.url, max_size=None, compression=None, open_timeout=10).__enter__()
+            self.ws = connect(
+                self.url, max_size=None, compression=None, open_timeout=10
+            ).__enter__()
             self.ws.send(m.pack_sync_step1(b"\x00"))
             self._until_step2()
         return self.ws
@@ -181,7 +194,9 @@ def test_schema_breaking_updates(server: ServerProcess, target: tuple[str, int, 
     assert_still_saving(server, token, ann)
 
 
-def test_oversized_frame_is_refused_with_a_reason(server: ServerProcess, target: tuple[str, int, int]) -> None:
+def test_oversized_frame_is_refused_with_a_reason(
+    server: ServerProcess, target: tuple[str, int, int]
+) -> None:
     token, ann, _ = target
     session = Session(f"{server.ws_url}/sync/{ann}/skeleton?token={token}")
     ws = session.open()
