@@ -441,9 +441,12 @@ def plan(doc: Doc, index: SkeletonIndex, touched: Iterable[tuple[str, ...]]) -> 
             fixes.drop_edges.add(key)
             continue
         reverse = edge_key(b, a)
-        if reverse in edges and reverse < key:
-            fixes.drop_edges.add(key)
-            continue
+        if reverse in edges:
+            # Rule 1 in either arrival order: the greater of the two keys goes.
+            if reverse < key:
+                fixes.drop_edges.add(key)
+                continue
+            fixes.drop_edges.add(reverse)
         ta, tb = tree_after(a), tree_after(b)
         if ta is None or tb is None:
             continue
