@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from collab import logs
 from collab.config import Settings
@@ -82,36 +83,8 @@ def _client_args(cmd: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "nml":
-        from collab import client_cli
-
-        token = client_cli.token_from(args.token)
-        if args.nml_command == "import":
-            return client_cli.nml_import(args.server, token, args.annotation, args.file)
-        return client_cli.nml_export(args.server, token, args.annotation, args.file, args.zip)
-    if args.command == "task":
-        from collab import client_cli
-
-        token = client_cli.token_from(args.token)
-        return client_cli.task_create(
-            args.server,
-            token,
-            args.files,
-            args.project,
-            args.task_type,
-            args.dataset,
-            args.instances,
-            args.experience,
-        )
-    if args.command == "dataset":
-        from collab import client_cli
-
-        token = client_cli.token_from(args.token)
-        if args.dataset_command == "add":
-            return client_cli.dataset_add(args.server, token, args.name, args.url)
-        if args.dataset_command == "list":
-            return client_cli.dataset_list(args.server, token)
-        return client_cli.dataset_info(args.server, token, args.name)
+    if args.command in ("nml", "task", "dataset"):
+        return _client_command(args)
     try:
         settings = Settings.from_env().with_overrides(
             host=getattr(args, "host", None), port=args.port, data_dir=args.data_dir
@@ -131,6 +104,50 @@ def main(argv: list[str] | None = None) -> int:
         ensure_dataset(settings)
         serve(settings, on_ready=prepare)
     return 0
+
+
+def _client_command(args: argparse.Namespace) -> int:
+    """The commands that talk to a server: every failure is one line and exit 1."""
+    import httpx
+
+    from collab import client_cli
+
+    try:
+        return _run_client(args, client_cli)
+    except httpx.HTTPError as exc:
+        print(f"collab: cannot reach the server at {args.server}: {exc}", file=sys.stderr)
+    except OSError as exc:
+        name = exc.filename or ""
+        print(
+            f"collab: {name}: {exc.strerror or exc}" if name else f"collab: {exc}", file=sys.stderr
+        )
+    return 1
+
+
+def _run_client(args: argparse.Namespace, client_cli: Any) -> int:
+    token = client_cli.token_from(args.token)
+    if args.command == "nml":
+        if args.nml_command == "import":
+            return int(client_cli.nml_import(args.server, token, args.annotation, args.file))
+        return int(client_cli.nml_export(args.server, token, args.annotation, args.file, args.zip))
+    if args.command == "task":
+        return int(
+            client_cli.task_create(
+                args.server,
+                token,
+                args.files,
+                args.project,
+                args.task_type,
+                args.dataset,
+                args.instances,
+                args.experience,
+            )
+        )
+    if args.dataset_command == "add":
+        return int(client_cli.dataset_add(args.server, token, args.name, args.url))
+    if args.dataset_command == "list":
+        return int(client_cli.dataset_list(args.server, token))
+    return int(client_cli.dataset_info(args.server, token, args.name))
 
 
 if __name__ == "__main__":

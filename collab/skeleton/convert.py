@@ -378,11 +378,13 @@ def assemble(
     references are dropped, group cycles are cut) and deterministic."""
     meta = src.meta
     voxel = meta.get("voxelSize")
-    voxel_size = (
-        tuple(float(v) for v in voxel)
-        if isinstance(voxel, list) and len(voxel) == 3
-        else dataset_voxel_size
-    )
+    voxel_size = dataset_voxel_size
+    if (
+        isinstance(voxel, list)
+        and len(voxel) == 3
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in voxel)
+    ):
+        voxel_size = (float(voxel[0]), float(voxel[1]), float(voxel[2]))
     nml = Nml(
         name=str(meta.get("dataset") or meta.get("name") or name),
         description=str(meta.get("description") or ""),

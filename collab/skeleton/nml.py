@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import itertools
 import math
+import re
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -597,7 +598,13 @@ def fmt(value: float) -> str:
     return repr(value)
 
 
+#: Characters XML 1.0 cannot hold at all (not even escaped): written as U+FFFD.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
 def _esc(text: str) -> str:
+    if _NOT_XML.search(text):
+        text = _NOT_XML.sub("\ufffd", text)
     return (
         text.replace("&", "&amp;")
         .replace("<", "&lt;")
@@ -628,9 +635,10 @@ def write(nml: Nml) -> Iterator[str]:
     """The NML text in pieces, deterministic for the same input."""
     yield '<?xml version="1.0" encoding="UTF-8"?>\n<things>\n  <parameters>\n'
     yield f"    <experiment{_attrs([('name', nml.name), ('description', nml.description)])} />\n"
-    if nml.voxel_size is not None:
-        x, y, z = nml.voxel_size
-        yield f"    <scale{_attrs([('x', x), ('y', y), ('z', z), ('unit', nml.unit)])} />\n"
+    # Always a scale: webknossos.Skeleton.load refuses an NML without one
+    # (an annotation with no dataset and no voxel size gets 1 nm).
+    x, y, z = nml.voxel_size if nml.voxel_size is not None else (1.0, 1.0, 1.0)
+    yield f"    <scale{_attrs([('x', x), ('y', y), ('z', z), ('unit', nml.unit)])} />\n"
     ox, oy, oz = nml.offset
     yield f"    <offset{_attrs([('x', ox), ('y', oy), ('z', oz)])} />\n"
     yield f"    <time{_attrs([('ms', nml.time)])} />\n"
