@@ -123,6 +123,7 @@ def caller(server: ServerProcess) -> tuple[str, int]:
     return token, annotation(server, token)
 
 
+@pytest.mark.timeout(900)
 def test_rest_never_answers_5xx(server: ServerProcess, caller: tuple[str, int]) -> None:
     token, ann = caller
     findings: list[str] = []
