@@ -42,6 +42,7 @@ import asyncpg
 
 from collab.errors import Unavailable
 from collab.store import oplog
+from collab.store.database import first_line as _first_line
 from collab.store.database import is_transient
 
 if TYPE_CHECKING:
@@ -303,8 +304,3 @@ class GroupCommitter:
         self._metrics.persistence_failing.set(0)
         if self._on_failure is not None:
             self._on_failure(None)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:200]

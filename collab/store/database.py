@@ -71,7 +71,7 @@ def map_error(exc: BaseException) -> CollabError | None:
         return UnknownReference(f"refers to something that does not exist{where}")
     state = getattr(exc, "sqlstate", None) or ""
     if state.startswith(("22", "23")):
-        return InvalidValue(f"value refused by the database{where}: {_first_line(exc)}")
+        return InvalidValue(f"value refused by the database{where}: {first_line(exc)}")
     return None
 
 
@@ -83,7 +83,8 @@ def _where(exc: asyncpg.PostgresError) -> str:
     return ""
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's text (at most 200 characters), for logs and messages."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:200]
 
