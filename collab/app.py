@@ -27,6 +27,8 @@ from collab.http.common import JSON, Services, error_response
 from collab.http.data_socket import data_endpoint
 from collab.http.replay_socket import replay_endpoint
 from collab.http.sync_socket import sync_endpoint
+from collab.http.throttle import Throttle
+from collab.limits import Limits
 from collab.metrics import Metrics
 from collab.store import identity
 from collab.store.database import Database
@@ -86,7 +88,9 @@ def create_app(
                     RoomRegistry(pool, settings, metrics, workers) as rooms,
                 ):
                     volumes = Volumes(settings, pool, metrics)
-                    app.state.services = Services(settings, pool, rooms, metrics, workers, volumes)
+                    app.state.services = Services(
+                        settings, pool, rooms, metrics, workers, volumes, Limits(settings.limits)
+                    )
                     log.info(
                         "server ready", extra={"database": "embedded" if embedded else "external"}
                     )
@@ -116,7 +120,7 @@ def create_app(
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(AccessLog)],
+        middleware=[Middleware(AccessLog), Middleware(Throttle)],
         lifespan=lifespan,
         exception_handlers={
             CollabError: _collab_error,

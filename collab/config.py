@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from collab.errors import ConfigError
+from collab.limits import LimitRates, Rate
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -40,6 +41,26 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0
     if value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+def _rate(env: Mapping[str, str], name: str, default: Rate) -> Rate:
+    raw = env.get(name)
+    return default if raw is None or raw == "" else Rate.parse(name, raw)
+
+
+#: Rate limits (collab/limits.py), each "per second : at once". Sized so that
+#: a lab of 100 people behind one NAT address, each with a few tabs open and
+#: tracing with awareness at 30 Hz, stays far below them, and a reconnect
+#: storm after a server restart (every client at once) passes; one client
+#: flooding frames or opening sockets in a loop meets them within a second.
+DEFAULT_LIMITS = LimitRates(
+    connect_ip=Rate(50, 1000),
+    connect_token=Rate(10, 200),
+    messages_ip=Rate(10_000, 100_000),
+    messages_token=Rate(2_000, 20_000),
+    requests_ip=Rate(500, 5_000),
+    requests_token=Rate(200, 2_000),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +123,12 @@ class Settings:
     brick_send_buffer_bytes: int = 4 * 1024 * 1024
     #: Largest binary frame of bricks sent at once (bricks ready together share one).
     brick_frame_bytes: int = 512 * 1024
+    #: Connection, message and request rates per IP and per token.
+    limits: LimitRates = DEFAULT_LIMITS
+    #: Stored bytes of one annotation document (its snapshot and the updates
+    #: since) past which writes are refused (4413). A million-node skeleton
+    #: stores ~250 MB; 0 turns the cap off.
+    max_document_bytes: int = 1024 * 1024 * 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -135,6 +162,21 @@ class Settings:
                 env, "COLLAB_BRICK_SEND_BUFFER_BYTES", 4 * 1024 * 1024, 64 * 1024
             ),
             brick_frame_bytes=_int(env, "COLLAB_BRICK_FRAME_BYTES", 512 * 1024, 64 * 1024),
+            limits=LimitRates(
+                connect_ip=_rate(env, "COLLAB_LIMIT_CONNECT_IP", DEFAULT_LIMITS.connect_ip),
+                connect_token=_rate(
+                    env, "COLLAB_LIMIT_CONNECT_TOKEN", DEFAULT_LIMITS.connect_token
+                ),
+                messages_ip=_rate(env, "COLLAB_LIMIT_MESSAGES_IP", DEFAULT_LIMITS.messages_ip),
+                messages_token=_rate(
+                    env, "COLLAB_LIMIT_MESSAGES_TOKEN", DEFAULT_LIMITS.messages_token
+                ),
+                requests_ip=_rate(env, "COLLAB_LIMIT_REQUESTS_IP", DEFAULT_LIMITS.requests_ip),
+                requests_token=_rate(
+                    env, "COLLAB_LIMIT_REQUESTS_TOKEN", DEFAULT_LIMITS.requests_token
+                ),
+            ),
+            max_document_bytes=_int(env, "COLLAB_MAX_DOCUMENT_BYTES", 1024 * 1024 * 1024, 0),
         )
 
     def with_overrides(self, **changes: Any) -> Settings:

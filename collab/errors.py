@@ -19,6 +19,8 @@ carries its HTTP status, its WebSocket close code and a machine-readable
     ├── Conflict                     (409, 4409)  duplicate name, wrong state
     │   └── BadState                 (409)        a task instance is not in a state for that
     ├── PayloadTooLarge              (413, 1009)  body or frame over its size limit
+    │   └── DocumentFull             (413, 4413)  the annotation's document reached its size cap
+    ├── RateLimited                  (429, 1008)  over a connection, message or request rate
     ├── Unprocessable                (422, 4422)  well-formed but semantically invalid
     │   ├── BadUpdate                (422, 4422)  a CRDT update pycrdt cannot apply
     │   ├── InvalidTask              (422)        an element of a task batch (its index given)
@@ -26,7 +28,7 @@ carries its HTTP status, its WebSocket close code and a machine-readable
     └── Unavailable                  (503, 1013)  database down, server shutting down
 
 WebSocket close codes 4400–4499 are final (the stock y-websocket client stops
-reconnecting); 1009, 1011 and 1013 let it retry. docs/protocol.md lists them.
+reconnecting); 1008, 1009, 1011, 1012 and 1013 let it retry. docs/protocol.md lists them.
 """
 
 from __future__ import annotations
@@ -108,6 +110,21 @@ class PayloadTooLarge(CollabError):
     status = 413
     close_code = 1009
     code = "too_large"
+
+
+class DocumentFull(PayloadTooLarge):
+    """A document reached ``COLLAB_MAX_DOCUMENT_BYTES``: no retry helps (final close)."""
+
+    close_code = 4413
+    code = "document_full"
+
+
+class RateLimited(CollabError):
+    """Over a rate limit (collab/limits.py); ``retry_after`` says when to try again."""
+
+    status = 429
+    close_code = 1008
+    code = "rate_limited"
 
 
 class Unprocessable(CollabError, ValueError):

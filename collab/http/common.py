@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ from starlette.responses import Response
 from collab.auth import Principal
 from collab.config import Settings
 from collab.errors import BadRequest, CollabError, InvalidJSON, PayloadTooLarge
+from collab.limits import Limits
 from collab.metrics import Metrics
 from collab.store import identity
 from collab.store.database import Database
@@ -29,6 +31,7 @@ class Services:
     metrics: Metrics
     workers: Workers
     volumes: Volumes
+    limits: Limits
 
 
 def services(conn: HTTPConnection) -> Services:
@@ -44,7 +47,11 @@ class JSON(Response):
 
 
 def error_response(exc: CollabError) -> JSON:
-    return JSON(exc.to_json(), status_code=exc.status)
+    response = JSON(exc.to_json(), status_code=exc.status)
+    retry = exc.details.get("retry_after")
+    if isinstance(retry, int | float):  # a rate limit (429) says when to come back
+        response.headers["Retry-After"] = str(max(1, math.ceil(retry)))
+    return response
 
 
 async def read_body(request: Request, limit: int) -> bytes:

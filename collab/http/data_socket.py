@@ -14,16 +14,18 @@ stream starts close with 4401/4403/4404 (docs/protocol.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from dataclasses import dataclass, field
 
 from starlette.websockets import WebSocket
 
-from collab.errors import CollabError
+from collab.errors import CollabError, RateLimited
 from collab.http.common import Services, bearer, services
 from collab.http.datasets import check_dataset_access
 from collab.http.sync_socket import close_reason
+from collab.http.throttle import Caller, admit
 from collab.store import identity
 from collab.volume import encoding as enc
 from collab.volume import wire
@@ -69,6 +71,8 @@ class BrickStream:
     ready_bytes: int = 0
     #: Highest ``ready_bytes`` seen (what backpressure bounds).
     peak_bytes: int = 0
+    #: Times a producer found the buffer full and waited for the client.
+    stalls: int = 0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     space: asyncio.Event = field(default_factory=asyncio.Event)
     requests: dict[int, RequestState] = field(default_factory=dict)
@@ -82,9 +86,12 @@ class BrickStream:
     async def deliver(
         self, state: RequestState, b: tuple[int, int, int], brick: Brick | None, status: int
     ) -> None:
-        while self.ready_bytes >= self.buffer_limit:
-            self.space.clear()
-            await self.space.wait()
+        if self.ready_bytes >= self.buffer_limit:
+            self.stalls += 1
+            self.svc.metrics.brick_stalls.inc()
+            while self.ready_bytes >= self.buffer_limit:
+                self.space.clear()
+                await self.space.wait()
         if b not in state.remaining:
             return  # cancelled while we read it
         state.remaining.discard(b)
@@ -259,6 +266,7 @@ async def data_endpoint(ws: WebSocket) -> None:
     volumes = svc.volumes
     await ws.accept()
     try:
+        caller = admit(ws)
         name = ws.path_params["dataset"]
         async with svc.pool.acquire() as db:
             who = await identity.authenticate(db, bearer(ws))
@@ -281,10 +289,11 @@ async def data_endpoint(ws: WebSocket) -> None:
     )
     svc.metrics.data_sockets.inc()
     volumes.streams.add(stream)
+    refused: CollabError | None = None
     try:
         async with asyncio.TaskGroup() as tg:
             pump = tg.create_task(stream.pump())
-            await _receive(ws, stream, tg)
+            refused = await _receive(ws, stream, tg, caller)
             pump.cancel()
             raise _Leave()
     except* _Leave:
@@ -292,19 +301,31 @@ async def data_endpoint(ws: WebSocket) -> None:
     finally:
         volumes.streams.discard(stream)
         svc.metrics.data_sockets.dec()
+    if refused is not None:
+        svc.metrics.refused.labels(str(refused.close_code)).inc()
+        with contextlib.suppress(Exception):  # bounded: the client may not read it
+            await asyncio.wait_for(ws.close(refused.close_code, close_reason(refused.message)), 5)
 
 
 class _Leave(Exception):
     """Ends the socket's task group once the client has gone."""
 
 
-async def _receive(ws: WebSocket, stream: BrickStream, tg: asyncio.TaskGroup) -> None:
+async def _receive(
+    ws: WebSocket, stream: BrickStream, tg: asyncio.TaskGroup, caller: Caller
+) -> CollabError | None:
+    """Handle request frames until the client leaves (None) or is over its message rate."""
     yield_every = stream.svc.settings.receive_yield_every
+    limits = stream.svc.limits
     count = 0
     while True:
         message = await ws.receive()
         if message["type"] == "websocket.disconnect":
-            return
+            return None
+        try:
+            caller.message(limits)
+        except RateLimited as exc:
+            return exc
         frame = message.get("bytes")
         if frame is None:
             stream.control(

@@ -19,6 +19,7 @@ from collab.errors import BadRequest, CollabError, Forbidden
 from collab.history import doc_at
 from collab.http.common import bearer, path_int, services
 from collab.http.sync_socket import close_reason
+from collab.http.throttle import admit
 from collab.store import identity, oplog
 from collab.sync import messages as m
 from collab.sync.room import RoomKey
@@ -51,6 +52,7 @@ async def replay_endpoint(ws: WebSocket) -> None:
     svc = services(ws)
     await ws.accept()
     try:
+        admit(ws)
         annotation_id = path_int(ws, "annotation_id")
         kind = parse_kind(ws.path_params["doc"])
         async with svc.pool.acquire() as db:

@@ -159,6 +159,10 @@ async def import_nml_endpoint(request: Request) -> JSON:
             ZIP_MAGIC
         )
         async with svc.rooms.hold(key) as room, room.import_lock:
+            # The body's size stands for what the import adds (an NML's
+            # update is smaller than its XML; a zip's may pass the cap by
+            # what compression saved, once).
+            room.make_room_for(size)
             repairer = room.repairer
             known = (
                 repairer.index.tree_of.keys() if isinstance(repairer, SkeletonRepairer) else None

@@ -24,6 +24,7 @@ from collab.auth import Access
 from collab.document.kinds import parse_kind
 from collab.errors import BadRequest, CollabError, Forbidden, Unavailable
 from collab.http.common import Services, bearer, path_int, services
+from collab.http.throttle import Caller, admit
 from collab.store import identity, work
 from collab.sync import messages as m
 from collab.sync.registry import Loading
@@ -120,6 +121,7 @@ async def sync_endpoint(ws: WebSocket) -> None:
     metrics = svc.metrics
     await ws.accept()
     try:
+        caller = admit(ws)
         annotation_id = path_int(ws, "annotation_id")
         kind = parse_kind(ws.path_params["doc"])
         async with svc.pool.acquire() as db:
@@ -168,7 +170,7 @@ async def sync_endpoint(ws: WebSocket) -> None:
         room.join(peer)
         async with asyncio.TaskGroup() as tg:
             pump = tg.create_task(peer.pump())
-            receiver = tg.create_task(_receive_loop(ws, room, peer, svc, first))
+            receiver = tg.create_task(_receive_loop(ws, room, peer, svc, caller, first))
             stalled = tg.create_task(peer.stalled.wait())
             await asyncio.wait({pump, receiver, stalled}, return_when=asyncio.FIRST_COMPLETED)
             for task in (pump, receiver, stalled):
@@ -242,12 +244,18 @@ async def _answer_while_loading(ws: WebSocket, loading: Loading) -> Message | No
 
 
 async def _receive_loop(
-    ws: WebSocket, room: Room, peer: SocketPeer, svc: Services, first: Message | None = None
+    ws: WebSocket,
+    room: Room,
+    peer: SocketPeer,
+    svc: Services,
+    caller: Caller,
+    first: Message | None = None,
 ) -> tuple[int, str] | None:
     """Feed frames to the room until the client leaves; return a close (code, reason) for bad input."""
     metrics = svc.metrics
     committer = svc.rooms.committer
     yield_every = svc.settings.receive_yield_every
+    limits = svc.limits
     count = 0
     while True:
         if first is not None:
@@ -266,6 +274,7 @@ async def _receive_loop(
         if room.busy is not None and frame[:1] == _SYNC_FRAME:
             await room.quiet()  # a bulk change (an import) is landing in pieces
         try:
+            caller.message(limits)
             room.receive(peer, frame)
         except CollabError as exc:
             return (exc.close_code, exc.message)

@@ -212,6 +212,7 @@ class RoomRegistry:
                 snapshot_every=self._settings.snapshot_every,
                 on_update=self._counted,
                 repairer=repairer,
+                max_bytes=self._settings.max_document_bytes,
             )
             room.state_parts = None
             parts = [] if state.snapshot is None else [(state.snapshot_version, state.snapshot)]

@@ -25,7 +25,7 @@ from pycrdt import Doc, TransactionEvent, handle_sync_message, merge_updates
 
 from collab.document.content import TouchRecorder, pack_summary
 from collab.document.update_builder import concat_pieces
-from collab.errors import BadUpdate, Unavailable
+from collab.errors import BadUpdate, DocumentFull, Unavailable
 from collab.sync import messages as m
 
 log = logging.getLogger("collab.sync.room")
@@ -137,6 +137,7 @@ class Room:
         snapshot_every: int,
         on_update: Callable[[Room, UpdateRecord], None] | None = None,
         repairer: Repairer | None = None,
+        max_bytes: int = 0,
     ) -> None:
         self.key = key
         self.doc = doc
@@ -169,6 +170,11 @@ class Room:
         #: nodes). None when unknown or grown too long (encode instead).
         self.state_parts: list[tuple[int, bytes]] | None = []
         self._state_parts_limit = max(4 * snapshot_every, 64)
+        #: Stored bytes of the document: its latest snapshot and the records
+        #: since (an upper bound when those are not known). Clients' updates
+        #: that would pass ``max_bytes`` (0: no cap) are refused.
+        self.stored_bytes = 0
+        self.max_bytes = max_bytes
         #: Set while a bulk change runs (:meth:`begin_bulk`); cleared at its end.
         self.busy: asyncio.Event | None = None
         self._bulk: list[bytes] = []
@@ -255,6 +261,7 @@ class Room:
     def rebase_from(self, parts: list[tuple[int, bytes]]) -> None:
         """The stored state a room was loaded from (snapshot first, then the tail)."""
         self.state_parts = parts if len(parts) <= self._state_parts_limit else None
+        self.stored_bytes = sum(len(data) for _, data in parts)
 
     def rebase(self, version: int, snapshot: bytes) -> None:
         """A snapshot of ``version`` was stored: it replaces the parts up to it."""
@@ -262,10 +269,12 @@ class Room:
         if parts is None:
             if version == self.version:
                 self.state_parts = [(version, snapshot)]
+                self.stored_bytes = len(snapshot)
             return
         if parts and parts[0][0] > version:
             return  # older than what the parts start from
         self.state_parts = [(version, snapshot), *((v, d) for v, d in parts if v > version)]
+        self.stored_bytes = sum(len(data) for _, data in self.state_parts)
 
     def _receive_awareness(self, peer: Peer, msg: m.AwarenessMessage) -> None:
         frame = m.pack_awareness(msg.payload)
@@ -298,6 +307,7 @@ class Room:
     ) -> int | None:
         """Apply a client's update; return the new version (None if it changed
         nothing). Server-built bulk changes go through :meth:`begin_bulk`."""
+        self.make_room_for(len(update))
         self._author, self._origin, self._last_record = author, origin, None
         self._extra_summary = summary
         try:
@@ -309,6 +319,13 @@ class Room:
         finally:
             self._author, self._origin, self._extra_summary = None, None, None
         return self._finish()
+
+    def make_room_for(self, size: int) -> None:
+        """Raise DocumentFull if ``size`` more stored bytes would pass the cap."""
+        if self.max_bytes and self.stored_bytes + size > self.max_bytes:
+            raise DocumentFull(
+                f"document full: {self.stored_bytes} bytes stored, cap {self.max_bytes}"
+            )
 
     # -- server-built changes, in pieces ---------------------------------------
 
@@ -431,6 +448,7 @@ class Room:
         if update == m.EMPTY_UPDATE:
             return
         self.version += 1
+        self.stored_bytes += len(update)
         if self.state_parts is not None:
             self.state_parts.append((self.version, update))
             if len(self.state_parts) > self._state_parts_limit:
