@@ -97,6 +97,10 @@ class Settings:
     receive_yield_every: int = 32
     #: Outgoing frames buffered per connection before it is closed as too slow.
     send_queue_max: int = 4096
+    #: Bytes of relayed frames queued for one connection before it is closed
+    #: as too slow (1013). Answers to the client's own sync request are not
+    #: counted: they are bounded by the document and share the room's bytes.
+    send_queue_bytes: int = 64 * 1024 * 1024
     #: Longest pause between two versions during replay at speed 1, seconds.
     replay_max_gap_seconds: float = 2.0
     #: Allocations between young-generation collections; 0 keeps CPython's
@@ -149,6 +153,7 @@ class Settings:
             commit_queue_max=_int(env, "COLLAB_COMMIT_QUEUE_MAX", 200_000, 1),
             pool_max=_int(env, "COLLAB_POOL_MAX", 10, 2),
             send_queue_max=_int(env, "COLLAB_SEND_QUEUE_MAX", 4096, 16),
+            send_queue_bytes=_int(env, "COLLAB_SEND_QUEUE_BYTES", 64 * 1024 * 1024, 64 * 1024),
             replay_max_gap_seconds=_float(env, "COLLAB_REPLAY_MAX_GAP_SECONDS", 2.0),
             gc_young_threshold=_int(env, "COLLAB_GC_YOUNG_THRESHOLD", 50_000),
             gc_full_every_seconds=_float(env, "COLLAB_GC_FULL_EVERY_SECONDS", 300.0, 1.0),

@@ -2,8 +2,13 @@
 
 Accept, authenticate, authorise, then hand frames to the room. Outgoing
 frames go through a bounded per-connection queue drained by one sender task;
-a client that falls ``send_queue_max`` frames behind is closed with 1013 (it
-reconnects and resyncs) instead of making the server buffer without bound.
+a client that falls ``send_queue_max`` frames or ``send_queue_bytes`` bytes of
+relayed frames behind is closed with 1013 (it reconnects and resyncs) instead
+of making the server buffer without bound. What one stalled connection holds
+is then at most ``send_queue_bytes`` plus the frame being written (uvicorn's
+send waits for the transport to drain) plus the answers to its own sync
+request, which are built from the room's shared bytes only when written
+(tests/sync/test_backpressure.py).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from collab.http.throttle import Caller, admit
 from collab.store import identity, work
 from collab.sync import messages as m
 from collab.sync.registry import Loading
-from collab.sync.room import LazyFrame, PeerState, Room, RoomKey, group_parts
+from collab.sync.room import SMALL_PART, LazyFrame, PeerState, Room, RoomKey, group_parts
 
 log = logging.getLogger("collab.http.sync")
 
@@ -50,6 +55,7 @@ class SocketPeer(PeerState):
         can_write: bool,
         wants_acks: bool,
         limit: int,
+        byte_limit: int,
         counter: Counter,
         large_sends: asyncio.Semaphore,
     ) -> None:
@@ -59,6 +65,10 @@ class SocketPeer(PeerState):
         self.out: deque[bytes | LazyFrame] = deque()
         self.ready = asyncio.Event()
         self.limit = limit
+        self.byte_limit = byte_limit
+        #: Bytes of relayed frames queued (answers, LazyFrames, are not counted).
+        self.queued_bytes = 0
+        self.peak_bytes = 0
         self.too_slow = False
         #: Set by the server to end this connection (code, reason).
         self.closing: tuple[int, str] | None = None
@@ -79,12 +89,18 @@ class SocketPeer(PeerState):
     def send(self, frame: bytes | LazyFrame) -> None:
         if self.too_slow:
             return
-        if len(self.out) >= self.limit:
+        size = len(frame) if isinstance(frame, bytes) else 0
+        queued = self.queued_bytes + size
+        if len(self.out) >= self.limit or (queued > self.byte_limit and self.out):
             self.too_slow = True
             self.out.clear()
+            self.queued_bytes = 0
             self.stalled.set()
         else:
             self.out.append(frame)
+            self.queued_bytes = queued
+            if queued > self.peak_bytes:
+                self.peak_bytes = queued
         self.ready.set()
 
     async def pump(self) -> None:
@@ -105,12 +121,18 @@ class SocketPeer(PeerState):
             while self.out:
                 item = self.out.popleft()
                 if isinstance(item, LazyFrame):
-                    async with self.large_sends:
+                    if item.size < SMALL_PART:
+                        frame = item.build()
+                        sent += len(frame)
+                        await send({"type": "websocket.send", "bytes": frame})
+                        continue
+                    async with self.large_sends:  # one copy of a big document at a time
                         frame = item.build()
                         sent += len(frame)
                         await send({"type": "websocket.send", "bytes": frame})
                         del frame
                     continue
+                self.queued_bytes -= len(item)
                 sent += len(item)
                 await send({"type": "websocket.send", "bytes": item})
             self.counter.inc(sent)
@@ -146,6 +168,7 @@ async def sync_endpoint(ws: WebSocket) -> None:
         can_write=access >= Access.WRITE,
         wants_acks=ws.query_params.get("acks") in ("1", "true"),
         limit=svc.settings.send_queue_max,
+        byte_limit=svc.settings.send_queue_bytes,
         counter=metrics.bytes_out,
         large_sends=svc.rooms.large_sends,
     )
@@ -272,7 +295,7 @@ async def _receive_loop(
             return (err.close_code, err.message)
         metrics.bytes_in.inc(len(frame))
         if room.busy is not None and frame[:1] == _SYNC_FRAME:
-            await room.quiet()  # a bulk change (an import) is landing in pieces
+            await room.quiet()  # an import landing in pieces, or a revert holding writes
         try:
             caller.message(limits)
             room.receive(peer, frame)

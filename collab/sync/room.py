@@ -1,7 +1,7 @@
 """A room: one live document per (annotation, doc kind) and the peers editing it.
 
 The room is pure protocol and state: it never awaits (``quiet`` only waits
-for a bulk change to end). Peers are anything with
+for a bulk change or a hold of writes to end). Peers are anything with
 the :class:`Peer` interface (the WebSocket endpoint provides one); accepted
 updates go to a :class:`Sink` (the group committer) which calls
 :meth:`Room.mark_saved` once they are durable.
@@ -15,10 +15,12 @@ ask for ``saved`` messages (``?acks=1``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 from pycrdt import Doc, TransactionEvent, handle_sync_message, merge_updates
@@ -32,10 +34,6 @@ log = logging.getLogger("collab.sync.room")
 
 EMPTY_STATE = b"\x00"  # the state vector of a client that has nothing
 SMALL_PART = 1 << 20  # stored parts below this are merged into one update for a fresh client
-
-
-def _lazy(pack: Callable[[bytes], bytes], data: bytes) -> bytes | LazyFrame:
-    return LazyFrame(lambda: pack(data), len(data)) if len(data) >= SMALL_PART else pack(data)
 
 
 def group_parts(parts: list[bytes]) -> list[list[bytes]]:
@@ -73,10 +71,16 @@ class UpdateRecord:
     snapshot_due: bool = False  # a snapshot of ``version`` is to be written once it is durable
 
 
+def _packed(pack: Callable[[bytes], bytes], group: list[bytes]) -> bytes:
+    return pack(group[0] if len(group) == 1 else merge_updates(*group))
+
+
 class LazyFrame:
-    """A large frame built only when it is about to be written (a fresh
-    client's copy of a big document): queued frames of many clients then do
-    not each hold a copy of the document at once."""
+    """A frame answering the client's own sync request, built only when it is
+    about to be written (a fresh client's copy of a big document): queued
+    frames of many clients then do not each hold a copy of the document at
+    once. Endpoints bound what they queue of relayed frames (``bytes``); an
+    answer is bounded by the document itself and is not counted."""
 
     __slots__ = ("build", "size")
 
@@ -175,7 +179,8 @@ class Room:
         #: that would pass ``max_bytes`` (0: no cap) are refused.
         self.stored_bytes = 0
         self.max_bytes = max_bytes
-        #: Set while a bulk change runs (:meth:`begin_bulk`); cleared at its end.
+        #: Set while a bulk change runs (:meth:`begin_bulk`) or writes are held
+        #: (:meth:`writes_held`); cleared at its end.
         self.busy: asyncio.Event | None = None
         self._bulk: list[bytes] = []
         self._sub = doc.observe(self._on_transaction)
@@ -220,7 +225,7 @@ class Room:
                     return
                 reply = handle_sync_message(frame[1:], self.doc)
                 if reply is not None:
-                    peer.send(reply)
+                    peer.send(LazyFrame(lambda: reply, len(reply)))
                 return
             if not peer.can_write:
                 if not peer.denied_told:
@@ -253,10 +258,7 @@ class Room:
             return
         for k, group in enumerate(groups):
             pack = m.pack_sync_step2 if k == len(groups) - 1 else m.pack_update
-            if len(group) == 1:
-                peer.send(_lazy(pack, group[0]))
-            else:
-                peer.send(pack(merge_updates(*group)))
+            peer.send(LazyFrame(partial(_packed, pack, group), sum(map(len, group))))
 
     def rebase_from(self, parts: list[tuple[int, bytes]]) -> None:
         """The stored state a room was loaded from (snapshot first, then the tail)."""
@@ -379,9 +381,24 @@ class Room:
             self._skip_repair = False
 
     async def quiet(self) -> None:
-        """Wait until no bulk change is running (bounded by that change)."""
+        """Wait until no bulk change or hold is running (bounded by it)."""
         while self.busy is not None:
             await self.busy.wait()
+
+    @contextlib.asynccontextmanager
+    async def writes_held(self) -> AsyncIterator[None]:
+        """Keep the version where it is while the caller reads the log: the
+        room is ``busy`` (clients' sync messages wait in their endpoints,
+        server changes and imports in :meth:`quiet`). The hold ends without
+        an await, so a :meth:`change` made right after the block is the
+        next version. Hold briefly: every writer of the room waits."""
+        await self.quiet()
+        self.busy = asyncio.Event()
+        try:
+            yield
+        finally:
+            held, self.busy = self.busy, None
+            held.set()
 
     def change(
         self, edit: Callable[[Doc], None], author: int | None, summary: dict[str, Any]
