@@ -91,7 +91,6 @@ class Server:
         return f"{self.ws}/sync/{annotation}/{doc}?{query}"
 
 
-@contextlib.asynccontextmanager
 #: Benchmarks drive thousands of sockets and messages with one token from one
 #: address; they measure the server's own speed, so the rate limits are off
 #: unless a benchmark asks for them (the reconnect storm runs with them on).
@@ -108,6 +107,7 @@ NO_LIMITS = {
 }
 
 
+@contextlib.asynccontextmanager
 async def collab_server(
     env_extra: dict[str, str] | None = None,
     data_dir: Path | None = None,
