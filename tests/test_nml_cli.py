@@ -7,8 +7,7 @@ from pathlib import Path
 from collab.skeleton import nml as nmlmod
 from tests.cli import run_cli
 from tests.conftest import LiveServer
-
-TESTDATA = Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / "webknossos"
+from tests.fixtures import NML
 
 
 async def _cli(*args: str, token: str) -> tuple[int, str, str]:
@@ -21,7 +20,7 @@ async def test_import_then_export(live: LiveServer, tmp_path: Path) -> None:
     code, out, err = await _cli(
         "import",
         str(ann),
-        str(TESTDATA / "nml_with_small_distance_nodes.nml"),
+        str(NML / "tracing.nml"),
         "--server",
         live.url,
         token=token,

@@ -1,5 +1,7 @@
 """NML over REST against the live server: import (xml and zip) as one version
-that connected clients receive, export (xml and zip), refusals."""
+that connected clients receive, export (xml and zip), refusals. The files are
+tests/fixtures' own; the real WEBKNOSSOS downloads in ../shared are imported
+too where that folder exists."""
 
 from __future__ import annotations
 
@@ -20,16 +22,12 @@ from collab.sync.registry import INDEX_IN_WORKER_BYTES
 from collab.sync.room import RoomKey
 from tests.benchmarks.nml_million import make_nml
 from tests.conftest import LiveServer, live_with, with_settings
+from tests.fixtures import NML, shared_files, webknossos_annotations
 from tests.yclient import YClient
-
-TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "webknossos"
 
 
 def _file(name: str) -> bytes:
-    path = TESTDATA / name
-    if not path.exists():
-        pytest.fail(f"test data missing: {path}")
-    return path.read_bytes()
+    return (NML / name).read_bytes()
 
 
 async def test_import_is_one_version_and_reaches_clients(live: LiveServer) -> None:
@@ -39,7 +37,7 @@ async def test_import_is_one_version_and_reaches_clients(live: LiveServer) -> No
     async with live.client(token) as http:
         r = await http.post(
             f"/api/annotations/{ann}/nml",
-            content=_file("nml_with_small_distance_nodes.nml"),
+            content=_file("tracing.nml"),
             headers={"content-type": "application/xml"},
         )
         assert r.status_code == 200, r.text
@@ -52,17 +50,20 @@ async def test_import_is_one_version_and_reaches_clients(live: LiveServer) -> No
     await watcher.close()
 
 
-async def test_zip_import_and_both_exports(live: LiveServer) -> None:
+async def _zip_import_and_both_exports(live: LiveServer, download: bytes) -> dict[str, int]:
+    """Imports ``download``; both exports hold what it held. Returns the import's answer."""
     _, token = await live.user()
     ann = await live.annotation(token)
     async with live.client(token) as http:
         r = await http.post(
             f"/api/annotations/{ann}/nml",
-            content=_file("l4_sample__explorational__suser__94b271.zip"),
+            content=download,
             headers={"content-type": "application/zip"},
         )
         assert r.status_code == 200, r.text
-        nodes = r.json()["nodes"]
+        body: dict[str, int] = r.json()
+        nodes = body["nodes"]
+        assert nodes == nmlmod.read_zip(download).node_count
         xml = await http.get(f"/api/annotations/{ann}/nml")
         assert xml.status_code == 200 and xml.headers["content-type"].startswith("application/xml")
         assert nmlmod.read(xml.content).node_count == nodes
@@ -73,6 +74,23 @@ async def test_zip_import_and_both_exports(live: LiveServer) -> None:
         with zipfile.ZipFile(io.BytesIO(zipped.content)) as z:
             assert z.namelist() == [f"annotation-{ann}.nml"]
         assert nmlmod.read_zip(zipped.content).node_count == nodes
+    return body
+
+
+# Creating the webknossos venv and its zips on a fresh machine: minutes, once.
+@pytest.mark.timeout(900)
+async def test_zip_import_and_both_exports(live: LiveServer) -> None:
+    """A WEBKNOSSOS download written by the `webknossos` library: its NML
+    beside a zarr3 volume layer's data zip."""
+    folder, seen = await asyncio.to_thread(webknossos_annotations)
+    want = seen["skeleton_volume.zip"]
+    body = await _zip_import_and_both_exports(live, (folder / "skeleton_volume.zip").read_bytes())
+    assert (body["trees"], body["nodes"]) == (len(want["trees"]), len(want["nodes"])) == (3, 6)
+
+
+@pytest.mark.parametrize("path", shared_files(".zip"))
+async def test_real_webknossos_download_imports(live: LiveServer, path: Path) -> None:
+    await _zip_import_and_both_exports(live, path.read_bytes())
 
 
 async def test_invalid_nml_is_422_and_changes_nothing(live: LiveServer) -> None:
@@ -103,7 +121,7 @@ async def test_import_needs_write_access(live: LiveServer) -> None:
             "token"
         ]
     async with live.client(link) as http:
-        r = await http.post(f"/api/annotations/{ann}/nml", content=_file("test_a.nml"))
+        r = await http.post(f"/api/annotations/{ann}/nml", content=_file("three_trees.nml"))
         assert r.status_code == 403
         assert (await http.get(f"/api/annotations/{ann}/nml")).status_code == 200
 
@@ -112,7 +130,7 @@ async def test_imported_entities_are_known_to_the_repairer(live: LiveServer) -> 
     _, token = await live.user()
     ann = await live.annotation(token)
     async with live.client(token) as http:
-        r = await http.post(f"/api/annotations/{ann}/nml", content=_file("test_a.nml"))
+        r = await http.post(f"/api/annotations/{ann}/nml", content=_file("three_trees.nml"))
         assert r.status_code == 200 and r.json()["version"] == 1
     c = await YClient(live.sync_url(ann, token=token, acks="1")).connect()
     # A raw edge across two imported trees (as a concurrent merge can leave):
@@ -135,7 +153,7 @@ async def test_export_from_the_live_index_equals_an_export_of_the_document(
     _, token = await live.user()
     ann = await live.annotation(token, name="same")
     async with live.client(token) as http:
-        for name in ("test_a.nml", "nml_with_small_distance_nodes.nml", "test_a.nml"):
+        for name in ("three_trees.nml", "tracing.nml", "three_trees.nml"):
             r = await http.post(f"/api/annotations/{ann}/nml", content=_file(name))
             assert r.status_code == 200, r.text
     c = await YClient(live.sync_url(ann, token=token, acks="1")).connect()
@@ -230,7 +248,8 @@ async def test_an_oversized_import_is_413_and_leaves_no_file(settings: Settings)
     async with live_with(with_settings(settings, max_body_bytes=64 * 1024)) as live:
         _, token = await live.user()
         ann = await live.annotation(token)
-        body = _file("nml_with_small_distance_nodes.nml") * 40
+        body = _file("tracing.nml") * 40
+        assert len(body) > 64 * 1024
 
         async def chunked() -> AsyncIterator[bytes]:
             for k in range(0, len(body), 10_000):
@@ -242,9 +261,7 @@ async def test_an_oversized_import_is_413_and_leaves_no_file(settings: Settings)
                 assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
             versions = (await http.get(f"/api/annotations/{ann}/versions")).json()["versions"]
             assert versions == []
-            r = await http.post(
-                f"/api/annotations/{ann}/nml", content=_file("nml_with_small_distance_nodes.nml")
-            )
+            r = await http.post(f"/api/annotations/{ann}/nml", content=_file("tracing.nml"))
             assert r.status_code == 200  # under the limit: fine
         assert list((settings.data_dir / "tmp").glob("*.upload")) == []
 

@@ -9,10 +9,9 @@ import orjson
 
 from tests.cli import run_cli
 from tests.conftest import LiveServer
+from tests.fixtures import NML
 from tests.work.helpers import make_org
 from tests.yclient import YClient
-
-TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "webknossos"
 
 
 async def _cli(*args: str, token: str) -> tuple[int, str, str]:
@@ -40,7 +39,7 @@ async def test_csv_json_and_nml(live: LiveServer, tmp_path: Path) -> None:
     )
     code, out, err = await _cli(str(as_json), *server, token=org.manager.token)
     assert code == 0 and "created 1 tasks" in out, err
-    nmls = [TESTDATA / "nml_with_small_distance_nodes.nml"]
+    nmls = [NML / "tracing.nml"]
     code, out, err = await _cli(
         *map(str, nmls),
         "--project",
