@@ -15,7 +15,7 @@ from pycrdt import Doc
 from collab.document.changes import apply_revert, make_equal, plan_revert
 from collab.document.content import TouchRecorder, lookup, to_json
 from collab.document.kinds import new_doc
-from collab.errors import NotFound, Unprocessable
+from collab.errors import NotFound, Unavailable, Unprocessable
 from collab.store import oplog
 from collab.store.database import Database
 from collab.sync.registry import RoomRegistry
@@ -61,8 +61,22 @@ async def restore(
         )
 
 
+#: Catch-up rounds of revert read the log while writers go on, each what
+#: arrived during the one before. A room written faster than that gets one
+#: last round with its writes held (:meth:`Room.writes_held`): a short pause,
+#: as it reads only the last round's arrivals. More rounds would only delay
+#: the revert; the map it plans from is complete either way.
+CATCH_UP_ROUNDS = 10
+
+
 async def revert(
-    pool: Database, rooms: RoomRegistry, key: RoomKey, version: int, author: int | None
+    pool: Database,
+    rooms: RoomRegistry,
+    key: RoomKey,
+    version: int,
+    author: int | None,
+    *,
+    rounds: int = CATCH_UP_ROUNDS,
 ) -> ChangeResult:
     """Undo only what ``version`` changed; entries changed again later are kept."""
     if version < 1:
@@ -85,15 +99,13 @@ async def revert(
         if not touched:
             raise Unprocessable(f"version {version} changed no entry that can be reverted")
         # Everything after ``version``: replay it on the document at ``version``
-        # and note the first later version that touched each entry. New updates
-        # may arrive while we read; loop until we have caught up with the room.
+        # and note the first later version that touched each entry. The plan
+        # needs all of it up to the version the change follows.
         later: dict[tuple[str, ...], int] = {}
-        seen = version
         with TouchRecorder(base, key.doc) as recorder:
-            for _ in range(100):
-                await room.quiet()  # once caught up, no await until the change
-                if seen >= room.version:
-                    break
+
+            async def read_after(seen: int) -> int:
+                """Replay the stored versions after ``seen``; return the last one read."""
                 await rooms.committer.flush()
                 async with pool.acquire() as conn, conn.transaction(readonly=True):
                     async for info, data in oplog.iter_updates(conn, key, seen + 1, None):
@@ -101,6 +113,27 @@ async def revert(
                         for path in recorder.take_touches():
                             later.setdefault(path, info.version)
                         seen = info.version
+                return seen
+
+            seen = version
+            for _ in range(rounds):
+                await room.quiet()  # once caught up, no await until the change
+                if seen >= room.version:
+                    break
+                seen = await read_after(seen)
+            else:
+                await room.quiet()
+                if seen < room.version:
+                    # Still behind: hold the writers, so the last round reaches
+                    # the version the change will follow. The hold ends without
+                    # an await: nothing lands between it and the change.
+                    async with room.writes_held():
+                        seen = await read_after(seen)
+                        if seen < room.version:  # the log lacks versions the room has
+                            raise Unavailable(
+                                f"the stored log ends at version {seen}, the document is "
+                                f"at {room.version}; retry"
+                            )
         plan = plan_revert(touched, later)
         new_version = None
         if plan.revert:

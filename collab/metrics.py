@@ -84,6 +84,11 @@ class Metrics:
             "collab_bricks_sent", "Bricks sent over data sockets and HTTP", ["encoding"], registry=r
         )
         self.data_sockets = Gauge("collab_data_sockets", "Open brick WebSockets", registry=r)
+        self.brick_stalls = Counter(
+            "collab_brick_stalls",
+            "Times a brick socket's send buffer was full and its producers waited for the client",
+            registry=r,
+        )
 
     def watch_brick_cache(self, read: Callable[[], tuple[int, int, int, int, int]]) -> None:
         self.registry.register(_BrickCacheCollector(read))

@@ -27,17 +27,24 @@ async def test_stock_yjs_client_interoperates(live: LiveServer, node_modules: Pa
         token,
         "from-node",
         "from-python",
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.stdout is not None
+    try:
+        # Its line once it holds both nodes; it stays connected meanwhile.
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert line, "the Node client printed nothing"
+        result = json.loads(line)
+        assert result["ok"] and result["nodes"]["from-python"]["position"] == [1, 2, 3], result
+        await py.wait(lambda: "from-node" in py.map("nodes"))
+        assert py.map("nodes")["from-node"]["radius"] == 1.5
+        assert py.map("trees")["node-tree"]["name"] == "traced in node"
+        await py.wait(lambda: py.saved >= 2)
+    finally:
+        out, err = await asyncio.wait_for(proc.communicate(b""), 30)  # closes its stdin
     assert proc.returncode == 0, (out, err)
-    result = json.loads(out.decode().strip().splitlines()[-1])
-    assert result["ok"] and result["nodes"]["from-python"]["position"] == [1, 2, 3]
-    await py.wait(lambda: "from-node" in py.map("nodes"))
-    assert py.map("nodes")["from-node"]["radius"] == 1.5
-    assert py.map("trees")["node-tree"]["name"] == "traced in node"
-    await py.wait(lambda: py.saved >= 2)
     # What the Node client wrote is durable: a fresh client loads it.
     fresh = await YClient(live.sync_url(ann, token=token)).connect()
     assert set(fresh.map("nodes").keys()) == {"from-python", "from-node"}
@@ -65,4 +72,4 @@ async def test_stock_client_stops_reconnecting_on_final_refusals(
         assert proc.returncode == 0, err
         result = json.loads(out.decode().strip().splitlines()[-1])
         assert result["closed"]["code"] == code
-        assert result["attempts"] == 1
+        assert result["attempts"] == 1 and result["final"]  # and no reconnect can follow

@@ -26,6 +26,7 @@ class YClient:
         self.ws: Any = None
         self.synced = asyncio.Event()
         self.saved = 0
+        self.saves = 0  # saved messages received (with acks=1 the first comes on join)
         self.denied: list[str] = []
         self.awareness: dict[int, str] = {}
         self.closed: tuple[int, str] | None = None
@@ -87,6 +88,7 @@ class YClient:
     def _handle(self, frame: bytes) -> None:
         if frame[0] == m.MessageType.SAVED:
             self.saved = max(self.saved, m.parse_saved(frame))
+            self.saves += 1
             return
         msg = m.parse(frame)
         if isinstance(msg, m.SyncMessage):
@@ -121,6 +123,29 @@ class YClient:
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.2))
+
+    async def write(self, change: Callable[[], None], timeout: float = 10.0) -> bool:
+        """Make a local change and wait for the server's verdict on it: True
+        once a ``saved`` message shows a newer durable version, False once
+        the server said this connection is read-only (its ``auth`` denial).
+
+        Needs ``acks=1``. A saved version does not name its writer: the
+        room must have no other writer meanwhile."""
+        # The saved message sent on join is the baseline; it precedes the
+        # saved message of any update of ours (one queue per connection).
+        await self.wait(lambda: self.saves > 0 or self.closed is not None, timeout)
+        if self.closed is not None:
+            raise AssertionError(f"closed before writing: {self.closed}")
+        before = self.saved
+        change()
+        await self.wait(
+            lambda: self.saved > before or bool(self.denied) or self.closed is not None, timeout
+        )
+        if self.saved > before:
+            return True
+        if self.denied:
+            return False
+        raise AssertionError(f"closed before the write was acknowledged: {self.closed}")
 
     async def wait_closed(self, timeout: float = 10.0) -> tuple[int, str]:
         await self.wait(lambda: self.closed is not None, timeout)

@@ -112,6 +112,8 @@ async def _import_in_pieces(
                     await asyncio.wait({job}, timeout=PIECE_POLL_S)
                     continue
             update, delta = piece
+            if not applied:
+                await room.quiet()  # a revert may hold the room's writes; no await after
             t0 = time.perf_counter()
             if not applied:
                 room.begin_bulk()

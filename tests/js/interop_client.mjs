@@ -1,6 +1,8 @@
 // The stock Yjs + y-websocket client, as a browser would use it, run in Node.
 // Usage: node interop_client.mjs <ws-base> <annotationId> <token> <nodeId-to-write> <nodeId-to-wait-for>
-// Prints one JSON line with what it saw, exits 0 on success, 1 on timeout.
+// Prints one JSON line with what it saw once it holds both nodes, then stays
+// connected until its stdin closes (the caller has seen our node arrive) and
+// exits 0; on timeout it prints {ok: false} and exits 1.
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import WebSocket from 'ws'
@@ -33,13 +35,16 @@ provider.on('sync', (synced) => {
 })
 nodes.observe(check)
 
+let done = false
 function check () {
-  if (!provider.synced || !nodes.has(theirs) || !nodes.has(mine)) return
-  clearTimeout(timer)
-  // Give our own update a moment to leave the socket before we close it.
-  setTimeout(() => {
-    console.log(JSON.stringify({ ok: true, nodes: nodes.toJSON(), awareness: provider.awareness.getStates().size }))
+  if (done || !provider.synced || !nodes.has(theirs) || !nodes.has(mine)) return
+  done = true
+  console.log(JSON.stringify({ ok: true, nodes: nodes.toJSON(), awareness: provider.awareness.getStates().size }))
+  // Our own update may still be on its way: close only when told to.
+  process.stdin.on('end', () => {
+    clearTimeout(timer)
     provider.destroy()
     process.exit(0)
-  }, 300)
+  })
+  process.stdin.resume()
 }

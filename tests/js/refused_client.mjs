@@ -13,11 +13,17 @@ class CountingWebSocket extends WebSocket {
 const provider = new WebsocketProvider(`${base}/sync/${annotationId}`, 'skeleton', new Y.Doc(), {
   params: { token }, WebSocketPolyfill: CountingWebSocket, disableBc: true
 })
-let closed = null
-provider.on('closed', (event) => { closed = { code: event.code, reason: event.reason } })
-// Reconnects would come within 100-400 ms; watch for 2 s.
-setTimeout(() => {
-  console.log(JSON.stringify({ attempts, closed }))
+// 'closed' comes last in the provider's close handling: once it has come
+// with shouldConnect false and no socket, the reconnect it scheduled is a
+// no-op and nothing can schedule another, so the count of attempts is final.
+provider.on('closed', (event) => {
+  const final = !provider.shouldConnect && provider.ws === null
+  console.log(JSON.stringify({ attempts, closed: { code: event.code, reason: event.reason }, final }))
   provider.destroy()
   process.exit(0)
-}, 2000)
+})
+setTimeout(() => {
+  console.log(JSON.stringify({ attempts, closed: null, final: false }))
+  provider.destroy()
+  process.exit(1)
+}, 15000)

@@ -4,6 +4,7 @@ backpressure and every bad frame (the socket's other requests go on)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import struct
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import websockets
 
+from collab.http.data_socket import BrickStream
 from collab.volume import wire
 from collab.volume.encoding import RAW, ZSTD, decompress, from_raw
 from tests.conftest import LiveServer, live_with, with_settings
@@ -220,17 +222,37 @@ async def test_backpressure_bounds_what_the_server_buffers(settings, tmp_path: P
         fast = await BrickClient.connect(f"{live.ws_url}/data/big/color?token={token}")
         try:
             await slow.ws.send(wire.pack_request(1, (1, 1, 1), bricks))  # 256 x 128 KiB
-            await asyncio.sleep(1.0)
-            volumes = live.services.volumes
-            streams = list(volumes.streams)
-            assert streams
-            peak = max(s.peak_bytes for s in streams)
-            assert peak <= limit + 128 * 1024 + wire.RECORD_BYTES
+            # Wait until the buffer is provably full: a producer of the slow
+            # socket found ``limit`` bytes waiting and stopped (bounded poll).
+            stream = await _stream_of(live, "segmentation")
+            for _ in range(3000):  # ~30 s of 10 ms checks
+                if stream.stalls:
+                    break
+                await asyncio.sleep(0.01)
+            assert stream.stalls, f"the buffer never filled (peak {stream.peak_bytes} bytes)"
+            assert 1 in stream.requests  # held back by the client, not finished
+            # Filled to the limit, and never more than one brick past it.
+            assert limit <= stream.peak_bytes <= limit + 128 * 1024 + wire.RECORD_BYTES
             # The server keeps serving others meanwhile.
             assert len(await fast.fetch(1, (1, 1, 1), bricks[:20])) == 20
-            # When the slow client reads again it gets everything.
+            # When the slow client reads again it gets everything, the bound held throughout.
             await slow.until(lambda: 1 in slow.done, timeout=30)
             assert slow.done[1][1] == len(bricks)
+            assert stream.peak_bytes <= limit + 128 * 1024 + wire.RECORD_BYTES
+            metrics = live.services.metrics.render().decode()
+            stalls = re.search(r"^collab_brick_stalls_total (\S+)$", metrics, re.MULTILINE)
+            assert stalls is not None and float(stalls.group(1)) >= 1
         finally:
             await slow.close()
             await fast.close()
+
+
+async def _stream_of(live: LiveServer, layer: str, timeout: float = 10) -> BrickStream:
+    """The server's brick stream of the (one) open data socket on ``layer``."""
+    for _ in range(int(timeout / 0.01)):
+        found = [s for s in live.services.volumes.streams if s.layer.name == layer]
+        if found:
+            assert len(found) == 1
+            return found[0]
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no data socket open on {layer}")

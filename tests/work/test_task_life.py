@@ -31,10 +31,10 @@ async def test_whole_life(org: Org) -> None:
         assert taken["task"] == first  # the oldest task of the project first
         ann = taken["annotation"]
         # Annotate over the socket.
-        client = await YClient(live.sync_url(ann, token=org.annotator.token)).connect()
-        put_node(client, "n1", {"treeId": "t", "position": [1, 2, 3]})
-        await client.wait(lambda: live.services.rooms.committer.pending == 0)
-        await asyncio.sleep(0.3)
+        client = await YClient(live.sync_url(ann, token=org.annotator.token, acks="1")).connect()
+        assert await client.write(
+            lambda: put_node(client, "n1", {"treeId": "t", "position": [1, 2, 3]})
+        )
         await client.close()
         # Reviewing before it is finished is the wrong state.
     async with org.client(org.reviewer) as http:
@@ -66,9 +66,10 @@ async def test_whole_life(org: Org) -> None:
     async with org.client(org.annotator) as http:
         comments = (await http.get(f"/api/annotations/{ann}/comments")).json()["comments"]
         assert "the axon continues" in comments[0]["text"]
-        client = await YClient(live.sync_url(ann, token=org.annotator.token)).connect()
-        put_node(client, "n2", {"treeId": "t", "position": [40, 50, 60]})
-        await asyncio.sleep(0.3)
+        client = await YClient(live.sync_url(ann, token=org.annotator.token, acks="1")).connect()
+        assert await client.write(
+            lambda: put_node(client, "n2", {"treeId": "t", "position": [40, 50, 60]})
+        )
         await client.close()
         assert (await http.post(f"/api/annotations/{ann}/finish")).json()["state"] == "finished"
     async with org.client(org.reviewer) as http:
@@ -261,11 +262,13 @@ async def test_task_type_modes_limit_the_writable_documents(org: Org) -> None:
         ann = (await http.post("/api/tasks/next")).json()["annotation"]
     live = org.live
     seg = await YClient(live.sync_url(ann, "segmentation", token=org.annotator.token)).connect()
-    sk = await YClient(live.sync_url(ann, "skeleton", token=org.annotator.token)).connect()
+    sk = await YClient(
+        live.sync_url(ann, "skeleton", token=org.annotator.token, acks="1")
+    ).connect()
     try:
         await seg.wait(lambda: bool(seg.denied))
-        put_node(sk, "n1", {"treeId": "t", "position": [1, 1, 1]})
-        await asyncio.sleep(0.3)
+        # Saved, not denied: the skeleton stays writable.
+        assert await sk.write(lambda: put_node(sk, "n1", {"treeId": "t", "position": [1, 1, 1]}))
         assert not sk.denied
     finally:
         await seg.close()
