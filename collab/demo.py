@@ -44,9 +44,7 @@ async def register_dataset(svc: Services) -> None:
         await svc.volumes.register_location(DATASET, str(root.resolve()), None)
 
 
-async def _demo_work(
-    db: Connection, user_id: int, has_dataset: bool, root: Path
-) -> dict[str, int]:
+async def _demo_work(db: Connection, user_id: int, has_dataset: bool, root: Path) -> dict[str, int]:
     """A team with the demo user, a proofreading project and one task per
     synapse of the demo dataset (the first 20), two instances each."""
     team = await work.create_team(db, "demo lab")

@@ -20,7 +20,6 @@ from collections import deque
 from typing import Any
 
 from prometheus_client import Counter
-from pycrdt import merge_updates
 from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from uvicorn.protocols.utils import ClientDisconnected
@@ -32,8 +31,9 @@ from collab.http.common import Services, bearer, path_int, services
 from collab.http.throttle import Caller, admit
 from collab.store import identity, work
 from collab.sync import messages as m
+from collab.sync.budget import ByteBudget
 from collab.sync.registry import Loading
-from collab.sync.room import SMALL_PART, LazyFrame, PeerState, Room, RoomKey, group_parts
+from collab.sync.room import SMALL_PART, LazyFrame, PeerState, Room, RoomKey
 
 log = logging.getLogger("collab.http.sync")
 
@@ -57,7 +57,7 @@ class SocketPeer(PeerState):
         limit: int,
         byte_limit: int,
         counter: Counter,
-        large_sends: asyncio.Semaphore,
+        large_sends: ByteBudget,
     ) -> None:
         super().__init__(user_id=user_id, can_write=can_write, wants_acks=wants_acks)
         self.ws = ws
@@ -126,7 +126,7 @@ class SocketPeer(PeerState):
                         sent += len(frame)
                         await send({"type": "websocket.send", "bytes": frame})
                         continue
-                    async with self.large_sends:  # one copy of a big document at a time
+                    async with self.large_sends.take(item.size):  # copies of big documents bounded
                         frame = item.build()
                         sent += len(frame)
                         await send({"type": "websocket.send", "bytes": frame})
@@ -175,7 +175,7 @@ async def sync_endpoint(ws: WebSocket) -> None:
     first: Message | None = None
     loading = svc.rooms.loading(key)
     if loading is not None:
-        first = await _answer_while_loading(ws, loading)
+        first = await _answer_while_loading(ws, loading, svc.rooms.large_sends)
         if first is not None and first["type"] == "websocket.disconnect":
             return
     try:
@@ -222,7 +222,9 @@ async def sync_endpoint(ws: WebSocket) -> None:
 FRESH_STEP1 = m.pack_sync_step1(b"\x00")  # sync step 1 of a client that has nothing
 
 
-async def _answer_while_loading(ws: WebSocket, loading: Loading) -> Message | None:
+async def _answer_while_loading(
+    ws: WebSocket, loading: Loading, large_sends: ByteBudget
+) -> Message | None:
     """While the room loads, answer a fresh client's sync step 1 from the stored bytes.
 
     Returns the client's first message if it still has to be handled (None
@@ -244,16 +246,12 @@ async def _answer_while_loading(ws: WebSocket, loading: Loading) -> Message | No
             stored = await asyncio.shield(loading.stored)
         except Exception:
             return message  # the room's own load reports the failure
-        # As a loaded room answers (Room._send_stored_state): oldest first
-        # (yrs integrates an update received before one it depends on
-        # wrongly when a map key was set concurrently), large parts as they
-        # are, small ones merged, the last as step 2: "synced" means
-        # everything saved.
-        parts = [] if stored.snapshot is None else [stored.snapshot]
-        groups = group_parts([*parts, *stored.updates]) or [[m.EMPTY_UPDATE]]
-        for k, group in enumerate(groups):
-            pack = m.pack_sync_step2 if k == len(groups) - 1 else m.pack_update
-            await ws.send_bytes(pack(group[0] if len(group) == 1 else merge_updates(*group)))
+        for frame in loading.fresh_answer(stored):  # as a loaded room answers
+            if frame.size < SMALL_PART:
+                await ws.send_bytes(frame.build())
+                continue
+            async with large_sends.take(frame.size):  # copies of big documents bounded
+                await ws.send_bytes(frame.build())
         # uvicorn's send() waits for the transport to drain before writing:
         # an empty awareness update (a no-op for every client) returns only
         # once the answer above has left, so the GIL-holding build that

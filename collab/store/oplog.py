@@ -20,6 +20,12 @@ class StoredState:
     updates: list[bytes]
     head: int
 
+    def parts(self) -> list[tuple[int, bytes]]:
+        """(version, bytes), oldest first: the snapshot, then each update since."""
+        parts = [] if self.snapshot is None else [(self.snapshot_version, self.snapshot)]
+        parts.extend((self.snapshot_version + 1 + i, u) for i, u in enumerate(self.updates))
+        return parts
+
 
 @dataclass(frozen=True, slots=True)
 class VersionInfo:

@@ -26,7 +26,8 @@ from collab.store import oplog
 from collab.store.committer import GroupCommitter
 from collab.store.database import Database
 from collab.store.snapshots import Snapshotter
-from collab.sync.room import Room, RoomKey, UpdateRecord
+from collab.sync.budget import ByteBudget
+from collab.sync.room import FreshAnswer, LazyFrame, Room, RoomKey, UpdateRecord
 from collab.workers import Workers
 
 log = logging.getLogger("collab.sync.registry")
@@ -60,6 +61,14 @@ class Loading:
         self._answering = 0
         self._answered = asyncio.Event()
         self._answered.set()
+        self._parts: list[tuple[int, bytes]] | None = None
+        self._fresh = FreshAnswer()
+
+    def fresh_answer(self, stored: oplog.StoredState) -> list[LazyFrame]:
+        """The frames for a client that has nothing, from the stored bytes (built once)."""
+        if self._parts is None:
+            self._parts = stored.parts()
+        return self._fresh.frames(self._parts)
 
     @contextlib.contextmanager
     def answering(self) -> Iterator[None]:
@@ -88,9 +97,9 @@ class RoomRegistry:
         self._workers = workers
         self.snapshotter = Snapshotter(pool, workers, metrics, on_stored=self._rebase)
         #: Frames of a whole large document (a fresh client's first sync) are
-        #: built and written one at a time: twenty clients opening a
+        #: built and written within a byte budget: twenty clients opening a
         #: million-node document at once hold one copy, not twenty.
-        self.large_sends = asyncio.Semaphore(1)
+        self.large_sends = ByteBudget()
         self.committer = GroupCommitter(
             pool.pool,
             metrics,
@@ -215,11 +224,7 @@ class RoomRegistry:
                 max_bytes=self._settings.max_document_bytes,
             )
             room.state_parts = None
-            parts = [] if state.snapshot is None else [(state.snapshot_version, state.snapshot)]
-            parts.extend(
-                (state.snapshot_version + 1 + i, update) for i, update in enumerate(state.updates)
-            )
-            room.rebase_from(parts)
+            room.rebase_from(state.parts())
         except BaseException as exc:
             for future in (loading.stored, loading.room):
                 if not future.done():
