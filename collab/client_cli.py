@@ -174,10 +174,14 @@ def dataset_info(server: str, token: str, name: str) -> int:
 
 def _nml_position(path: Path) -> list[int]:
     """Where a task built from this NML starts: its editPosition, else its first node."""
+    from collab.config import Settings
     from collab.skeleton import nml as nmlmod
 
     data = path.read_bytes()
-    parsed = nmlmod.read_zip(data) if data[:4] == b"PK\x03\x04" else nmlmod.read(data)
+    if data[:4] == b"PK\x03\x04":
+        parsed = nmlmod.read_zip(data, Settings().max_body_bytes)
+    else:
+        parsed = nmlmod.read(data)
     if parsed.edit_position is not None:
         return [max(0, round(v)) for v in parsed.edit_position[:3]]
     for tree in parsed.trees:

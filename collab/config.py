@@ -131,7 +131,7 @@ class Settings:
     limits: LimitRates = DEFAULT_LIMITS
     #: Stored bytes of one annotation document (its snapshot and the updates
     #: since) past which writes are refused (4413). A million-node skeleton
-    #: stores ~250 MB; 0 turns the cap off.
+    #: stores 227 MB (docs/performance.md); 0 turns the cap off.
     max_document_bytes: int = 1024 * 1024 * 1024
 
     @classmethod

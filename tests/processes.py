@@ -16,6 +16,21 @@ import httpx
 COLLAB = Path(sys.executable).parent / "collab"
 
 
+#: The rate limits (tests/limits/) turned off, for servers that take hundreds
+#: of sockets or requests a second from one token (fuzzers, benchmarks).
+NO_LIMITS = {
+    f"COLLAB_LIMIT_{name}": "0"
+    for name in (
+        "CONNECT_IP",
+        "CONNECT_TOKEN",
+        "MESSAGES_IP",
+        "MESSAGES_TOKEN",
+        "REQUESTS_IP",
+        "REQUESTS_TOKEN",
+    )
+}
+
+
 class ServerProcess:
     """``collab serve`` on ``port`` with ``data_dir``; an external database
     when ``database_url`` is given, else the embedded one in the data dir."""

@@ -95,7 +95,14 @@ async def _import_in_pieces(
         )
     )
     job = asyncio.ensure_future(
-        svc.workers.run(jobs.build_import, str(path), is_zip, existing, str(folder))
+        svc.workers.run(
+            jobs.build_import,
+            str(path),
+            is_zip,
+            existing,
+            str(folder),
+            svc.settings.max_body_bytes,
+        )
     )
     applied = size = 0
     applied_s = 0.0

@@ -24,7 +24,7 @@ from collab.workers import no_gc
 
 
 def build_import(
-    path: str, is_zip: bool, existing: Existing, folder: str
+    path: str, is_zip: bool, existing: Existing, folder: str, max_nml_bytes: int
 ) -> tuple[ImportResult, int]:
     """Parse the NML at ``path`` whole (an invalid file raises before
     anything is written), then write the update that merges it in pieces to
@@ -33,7 +33,7 @@ def build_import(
     Returns the counts and the number of pieces."""
     with no_gc():
         with open(path, "rb") as stream:
-            parsed = nmlmod.read_zip(stream) if is_zip else nmlmod.read(stream)
+            parsed = nmlmod.read_zip(stream, max_nml_bytes) if is_zip else nmlmod.read(stream)
         count = 0
 
         def emit(piece: bytes, delta: IndexDelta) -> None:

@@ -15,6 +15,7 @@ import itertools
 import math
 import re
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -22,6 +23,7 @@ from xml.parsers import expat
 
 import numpy as np
 
+from collab.errors import PayloadTooLarge
 from collab.skeleton.nml_tables import NmlNode, NodeTable, edge_array, read_edges, read_nodes
 from collab.skeleton.schema import SkeletonError
 
@@ -30,7 +32,6 @@ __all__ = ["Nml", "NmlBox", "NmlError", "NmlGroup", "NmlNode", "NmlTree", "NodeT
 CHUNK = 1 << 20
 MAX_INT = 2**53 - 1  # ids and times must be exact in JavaScript (and fit int64)
 BLOCK_PIECE = 8 << 20  # a long <nodes> block goes to the fast reader in pieces of about this
-MAX_ZIP_MEMBER = 2 << 30
 
 
 class NmlError(SkeletonError):
@@ -394,6 +395,14 @@ class _Reader:
                 line=line,
                 element=self.stack[-1] if self.stack else "",
             ) from None
+        except (LookupError, UnicodeError, ValueError) as exc:
+            # An XML declaration naming an encoding Python does not know (or
+            # bytes it cannot decode): found by tests/fuzz/test_upload_fuzz.py.
+            raise NmlError(
+                f"line {self.parser.CurrentLineNumber}: cannot decode ({exc})",
+                line=self.parser.CurrentLineNumber,
+                element=self.stack[-1] if self.stack else "",
+            ) from None
 
     # Block splitting. The content of a tree's <nodes> and <edges> elements is
     # cut out of the stream and given to the fast column reader
@@ -562,8 +571,13 @@ def read(source: IO[bytes] | bytes) -> Nml:
     return reader.finish()
 
 
-def read_zip(data: bytes | IO[bytes]) -> Nml:
-    """A WEBKNOSSOS download: a zip whose one top-level ``.nml`` is the skeleton."""
+def read_zip(data: bytes | IO[bytes], max_nml_bytes: int) -> Nml:
+    """A WEBKNOSSOS download: a zip whose one top-level ``.nml`` is the skeleton.
+
+    The .nml may hold at most ``max_nml_bytes`` once inflated (the server
+    passes ``COLLAB_MAX_BODY_BYTES``, what an NML sent as it is may hold): a
+    zip bomb is refused from its declared size, and one that lies about its
+    size stops at it (zipfile reads no further and then fails the CRC)."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data)
     except zipfile.BadZipFile:
@@ -581,10 +595,16 @@ def read_zip(data: bytes | IO[bytes]) -> Nml:
                 element="",
             )
         info = names[0]
-        if info.file_size > MAX_ZIP_MEMBER:
-            raise NmlError("the .nml inside the zip is too large", line=0, element="")
-        with archive.open(info) as stream:
-            return read(stream)
+        if info.file_size > max_nml_bytes:
+            raise PayloadTooLarge(
+                f"the .nml inside the zip inflates to {info.file_size} bytes, "
+                f"over the {max_nml_bytes}-byte limit"
+            )
+        try:
+            with archive.open(info) as stream:
+                return read(stream)
+        except (zipfile.BadZipFile, EOFError, OSError, zlib.error, NotImplementedError) as exc:
+            raise NmlError(f"the zip is damaged: {exc}", line=0, element="") from None
 
 
 # -- writing -----------------------------------------------------------------------

@@ -22,6 +22,7 @@ import httpx
 import psutil
 
 from collab.auth import new_token
+from tests.processes import NO_LIMITS
 
 ROOT = Path(__file__).resolve().parents[2]
 JS = ROOT / "tests" / "js"
@@ -91,22 +92,6 @@ class Server:
         return f"{self.ws}/sync/{annotation}/{doc}?{query}"
 
 
-#: Benchmarks drive thousands of sockets and messages with one token from one
-#: address; they measure the server's own speed, so the rate limits are off
-#: unless a benchmark asks for them (the reconnect storm runs with them on).
-NO_LIMITS = {
-    f"COLLAB_LIMIT_{name}": "0"
-    for name in (
-        "CONNECT_IP",
-        "CONNECT_TOKEN",
-        "MESSAGES_IP",
-        "MESSAGES_TOKEN",
-        "REQUESTS_IP",
-        "REQUESTS_TOKEN",
-    )
-}
-
-
 @contextlib.asynccontextmanager
 async def collab_server(
     env_extra: dict[str, str] | None = None,
@@ -114,7 +99,11 @@ async def collab_server(
     *,
     limits: bool = False,
 ) -> AsyncIterator[Server]:
-    """``collab serve`` in a subprocess with its embedded PostgreSQL."""
+    """``collab serve`` in a subprocess with its embedded PostgreSQL.
+
+    Benchmarks drive thousands of sockets and messages with one token from one
+    address; they measure the server's own speed, so the rate limits are off
+    unless a benchmark asks for them (the reconnect storm runs with them on)."""
     own = data_dir is None
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="collab-bench-"))
     token = new_token()

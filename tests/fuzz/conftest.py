@@ -17,7 +17,7 @@ from websockets.sync.client import connect
 from collab.auth import new_token
 from collab.sync import messages as m
 from tests.conftest import free_port
-from tests.processes import ServerProcess, running
+from tests.processes import NO_LIMITS, ServerProcess, running
 
 #: Inputs per target: a few thousand in CI; the benchmark run sets 100000.
 EXAMPLES = int(os.environ.get("COLLAB_FUZZ_EXAMPLES", "1500"))
@@ -51,7 +51,12 @@ def server(postgres: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
     asyncio.run(create())
     root = tmp_path_factory.mktemp("fuzz")
-    proc = ServerProcess(root / "data", free_port(), new_token(), _db_url(postgres, name))
+    # The fuzzers open a socket or send a request per input, hundreds a
+    # second from one token: the rate limits (tests/limits/) are off here so
+    # every input reaches the code it attacks.
+    proc = ServerProcess(
+        root / "data", free_port(), new_token(), _db_url(postgres, name), env=NO_LIMITS
+    )
     with running(proc):
         yield proc
 

@@ -322,9 +322,9 @@ def test_zip_must_hold_one_nml() -> None:
         z.writestr("a.nml", "<things/>")
         z.writestr("b.nml", "<things/>")
     with pytest.raises(NmlError, match="exactly one"):
-        nmlmod.read_zip(buf.getvalue())
+        nmlmod.read_zip(buf.getvalue(), 1 << 30)
     with pytest.raises(NmlError, match="not a zip"):
-        nmlmod.read_zip(b"PK nope")
+        nmlmod.read_zip(b"PK nope", 1 << 30)
 
 
 @pytest.mark.parametrize("piece_nodes", [1, 5, 1000])
@@ -365,3 +365,11 @@ def test_an_import_built_in_pieces_is_the_same_update(piece_nodes: int) -> None:
         delta.extend(d)
     assert delta.trees == result.delta.trees and delta.nodes == result.delta.nodes
     assert delta.edges == result.delta.edges and len(delta.tables) == len(result.delta.tables)
+
+
+@pytest.mark.parametrize("encoding", ["U-F-8", "x" * 300, "utf-7"])
+def test_unknown_or_odd_encodings_are_refused_as_nml_errors(encoding: str) -> None:
+    """Found by the upload fuzzer: expat raised LookupError (a 500) for these."""
+    body = f'<?xml version="1.0" encoding="{encoding}"?><things><thing id="1"/></things>'
+    with pytest.raises(NmlError):
+        nmlmod.read(body.encode())
