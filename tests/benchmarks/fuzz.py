@@ -1,4 +1,4 @@
-"""The fuzz targets at benchmark size: ``python -m tests.benchmarks.fuzz [N]``.
+"""The fuzz targets at benchmark size: ``python -m tests.benchmarks.fuzz [N [target ...]]``.
 
 Runs tests/fuzz/ with N inputs per target (default 100,000) and random
 (not derandomised) generation, then prints each target's inputs per second.
@@ -18,11 +18,16 @@ def main() -> int:
     examples = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     env = {**os.environ, "COLLAB_FUZZ_EXAMPLES": str(examples), "COLLAB_FUZZ_RANDOM": "1"}
     rates = []
+    only = sys.argv[2:]  # target names to run (default: all)
     for target in (
         "tests/fuzz/test_rest_fuzz.py::test_rest_never_answers_5xx",
         "tests/fuzz/test_sync_fuzz.py::test_random_frames",
         "tests/fuzz/test_sync_fuzz.py::test_schema_breaking_updates",
+        "tests/fuzz/test_brick_fuzz.py::test_brick_frames",
+        "tests/fuzz/test_upload_fuzz.py::test_uploads",
     ):
+        if only and not any(name in target for name in only):
+            continue
         started = time.perf_counter()
         done = subprocess.run(
             [

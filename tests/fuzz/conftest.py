@@ -22,6 +22,9 @@ from tests.processes import NO_LIMITS, ServerProcess, running
 #: Inputs per target: a few thousand in CI; the benchmark run sets 100000.
 EXAMPLES = int(os.environ.get("COLLAB_FUZZ_EXAMPLES", "1500"))
 
+#: A target's time limit: 15 min at CI size, none for a benchmark-size run.
+FUZZ_TIMEOUT = 900 if EXAMPLES <= 10_000 else 0
+
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from websockets.sync.client import ClientConnection, connect
 
 from collab.volume import wire
-from tests.fuzz.conftest import FUZZ, annotation, assert_still_saving, user
+from tests.fuzz.conftest import FUZZ, FUZZ_TIMEOUT, annotation, assert_still_saving, user
 from tests.processes import ServerProcess
 from tests.volume.helpers import make_dataset
 
@@ -79,7 +79,7 @@ def _answered(ws: ClientConnection, rid: int) -> int:
     raise AssertionError(f"request {rid} never done")
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(FUZZ_TIMEOUT)
 def test_brick_frames(server: ServerProcess) -> None:
     make_dataset(Path(server.data_dir) / "datasets" / "small")
     r = httpx.post(

@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from collab.app import create_app
 from collab.config import Settings
-from tests.fuzz.conftest import FUZZ, annotation, assert_still_saving, user
+from tests.fuzz.conftest import FUZZ, FUZZ_TIMEOUT, annotation, assert_still_saving, user
 from tests.processes import ServerProcess
 
 ROUTES = sorted(
@@ -123,7 +123,7 @@ def caller(server: ServerProcess) -> tuple[str, int]:
     return token, annotation(server, token)
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(FUZZ_TIMEOUT)
 def test_rest_never_answers_5xx(server: ServerProcess, caller: tuple[str, int]) -> None:
     token, ann = caller
     findings: list[str] = []

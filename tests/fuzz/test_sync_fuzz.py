@@ -19,7 +19,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from collab.document.kinds import KINDS
 from collab.sync import messages as m
-from tests.fuzz.conftest import FUZZ, annotation, assert_still_saving, user
+from tests.fuzz.conftest import FUZZ, FUZZ_TIMEOUT, annotation, assert_still_saving, user
 from tests.processes import ServerProcess
 
 #: Codes a refusal of bad input may use (docs/protocol.md).
@@ -126,7 +126,7 @@ def target(server: ServerProcess) -> tuple[str, int, int]:
     return token, annotation(server, token), annotation(server, token)
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(FUZZ_TIMEOUT)
 def test_random_frames(server: ServerProcess, target: tuple[str, int, int]) -> None:
     token, ann, bystander = target
     session = Session(f"{server.ws_url}/sync/{ann}/skeleton?token={token}")
@@ -154,7 +154,7 @@ def test_random_frames(server: ServerProcess, target: tuple[str, int, int]) -> N
     assert_still_saving(server, token, bystander)
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(FUZZ_TIMEOUT)
 def test_schema_breaking_updates(server: ServerProcess, target: tuple[str, int, int]) -> None:
     token, ann, bystander = target
     session = Session(f"{server.ws_url}/sync/{ann}/skeleton?token={token}")

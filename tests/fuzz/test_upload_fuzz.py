@@ -22,7 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fixtures import NML
-from tests.fuzz.conftest import FUZZ, annotation, assert_still_saving, user
+from tests.fuzz.conftest import FUZZ, FUZZ_TIMEOUT, annotation, assert_still_saving, user
 from tests.processes import ServerProcess
 
 SEEDS = [path.read_bytes() for path in sorted(NML.glob("*.nml"))]
@@ -101,7 +101,7 @@ uploads = st.one_of(
 )
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(FUZZ_TIMEOUT)
 def test_uploads(server: ServerProcess) -> None:
     _, token = user(server, "uploader")
     target = annotation(server, token)
