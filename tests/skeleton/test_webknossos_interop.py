@@ -13,7 +13,9 @@ from collab.document.kinds import new_doc
 from collab.skeleton import nml as nmlmod
 from collab.skeleton.convert import export_nml, import_nml
 from collab.skeleton.model import Skeleton
+from tests.conftest import LiveServer
 from tests.venvs import WEBKNOSSOS, run_script, tool_python
+from tests.yclient import YClient, put_node
 
 # Creating a tool venv on a fresh machine downloads its packages: minutes, once.
 pytestmark = pytest.mark.timeout(900)
@@ -79,3 +81,30 @@ def test_webknossos_reads_our_export(wk_python: Path, tmp_path: Path) -> None:
         [[11.0, 21.0, 31.0], [12.0, 22.0, 32.0]],
     ]
     assert trees["dendrite"]["nodes"] == [[[1.0, 2.0, 3.0], 1.0, None, False]]
+
+
+async def test_webknossos_loads_export_of_annotation_without_dataset(
+    live: LiveServer, wk_python: Path, tmp_path: Path
+) -> None:
+    """An annotation created with no dataset (no voxel size known) exports an
+    NML that ``webknossos.Skeleton.load`` takes: it has a <scale>, as
+    WEBKNOSSOS writes one (it refused the file before)."""
+    _, token = await live.user()
+    ann = await live.annotation(token, "no dataset")
+    writer = await YClient(live.sync_url(ann, token=token, acks="1")).connect()
+    put_node(writer, "n1", {"treeId": "t1", "position": [1, 2, 3], "radius": 2.0})
+    put_node(writer, "n2", {"treeId": "t1", "position": [4, 5, 6], "radius": 1.0})
+    with writer.doc.transaction():
+        writer.map("edges")["n1,n2"] = True
+    await writer.wait(lambda: writer.saved >= 2)
+    async with live.client(token) as http:
+        r = await http.get(f"/api/annotations/{ann}/nml")
+        assert r.status_code == 200, r.text
+    path = tmp_path / "no-dataset.nml"
+    path.write_bytes(r.content)
+    assert b"<scale " in r.content
+    seen = json.loads(_run(wk_python, "read_skeleton.py", str(path)))
+    (tree,) = seen["trees"]
+    assert [n[0] for n in tree["nodes"]] == [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
+    assert tree["edges"] == [[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]]
+    await writer.close()
