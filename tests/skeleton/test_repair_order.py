@@ -2,9 +2,10 @@
 fed the replicas' updates one by one in either order, ends where a repair of
 the whole merged document ends (rule 1: the same edge added both ways).
 
-Known gap (docs/schema.md, "Repair"): for random edits in random orders the
-incremental repair does not always end where a whole repair ends (orphans
-recovered before a later merge arrives); not yet a property test here."""
+Known gap (docs/schema.md, "Repair and arrival order"): for random edits in
+random orders the incremental repair does not always end where a whole
+repair ends: a repair that rewrites a node loses against a concurrent
+delete of it that arrives later."""
 
 from __future__ import annotations
 
