@@ -36,4 +36,9 @@ class SyncProtocol(WebSocketsSansIOProtocol):
         self.transport.write(b"".join(self.conn.data_to_send()))
         self.close_sent = True
         self._draining = True
-        asyncio.get_running_loop().call_later(LINGER_SECONDS, self.transport.close)
+        # As ``close_timer``: uvicorn then does not close the transport when
+        # the endpoint returns (it did, one run in four, before the client
+        # had finished sending: the reset lost our close frame).
+        self.close_timer = asyncio.get_running_loop().call_later(
+            LINGER_SECONDS, self.transport.close
+        )
