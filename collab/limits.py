@@ -9,8 +9,8 @@ peer address uvicorn reports (behind a proxy: run uvicorn with
 ``--proxy-headers``/``--forwarded-allow-ips`` so it is the client's).
 
 Cost on the hot path (a sync frame): two dictionary look-ups and a few float
-operations, ~0.4 µs; measured beside the fan-out figures in
-docs/performance.md. The tables are bounded: past ``max_keys`` entries the
+operations, 0.85 µs per frame measured with timeit (docs/performance.md):
+under 1 % of a core at 10,000 frames a second. The tables are bounded: past ``max_keys`` entries the
 idle ones (full again) are dropped, then the oldest.
 """
 
