@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,31 @@ DEFAULT_LIMITS = LimitRates(
     requests_ip=Rate(500, 5_000),
     requests_token=Rate(200, 2_000),
 )
+
+
+#: The numeric settings read from ``COLLAB_<NAME>``, with the least value each takes.
+_MINIMUMS: dict[str, Any] = {
+    "max_frame_bytes": 1024,
+    "max_body_bytes": 1024,
+    "snapshot_every": 1,
+    "room_idle_seconds": 0.0,
+    "commit_batch_max": 1,
+    "commit_queue_max": 1,
+    "pool_max": 2,
+    "send_queue_max": 16,
+    "send_queue_bytes": 64 * 1024,
+    "replay_max_gap_seconds": 0.0,
+    "gc_young_threshold": 0,
+    "gc_full_every_seconds": 1.0,
+    "workers": 1,
+    "idle_seconds": 1.0,
+    "brick_cache_bytes": 0,
+    "brick_batch_max": 1,
+    "brick_pending_max": 1,
+    "brick_send_buffer_bytes": 64 * 1024,
+    "brick_frame_bytes": 64 * 1024,
+    "max_document_bytes": 0,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,52 +161,31 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Each numeric setting from ``COLLAB_<NAME>`` (its default written
+        once, on the field), each rate from ``COLLAB_LIMIT_<NAME>``."""
         env = os.environ if env is None else env
-        data_dir = Path(env.get("COLLAB_DATA_DIR") or "./collab-data")
+        defaults: dict[str, Any] = {f.name: f.default for f in fields(cls)}
+        numbers: dict[str, Any] = {}
+        for name, minimum in _MINIMUMS.items():
+            read = _float if isinstance(defaults[name], float) else _int
+            numbers[name] = read(env, f"COLLAB_{name.upper()}", defaults[name], minimum)
+        limits = LimitRates(
+            **{
+                f.name: _rate(
+                    env, f"COLLAB_LIMIT_{f.name.upper()}", getattr(DEFAULT_LIMITS, f.name)
+                )
+                for f in fields(LimitRates)
+            }
+        )
         roots_raw = env.get("COLLAB_DATASET_ROOTS") or ""
-        roots = tuple(r for r in roots_raw.split(":") if r) if roots_raw else ()
         return cls(
-            data_dir=data_dir,
+            data_dir=Path(env.get("COLLAB_DATA_DIR") or defaults["data_dir"]),
             database_url=env.get("COLLAB_DATABASE_URL") or None,
-            dataset_roots=roots,
+            dataset_roots=tuple(r for r in roots_raw.split(":") if r),
             admin_token=env.get("COLLAB_ADMIN_TOKEN") or None,
-            max_frame_bytes=_int(env, "COLLAB_MAX_FRAME_BYTES", 16 * 1024 * 1024, 1024),
-            max_body_bytes=_int(env, "COLLAB_MAX_BODY_BYTES", 256 * 1024 * 1024, 1024),
-            snapshot_every=_int(env, "COLLAB_SNAPSHOT_EVERY", 500, 1),
-            room_idle_seconds=_float(env, "COLLAB_ROOM_IDLE_SECONDS", 30.0),
-            commit_batch_max=_int(env, "COLLAB_COMMIT_BATCH_MAX", 5000, 1),
-            commit_queue_max=_int(env, "COLLAB_COMMIT_QUEUE_MAX", 200_000, 1),
-            pool_max=_int(env, "COLLAB_POOL_MAX", 10, 2),
-            send_queue_max=_int(env, "COLLAB_SEND_QUEUE_MAX", 4096, 16),
-            send_queue_bytes=_int(env, "COLLAB_SEND_QUEUE_BYTES", 64 * 1024 * 1024, 64 * 1024),
-            replay_max_gap_seconds=_float(env, "COLLAB_REPLAY_MAX_GAP_SECONDS", 2.0),
-            gc_young_threshold=_int(env, "COLLAB_GC_YOUNG_THRESHOLD", 50_000),
-            gc_full_every_seconds=_float(env, "COLLAB_GC_FULL_EVERY_SECONDS", 300.0, 1.0),
-            workers=_int(env, "COLLAB_WORKERS", 1, 1),
-            log_level=(env.get("COLLAB_LOG_LEVEL") or "INFO").upper(),
-            idle_seconds=_float(env, "COLLAB_IDLE_SECONDS", 300.0, 1.0),
-            brick_cache_bytes=_int(env, "COLLAB_BRICK_CACHE_BYTES", 512 * 1024 * 1024, 0),
-            brick_batch_max=_int(env, "COLLAB_BRICK_BATCH_MAX", 1024, 1),
-            brick_pending_max=_int(env, "COLLAB_BRICK_PENDING_MAX", 16_384, 1),
-            brick_send_buffer_bytes=_int(
-                env, "COLLAB_BRICK_SEND_BUFFER_BYTES", 4 * 1024 * 1024, 64 * 1024
-            ),
-            brick_frame_bytes=_int(env, "COLLAB_BRICK_FRAME_BYTES", 512 * 1024, 64 * 1024),
-            limits=LimitRates(
-                connect_ip=_rate(env, "COLLAB_LIMIT_CONNECT_IP", DEFAULT_LIMITS.connect_ip),
-                connect_token=_rate(
-                    env, "COLLAB_LIMIT_CONNECT_TOKEN", DEFAULT_LIMITS.connect_token
-                ),
-                messages_ip=_rate(env, "COLLAB_LIMIT_MESSAGES_IP", DEFAULT_LIMITS.messages_ip),
-                messages_token=_rate(
-                    env, "COLLAB_LIMIT_MESSAGES_TOKEN", DEFAULT_LIMITS.messages_token
-                ),
-                requests_ip=_rate(env, "COLLAB_LIMIT_REQUESTS_IP", DEFAULT_LIMITS.requests_ip),
-                requests_token=_rate(
-                    env, "COLLAB_LIMIT_REQUESTS_TOKEN", DEFAULT_LIMITS.requests_token
-                ),
-            ),
-            max_document_bytes=_int(env, "COLLAB_MAX_DOCUMENT_BYTES", 1024 * 1024 * 1024, 0),
+            log_level=(env.get("COLLAB_LOG_LEVEL") or defaults["log_level"]).upper(),
+            limits=limits,
+            **numbers,
         )
 
     def with_overrides(self, **changes: Any) -> Settings:
