@@ -19,7 +19,7 @@ from collab.errors import CollabError
 from collab.gc_policy import collector_policy
 from collab.http import annotations as annotation_routes
 from collab.http import datasets as dataset_routes
-from collab.http import ops, users
+from collab.http import ops, users, web
 from collab.http import skeleton as skeleton_routes
 from collab.http import work as work_routes
 from collab.http.access_log import AccessLog
@@ -117,6 +117,7 @@ def create_app(
         WebSocketRoute("/sync/{annotation_id}/{doc}", sync_endpoint),
         WebSocketRoute("/data/{dataset}/{layer}", data_endpoint),
         WebSocketRoute("/replay/{annotation_id}/{doc}", replay_endpoint),
+        *web.routes,
     ]
     return Starlette(
         routes=routes,

@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_level)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     from collab.server import serve
+    from collab.web_build import ensure_built
 
+    ensure_built()
     if args.command == "serve":
         serve(settings)
     elif args.command == "demo":

@@ -116,6 +116,9 @@ async def prepare(svc: Services) -> None:
     ws = f"ws://{settings.host}:{settings.port}"
     print(
         "\ncollab demo is running\n"
+        f"  open in a browser: {base}/annotations/{shown['annotation']}?token={shown['token']}\n"
+        "  (signed in as the demo user, an annotator; the admin's token is the one the\n"
+        "   server printed at its first start, or COLLAB_ADMIN_TOKEN)\n"
         f"  server:          {base}/healthz\n"
         f"  demo token:      {shown['token']}\n"
         f"  annotation:      {base}/api/annotations/{shown['annotation']}\n"

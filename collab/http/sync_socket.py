@@ -54,12 +54,15 @@ class SocketPeer(PeerState):
         user_id: int | None,
         can_write: bool,
         wants_acks: bool,
+        wants_accepted: bool,
         limit: int,
         byte_limit: int,
         counter: Counter,
         large_sends: ByteBudget,
     ) -> None:
-        super().__init__(user_id=user_id, can_write=can_write, wants_acks=wants_acks)
+        super().__init__(
+            user_id=user_id, can_write=can_write, wants_acks=wants_acks, wants_accepted=wants_accepted
+        )
         self.ws = ws
         self.large_sends = large_sends
         self.out: deque[bytes | LazyFrame] = deque()
@@ -167,6 +170,7 @@ async def sync_endpoint(ws: WebSocket) -> None:
         who.user_id,
         can_write=access >= Access.WRITE,
         wants_acks=ws.query_params.get("acks") in ("1", "true"),
+        wants_accepted=ws.query_params.get("accepted") in ("1", "true"),
         limit=svc.settings.send_queue_max,
         byte_limit=svc.settings.send_queue_bytes,
         counter=metrics.bytes_out,

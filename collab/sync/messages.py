@@ -36,6 +36,7 @@ class MessageType(IntEnum):
     AUTH = 2
     QUERY_AWARENESS = 3
     SAVED = 100  # collab extension: newest saved version (see docs/protocol.md)
+    ACCEPTED = 101  # collab extension: the version a client's update became (opt-in)
 
 
 class SyncType(IntEnum):
@@ -191,6 +192,22 @@ def pack_query_awareness() -> bytes:
 
 def pack_saved(version: int) -> bytes:
     return write_var_uint(MessageType.SAVED) + write_var_uint(version)
+
+
+def pack_accepted(version: int) -> bytes:
+    """To the sender of an update (``?accepted=1``): the version that holds
+    it. One per update message the server takes, in the order received, so a
+    client knows which of its changes "saved up to N" covers."""
+    return write_var_uint(MessageType.ACCEPTED) + write_var_uint(version)
+
+
+def parse_accepted(frame: bytes) -> int:
+    kind, pos = read_varuint(frame, 0)
+    if kind != MessageType.ACCEPTED:
+        raise ProtocolError("not an accepted message")
+    version, pos = read_varuint(frame, pos)
+    _expect_end(frame, pos)
+    return version
 
 
 def parse_saved(frame: bytes) -> int:

@@ -136,6 +136,7 @@ class Peer(Protocol):
     user_id: int | None
     can_write: bool
     wants_acks: bool
+    wants_accepted: bool
     awareness_ids: set[int]
     denied_told: bool
 
@@ -277,10 +278,14 @@ class Room:
                     peer.send(m.pack_auth_denied("read-only access: updates are not applied"))
                 return
             if msg.payload == m.EMPTY_UPDATE:
+                if peer.wants_accepted:
+                    peer.send(m.pack_accepted(self.version))
                 return
             if self.sink.refusing_writes:
                 raise Unavailable(f"not saving: {self.sink.failure}; try again later")
-            self.apply_update(msg.payload, peer.user_id, peer)
+            version = self.apply_update(msg.payload, peer.user_id, peer)
+            if peer.wants_accepted:  # what changed nothing is in the current version
+                peer.send(m.pack_accepted(version or self.version))
         elif isinstance(msg, m.AwarenessMessage):
             self._receive_awareness(peer, msg)
         elif isinstance(msg, m.QueryAwarenessMessage):
@@ -547,5 +552,7 @@ class PeerState:
     user_id: int | None
     can_write: bool
     wants_acks: bool = False
+    #: ``?accepted=1``: told the version each of its updates became (type 101).
+    wants_accepted: bool = False
     awareness_ids: set[int] = field(default_factory=set)
     denied_told: bool = False

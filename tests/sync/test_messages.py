@@ -99,3 +99,10 @@ def test_unknown_types() -> None:
         m.parse(b"\x09")
     with pytest.raises(UnknownMessageType):
         m.parse(b"\x00\x07\x00")
+
+
+def test_accepted_round_trip() -> None:
+    assert m.pack_accepted(300) == bytes([0x65, 0xAC, 0x02])
+    assert m.parse_accepted(m.pack_accepted(300)) == 300
+    with pytest.raises(ProtocolError):
+        m.parse_accepted(m.pack_saved(300))

@@ -1,0 +1,133 @@
+// The skeleton document (../shared/contract.md, "The skeleton document"):
+// typed reads of its Y.Maps and the edits the viewer makes, each one Yjs
+// transaction with the page's own origin, so Y.UndoManager undoes this
+// page's edits only, never anyone else's.
+
+import * as Y from 'yjs'
+
+export type Vec3 = [number, number, number]
+
+export interface NodeValue {
+  treeId: string
+  position: Vec3
+  radius: number
+  rotation: Vec3
+  viewport: number
+  mag: number
+  bitDepth: number
+  interpolation: boolean
+  time: number
+}
+
+export const LOCAL = Symbol('this page')
+
+const PALETTE: [number, number, number][] = [
+  [0.9, 0.3, 0.3], [0.3, 0.7, 0.3], [0.3, 0.5, 0.9], [0.9, 0.7, 0.2],
+  [0.7, 0.3, 0.9], [0.2, 0.8, 0.8], [0.9, 0.5, 0.7], [0.6, 0.6, 0.3],
+]
+
+export class SkeletonDoc {
+  readonly trees: Y.Map<Y.Map<unknown>>
+  readonly nodes: Y.Map<NodeValue>
+  readonly edges: Y.Map<string>
+  readonly comments: Y.Map<string>
+  readonly branchpoints: Y.Map<number>
+  readonly undo: Y.UndoManager
+  private counter = 0
+
+  constructor(readonly doc: Y.Doc) {
+    this.trees = doc.getMap('trees')
+    this.nodes = doc.getMap('nodes')
+    this.edges = doc.getMap('edges')
+    this.comments = doc.getMap('comments')
+    this.branchpoints = doc.getMap('branchpoints')
+    this.undo = new Y.UndoManager(
+      [this.trees, this.nodes, this.edges, this.comments, this.branchpoints],
+      { trackedOrigins: new Set([LOCAL]), captureTimeout: 0 },
+    )
+  }
+
+  /** A fresh id: `<clientID>-<counter>` (never contains a comma). */
+  newId(): string {
+    this.counter += 1
+    return `${this.doc.clientID}-${this.counter}`
+  }
+
+  createTree(name?: string): string {
+    const id = this.newId()
+    this.doc.transact(() => {
+      const tree = new Y.Map<unknown>()
+      const color = PALETTE[this.trees.size % PALETTE.length]
+      tree.set('name', name ?? `tree ${this.trees.size + 1}`)
+      tree.set('color', [...color, 1])
+      tree.set('groupId', null)
+      tree.set('isVisible', true)
+      tree.set('type', 'DEFAULT')
+      tree.set('metadata', {})
+      this.trees.set(id, tree)
+    }, LOCAL)
+    return id
+  }
+
+  /** Add a node (to ``treeId``, or to a new tree), connected to ``connectTo`` if given. */
+  addNode(position: Vec3, treeId: string | null, connectTo: string | null): string {
+    const id = this.newId()
+    this.doc.transact(() => {
+      const tree = treeId && this.trees.has(treeId) ? treeId : this.createTree()
+      this.nodes.set(id, {
+        treeId: tree,
+        position: position.map(Math.round) as Vec3,
+        radius: 1,
+        rotation: [0, 0, 0],
+        viewport: 0,
+        mag: 1,
+        bitDepth: 8,
+        interpolation: false,
+        time: Date.now(),
+      })
+      if (connectTo && this.nodes.get(connectTo)?.treeId === tree) {
+        this.edges.set(`${connectTo},${id}`, tree)
+      }
+    }, LOCAL)
+    return id
+  }
+
+  deleteNode(id: string): void {
+    this.doc.transact(() => {
+      this.nodes.delete(id)
+      this.comments.delete(id)
+      this.branchpoints.delete(id)
+      for (const key of [...this.edges.keys()]) {
+        const [a, b] = key.split(',')
+        if (a === id || b === id) this.edges.delete(key)
+      }
+    }, LOCAL)
+  }
+
+  setBranchpoint(id: string): void {
+    this.doc.transact(() => this.branchpoints.set(id, Date.now()), LOCAL)
+  }
+
+  /** The most recent branchpoint (WEBKNOSSOS's J jumps there). */
+  lastBranchpoint(): string | null {
+    let best: string | null = null
+    let time = -Infinity
+    for (const [id, t] of this.branchpoints) {
+      if (this.nodes.has(id) && t > time) {
+        best = id
+        time = t
+      }
+    }
+    return best
+  }
+
+  setComment(id: string, text: string): void {
+    this.doc.transact(() => (text ? this.comments.set(id, text) : this.comments.delete(id)), LOCAL)
+  }
+
+  treeColor(treeId: string): string {
+    const color = this.trees.get(treeId)?.get('color') as number[] | undefined
+    const [r, g, b] = color ?? [0.7, 0.7, 0.7]
+    return `rgb(${Math.round(r * 255)}, ${Math.round(g * 255)}, ${Math.round(b * 255)})`
+  }
+}

@@ -1,0 +1,51 @@
+"""Two pages trace one annotation together (client/e2e/two_pages.mjs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.browser.conftest import run_e2e
+from tests.conftest import LiveServer
+
+pytestmark = pytest.mark.timeout(300)
+
+
+async def test_two_pages_trace_together(live: LiveServer, built_client: Path) -> None:
+    _, a = await live.user("Ada")
+    b_id, b = await live.user("Bo")
+    ann = await live.annotation(a, "together")
+    async with live.client(a) as http:
+        r = await http.post(f"/api/annotations/{ann}/grants", json={"user": b_id, "role": "editor"})
+        assert r.status_code in (200, 201), r.text
+    seen = await run_e2e("two_pages.mjs", live.url, str(ann), a, b)
+    assert seen["countA"] == 5
+    assert isinstance(seen["seenOnBAfterMs"], int) and seen["seenOnBAfterMs"] <= 1000, seen
+    assert seen["peersOnB"] == ["Ada"], seen
+    assert seen["afterUndo"] == {"a": 5, "b": 5} and seen["bNodeKept"] == 1, seen
+    # The server stored it all: five of A's nodes minus the undone one, B's one.
+    async with live.client(a) as http:
+        nml = (await http.get(f"/api/annotations/{ann}/nml")).text
+    assert nml.count("<node ") == 5
+    versions = await http_versions(live, a, ann)
+    assert versions >= 7 and seen["savedA"] >= 7
+
+
+async def http_versions(live: LiveServer, token: str, ann: int) -> int:
+    async with live.client(token) as http:
+        body = (await http.get(f"/api/annotations/{ann}/versions")).json()
+    return int(body["versions"][0]["version"])
+
+
+async def test_the_page_is_served(live: LiveServer, built_client: Path) -> None:
+    async with live.client() as http:
+        for path in ("/", "/annotations/1"):
+            r = await http.get(path)
+            assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+            assert r.headers["cache-control"] == "no-cache"
+        asset = next((built_client.parent / "assets").glob("*.js")).name
+        r = await http.get(f"/assets/{asset}")
+        assert r.status_code == 200 and "immutable" in r.headers["cache-control"]
+        assert (await http.get("/assets/../index.html")).status_code == 404
+        assert (await http.get("/assets/%2e%2e/%2e%2e/pyproject.toml")).status_code == 404
