@@ -61,7 +61,10 @@ class SocketPeer(PeerState):
         large_sends: ByteBudget,
     ) -> None:
         super().__init__(
-            user_id=user_id, can_write=can_write, wants_acks=wants_acks, wants_accepted=wants_accepted
+            user_id=user_id,
+            can_write=can_write,
+            wants_acks=wants_acks,
+            wants_accepted=wants_accepted,
         )
         self.ws = ws
         self.large_sends = large_sends
