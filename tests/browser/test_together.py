@@ -49,3 +49,17 @@ async def test_the_page_is_served(live: LiveServer, built_client: Path) -> None:
         assert r.status_code == 200 and "immutable" in r.headers["cache-control"]
         assert (await http.get("/assets/../index.html")).status_code == 404
         assert (await http.get("/assets/%2e%2e/%2e%2e/pyproject.toml")).status_code == 404
+
+
+async def test_changes_made_offline_survive_a_closed_tab(
+    live: LiveServer, built_client: Path
+) -> None:
+    _, token = await live.user("Ada")
+    ann = await live.annotation(token, "offline")
+    seen = await run_e2e("offline.mjs", live.url, str(ann), token)
+    assert seen["offlineStatus"] == "offline — 3 change(s) not saved yet", seen
+    assert str(seen["reopenedStatus"]).startswith("saved up to version"), seen
+    assert seen["nodes"] == 3
+    async with live.client(token) as http:
+        nml = (await http.get(f"/api/annotations/{ann}/nml")).text
+    assert nml.count("<node ") == 3

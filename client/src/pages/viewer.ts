@@ -23,7 +23,8 @@ const USER_COLORS = ['#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#46
 
 export async function viewer(root: HTMLElement, api: Api, id: number): Promise<void> {
   const [info, me] = await Promise.all([api.annotation(id), api.me()])
-  const connection = new Connection(id, 'skeleton', api.token)
+  // Only a writer keeps a local copy (what a read-only page holds is the server's).
+  const connection = new Connection(id, 'skeleton', api.token, info.access !== 'read')
   const sk = new SkeletonDoc(connection.doc)
   const params = new URLSearchParams(location.search)
   const centre: Vec3 = (params.get('pos')?.split(',').map(Number) as Vec3) ?? [128, 128, 64]

@@ -14,6 +14,7 @@
 // when a connection drops are covered by the next connection's step 2.
 
 import * as decoding from 'lib0/decoding'
+import { IndexeddbPersistence } from 'y-indexeddb'
 import { WebsocketProvider } from 'y-websocket'
 import * as Y from 'yjs'
 
@@ -37,6 +38,9 @@ export interface ConnectionState {
 export class Connection {
   readonly doc: Y.Doc
   readonly provider: WebsocketProvider
+  /** This browser's copy of the document: changes made offline survive a
+   *  closed tab and are sent (in the step 2) when the page connects again. */
+  readonly local: IndexeddbPersistence | null
   readonly state: ConnectionState = {
     status: 'connecting',
     synced: false,
@@ -54,8 +58,17 @@ export class Connection {
   /** (version, local changes it completes), oldest first, not yet saved. */
   private accepted: [number, number][] = []
 
-  constructor(annotation: number, kind: 'skeleton' | 'segmentation', token: string, doc = new Y.Doc()) {
+  constructor(
+    annotation: number,
+    kind: 'skeleton' | 'segmentation',
+    token: string,
+    keepLocally: boolean,
+    doc = new Y.Doc(),
+  ) {
     this.doc = doc
+    // Counted before the provider connects: changes loaded from this
+    // browser's copy are pending until a saved version holds them.
+    this.local = keepLocally ? new IndexeddbPersistence(`collab/${location.host}/${annotation}/${kind}`, doc) : null
     const base = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/sync/${annotation}`
     this.provider = new WebsocketProvider(base, kind, doc, {
       params: { token, acks: '1', accepted: '1' },
@@ -130,6 +143,7 @@ export class Connection {
 
   destroy(): void {
     this.provider.destroy()
+    void this.local?.destroy()
   }
 }
 
