@@ -11,6 +11,8 @@
 import { Api, type Me } from '../api'
 import { Connection, describe } from '../sync/connection'
 import { SkeletonDoc, type Vec3 } from '../skeleton/model'
+import { BRICK, type BrickSource, type Mag } from '../volume/bricks'
+import { openColorLayer } from '../volume/layers'
 
 interface Peer {
   name: string
@@ -44,6 +46,7 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
       <canvas data-testid="xy" width="800" height="600" tabindex="0"></canvas>
       <aside>
         <p><span data-testid="position"></span> · <span data-testid="node-count">0</span> nodes</p>
+        <p>bricks: <span data-testid="bricks">–</span></p>
         <p>active node: <span data-testid="active-node">none</span></p>
         <h3>People here</h3><ul data-testid="peers"></ul>
         <h3>Versions</h3><ol data-testid="versions" class="versions"></ol>
@@ -78,6 +81,60 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
   ]
   const SLAB = 5 // nodes within this many slices of the plane are drawn
 
+  const volume = info.dataset ? await openColorLayer(api, info.dataset) : null
+  if (volume) volume.source.onBrick = () => redraw()
+  const tile = document.createElement('canvas')
+  const tileCtx = tile.getContext('2d') as CanvasRenderingContext2D
+
+  /** The EM slice through the centre, from the bricks at the mag the zoom asks for. */
+  function drawVolume(source: BrickSource, mags: Mag[]): boolean {
+    const wanted = 1 / zoom
+    const mag = mags.reduce((best, m) => (m.factor[0] <= Math.max(1, wanted) && m.factor[0] > best.factor[0] ? m : best), mags[0])
+    const [fx, fy, fz] = mag.factor
+    const halfW = canvas.width / 2 / zoom
+    const halfH = canvas.height / 2 / zoom
+    const bx0 = Math.floor((centre[0] - halfW) / fx / BRICK)
+    const bx1 = Math.floor((centre[0] + halfW) / fx / BRICK)
+    const by0 = Math.floor((centre[1] - halfH) / fy / BRICK)
+    const by1 = Math.floor((centre[1] + halfH) / fy / BRICK)
+    const zVoxel = Math.floor(centre[2] / fz)
+    const bz = Math.floor(zVoxel / BRICK)
+    const k = zVoxel - bz * BRICK
+    const nx = bx1 - bx0 + 1
+    const ny = by1 - by0 + 1
+    const bricks: [number, number, number][] = []
+    for (let by = by0; by <= by1; by++) for (let bx = bx0; bx <= bx1; bx++) if (bx >= 0 && by >= 0 && bz >= 0) bricks.push([bx, by, bz])
+    source.want(mag, bricks, [Math.floor(centre[0] / fx / BRICK), Math.floor(centre[1] / fy / BRICK), bz])
+    tile.width = nx * BRICK
+    tile.height = ny * BRICK
+    const image = tileCtx.createImageData(tile.width, tile.height)
+    const pixels = new Uint32Array(image.data.buffer)
+    let complete = true
+    for (const [bx, by] of bricks) {
+      const data = source.get(mag, [bx, by, bz])
+      if (data === undefined) {
+        complete = false
+        continue
+      }
+      if (data === null) continue
+      const ox = (bx - bx0) * BRICK
+      const oy = (by - by0) * BRICK
+      for (let j = 0; j < BRICK; j++) {
+        const row = (oy + j) * tile.width + ox
+        const from = BRICK * (j + BRICK * k)
+        for (let i = 0; i < BRICK; i++) {
+          const v = data[from + i] & 0xff
+          pixels[row + i] = 0xff000000 | (v << 16) | (v << 8) | v
+        }
+      }
+    }
+    tileCtx.putImageData(image, 0, 0)
+    ctx.imageSmoothingEnabled = false
+    const [sx, sy] = toScreen([bx0 * BRICK * fx, by0 * BRICK * fy, 0])
+    ctx.drawImage(tile, sx, sy, tile.width * fx * zoom, tile.height * fy * zoom)
+    return complete
+  }
+
   let frame = 0
   const redraw = () => {
     if (!frame) frame = requestAnimationFrame(draw)
@@ -86,6 +143,12 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
     frame = 0
     ctx.fillStyle = '#111'
     ctx.fillRect(0, 0, canvas.width, canvas.height)
+    if (volume) {
+      const complete = drawVolume(volume.source, volume.mags)
+      const shown = text('bricks')
+      shown.textContent = complete ? 'all in view loaded' : `${volume.source.outstanding} loading`
+      shown.dataset.complete = String(complete)
+    }
     const near = (p: Vec3) => Math.abs(p[2] - centre[2]) <= SLAB
     ctx.lineWidth = 1.5
     for (const [key, tree] of sk.edges) {

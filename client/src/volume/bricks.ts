@@ -1,0 +1,175 @@
+// Bricks of one layer over the brick socket (docs/protocol.md, "Bricks"):
+// a cache under a memory budget (least recently used out), requests ordered
+// by distance to the view centre, bricks that left the view cancelled.
+
+import {
+  type BrickRecord,
+  type Coord,
+  STATUS_OK,
+  packCancel,
+  packRequest,
+  unpack,
+} from './wire'
+
+export const BRICK = 32
+
+export interface Mag {
+  name: string // as the server names it: "1", "2-2-1"
+  factor: Coord
+}
+
+export function parseMag(name: string): Mag {
+  const parts = name.split('-').map(Number)
+  const factor = (parts.length === 1 ? [parts[0], parts[0], parts[0]] : parts) as Coord
+  return { name, factor }
+}
+
+const key = (mag: Mag, b: Coord) => `${mag.name}/${b[0]}/${b[1]}/${b[2]}`
+
+/** A brick's voxels (x fastest), or null where the layer has none. */
+export type BrickData = Uint8Array | Uint16Array | Uint32Array | null
+
+const TYPED: Record<number, (b: ArrayBuffer) => Exclude<BrickData, null>> = {
+  1: (b) => new Uint8Array(b),
+  2: (b) => new Uint16Array(b),
+  3: (b) => new Uint32Array(b),
+}
+
+export class BrickSource {
+  private ws: WebSocket | null = null
+  private readonly cache = new Map<string, BrickData>() // insertion order = recency
+  private cachedBytes = 0
+  private readonly pending = new Map<string, number>() // key -> request id
+  private nextRequest = 1
+  private readonly openRequests = new Map<number, { mag: Mag; keys: Set<string> }>()
+  private queue: Uint8Array[] = []
+  /** Bricks asked for and not answered yet (shown on the page). */
+  outstanding = 0
+  errors = 0
+  onBrick: () => void = () => undefined
+
+  constructor(
+    readonly dataset: string,
+    readonly layer: string,
+    readonly token: string,
+    readonly budgetBytes = 256 * 1024 * 1024,
+  ) {
+    this.connect()
+  }
+
+  private connect(): void {
+    const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
+    const ws = new WebSocket(
+      `${scheme}://${location.host}/data/${encodeURIComponent(this.dataset)}/${encodeURIComponent(this.layer)}?token=${encodeURIComponent(this.token)}`,
+    )
+    ws.binaryType = 'arraybuffer'
+    ws.onopen = () => {
+      for (const frame of this.queue) ws.send(frame)
+      this.queue = []
+    }
+    ws.onmessage = (event) => this.receive(new Uint8Array(event.data as ArrayBuffer))
+    ws.onclose = () => {
+      // Whatever was asked is asked again by the next view update.
+      this.ws = null
+      this.pending.clear()
+      this.openRequests.clear()
+      this.outstanding = 0
+      setTimeout(() => this.connect(), 500 + Math.random() * 1000)
+    }
+    this.ws = ws
+  }
+
+  private send(frame: Uint8Array): void {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(frame)
+    else this.queue.push(frame)
+  }
+
+  get(mag: Mag, brick: Coord): BrickData | undefined {
+    const k = key(mag, brick)
+    const data = this.cache.get(k)
+    if (data !== undefined) {
+      this.cache.delete(k) // most recently used: to the end
+      this.cache.set(k, data)
+    }
+    return data
+  }
+
+  /** Ask for the bricks of a view (nearest first); cancel what it no longer needs. */
+  want(mag: Mag, bricks: Coord[], centre: Coord): void {
+    const wanted = new Set(bricks.map((b) => key(mag, b)))
+    for (const [requestId, { keys }] of this.openRequests) {
+      const gone = [...keys].filter((k) => !wanted.has(k))
+      if (!gone.length) continue
+      this.send(packCancel(requestId, gone.map((k) => k.split('/').slice(1).map(Number) as Coord)))
+      for (const k of gone) {
+        keys.delete(k)
+        this.pending.delete(k)
+        this.outstanding -= 1
+      }
+    }
+    const missing = bricks.filter((b) => {
+      const k = key(mag, b)
+      return !this.cache.has(k) && !this.pending.has(k)
+    })
+    if (!missing.length) return
+    const d = (b: Coord) => (b[0] - centre[0]) ** 2 + (b[1] - centre[1]) ** 2 + (b[2] - centre[2]) ** 2
+    missing.sort((a, b) => d(a) - d(b))
+    for (let start = 0; start < missing.length; start += 1024) {
+      const batch = missing.slice(start, start + 1024)
+      const requestId = this.nextRequest++
+      const keys = new Set(batch.map((b) => key(mag, b)))
+      this.openRequests.set(requestId, { mag, keys })
+      for (const k of keys) this.pending.set(k, requestId)
+      this.outstanding += batch.length
+      this.send(packRequest(requestId, mag.factor, batch))
+    }
+  }
+
+  private receive(data: Uint8Array): void {
+    let frame
+    try {
+      frame = unpack(data)
+    } catch {
+      this.errors += 1
+      return
+    }
+    if (frame.kind === 'bricks') {
+      for (const record of frame.records) this.store(record)
+      this.onBrick()
+    } else if (frame.kind === 'done') {
+      this.openRequests.delete(frame.done.requestId)
+    } else {
+      this.errors += 1 // a refused request: its tiles stay empty, rendering goes on
+    }
+  }
+
+  private store(record: BrickRecord): void {
+    const open = this.openRequests.get(record.requestId)
+    const k = open && key(open.mag, record.brick)
+    if (!open || !k || !open.keys.has(k)) return
+    open.keys.delete(k)
+    this.pending.delete(k)
+    this.outstanding -= 1
+    let value: BrickData = null
+    if (record.status === STATUS_OK && TYPED[record.dtype]) {
+      const copy = record.payload.slice().buffer // the frame's buffer is not kept
+      value = TYPED[record.dtype](copy)
+    }
+    this.cache.set(k, value)
+    this.cachedBytes += value?.byteLength ?? 0
+    while (this.cachedBytes > this.budgetBytes && this.cache.size) {
+      const [oldest, data] = this.cache.entries().next().value as [string, BrickData]
+      this.cache.delete(oldest)
+      this.cachedBytes -= data?.byteLength ?? 0
+    }
+  }
+
+  close(): void {
+    const ws = this.ws
+    this.ws = null
+    if (ws) {
+      ws.onclose = null
+      ws.close()
+    }
+  }
+}

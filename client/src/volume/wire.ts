@@ -1,0 +1,150 @@
+// The brick socket's binary frames (docs/protocol.md, "Bricks"): pure pack
+// and unpack, little-endian. tests/golden/brick_frames.json holds golden
+// bytes of every kind, read by these tests and by the Python ones.
+
+export const REQUEST = 0x01
+export const CANCEL = 0x02
+export const BRICKS = 0x81
+export const ERROR = 0x82
+export const DONE = 0x83
+
+export const STATUS_OK = 0
+export const STATUS_MISSING = 1
+export const STATUS_FAILED = 2
+
+export const ENCODING_RAW = 0
+export const ENCODING_ZSTD = 1
+
+export type Coord = [number, number, number]
+
+export interface BrickRecord {
+  requestId: number
+  brick: Coord
+  status: number
+  dtype: number
+  encoding: number
+  shape: Coord
+  payload: Uint8Array
+}
+
+export interface Done {
+  requestId: number
+  sent: number
+  missing: number
+  cancelled: number
+  failed: number
+}
+
+export interface WireError {
+  code: number
+  requestId: number
+  message: string
+}
+
+export type ServerFrame =
+  | { kind: 'bricks'; records: BrickRecord[] }
+  | { kind: 'done'; done: Done }
+  | { kind: 'error'; error: WireError }
+
+export class FrameError extends Error {}
+
+export function packRequest(
+  requestId: number,
+  mag: Coord,
+  bricks: Coord[],
+  encoding = ENCODING_RAW,
+  mapping: string | null = null,
+): Uint8Array {
+  const name = mapping ? new TextEncoder().encode(mapping) : new Uint8Array(0)
+  if (name.length > 255) throw new FrameError('mapping name too long')
+  const out = new Uint8Array(16 + name.length + 12 * bricks.length)
+  const view = new DataView(out.buffer)
+  view.setUint8(0, REQUEST)
+  view.setUint8(1, encoding)
+  view.setUint16(2, bricks.length, true)
+  view.setUint32(4, requestId, true)
+  view.setUint16(8, mag[0], true)
+  view.setUint16(10, mag[1], true)
+  view.setUint16(12, mag[2], true)
+  view.setUint8(14, name.length)
+  out.set(name, 16)
+  let at = 16 + name.length
+  for (const [x, y, z] of bricks) {
+    view.setInt32(at, x, true)
+    view.setInt32(at + 4, y, true)
+    view.setInt32(at + 8, z, true)
+    at += 12
+  }
+  return out
+}
+
+export function packCancel(requestId: number, bricks: Coord[] = []): Uint8Array {
+  const out = new Uint8Array(8 + 12 * bricks.length)
+  const view = new DataView(out.buffer)
+  view.setUint8(0, CANCEL)
+  view.setUint16(2, bricks.length, true)
+  view.setUint32(4, requestId, true)
+  let at = 8
+  for (const [x, y, z] of bricks) {
+    view.setInt32(at, x, true)
+    view.setInt32(at + 4, y, true)
+    view.setInt32(at + 8, z, true)
+    at += 12
+  }
+  return out
+}
+
+/** One frame from the server; payloads are views into ``data`` (no copy). */
+export function unpack(data: Uint8Array): ServerFrame {
+  if (data.length < 1) throw new FrameError('empty frame')
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength)
+  const kind = data[0]
+  if (kind === BRICKS) {
+    if (data.length < 4) throw new FrameError('truncated bricks frame')
+    const count = view.getUint16(2, true)
+    const records: BrickRecord[] = []
+    let at = 4
+    for (let k = 0; k < count; k++) {
+      if (at + 32 > data.length) throw new FrameError('truncated record header')
+      const length = view.getUint32(at + 28, true)
+      if (at + 32 + length > data.length) throw new FrameError('truncated payload')
+      records.push({
+        requestId: view.getUint32(at, true),
+        brick: [view.getInt32(at + 4, true), view.getInt32(at + 8, true), view.getInt32(at + 12, true)],
+        status: view.getUint8(at + 16),
+        dtype: view.getUint8(at + 17),
+        encoding: view.getUint8(at + 18),
+        shape: [view.getUint16(at + 20, true), view.getUint16(at + 22, true), view.getUint16(at + 24, true)],
+        payload: data.subarray(at + 32, at + 32 + length),
+      })
+      at += 32 + length
+    }
+    if (at !== data.length) throw new FrameError('trailing bytes after the records')
+    return { kind: 'bricks', records }
+  }
+  if (kind === DONE) {
+    if (data.length !== 24) throw new FrameError('a done frame has 24 bytes')
+    return {
+      kind: 'done',
+      done: {
+        requestId: view.getUint32(4, true),
+        sent: view.getUint32(8, true),
+        missing: view.getUint32(12, true),
+        cancelled: view.getUint32(16, true),
+        failed: view.getUint32(20, true),
+      },
+    }
+  }
+  if (kind === ERROR) {
+    if (data.length < 8) throw new FrameError('truncated error frame')
+    return {
+      kind: 'error',
+      error: {
+        code: view.getUint16(2, true),
+        requestId: view.getUint32(4, true),
+        message: new TextDecoder().decode(data.subarray(8)),
+      },
+    }
+  }
+  throw new FrameError(`unknown frame type 0x${kind.toString(16)}`)
+}

@@ -1,0 +1,54 @@
+// The brick frames against the golden bytes the Python tests read too.
+import { readFileSync } from 'node:fs'
+import { describe, expect, it } from 'vitest'
+import { type Coord, packCancel, packRequest, unpack } from '../src/volume/wire'
+
+const golden = JSON.parse(
+  readFileSync(new URL('../../tests/golden/brick_frames.json', import.meta.url), 'utf-8'),
+)
+const bytes = (hex: string) => Uint8Array.from(hex.match(/../g) ?? [], (b) => parseInt(b, 16))
+const hex = (data: Uint8Array) => Array.from(data, (b) => b.toString(16).padStart(2, '0')).join('')
+
+describe('brick frames', () => {
+  it('packs a request as the golden bytes', () => {
+    const a = golden.request.args
+    expect(hex(packRequest(a.request_id, a.mag, a.bricks as Coord[], a.encoding, a.mapping))).toBe(
+      golden.request.hex,
+    )
+  })
+
+  it('packs cancels as the golden bytes', () => {
+    expect(hex(packCancel(golden.cancel.args.request_id, golden.cancel.args.bricks))).toBe(golden.cancel.hex)
+    expect(hex(packCancel(golden.cancel_all.args.request_id))).toBe(golden.cancel_all.hex)
+  })
+
+  it('unpacks bricks, done and error frames', () => {
+    const frame = unpack(bytes(golden.bricks.hex))
+    expect(frame.kind).toBe('bricks')
+    if (frame.kind !== 'bricks') return
+    expect(frame.records.map((r) => [r.requestId, r.brick, r.status, r.dtype, r.encoding, hex(r.payload)])).toEqual(
+      golden.bricks.records.map((r: Record<string, unknown>) => [
+        r.request_id, r.brick, r.status, r.dtype, r.encoding, r.payload,
+      ]),
+    )
+    const [rid, sent, missing, cancelled, failed] = golden.done.args
+    expect(unpack(bytes(golden.done.hex))).toEqual({
+      kind: 'done',
+      done: { requestId: rid, sent, missing, cancelled, failed },
+    })
+    const e = golden.error.args
+    expect(unpack(bytes(golden.error.hex))).toEqual({
+      kind: 'error',
+      error: { code: e.code, requestId: e.request_id, message: e.message },
+    })
+  })
+
+  it('refuses truncated and unknown frames', () => {
+    const whole = bytes(golden.bricks.hex)
+    for (let cut = 1; cut < whole.length; cut++) {
+      expect(() => unpack(whole.subarray(0, cut))).toThrow()
+    }
+    expect(() => unpack(new Uint8Array([0x7f]))).toThrow(/unknown frame/)
+    expect(() => unpack(new Uint8Array(0))).toThrow()
+  })
+})
