@@ -5,16 +5,20 @@ The demo project and tasks arrive with the task issue.
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
 import orjson
+from pycrdt import Doc
 
 from collab.config import Settings
 from collab.http.common import Services
+from collab.skeleton.model import Skeleton
 from collab.store import datasets as dataset_rows
 from collab.store import identity, work
 from collab.store.database import Connection
+from collab.sync.room import RoomKey
 from collab.work.specs import TaskSpec
 
 DATASET = "demo"
@@ -78,8 +82,35 @@ async def _demo_work(db: Connection, user_id: int, has_dataset: bool, root: Path
     return {"team": team, "project": project}
 
 
+#: Where the demo's traced neurite starts (mag-1 voxels), and the page opens.
+TRACE_START = (256, 256, 256)
+
+
+def _trace(doc: Doc) -> None:
+    """A small traced neurite: a main path of 24 nodes through a few slices,
+    a side branch, a branchpoint and a comment, so the first view shows
+    something to continue."""
+    sk = Skeleton(doc)
+    sk.create_tree("demo-1", name="neurite 1", color=[0.9, 0.4, 0.2, 1.0])
+    x, y, z = TRACE_START
+    previous = None
+    for k in range(24):
+        node = f"demo-n{k}"
+        sk.add_node("demo-1", [x + 6 * k, y + round(12 * math.sin(k / 4)), z + k // 6], node,
+                    radius=2.0, connect_to=previous)  # fmt: skip
+        previous = node
+    sk.set_branchpoint("demo-n10", 1_700_000_000_000)
+    previous = "demo-n10"
+    for k in range(8):
+        node = f"demo-b{k}"
+        sk.add_node("demo-1", [x + 60 + 3 * k, y + 8 + 7 * k, z + 1], node, connect_to=previous)
+        previous = node
+    sk.set_comment("demo-n0", "soma side")
+
+
 async def prepare(svc: Services) -> None:
     settings = svc.settings
+    traced = False
     await register_dataset(svc)
     async with svc.pool.acquire() as db, db.transaction():
         await db.execute("SELECT pg_advisory_xact_lock(7302)")
@@ -91,6 +122,7 @@ async def prepare(svc: Services) -> None:
                 db, "demo annotation", DATASET if has_dataset else None, user_id
             )
             state = {"user": user_id, "annotation": annotation_id}
+            traced = True
         else:
             old = orjson.loads(raw)
             state = {k: old[k] for k in ("user", "annotation", "team", "project") if k in old}
@@ -111,12 +143,16 @@ async def prepare(svc: Services) -> None:
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             orjson.dumps(state).decode(),
         )
+    if traced:  # the first start: the demo annotation gets a traced neurite
+        async with svc.rooms.hold(RoomKey(state["annotation"], "skeleton")) as room:
+            room.change(_trace, state["user"], {"demo": "traced neurite"})
     shown: dict[str, object] = {**state, "token": token}
     base = f"http://{settings.host}:{settings.port}"
     ws = f"ws://{settings.host}:{settings.port}"
     print(
         "\ncollab demo is running\n"
-        f"  open in a browser: {base}/annotations/{shown['annotation']}?token={shown['token']}\n"
+        f"  open in a browser: {base}/annotations/{shown['annotation']}?token={shown['token']}"
+        f"&pos={','.join(map(str, TRACE_START))}\n"
         "  (signed in as the demo user, an annotator; the admin's token is the one the\n"
         "   server printed at its first start, or COLLAB_ADMIN_TOKEN)\n"
         f"  server:          {base}/healthz\n"

@@ -128,7 +128,15 @@ async def test_demo_creates_the_dataset_and_a_ready_annotation(tmp_path: Path) -
         token = text.split("demo token:")[1].split()[0]
         sync = text.split("sync (Yjs):")[1].split()[0]
         client = await YClient(sync).connect()
+        # The demo annotation holds a small traced neurite (the first view shows it).
+        assert len(client.map("nodes")) == 32 and len(client.map("branchpoints")) == 1
         put_node(client, "1", {"treeId": "t", "position": [1, 2, 3]})
+        # One URL opens it in a browser, signed in as the demo user.
+        page = text.split("open in a browser:")[1].split()[0]
+        assert f"token={token}" in page and "/annotations/" in page
+        async with httpx.AsyncClient() as http:
+            r = await http.get(page)
+            assert r.status_code == 200 and "text/html" in r.headers["content-type"], r.text
         async with httpx.AsyncClient(headers={"authorization": f"Bearer {token}"}) as http:
             r = await http.get(f"http://127.0.0.1:{port}/api/annotations")
             assert r.json()["annotations"][0]["name"] == "demo annotation"
