@@ -195,6 +195,13 @@ async def get_task_type(request: Request) -> JSON:
         return JSON(await work.get_task_type(db, path_int(request, "type_id")))
 
 
+async def list_task_types(request: Request) -> JSON:
+    me = await _actor(request)
+    me.require_user()
+    async with services(request).pool.acquire() as db:
+        return JSON({"taskTypes": await work.list_task_types(db)})
+
+
 # -- tasks ---------------------------------------------------------------------------
 
 
@@ -449,6 +456,7 @@ routes = [
     Route("/api/projects/{project_id}", get_project, methods=["GET"]),
     Route("/api/projects/{project_id}", update_project, methods=["PATCH"]),
     Route("/api/tasktypes", create_task_type, methods=["POST"]),
+    Route("/api/tasktypes", list_task_types, methods=["GET"]),
     Route("/api/tasktypes/{type_id}", get_task_type, methods=["GET"]),
     Route("/api/tasks", create_tasks, methods=["POST"]),
     Route("/api/tasks", list_tasks, methods=["GET"]),

@@ -208,12 +208,7 @@ async def create_task_type(
     )
 
 
-async def get_task_type(db: asyncpg.Connection, type_id: int) -> dict[str, Any]:
-    row = await db.fetchrow(
-        "SELECT id, name, description, modes, settings FROM task_types WHERE id = $1", type_id
-    )
-    if row is None:
-        raise NotFound(f"no task type {type_id}")
+def _task_type(row: asyncpg.Record) -> dict[str, Any]:
     return {
         "id": row["id"],
         "name": row["name"],
@@ -221,6 +216,23 @@ async def get_task_type(db: asyncpg.Connection, type_id: int) -> dict[str, Any]:
         "modes": list(row["modes"]),
         "settings": orjson.loads(row["settings"]),
     }
+
+
+async def get_task_type(db: asyncpg.Connection, type_id: int) -> dict[str, Any]:
+    row = await db.fetchrow(
+        "SELECT id, name, description, modes, settings FROM task_types WHERE id = $1", type_id
+    )
+    if row is None:
+        raise NotFound(f"no task type {type_id}")
+    return _task_type(row)
+
+
+async def list_task_types(db: asyncpg.Connection) -> list[dict[str, Any]]:
+    """Every task type, by id (a manager picks one for new tasks)."""
+    rows = await db.fetch(
+        "SELECT id, name, description, modes, settings FROM task_types ORDER BY id"
+    )
+    return [_task_type(row) for row in rows]
 
 
 # -- tasks ------------------------------------------------------------------------

@@ -278,3 +278,26 @@ async def test_task_type_modes_limit_the_writable_documents(org: Org) -> None:
             await http.get(f"/api/annotations/{ann}/versions", params={"doc": "skeleton"})
         ).json()
         assert versions["versions"]
+
+
+async def test_task_types_are_listed(org: Org) -> None:
+    async with org.client(org.manager) as http:
+        r = await http.post(
+            "/api/tasktypes",
+            json={"name": "paint", "modes": ["volume"], "settings": {"allowedMags": ["1"]}},
+        )
+        assert r.status_code == 201, r.text
+    async with org.client(org.annotator) as http:
+        r = await http.get("/api/tasktypes")
+        assert r.status_code == 200, r.text
+    listed = r.json()["taskTypes"]
+    assert [t["name"] for t in listed] == ["trace", "paint"]
+    assert listed[1] == {
+        "id": listed[1]["id"],
+        "name": "paint",
+        "description": "",
+        "modes": ["volume"],
+        "settings": {"allowedMags": ["1"]},
+    }
+    async with org.live.client() as http:
+        assert (await http.get("/api/tasktypes")).status_code == 401
