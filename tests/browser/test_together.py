@@ -63,3 +63,16 @@ async def test_changes_made_offline_survive_a_closed_tab(
     async with live.client(token) as http:
         nml = (await http.get(f"/api/annotations/{ann}/nml")).text
     assert nml.count("<node ") == 3
+
+
+async def test_replay_slider_and_restore(live: LiveServer, built_client: Path) -> None:
+    _, token = await live.user("Ada")
+    ann = await live.annotation(token, "history")
+    seen = await run_e2e("history.mjs", live.url, str(ann), token)
+    assert seen["head"] == 3 and seen["byVersion"] == [0, 1, 2, 3], seen
+    assert str(seen["label"]).startswith("version 1 of 3"), seen
+    assert seen["afterRestore"] == 1
+    async with live.client(token) as http:
+        nml = (await http.get(f"/api/annotations/{ann}/nml")).text
+        head = (await http.get(f"/api/annotations/{ann}/versions")).json()["versions"][0]
+    assert nml.count("<node ") == 1 and head["summary"]["restore"] == 1

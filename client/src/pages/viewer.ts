@@ -10,6 +10,7 @@
 
 import { Api, type Me } from '../api'
 import { Connection, describe } from '../sync/connection'
+import { History } from '../sync/replay'
 import { SkeletonDoc, type Vec3 } from '../skeleton/model'
 import { BRICK, type BrickSource, type Mag } from '../volume/bricks'
 import { openColorLayer } from '../volume/layers'
@@ -28,6 +29,8 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
   // Only a writer keeps a local copy (what a read-only page holds is the server's).
   const connection = new Connection(id, 'skeleton', api.token, info.access !== 'read')
   const sk = new SkeletonDoc(connection.doc)
+  /** What the plane shows: the live document, or an earlier version while replaying. */
+  let view: SkeletonDoc = sk
   const params = new URLSearchParams(location.search)
   const centre: Vec3 = (params.get('pos')?.split(',').map(Number) as Vec3) ?? [128, 128, 64]
   let zoom = Number(params.get('zoom') ?? 1) // screen pixels per voxel
@@ -49,6 +52,15 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
         <p>bricks: <span data-testid="bricks">–</span></p>
         <p>active node: <span data-testid="active-node">none</span></p>
         <h3>People here</h3><ul data-testid="peers"></ul>
+        <h3>History</h3>
+        <p><button data-testid="history-open">Replay…</button></p>
+        <div data-testid="history" hidden>
+          <input type="range" data-testid="history-slider" min="0" max="0" value="0" />
+          <p><span data-testid="history-label"></span></p>
+          <p><button data-testid="history-restore">Restore this version</button>
+             <button data-testid="history-revert">Revert this version</button>
+             <button data-testid="history-close">Back to now</button></p>
+        </div>
         <h3>Versions</h3><ol data-testid="versions" class="versions"></ol>
       </aside>
     </main>`
@@ -151,21 +163,21 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
     }
     const near = (p: Vec3) => Math.abs(p[2] - centre[2]) <= SLAB
     ctx.lineWidth = 1.5
-    for (const [key, tree] of sk.edges) {
+    for (const [key, tree] of view.edges) {
       const [a, b] = key.split(',')
-      const na = sk.nodes.get(a)
-      const nb = sk.nodes.get(b)
+      const na = view.nodes.get(a)
+      const nb = view.nodes.get(b)
       if (!na || !nb || !(near(na.position) || near(nb.position))) continue
-      ctx.strokeStyle = sk.treeColor(tree)
+      ctx.strokeStyle = view.treeColor(tree)
       ctx.beginPath()
       ctx.moveTo(...toScreen(na.position))
       ctx.lineTo(...toScreen(nb.position))
       ctx.stroke()
     }
-    for (const [nid, node] of sk.nodes) {
+    for (const [nid, node] of view.nodes) {
       if (!near(node.position)) continue
       const [x, y] = toScreen(node.position)
-      ctx.fillStyle = sk.treeColor(node.treeId)
+      ctx.fillStyle = view.treeColor(node.treeId)
       ctx.beginPath()
       ctx.arc(x, y, nid === activeNode ? 6 : 4, 0, 2 * Math.PI)
       ctx.fill()
@@ -188,7 +200,7 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
       ctx.fillText(peer.name, x + 10, y - 10)
     }
     text('position').textContent = `${centre.map(Math.round).join(', ')} @ ${zoom.toFixed(2)}×`
-    text('node-count').textContent = String(sk.nodes.size)
+    text('node-count').textContent = String(view.nodes.size)
     text('active-node').textContent = activeNode ?? 'none'
   }
 
@@ -251,7 +263,7 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
   const nearest = (p: Vec3): string | null => {
     let best: string | null = null
     let distance = 10 / zoom
-    for (const [nid, node] of sk.nodes) {
+    for (const [nid, node] of view.nodes) {
       if (Math.abs(node.position[2] - p[2]) > SLAB) continue
       const d = Math.hypot(node.position[0] - p[0], node.position[1] - p[1])
       if (d <= distance) {
@@ -275,7 +287,7 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
       select(nearest(p))
       return
     }
-    if (event.button !== 0 || !writable) return
+    if (event.button !== 0 || !writable || view !== sk) return
     const valid = activeNode !== null && sk.nodes.has(activeNode) ? activeNode : null
     select(sk.addNode(p, activeTree, valid))
   })
@@ -300,7 +312,7 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
     else if (key === 'arrowright') centre[0] += 10 / zoom
     else if (key === 'arrowup') centre[1] -= 10 / zoom
     else if (key === 'arrowdown') centre[1] += 10 / zoom
-    else if (!writable) return
+    else if (!writable || view !== sk) return
     else if ((key === 'delete' || key === 'backspace') && activeNode) {
       sk.deleteNode(activeNode)
       select(null)
@@ -318,6 +330,42 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
     } else return
     redraw()
   })
+  // History: scrub through every version, restore one or revert what it did.
+  let history: History | null = null
+  const slider = root.querySelector('[data-testid="history-slider"]') as HTMLInputElement
+  const panel = text('history')
+  const showVersion = () => {
+    if (!history) return
+    const n = Number(slider.value)
+    view = n >= history.head ? sk : new SkeletonDoc(history.at(n))
+    const meta = history.versions[n - 1]
+    text('history-label').textContent =
+      `version ${n} of ${history.head}` + (meta ? ` · ${new Date(meta.time).toLocaleString()}` : '')
+    redraw()
+  }
+  const openHistory = async () => {
+    history = await History.load(id, 'skeleton', api.token)
+    slider.max = String(history.head)
+    slider.value = String(history.head)
+    panel.hidden = false
+    showVersion()
+  }
+  text('history-open').addEventListener('click', () => void openHistory())
+  slider.addEventListener('input', showVersion)
+  text('history-close').addEventListener('click', () => {
+    panel.hidden = true
+    view = sk
+    redraw()
+  })
+  const act = async (how: 'restore' | 'revert') => {
+    const version = Number(slider.value)
+    await api.call('POST', `/api/annotations/${id}/${how}`, { version, doc: 'skeleton' })
+    await openHistory() // the new version is the newest: back to now
+  }
+  for (const name of ['history-restore', 'history-revert']) text(name).hidden = !writable
+  text('history-restore').addEventListener('click', () => void act('restore'))
+  text('history-revert').addEventListener('click', () => void act('revert'))
+
   redraw()
   ;(window as unknown as { collab: unknown }).collab = { connection, skeleton: sk, me: me as Me }
 }
