@@ -1,6 +1,8 @@
-// The annotation page: one XY plane of the skeleton (the volume's bricks,
-// the other planes and the 3D view follow), others' cursors live, the
-// connection's saved state always visible, the version list.
+// The annotation page, laid out as WEBKNOSSOS's: the XY, YZ and XZ planes
+// of the volume with the skeleton near each, and a 3D view of the whole
+// skeleton and the planes; others' cursors live; the connection's saved
+// state always visible; the history with replay, restore and revert; the
+// view (position, zoom, brightness, contrast) in the URL.
 //
 // Controls as in WEBKNOSSOS (../shared/wk-habits.md): left click places a
 // node connected to the active one; right click selects the nearest node;
@@ -12,15 +14,9 @@ import { Api, type Me } from '../api'
 import { Connection, describe } from '../sync/connection'
 import { History } from '../sync/replay'
 import { SkeletonDoc, type Vec3 } from '../skeleton/model'
-import { BRICK, type BrickSource, type Mag } from '../volume/bricks'
+import { Overview } from '../view/overview'
+import { type Contrast, PLANES, type Peer, PlaneView, type Scene } from '../view/plane'
 import { openColorLayer } from '../volume/layers'
-
-interface Peer {
-  name: string
-  color: string
-  position: Vec3 | null
-  activeNode: string | null
-}
 
 const USER_COLORS = ['#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#46f0f0', '#f032e6']
 
@@ -34,6 +30,10 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
   const params = new URLSearchParams(location.search)
   const centre: Vec3 = (params.get('pos')?.split(',').map(Number) as Vec3) ?? [128, 128, 64]
   let zoom = Number(params.get('zoom') ?? 1) // screen pixels per voxel
+  const contrast: Contrast = {
+    brightness: Number(params.get('brightness') ?? 0),
+    contrast: Number(params.get('contrast') ?? 1),
+  }
   let activeNode: string | null = null
   let activeTree: string | null = null
   const cursor: Vec3 = [...centre]
@@ -46,8 +46,15 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
       <span data-testid="status" class="status">connecting…</span>
     </header>
     <main class="viewer">
-      <canvas data-testid="xy" width="800" height="600" tabindex="0"></canvas>
+      <div class="planes">
+        <canvas data-testid="xy" width="512" height="384" tabindex="0"></canvas>
+        <canvas data-testid="yz" width="512" height="384" tabindex="0"></canvas>
+        <canvas data-testid="xz" width="512" height="384" tabindex="0"></canvas>
+        <canvas data-testid="3d" width="512" height="384"></canvas>
+      </div>
       <aside>
+        <p><label>brightness <input type="range" data-testid="brightness" min="-0.5" max="0.5" step="0.01" /></label>
+           <label>contrast <input type="range" data-testid="contrast" min="0.25" max="4" step="0.05" /></label></p>
         <p><span data-testid="position"></span> · <span data-testid="node-count">0</span> nodes</p>
         <p>bricks: <span data-testid="bricks">–</span></p>
         <p>active node: <span data-testid="active-node">none</span></p>
@@ -64,8 +71,6 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
         <h3>Versions</h3><ol data-testid="versions" class="versions"></ol>
       </aside>
     </main>`
-  const canvas = root.querySelector('canvas') as HTMLCanvasElement
-  const ctx = canvas.getContext('2d') as CanvasRenderingContext2D
   const text = (name: string) => root.querySelector(`[data-testid="${name}"]`) as HTMLElement
   text('title').textContent = info.name
   const writable = info.access !== 'read'
@@ -82,69 +87,43 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
     })
   publish()
 
-  const toScreen = (p: Vec3): [number, number] => [
-    canvas.width / 2 + (p[0] - centre[0]) * zoom,
-    canvas.height / 2 + (p[1] - centre[1]) * zoom,
-  ]
-  const toVoxel = (x: number, y: number): Vec3 => [
-    Math.round(centre[0] + (x - canvas.width / 2) / zoom),
-    Math.round(centre[1] + (y - canvas.height / 2) / zoom),
-    Math.round(centre[2]),
-  ]
-  const SLAB = 5 // nodes within this many slices of the plane are drawn
-
+  const planes = PLANES.map(
+    (spec) => new PlaneView(spec, root.querySelector(`[data-testid="${spec.name}"]`) as HTMLCanvasElement),
+  )
+  const overview = new Overview(root.querySelector('[data-testid="3d"]') as HTMLCanvasElement)
+  overview.onTurn = () => redraw()
   const volume = info.dataset ? await openColorLayer(api, info.dataset) : null
   if (volume) volume.source.onBrick = () => redraw()
-  const tile = document.createElement('canvas')
-  const tileCtx = tile.getContext('2d') as CanvasRenderingContext2D
+  const scene = (): Scene => ({
+    centre,
+    zoom,
+    skeleton: view,
+    activeNode,
+    peers: peers(),
+    volume: volume ? { source: volume.source, mags: volume.mags, contrast } : null,
+  })
 
-  /** The EM slice through the centre, from the bricks at the mag the zoom asks for. */
-  function drawVolume(source: BrickSource, mags: Mag[]): boolean {
-    const wanted = 1 / zoom
-    const mag = mags.reduce((best, m) => (m.factor[0] <= Math.max(1, wanted) && m.factor[0] > best.factor[0] ? m : best), mags[0])
-    const [fx, fy, fz] = mag.factor
-    const halfW = canvas.width / 2 / zoom
-    const halfH = canvas.height / 2 / zoom
-    const bx0 = Math.floor((centre[0] - halfW) / fx / BRICK)
-    const bx1 = Math.floor((centre[0] + halfW) / fx / BRICK)
-    const by0 = Math.floor((centre[1] - halfH) / fy / BRICK)
-    const by1 = Math.floor((centre[1] + halfH) / fy / BRICK)
-    const zVoxel = Math.floor(centre[2] / fz)
-    const bz = Math.floor(zVoxel / BRICK)
-    const k = zVoxel - bz * BRICK
-    const nx = bx1 - bx0 + 1
-    const ny = by1 - by0 + 1
-    const bricks: [number, number, number][] = []
-    for (let by = by0; by <= by1; by++) for (let bx = bx0; bx <= bx1; bx++) if (bx >= 0 && by >= 0 && bz >= 0) bricks.push([bx, by, bz])
-    source.want(mag, bricks, [Math.floor(centre[0] / fx / BRICK), Math.floor(centre[1] / fy / BRICK), bz])
-    tile.width = nx * BRICK
-    tile.height = ny * BRICK
-    const image = tileCtx.createImageData(tile.width, tile.height)
-    const pixels = new Uint32Array(image.data.buffer)
-    let complete = true
-    for (const [bx, by] of bricks) {
-      const data = source.get(mag, [bx, by, bz])
-      if (data === undefined) {
-        complete = false
-        continue
-      }
-      if (data === null) continue
-      const ox = (bx - bx0) * BRICK
-      const oy = (by - by0) * BRICK
-      for (let j = 0; j < BRICK; j++) {
-        const row = (oy + j) * tile.width + ox
-        const from = BRICK * (j + BRICK * k)
-        for (let i = 0; i < BRICK; i++) {
-          const v = data[from + i] & 0xff
-          pixels[row + i] = 0xff000000 | (v << 16) | (v << 8) | v
-        }
-      }
-    }
-    tileCtx.putImageData(image, 0, 0)
-    ctx.imageSmoothingEnabled = false
-    const [sx, sy] = toScreen([bx0 * BRICK * fx, by0 * BRICK * fy, 0])
-    ctx.drawImage(tile, sx, sy, tile.width * fx * zoom, tile.height * fy * zoom)
-    return complete
+  // The view in the URL (a link opens the same view), without a history entry per move.
+  let urlTimer = 0
+  const keepInUrl = () => {
+    clearTimeout(urlTimer)
+    urlTimer = window.setTimeout(() => {
+      const url = new URL(location.href)
+      url.searchParams.set('pos', centre.map(Math.round).join(','))
+      url.searchParams.set('zoom', String(Math.round(zoom * 1000) / 1000))
+      url.searchParams.set('brightness', String(contrast.brightness))
+      url.searchParams.set('contrast', String(contrast.contrast))
+      history_.replaceState(null, '', url)
+    }, 200)
+  }
+  const history_ = window.history
+  for (const name of ['brightness', 'contrast'] as const) {
+    const input = text(name) as HTMLInputElement
+    input.value = String(contrast[name])
+    input.addEventListener('input', () => {
+      contrast[name] = Number(input.value)
+      redraw()
+    })
   }
 
   let frame = 0
@@ -153,55 +132,23 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
   }
   function draw(): void {
     frame = 0
-    ctx.fillStyle = '#111'
-    ctx.fillRect(0, 0, canvas.width, canvas.height)
+    const now = scene()
+    let complete = true
+    for (const plane of planes) {
+      plane.draw(now)
+      complete &&= plane.complete
+    }
+    volume?.source.flush()
+    overview.draw(view, centre, [256 / zoom, 192 / zoom, 192 / zoom])
     if (volume) {
-      const complete = drawVolume(volume.source, volume.mags)
       const shown = text('bricks')
       shown.textContent = complete ? 'all in view loaded' : `${volume.source.outstanding} loading`
       shown.dataset.complete = String(complete)
     }
-    const near = (p: Vec3) => Math.abs(p[2] - centre[2]) <= SLAB
-    ctx.lineWidth = 1.5
-    for (const [key, tree] of view.edges) {
-      const [a, b] = key.split(',')
-      const na = view.nodes.get(a)
-      const nb = view.nodes.get(b)
-      if (!na || !nb || !(near(na.position) || near(nb.position))) continue
-      ctx.strokeStyle = view.treeColor(tree)
-      ctx.beginPath()
-      ctx.moveTo(...toScreen(na.position))
-      ctx.lineTo(...toScreen(nb.position))
-      ctx.stroke()
-    }
-    for (const [nid, node] of view.nodes) {
-      if (!near(node.position)) continue
-      const [x, y] = toScreen(node.position)
-      ctx.fillStyle = view.treeColor(node.treeId)
-      ctx.beginPath()
-      ctx.arc(x, y, nid === activeNode ? 6 : 4, 0, 2 * Math.PI)
-      ctx.fill()
-      if (nid === activeNode) {
-        ctx.strokeStyle = '#fff'
-        ctx.stroke()
-      }
-    }
-    for (const peer of peers()) {
-      if (!peer.position) continue
-      const [x, y] = toScreen(peer.position)
-      ctx.strokeStyle = peer.color
-      ctx.beginPath()
-      ctx.moveTo(x - 8, y)
-      ctx.lineTo(x + 8, y)
-      ctx.moveTo(x, y - 8)
-      ctx.lineTo(x, y + 8)
-      ctx.stroke()
-      ctx.fillStyle = peer.color
-      ctx.fillText(peer.name, x + 10, y - 10)
-    }
     text('position').textContent = `${centre.map(Math.round).join(', ')} @ ${zoom.toFixed(2)}×`
     text('node-count').textContent = String(view.nodes.size)
     text('active-node').textContent = activeNode ?? 'none'
+    keepInUrl()
   }
 
   function peers(): Peer[] {
@@ -260,45 +207,37 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
     publish()
     redraw()
   }
-  const nearest = (p: Vec3): string | null => {
-    let best: string | null = null
-    let distance = 10 / zoom
-    for (const [nid, node] of view.nodes) {
-      if (Math.abs(node.position[2] - p[2]) > SLAB) continue
-      const d = Math.hypot(node.position[0] - p[0], node.position[1] - p[1])
-      if (d <= distance) {
-        best = nid
-        distance = d
+  for (const plane of planes) {
+    const canvas = plane.canvas
+    const w = plane.spec.w
+    canvas.addEventListener('mousemove', (event) => {
+      cursor.splice(0, 3, ...plane.toVoxel(event.offsetX, event.offsetY, scene()))
+      publish()
+    })
+    canvas.addEventListener('contextmenu', (event) => event.preventDefault())
+    canvas.addEventListener('mousedown', (event) => {
+      canvas.focus()
+      if (event.button === 2) {
+        select(plane.nearest(event.offsetX, event.offsetY, scene()))
+        return
       }
-    }
-    return best
+      if (event.button !== 0 || !writable || view !== sk) return
+      const p = plane.toVoxel(event.offsetX, event.offsetY, scene())
+      const valid = activeNode !== null && sk.nodes.has(activeNode) ? activeNode : null
+      select(sk.addNode(p, activeTree, valid))
+    })
+    canvas.addEventListener('wheel', (event) => {
+      event.preventDefault()
+      if (event.altKey) zoom = Math.min(32, Math.max(1 / 32, zoom * (event.deltaY < 0 ? 1.25 : 0.8)))
+      else centre[w] += event.deltaY < 0 ? 1 : -1
+      redraw()
+    })
+    canvas.addEventListener('keydown', (event) => keys(event, plane))
   }
 
-  canvas.addEventListener('mousemove', (event) => {
-    const p = toVoxel(event.offsetX, event.offsetY)
-    cursor.splice(0, 3, ...p)
-    publish()
-  })
-  canvas.addEventListener('contextmenu', (event) => event.preventDefault())
-  canvas.addEventListener('mousedown', (event) => {
-    canvas.focus()
-    const p = toVoxel(event.offsetX, event.offsetY)
-    if (event.button === 2) {
-      select(nearest(p))
-      return
-    }
-    if (event.button !== 0 || !writable || view !== sk) return
-    const valid = activeNode !== null && sk.nodes.has(activeNode) ? activeNode : null
-    select(sk.addNode(p, activeTree, valid))
-  })
-  canvas.addEventListener('wheel', (event) => {
-    event.preventDefault()
-    if (event.altKey) zoom = Math.min(32, Math.max(1 / 32, zoom * (event.deltaY < 0 ? 1.25 : 0.8)))
-    else centre[2] += event.deltaY < 0 ? 1 : -1
-    redraw()
-  })
-  canvas.addEventListener('keydown', (event) => {
+  function keys(event: KeyboardEvent, plane: PlaneView): void {
     const key = event.key.toLowerCase()
+    const { u, v, w } = plane.spec
     if ((event.ctrlKey || event.metaKey) && key === 'z') {
       event.preventDefault()
       if (event.shiftKey) sk.undo.redo()
@@ -306,30 +245,33 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
       if (activeNode && !sk.nodes.has(activeNode)) select(null)
       return
     }
-    if (key === 'f') centre[2] += 1
-    else if (key === 'd') centre[2] -= 1
-    else if (key === 'arrowleft') centre[0] -= 10 / zoom
-    else if (key === 'arrowright') centre[0] += 10 / zoom
-    else if (key === 'arrowup') centre[1] -= 10 / zoom
-    else if (key === 'arrowdown') centre[1] += 10 / zoom
-    else if (!writable || view !== sk) return
+    if (key === 'f') centre[w] += 1
+    else if (key === 'd') centre[w] -= 1
+    else if (key === 'i') zoom = Math.min(32, zoom * 1.25)
+    else if (key === 'o') zoom = Math.max(1 / 32, zoom * 0.8)
+    else if (key === 'arrowleft') centre[u] -= 10 / zoom
+    else if (key === 'arrowright') centre[u] += 10 / zoom
+    else if (key === 'arrowup') centre[v] -= 10 / zoom
+    else if (key === 'arrowdown') centre[v] += 10 / zoom
+    else if (key === 'j') {
+      const target = view.lastBranchpoint()
+      if (target) {
+        const node = view.nodes.get(target)
+        if (node) centre.splice(0, 3, ...node.position)
+        select(target)
+      }
+    } else if (!writable || view !== sk) return
     else if ((key === 'delete' || key === 'backspace') && activeNode) {
       sk.deleteNode(activeNode)
       select(null)
     } else if (key === 'b' && activeNode) sk.setBranchpoint(activeNode)
-    else if (key === 'j') {
-      const target = sk.lastBranchpoint()
-      if (target) {
-        const node = sk.nodes.get(target)
-        if (node) centre.splice(0, 3, ...node.position)
-        select(target)
-      }
-    } else if (key === 'c') {
+    else if (key === 'c') {
       activeTree = sk.createTree()
       select(null)
     } else return
     redraw()
-  })
+  }
+
   // History: scrub through every version, restore one or revert what it did.
   let history: History | null = null
   const slider = root.querySelector('[data-testid="history-slider"]') as HTMLInputElement

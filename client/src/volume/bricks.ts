@@ -43,6 +43,7 @@ export class BrickSource {
   private nextRequest = 1
   private readonly openRequests = new Map<number, { mag: Mag; keys: Set<string> }>()
   private queue: Uint8Array[] = []
+  private wanted = new Map<string, { mag: Mag; brick: Coord; distance: number }>()
   /** Bricks asked for and not answered yet (shown on the page). */
   outstanding = 0
   errors = 0
@@ -94,9 +95,21 @@ export class BrickSource {
     return data
   }
 
-  /** Ask for the bricks of a view (nearest first); cancel what it no longer needs. */
+  /** Bricks one view needs (a plane at one mag); :meth:`flush` asks for them all. */
   want(mag: Mag, bricks: Coord[], centre: Coord): void {
-    const wanted = new Set(bricks.map((b) => key(mag, b)))
+    for (const b of bricks) {
+      const k = key(mag, b)
+      const d = (b[0] - centre[0]) ** 2 + (b[1] - centre[1]) ** 2 + (b[2] - centre[2]) ** 2
+      const known = this.wanted.get(k)
+      if (!known || d < known.distance) this.wanted.set(k, { mag, brick: b, distance: d })
+    }
+  }
+
+  /** After a frame: ask for what its views want (nearest first, per mag) and
+   *  cancel what none of them wants any more. */
+  flush(): void {
+    const wanted = this.wanted
+    this.wanted = new Map()
     for (const [requestId, { keys }] of this.openRequests) {
       const gone = [...keys].filter((k) => !wanted.has(k))
       if (!gone.length) continue
@@ -107,21 +120,24 @@ export class BrickSource {
         this.outstanding -= 1
       }
     }
-    const missing = bricks.filter((b) => {
-      const k = key(mag, b)
-      return !this.cache.has(k) && !this.pending.has(k)
-    })
-    if (!missing.length) return
-    const d = (b: Coord) => (b[0] - centre[0]) ** 2 + (b[1] - centre[1]) ** 2 + (b[2] - centre[2]) ** 2
-    missing.sort((a, b) => d(a) - d(b))
-    for (let start = 0; start < missing.length; start += 1024) {
-      const batch = missing.slice(start, start + 1024)
-      const requestId = this.nextRequest++
-      const keys = new Set(batch.map((b) => key(mag, b)))
-      this.openRequests.set(requestId, { mag, keys })
-      for (const k of keys) this.pending.set(k, requestId)
-      this.outstanding += batch.length
-      this.send(packRequest(requestId, mag.factor, batch))
+    const byMag = new Map<string, { mag: Mag; items: { brick: Coord; distance: number }[] }>()
+    for (const [k, item] of wanted) {
+      if (this.cache.has(k) || this.pending.has(k)) continue
+      const group = byMag.get(item.mag.name) ?? { mag: item.mag, items: [] }
+      group.items.push(item)
+      byMag.set(item.mag.name, group)
+    }
+    for (const { mag, items } of byMag.values()) {
+      items.sort((a, b) => a.distance - b.distance)
+      for (let start = 0; start < items.length; start += 1024) {
+        const batch = items.slice(start, start + 1024).map((item) => item.brick)
+        const requestId = this.nextRequest++
+        const keys = new Set(batch.map((b) => key(mag, b)))
+        this.openRequests.set(requestId, { mag, keys })
+        for (const k of keys) this.pending.set(k, requestId)
+        this.outstanding += batch.length
+        this.send(packRequest(requestId, mag.factor, batch))
+      }
     }
   }
 

@@ -1,0 +1,245 @@
+// One orthogonal plane of the volume (WEBKNOSSOS's XY, YZ and XZ
+// viewports): the EM slice through the view centre from the bricks at the
+// mag the zoom asks for, the skeleton's nodes near the plane, and others'
+// cursors. Pure drawing on a 2D canvas; the page owns the state.
+
+import type { SkeletonDoc, Vec3 } from '../skeleton/model'
+import { BRICK, type BrickSource, type Mag } from '../volume/bricks'
+
+export type Axis = 0 | 1 | 2
+
+export interface PlaneSpec {
+  name: 'xy' | 'yz' | 'xz'
+  u: Axis // screen right
+  v: Axis // screen down
+  w: Axis // through the screen: the slice
+}
+
+export const PLANES: PlaneSpec[] = [
+  { name: 'xy', u: 0, v: 1, w: 2 },
+  { name: 'yz', u: 2, v: 1, w: 0 },
+  { name: 'xz', u: 0, v: 2, w: 1 },
+]
+
+export interface Peer {
+  name: string
+  color: string
+  position: Vec3 | null
+  activeNode: string | null
+}
+
+export interface Scene {
+  centre: Vec3
+  zoom: number // screen pixels per mag-1 voxel
+  skeleton: SkeletonDoc
+  activeNode: string | null
+  peers: Peer[]
+  volume: { source: BrickSource; mags: Mag[]; contrast: Contrast } | null
+}
+
+export interface Contrast {
+  brightness: number // added, -1 … 1 of the range
+  contrast: number // multiplied, around the middle grey
+}
+
+/** Nodes within this many slices of a plane are drawn in it. */
+export const SLAB = 5
+
+export class PlaneView {
+  private readonly ctx: CanvasRenderingContext2D
+  private readonly tile = document.createElement('canvas')
+  private readonly tileCtx = this.tile.getContext('2d') as CanvasRenderingContext2D
+  /** Every brick in view was loaded at the last draw. */
+  complete = true
+
+  constructor(
+    readonly spec: PlaneSpec,
+    readonly canvas: HTMLCanvasElement,
+  ) {
+    this.ctx = canvas.getContext('2d') as CanvasRenderingContext2D
+  }
+
+  toScreen(p: Vec3, scene: Scene): [number, number] {
+    const { u, v } = this.spec
+    return [
+      this.canvas.width / 2 + (p[u] - scene.centre[u]) * scene.zoom,
+      this.canvas.height / 2 + (p[v] - scene.centre[v]) * scene.zoom,
+    ]
+  }
+
+  toVoxel(x: number, y: number, scene: Scene): Vec3 {
+    const { u, v, w } = this.spec
+    const p: Vec3 = [0, 0, 0]
+    p[u] = Math.floor(scene.centre[u] + (x - this.canvas.width / 2) / scene.zoom)
+    p[v] = Math.floor(scene.centre[v] + (y - this.canvas.height / 2) / scene.zoom)
+    p[w] = Math.round(scene.centre[w])
+    return p
+  }
+
+  draw(scene: Scene): void {
+    const ctx = this.ctx
+    ctx.fillStyle = '#111'
+    ctx.fillRect(0, 0, this.canvas.width, this.canvas.height)
+    this.complete = scene.volume ? this.drawVolume(scene) : true
+    this.drawSkeleton(scene)
+    this.drawPeers(scene)
+    ctx.fillStyle = '#aaa'
+    ctx.fillText(this.spec.name.toUpperCase(), 6, 14)
+  }
+
+  private drawVolume(scene: Scene): boolean {
+    const volume = scene.volume
+    if (!volume) return true
+    const { source, mags, contrast } = volume
+    const { u, v, w } = this.spec
+    const wanted = 1 / scene.zoom
+    const mag = mags.reduce(
+      (best, m) => (m.factor[u] <= Math.max(1, wanted) && m.factor[u] > best.factor[u] ? m : best),
+      mags[0],
+    )
+    const f = mag.factor
+    const halfU = this.canvas.width / 2 / scene.zoom
+    const halfV = this.canvas.height / 2 / scene.zoom
+    const bu0 = Math.floor((scene.centre[u] - halfU) / f[u] / BRICK)
+    const bu1 = Math.floor((scene.centre[u] + halfU) / f[u] / BRICK)
+    const bv0 = Math.floor((scene.centre[v] - halfV) / f[v] / BRICK)
+    const bv1 = Math.floor((scene.centre[v] + halfV) / f[v] / BRICK)
+    const sliceVoxel = Math.floor(scene.centre[w] / f[w])
+    const bw = Math.floor(sliceVoxel / BRICK)
+    const k = sliceVoxel - bw * BRICK
+    const wanted3: [number, number, number][] = []
+    for (let bv = bv0; bv <= bv1; bv++) {
+      for (let bu = bu0; bu <= bu1; bu++) {
+        const b: [number, number, number] = [0, 0, 0]
+        b[u] = bu
+        b[v] = bv
+        b[w] = bw
+        if (b[0] >= 0 && b[1] >= 0 && b[2] >= 0) wanted3.push(b)
+      }
+    }
+    const near: [number, number, number] = [0, 0, 0]
+    near[u] = Math.floor(scene.centre[u] / f[u] / BRICK)
+    near[v] = Math.floor(scene.centre[v] / f[v] / BRICK)
+    near[w] = bw
+    source.want(mag, wanted3, near)
+    const tile = this.tile
+    tile.width = (bu1 - bu0 + 1) * BRICK
+    tile.height = (bv1 - bv0 + 1) * BRICK
+    const image = this.tileCtx.createImageData(tile.width, tile.height)
+    const pixels = new Uint32Array(image.data.buffer)
+    // Voxel (i, j, k) of a brick is at i + 32 (j + 32 k): steps along u and v.
+    const step = [1, BRICK, BRICK * BRICK]
+    const du = step[u]
+    const dv = step[v]
+    const base = k * step[w]
+    const lut = greyTable(contrast)
+    let complete = true
+    for (const b of wanted3) {
+      const data = source.get(mag, b)
+      if (data === undefined) {
+        complete = false
+        continue
+      }
+      if (data === null) continue
+      const ox = (b[u] - bu0) * BRICK
+      const oy = (b[v] - bv0) * BRICK
+      for (let j = 0; j < BRICK; j++) {
+        const row = (oy + j) * tile.width + ox
+        let at = base + j * dv
+        for (let i = 0; i < BRICK; i++, at += du) pixels[row + i] = lut[data[at] & 0xff]
+      }
+    }
+    this.tileCtx.putImageData(image, 0, 0)
+    this.ctx.imageSmoothingEnabled = false
+    const origin: Vec3 = [0, 0, 0]
+    origin[u] = bu0 * BRICK * f[u]
+    origin[v] = bv0 * BRICK * f[v]
+    const [sx, sy] = this.toScreen(origin, scene)
+    this.ctx.drawImage(tile, sx, sy, tile.width * f[u] * scene.zoom, tile.height * f[v] * scene.zoom)
+    return complete
+  }
+
+  private drawSkeleton(scene: Scene): void {
+    const ctx = this.ctx
+    const { w } = this.spec
+    const sk = scene.skeleton
+    const near = (p: Vec3) => Math.abs(p[w] - scene.centre[w]) <= SLAB
+    ctx.lineWidth = 1.5
+    for (const [key, tree] of sk.edges) {
+      const [a, b] = key.split(',')
+      const na = sk.nodes.get(a)
+      const nb = sk.nodes.get(b)
+      if (!na || !nb || !(near(na.position) || near(nb.position))) continue
+      ctx.strokeStyle = sk.treeColor(tree)
+      ctx.beginPath()
+      ctx.moveTo(...this.toScreen(na.position, scene))
+      ctx.lineTo(...this.toScreen(nb.position, scene))
+      ctx.stroke()
+    }
+    for (const [id, node] of sk.nodes) {
+      if (!near(node.position)) continue
+      const [x, y] = this.toScreen(node.position, scene)
+      ctx.fillStyle = sk.treeColor(node.treeId)
+      ctx.beginPath()
+      ctx.arc(x, y, id === scene.activeNode ? 6 : 4, 0, 2 * Math.PI)
+      ctx.fill()
+      if (id === scene.activeNode) {
+        ctx.strokeStyle = '#fff'
+        ctx.stroke()
+      }
+    }
+  }
+
+  private drawPeers(scene: Scene): void {
+    const ctx = this.ctx
+    for (const peer of scene.peers) {
+      if (!peer.position) continue
+      const [x, y] = this.toScreen(peer.position, scene)
+      ctx.strokeStyle = peer.color
+      ctx.beginPath()
+      ctx.moveTo(x - 8, y)
+      ctx.lineTo(x + 8, y)
+      ctx.moveTo(x, y - 8)
+      ctx.lineTo(x, y + 8)
+      ctx.stroke()
+      ctx.fillStyle = peer.color
+      ctx.fillText(peer.name, x + 10, y - 10)
+    }
+  }
+
+  /** The node nearest a screen point within 10 pixels, near this plane. */
+  nearest(x: number, y: number, scene: Scene): string | null {
+    let best: string | null = null
+    let distance = 10
+    const { w } = this.spec
+    for (const [id, node] of scene.skeleton.nodes) {
+      if (Math.abs(node.position[w] - scene.centre[w]) > SLAB) continue
+      const [sx, sy] = this.toScreen(node.position, scene)
+      const d = Math.hypot(sx - x, sy - y)
+      if (d <= distance) {
+        best = id
+        distance = d
+      }
+    }
+    return best
+  }
+}
+
+const tables = new Map<string, Uint32Array>()
+
+/** Grey value → RGBA pixel, with brightness and contrast applied (cached). */
+function greyTable({ brightness, contrast }: Contrast): Uint32Array {
+  const key = `${brightness}/${contrast}`
+  let table = tables.get(key)
+  if (!table) {
+    table = new Uint32Array(256)
+    for (let g = 0; g < 256; g++) {
+      const value = Math.round((g - 127.5) * contrast + 127.5 + brightness * 255)
+      const c = Math.max(0, Math.min(255, value))
+      table[g] = 0xff000000 | (c << 16) | (c << 8) | c
+    }
+    if (tables.size > 64) tables.clear()
+    tables.set(key, table)
+  }
+  return table
+}
