@@ -76,3 +76,23 @@ async def test_replay_slider_and_restore(live: LiveServer, built_client: Path) -
         nml = (await http.get(f"/api/annotations/{ann}/nml")).text
         head = (await http.get(f"/api/annotations/{ann}/versions")).json()["versions"][0]
     assert nml.count("<node ") == 1 and head["summary"]["restore"] == 1
+
+
+async def test_editing_and_nml_from_the_page(
+    live: LiveServer, built_client: Path, tmp_path: Path
+) -> None:
+    _, token = await live.user("Ada")
+    ann = await live.annotation(token, "edits")
+    nml = tmp_path / "in.nml"
+    nml.write_text(
+        '<things><thing id="1" name="imported"><nodes><node id="1" x="5" y="6" z="7"/>'
+        '<node id="2" x="8" y="9" z="7"/></nodes><edges><edge source="1" target="2"/></edges>'
+        "</thing></things>"
+    )
+    out = tmp_path / "out.nml"
+    seen = await run_e2e("editing.mjs", live.url, str(ann), token, str(nml), str(out))
+    assert seen["imported"] == "imported 1 trees, 2 nodes", seen
+    assert seen["downloaded"] == "edits.nml"
+    text = out.read_text()
+    assert text.count("<node ") == 4 and 'content="soma here"' in text
+    assert 'radius="4.5"' in text and 'name="axon 1"' in text and 'name="imported"' in text

@@ -58,6 +58,12 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
         <p><span data-testid="position"></span> · <span data-testid="node-count">0</span> nodes</p>
         <p>bricks: <span data-testid="bricks">–</span></p>
         <p>active node: <span data-testid="active-node">none</span></p>
+        <p class="node-edit"><label>comment <input data-testid="comment" size="18" /></label>
+           <label>radius <input data-testid="radius" type="number" min="0.1" step="0.5" style="width: 5em" /></label></p>
+        <h3>Trees</h3><ul data-testid="trees" class="trees"></ul>
+        <p><button data-testid="nml-export">Download NML</button>
+           <label class="button">Import NML… <input data-testid="nml-import" type="file" accept=".nml,.zip" hidden /></label>
+           <span data-testid="nml-status"></span></p>
         <h3>People here</h3><ul data-testid="peers"></ul>
         <h3>History</h3>
         <p><button data-testid="history-open">Replay…</button></p>
@@ -148,6 +154,8 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
     text('position').textContent = `${centre.map(Math.round).join(', ')} @ ${zoom.toFixed(2)}×`
     text('node-count').textContent = String(view.nodes.size)
     text('active-node').textContent = activeNode ?? 'none'
+    showActive()
+    showTrees()
     keepInUrl()
   }
 
@@ -199,6 +207,86 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
     text('status').dataset.saved = String(state.savedVersion)
     if (state.readOnly) text('access').textContent = 'read-only: your edits are not saved'
     void refreshVersions(state.savedVersion).catch(() => undefined)
+  })
+
+  // The active node's comment and radius; the tree list (rename, hide, make active).
+  const comment = text('comment') as HTMLInputElement
+  const radius = text('radius') as HTMLInputElement
+  const showActive = () => {
+    const node = activeNode ? sk.nodes.get(activeNode) : undefined
+    comment.disabled = radius.disabled = !node || !writable
+    // Not while the user types in them (a frame comes with every remote edit).
+    if (document.activeElement !== comment) comment.value = (activeNode && sk.comments.get(activeNode)) || ''
+    if (document.activeElement !== radius) radius.value = node ? String(node.radius) : ''
+  }
+  comment.addEventListener('change', () => activeNode && sk.setComment(activeNode, comment.value))
+  radius.addEventListener('change', () => activeNode && sk.setRadius(activeNode, Number(radius.value)))
+  const treeList = text('trees')
+  let treesShown = ''
+  const showTrees = () => {
+    const counts = new Map<string, number>()
+    for (const node of view.nodes.values()) counts.set(node.treeId, (counts.get(node.treeId) ?? 0) + 1)
+    // Rebuilt only when what it shows changed (a click must find its element).
+    const shown = JSON.stringify([activeTree, [...view.trees.entries()].map(([t, tree]) => [t, tree.toJSON(), counts.get(t)])])
+    if (shown === treesShown) return
+    treesShown = shown
+    treeList.replaceChildren(
+      ...[...view.trees.entries()].map(([tid, tree]) => {
+        const li = document.createElement('li')
+        li.dataset.tree = tid
+        if (tid === activeTree) li.classList.add('active')
+        const swatch = document.createElement('span')
+        swatch.className = 'swatch'
+        swatch.style.background = view.treeColor(tid)
+        const visible = document.createElement('input')
+        visible.type = 'checkbox'
+        visible.checked = view.isVisible(tid)
+        visible.disabled = !writable || view !== sk
+        visible.addEventListener('change', () => sk.setTreeVisible(tid, visible.checked))
+        const name = document.createElement('span')
+        name.textContent = `${String(tree.get('name') ?? tid)} (${counts.get(tid) ?? 0})`
+        name.addEventListener('click', () => {
+          activeTree = tid
+          redraw()
+        })
+        name.addEventListener('dblclick', () => {
+          if (!writable || view !== sk) return
+          const renamed = prompt('Tree name', String(tree.get('name') ?? ''))
+          if (renamed !== null) sk.renameTree(tid, renamed)
+        })
+        li.append(visible, swatch, name)
+        return li
+      }),
+    )
+  }
+
+  // NML out and in, through the REST API (docs/api.md).
+  text('nml-export').addEventListener('click', async () => {
+    const response = await fetch(`/api/annotations/${id}/nml`, {
+      headers: { authorization: `Bearer ${api.token}` },
+    })
+    const link = document.createElement('a')
+    link.href = URL.createObjectURL(await response.blob())
+    link.download = `${info.name || `annotation-${id}`}.nml`
+    link.click()
+    URL.revokeObjectURL(link.href)
+  })
+  const nmlInput = text('nml-import') as HTMLInputElement
+  nmlInput.closest('label')!.hidden = !writable
+  nmlInput.addEventListener('change', async () => {
+    const file = nmlInput.files?.[0]
+    if (!file) return
+    text('nml-status').textContent = 'importing…'
+    const response = await fetch(`/api/annotations/${id}/nml`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${api.token}`, 'content-type': file.name.endsWith('.zip') ? 'application/zip' : 'application/xml' },
+      body: file,
+    })
+    const body = await response.json()
+    text('nml-status').textContent = response.ok
+      ? `imported ${body.trees} trees, ${body.nodes} nodes`
+      : `not imported: ${body.error?.message ?? response.statusText}`
+    nmlInput.value = ''
   })
 
   const select = (nid: string | null) => {

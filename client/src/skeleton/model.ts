@@ -125,6 +125,24 @@ export class SkeletonDoc {
     this.doc.transact(() => (text ? this.comments.set(id, text) : this.comments.delete(id)), LOCAL)
   }
 
+  setRadius(id: string, radius: number): void {
+    const node = this.nodes.get(id)
+    if (!node || !(radius > 0)) return
+    this.doc.transact(() => this.nodes.set(id, { ...node, radius }), LOCAL)
+  }
+
+  renameTree(id: string, name: string): void {
+    this.doc.transact(() => this.trees.get(id)?.set('name', name), LOCAL)
+  }
+
+  setTreeVisible(id: string, visible: boolean): void {
+    this.doc.transact(() => this.trees.get(id)?.set('isVisible', visible), LOCAL)
+  }
+
+  isVisible(treeId: string): boolean {
+    return this.trees.get(treeId)?.get('isVisible') !== false
+  }
+
   treeColor(treeId: string): string {
     const color = this.trees.get(treeId)?.get('color') as number[] | undefined
     const [r, g, b] = color ?? [0.7, 0.7, 0.7]

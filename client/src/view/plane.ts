@@ -169,7 +169,7 @@ export class PlaneView {
       const [a, b] = key.split(',')
       const na = sk.nodes.get(a)
       const nb = sk.nodes.get(b)
-      if (!na || !nb || !(near(na.position) || near(nb.position))) continue
+      if (!na || !nb || !(near(na.position) || near(nb.position)) || !sk.isVisible(tree)) continue
       ctx.strokeStyle = sk.treeColor(tree)
       ctx.beginPath()
       ctx.moveTo(...this.toScreen(na.position, scene))
@@ -177,7 +177,7 @@ export class PlaneView {
       ctx.stroke()
     }
     for (const [id, node] of sk.nodes) {
-      if (!near(node.position)) continue
+      if (!near(node.position) || !sk.isVisible(node.treeId)) continue
       const [x, y] = this.toScreen(node.position, scene)
       ctx.fillStyle = sk.treeColor(node.treeId)
       ctx.beginPath()
