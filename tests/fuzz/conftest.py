@@ -97,6 +97,7 @@ def assert_still_saving(server: ServerProcess, token: str, ann: int) -> None:
         max_size=None,
         compression=None,
         open_timeout=10,
+        ping_interval=None,  # its ping payloads use the random module: hypothesis objects
     ) as ws:
         before = None
         for _ in range(10_000):  # bounded: the join's "saved" comes first

@@ -90,7 +90,7 @@ class Session:
     def open(self) -> ClientConnection:
         if self.ws is None:
             self.ws = connect(
-                self.url, max_size=None, compression=None, open_timeout=10
+                self.url, max_size=None, compression=None, open_timeout=10, ping_interval=None
             ).__enter__()
             self.ws.send(m.pack_sync_step1(b"\x00"))
             self._until_step2()
