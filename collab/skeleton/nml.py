@@ -582,6 +582,9 @@ def read_zip(data: bytes | IO[bytes], max_nml_bytes: int) -> Nml:
         archive = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data)
     except zipfile.BadZipFile:
         raise NmlError("not a zip file", line=0, element="") from None
+    except (UnicodeError, ValueError, OSError, EOFError) as exc:
+        # A member name flagged UTF-8 that is not (found by the upload fuzzer).
+        raise NmlError(f"the zip is damaged: {exc}", line=0, element="") from None
     with archive:
         names = [
             i
@@ -603,7 +606,14 @@ def read_zip(data: bytes | IO[bytes], max_nml_bytes: int) -> Nml:
         try:
             with archive.open(info) as stream:
                 return read(stream)
-        except (zipfile.BadZipFile, EOFError, OSError, zlib.error, NotImplementedError) as exc:
+        except (
+            zipfile.BadZipFile,
+            EOFError,
+            OSError,
+            zlib.error,
+            NotImplementedError,
+            UnicodeError,
+        ) as exc:
             raise NmlError(f"the zip is damaged: {exc}", line=0, element="") from None
 
 

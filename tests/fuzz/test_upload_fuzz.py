@@ -68,7 +68,7 @@ def nml_bodies(draw: st.DrawFn) -> bytes:
 @st.composite
 def zip_bodies(draw: st.DrawFn) -> bytes:
     buf = io.BytesIO()
-    names = st.sampled_from(["a.nml", "A.NML", "dir/a.nml", "../a.nml", "/a.nml", "a.txt",
+    names = st.sampled_from(["a.nml", "A.NML", "dir/a.nml", "../a.nml", "/a.nml", "a.txt", "\u00e9.nml",
                              "data_Volume.zip", "a.nml\x00.txt", ""])  # fmt: skip
     with zipfile.ZipFile(
         buf, "w", draw(st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED]))

@@ -373,3 +373,15 @@ def test_unknown_or_odd_encodings_are_refused_as_nml_errors(encoding: str) -> No
     body = f'<?xml version="1.0" encoding="{encoding}"?><things><thing id="1"/></things>'
     with pytest.raises(NmlError):
         nmlmod.read(body.encode())
+
+
+def test_a_zip_whose_member_name_is_not_the_utf8_it_claims() -> None:
+    """Found by the upload fuzzer (a 500 before): a damaged zip is an NmlError."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("\u00e9\u00e9.nml", "<things/>")
+    data = bytearray(buf.getvalue())
+    name = data.find(b"PK\x01\x02") + 46
+    data[name : name + 2] = b"\xdaA"
+    with pytest.raises(NmlError, match="damaged"):
+        nmlmod.read_zip(bytes(data), 1 << 30)
