@@ -205,11 +205,12 @@ class RoomRegistry:
                 for update in state.updates:
                     doc.apply_update(update)
                 repairer = None
+                most = self._settings.repair_merge_max_nodes
                 if index_job is not None:
                     index = SkeletonIndex.of_source(await index_job)
-                    repairer = SkeletonRepairer(index=index)
+                    repairer = SkeletonRepairer(index=index, merge_max_nodes=most)
                 elif key.doc == "skeleton":
-                    repairer = SkeletonRepairer(doc)
+                    repairer = SkeletonRepairer(doc, merge_max_nodes=most)
             finally:
                 if index_job is not None and not index_job.done():
                     index_job.cancel()

@@ -152,13 +152,24 @@ class Repairer(Protocol):
     values_of: tuple[str, ...]
 
     def observe(
-        self, doc: Doc, touched: list[tuple[str, ...]], values: dict[tuple[str, ...], Any]
+        self,
+        doc: Doc,
+        touched: list[tuple[str, ...]],
+        values: dict[tuple[str, ...], Any],
+        update: bytes,
+        repair: bool,
     ) -> None:
         """Update indexes from the paths the last transaction touched (and the
-        new values of ``values_of`` roots' entries)."""
+        new values of ``values_of`` roots' entries); ``update``: a client's
+        update as it was sent (also when it changed nothing), or the server
+        change's; ``repair``: the change is one of the room's repairs."""
 
-    def absorb(self, delta: Any) -> None:
-        """Take a server-built bulk change's own description into the indexes."""
+    def absorb(self, delta: Any, update: bytes) -> None:
+        """Take a server-built bulk change's piece and its own description."""
+
+    def seen(self, state_vector: bytes) -> bool:
+        """A writer's sync step 1 (the state it has); True when a repair
+        pass is due."""
 
     def plan(
         self, doc: Doc, touched: list[tuple[str, ...]]
@@ -265,6 +276,8 @@ class Room:
         msg = m.parse(frame)
         if isinstance(msg, m.SyncMessage):
             if msg.sub == m.SyncType.STEP1:
+                if peer.can_write and self.repairer is not None and self.busy is None:
+                    self._seen(msg.payload)
                 if msg.payload == EMPTY_STATE and self.state_parts is not None:
                     self._send_stored_state(peer, self.state_parts)
                     return
@@ -357,7 +370,7 @@ class Room:
             raise BadUpdate(f"update cannot be applied: {type(exc).__name__}") from None
         finally:
             self._author, self._origin, self._extra_summary = None, None, None
-        return self._finish()
+        return self._finish(update)
 
     def make_room_for(self, size: int) -> None:
         """Raise DocumentFull if ``size`` more stored bytes would pass the cap."""
@@ -392,7 +405,7 @@ class Room:
         self.doc.apply_update(update)
         self._bulk.append(update)
         if self.repairer is not None:
-            self.repairer.absorb(delta)
+            self.repairer.absorb(delta, update)
         if self.peers:
             self._broadcast(m.pack_update(update), None)
 
@@ -452,18 +465,27 @@ class Room:
             self._author, self._extra_summary = None, None
         return self._finish()
 
-    def _finish(self) -> int | None:
+    def _finish(self, sent: bytes | None = None) -> int | None:
+        """Hand on the last transaction's record; let the repairer see it
+        (and ``sent``, a client's update as it came, even if it changed
+        nothing here) and repair what it broke."""
         record, self._last_record = self._last_record, None
-        if record is None:
+        if record is not None:
+            if record.version % self.snapshot_every == 0:
+                record.snapshot_due = True
+            self.sink.submit(self, record)
+            if self._on_update is not None:
+                self._on_update(self, record)
+        elif sent is None:
             return None
-        if record.version % self.snapshot_every == 0:
-            record.snapshot_due = True
-        self.sink.submit(self, record)
-        if self._on_update is not None:
-            self._on_update(self, record)
         if self.repairer is not None and not self._skip_repair:
             try:
-                self.repairer.observe(self.doc, self.touched, self.touched_values)
+                if record is not None:
+                    touched, values, data = self.touched, self.touched_values, record.data
+                else:
+                    touched, values, data = [], {}, b""
+                update = sent if sent is not None else data
+                self.repairer.observe(self.doc, touched, values, update, self._repairing)
                 if not self._repairing:
                     self._repair()
             except Exception:
@@ -474,7 +496,19 @@ class Room:
                     "repair failed",
                     extra={"annotation": self.key.annotation_id, "doc": self.key.doc},
                 )
-        return record.version
+        return record.version if record is not None else None
+
+    def _seen(self, state_vector: bytes) -> None:
+        """A writer has ``state_vector``: repairs it holds are no longer
+        kept out of the repairer's unrepaired merge (repaired when due)."""
+        assert self.repairer is not None
+        try:
+            if self.repairer.seen(state_vector) and not self.sink.refusing_writes:
+                self._repair()
+        except Exception:
+            log.exception(
+                "repair failed", extra={"annotation": self.key.annotation_id, "doc": self.key.doc}
+            )
 
     def _repair(self) -> None:
         """Restore the document's invariants after a change, as new versions."""
