@@ -138,6 +138,7 @@ OPENAPI: dict[str, Any] = {
             ),
         },
         "/api/tasktypes": {
+            "get": _op("every task type"),
             "post": _op(
                 "create a task type",
                 201,
@@ -145,6 +146,10 @@ OPENAPI: dict[str, Any] = {
             )
         },
         "/api/tasktypes/{type_id}": {"get": _op("a task type")},
+        "/": {"get": _op("the browser client's page (text/html; docs/client.md)")},
+        "/annotations/{annotation_id}": {
+            "get": _op("the browser client's page, opening that annotation (text/html)")
+        },
         "/api/tasks": {
             "post": _op("create tasks: one object, a list, or text/csv; all or nothing", 201),
             "get": _op("tasks of ?project="),

@@ -54,6 +54,6 @@ class Assets(StaticFiles):
 
 routes = [
     Route("/", page, methods=["GET"]),
-    Route("/annotations/{annotation_id:int}", page, methods=["GET"]),
+    Route("/annotations/{annotation_id}", page, methods=["GET"]),
     Mount("/assets", app=Assets()),
 ]
