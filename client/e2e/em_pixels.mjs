@@ -1,11 +1,11 @@
 // EM data in view (issue "The browser client", first test list): the XY
 // plane shows the bricks' voxels — the pixels at known positions are those
 // voxels' grey values — and a screenshot is not blank.
-//   node e2e/em_pixels.mjs <base-url> <annotation> <token> <pos x,y,z> <zoom> <probes JSON>
-// probes: [[x, y, value], ...] voxels of the slice z.
+//   node e2e/em_pixels.mjs <base-url> <annotation> <token> <pos x,y,z> <zoom> <probes JSON> [extra query]
+// probes: [[x, y, …], ...] voxels of the slice z; the page's RGB there is printed.
 import { launch, until } from './browser.mjs'
 
-const [base, annotation, token, pos, zoom, probesJson] = process.argv.slice(2)
+const [base, annotation, token, pos, zoom, probesJson, extra] = process.argv.slice(2)
 const probes = JSON.parse(probesJson)
 const browser = await launch()
 const out = {}
@@ -13,7 +13,7 @@ try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } })
   page.on('pageerror', (error) => console.error('page error:', error.message))
   const started = Date.now()
-  await page.goto(`${base}/annotations/${annotation}?token=${token}&pos=${pos}&zoom=${zoom}`)
+  await page.goto(`${base}/annotations/${annotation}?token=${token}&pos=${pos}&zoom=${zoom}&${extra ?? ''}`)
   await until(
     () => page.locator('[data-testid="bricks"]').getAttribute('data-complete').then((v) => v === 'true'),
     'bricks in view loaded',

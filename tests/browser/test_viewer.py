@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -28,14 +29,31 @@ async def test_em_data_in_view_matches_the_voxels(live: LiveServer, built_client
     # Voxels around the centre, across brick borders (32) and at the edges of the view.
     probes = [(x, y) for x in (0, 31, 32, 40, 63, 64, 99) for y in (0, 30, 33, 60, 77)]
     expected = [[x, y, int(data.color[x, y, centre[2]])] for x, y in probes]
-    seen = await run_e2e(
-        "em_pixels.mjs",
-        live.url,
-        str(ann),
-        token,
-        ",".join(map(str, centre)),
-        str(zoom),
-        json.dumps(expected),
-    )
+    where = (live.url, str(ann), token, ",".join(map(str, centre)), str(zoom), json.dumps(expected))
+    seen = await run_e2e("em_pixels.mjs", *where, "seg=0")
     assert seen["pixels"] == [[v, v, v] for _, _, v in expected], seen
     assert seen["distinctGreys"] > 100 and seen["screenshotBytes"] > 10_000, seen
+    # The segmentation overlay, opaque: each voxel in its segment's hashed
+    # colour, the ids through an agglomerate mapping when one is chosen.
+    for query, ids in (
+        ("seg=1&alpha=1", data.segmentation),
+        ("seg=1&alpha=1&mapping=cells", data.mapping[data.segmentation]),
+    ):
+        seen = await run_e2e("em_pixels.mjs", *where, query)
+        want = [segment_colour(int(ids[x, y, centre[2]])) for x, y in probes]
+        assert seen["pixels"] == want, (query, seen["pixels"], want)
+
+
+def segment_colour(segment: int) -> list[int]:
+    """client/src/volume/layers.ts's segmentColour: hues spread by the golden ratio."""
+    hue = (segment * 0.618033988749895) % 1
+    i = math.floor(hue * 6)
+    f = hue * 6 - i
+    s, v = 0.8, 1.0
+    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+    rgb = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i % 6]
+    return [round_half_up(c * 255) for c in rgb]
+
+
+def round_half_up(x: float) -> int:
+    return math.floor(x + 0.5)  # JavaScript's Math.round

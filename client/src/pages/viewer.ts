@@ -16,7 +16,7 @@ import { History } from '../sync/replay'
 import { SkeletonDoc, type Vec3 } from '../skeleton/model'
 import { Overview } from '../view/overview'
 import { type Contrast, PLANES, type Peer, PlaneView, type Scene } from '../view/plane'
-import { openColorLayer } from '../volume/layers'
+import { openLayers } from '../volume/layers'
 
 const USER_COLORS = ['#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#46f0f0', '#f032e6']
 
@@ -55,6 +55,9 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
       <aside>
         <p><label>brightness <input type="range" data-testid="brightness" min="-0.5" max="0.5" step="0.01" /></label>
            <label>contrast <input type="range" data-testid="contrast" min="0.25" max="4" step="0.05" /></label></p>
+        <p data-testid="segmentation-controls" hidden><label><input type="checkbox" data-testid="seg-shown" /> segmentation</label>
+           <input type="range" data-testid="seg-alpha" min="0" max="1" step="0.05" />
+           <select data-testid="seg-mapping"><option value="">no mapping</option></select></p>
         <p><span data-testid="position"></span> · <span data-testid="node-count">0</span> nodes</p>
         <p>bricks: <span data-testid="bricks">–</span></p>
         <p>active node: <span data-testid="active-node">none</span></p>
@@ -98,8 +101,16 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
   )
   const overview = new Overview(root.querySelector('[data-testid="3d"]') as HTMLCanvasElement)
   overview.onTurn = () => redraw()
-  const volume = info.dataset ? await openColorLayer(api, info.dataset) : null
-  if (volume) volume.source.onBrick = () => redraw()
+  const layers = info.dataset ? await openLayers(api, info.dataset) : { color: null, segmentation: null }
+  const volume = layers.color
+  const segmentation = layers.segmentation
+  for (const layer of [volume, segmentation]) if (layer) layer.source.onBrick = () => redraw()
+  const overlay = {
+    shown: params.get('seg') !== '0',
+    alpha: Number(params.get('alpha') ?? 0.35),
+    mapping: params.get('mapping') || null,
+  }
+  segmentation?.source.setMapping(overlay.mapping)
   const scene = (): Scene => ({
     centre,
     zoom,
@@ -107,6 +118,10 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
     activeNode,
     peers: peers(),
     volume: volume ? { source: volume.source, mags: volume.mags, contrast } : null,
+    segmentation:
+      segmentation && overlay.shown
+        ? { source: segmentation.source, mags: segmentation.mags, alpha: overlay.alpha }
+        : null,
   })
 
   // The view in the URL (a link opens the same view), without a history entry per move.
@@ -119,10 +134,39 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
       url.searchParams.set('zoom', String(Math.round(zoom * 1000) / 1000))
       url.searchParams.set('brightness', String(contrast.brightness))
       url.searchParams.set('contrast', String(contrast.contrast))
+      if (segmentation) {
+        url.searchParams.set('seg', overlay.shown ? '1' : '0')
+        url.searchParams.set('alpha', String(overlay.alpha))
+        if (overlay.mapping) url.searchParams.set('mapping', overlay.mapping)
+        else url.searchParams.delete('mapping')
+      }
       history_.replaceState(null, '', url)
     }, 200)
   }
   const history_ = window.history
+  if (segmentation) {
+    text('segmentation-controls').hidden = false
+    const shown = text('seg-shown') as HTMLInputElement
+    const alpha = text('seg-alpha') as HTMLInputElement
+    const mapping = text('seg-mapping') as HTMLSelectElement
+    for (const name of segmentation.info.mappings ?? []) mapping.append(new Option(name, name))
+    shown.checked = overlay.shown
+    alpha.value = String(overlay.alpha)
+    mapping.value = overlay.mapping ?? ''
+    shown.addEventListener('change', () => {
+      overlay.shown = shown.checked
+      redraw()
+    })
+    alpha.addEventListener('input', () => {
+      overlay.alpha = Number(alpha.value)
+      redraw()
+    })
+    mapping.addEventListener('change', () => {
+      overlay.mapping = mapping.value || null
+      segmentation.source.setMapping(overlay.mapping)
+      redraw()
+    })
+  }
   for (const name of ['brightness', 'contrast'] as const) {
     const input = text(name) as HTMLInputElement
     input.value = String(contrast[name])
@@ -145,6 +189,7 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
       complete &&= plane.complete
     }
     volume?.source.flush()
+    segmentation?.source.flush()
     overview.draw(view, centre, [256 / zoom, 192 / zoom, 192 / zoom])
     if (volume) {
       const shown = text('bricks')

@@ -4,7 +4,8 @@
 // cursors. Pure drawing on a 2D canvas; the page owns the state.
 
 import type { SkeletonDoc, Vec3 } from '../skeleton/model'
-import { BRICK, type BrickSource, type Mag } from '../volume/bricks'
+import { BRICK, type BrickData, type BrickSource, type Mag } from '../volume/bricks'
+import { segmentColour } from '../volume/layers'
 
 export type Axis = 0 | 1 | 2
 
@@ -35,6 +36,8 @@ export interface Scene {
   activeNode: string | null
   peers: Peer[]
   volume: { source: BrickSource; mags: Mag[]; contrast: Contrast } | null
+  /** The segmentation drawn over the EM, each id in its hashed colour. */
+  segmentation: { source: BrickSource; mags: Mag[]; alpha: number } | null
 }
 
 export interface Contrast {
@@ -80,7 +83,7 @@ export class PlaneView {
     const ctx = this.ctx
     ctx.fillStyle = '#111'
     ctx.fillRect(0, 0, this.canvas.width, this.canvas.height)
-    this.complete = scene.volume ? this.drawVolume(scene) : true
+    this.complete = this.drawVolume(scene)
     this.drawSkeleton(scene)
     this.drawPeers(scene)
     ctx.fillStyle = '#aaa'
@@ -88,14 +91,16 @@ export class PlaneView {
   }
 
   private drawVolume(scene: Scene): boolean {
-    const volume = scene.volume
-    if (!volume) return true
-    const { source, mags, contrast } = volume
     const { u, v, w } = this.spec
+    const volume = scene.volume
+    const seg = scene.segmentation
+    const base = volume ?? seg
+    if (!base) return true
+    // One grid for both layers: the mag the zoom asks for among the EM's.
     const wanted = 1 / scene.zoom
-    const mag = mags.reduce(
+    const mag = base.mags.reduce(
       (best, m) => (m.factor[u] <= Math.max(1, wanted) && m.factor[u] > best.factor[u] ? m : best),
-      mags[0],
+      base.mags[0],
     )
     const f = mag.factor
     const halfU = this.canvas.width / 2 / scene.zoom
@@ -107,21 +112,24 @@ export class PlaneView {
     const sliceVoxel = Math.floor(scene.centre[w] / f[w])
     const bw = Math.floor(sliceVoxel / BRICK)
     const k = sliceVoxel - bw * BRICK
-    const wanted3: [number, number, number][] = []
+    const bricks: [number, number, number][] = []
     for (let bv = bv0; bv <= bv1; bv++) {
       for (let bu = bu0; bu <= bu1; bu++) {
         const b: [number, number, number] = [0, 0, 0]
         b[u] = bu
         b[v] = bv
         b[w] = bw
-        if (b[0] >= 0 && b[1] >= 0 && b[2] >= 0) wanted3.push(b)
+        if (b[0] >= 0 && b[1] >= 0 && b[2] >= 0) bricks.push(b)
       }
     }
     const near: [number, number, number] = [0, 0, 0]
     near[u] = Math.floor(scene.centre[u] / f[u] / BRICK)
     near[v] = Math.floor(scene.centre[v] / f[v] / BRICK)
     near[w] = bw
-    source.want(mag, wanted3, near)
+    // The same mag in the segmentation layer, if it has it (else no overlay here).
+    const segMag = seg?.mags.find((m) => m.name === mag.name) ?? null
+    volume?.source.want(mag, bricks, near)
+    if (seg && segMag) seg.source.want(segMag, bricks, near)
     const tile = this.tile
     tile.width = (bu1 - bu0 + 1) * BRICK
     tile.height = (bv1 - bv0 + 1) * BRICK
@@ -131,22 +139,25 @@ export class PlaneView {
     const step = [1, BRICK, BRICK * BRICK]
     const du = step[u]
     const dv = step[v]
-    const base = k * step[w]
-    const lut = greyTable(contrast)
+    const first = k * step[w]
+    const lut = greyTable(volume?.contrast ?? { brightness: 0, contrast: 1 })
+    const alpha = Math.round((seg?.alpha ?? 0) * 256)
     let complete = true
-    for (const b of wanted3) {
-      const data = source.get(mag, b)
-      if (data === undefined) {
-        complete = false
-        continue
-      }
-      if (data === null) continue
+    for (const b of bricks) {
+      const grey = volume ? volume.source.get(mag, b) : null
+      const ids: BrickData | undefined = seg && segMag ? seg.source.get(segMag, b) : null
+      if (grey === undefined || ids === undefined) complete = false
       const ox = (b[u] - bu0) * BRICK
       const oy = (b[v] - bv0) * BRICK
       for (let j = 0; j < BRICK; j++) {
         const row = (oy + j) * tile.width + ox
-        let at = base + j * dv
-        for (let i = 0; i < BRICK; i++, at += du) pixels[row + i] = lut[data[at] & 0xff]
+        let at = first + j * dv
+        for (let i = 0; i < BRICK; i++, at += du) {
+          let pixel = grey ? lut[grey[at] & 0xff] : 0xff000000
+          const id = ids ? ids[at] : 0
+          if (id && alpha) pixel = blend(pixel, segmentColour(id), alpha)
+          pixels[row + i] = pixel
+        }
       }
     }
     this.tileCtx.putImageData(image, 0, 0)
@@ -223,6 +234,15 @@ export class PlaneView {
     }
     return best
   }
+}
+
+/** ``over`` on ``under`` with ``alpha`` of 256 (little-endian RGBA words). */
+function blend(under: number, over: number, alpha: number): number {
+  const keep = 256 - alpha
+  const r = ((under & 0xff) * keep + (over & 0xff) * alpha) >> 8
+  const g = (((under >> 8) & 0xff) * keep + ((over >> 8) & 0xff) * alpha) >> 8
+  const b = (((under >> 16) & 0xff) * keep + ((over >> 16) & 0xff) * alpha) >> 8
+  return (0xff000000 | (b << 16) | (g << 8) | r) >>> 0
 }
 
 const tables = new Map<string, Uint32Array>()

@@ -5,6 +5,7 @@
 import {
   type BrickRecord,
   type Coord,
+  ENCODING_RAW,
   STATUS_OK,
   packCancel,
   packRequest,
@@ -44,6 +45,8 @@ export class BrickSource {
   private readonly openRequests = new Map<number, { mag: Mag; keys: Set<string> }>()
   private queue: Uint8Array[] = []
   private wanted = new Map<string, { mag: Mag; brick: Coord; distance: number }>()
+  /** The agglomerate mapping bricks go through (segmentation layers); null: none. */
+  private mapping: string | null = null
   /** Bricks asked for and not answered yet (shown on the page). */
   outstanding = 0
   errors = 0
@@ -83,6 +86,20 @@ export class BrickSource {
   private send(frame: Uint8Array): void {
     if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(frame)
     else this.queue.push(frame)
+  }
+
+  /** Change the mapping: what is cached or asked for under the old one goes. */
+  setMapping(mapping: string | null): void {
+    if (mapping === this.mapping) return
+    this.mapping = mapping
+    for (const [requestId, { keys }] of this.openRequests) {
+      this.send(packCancel(requestId))
+      this.outstanding -= keys.size
+    }
+    this.openRequests.clear()
+    this.pending.clear()
+    this.cache.clear()
+    this.cachedBytes = 0
   }
 
   get(mag: Mag, brick: Coord): BrickData | undefined {
@@ -136,7 +153,7 @@ export class BrickSource {
         this.openRequests.set(requestId, { mag, keys })
         for (const k of keys) this.pending.set(k, requestId)
         this.outstanding += batch.length
-        this.send(packRequest(requestId, mag.factor, batch))
+        this.send(packRequest(requestId, mag.factor, batch, ENCODING_RAW, this.mapping))
       }
     }
   }

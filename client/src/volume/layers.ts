@@ -13,15 +13,47 @@ export interface LayerInfo {
   mappings?: string[]
 }
 
-export interface ColorLayer {
+export interface Layer {
   info: LayerInfo
   mags: Mag[]
   source: BrickSource
 }
 
-export async function openColorLayer(api: Api, dataset: string): Promise<ColorLayer | null> {
+/** The first color layer (EM greyscale) and the first segmentation layer of a dataset. */
+export async function openLayers(
+  api: Api,
+  dataset: string,
+): Promise<{ color: Layer | null; segmentation: Layer | null }> {
   const meta = await api.call<{ layers: LayerInfo[] }>('GET', `/api/datasets/${encodeURIComponent(dataset)}`)
-  const info = meta.layers.find((l) => l.category === 'color')
-  if (!info) return null
-  return { info, mags: info.mags.map(parseMag), source: new BrickSource(dataset, info.name, api.token) }
+  const open = (category: LayerInfo['category']): Layer | null => {
+    const info = meta.layers.find((l) => l.category === category)
+    return info
+      ? { info, mags: info.mags.map(parseMag), source: new BrickSource(dataset, info.name, api.token) }
+      : null
+  }
+  return { color: open('color'), segmentation: open('segmentation') }
+}
+
+/** A segment id's colour, as WEBKNOSSOS hashes them: hues spread by the golden ratio. */
+const colours = new Map<number, number>()
+export function segmentColour(id: number): number {
+  let rgba = colours.get(id)
+  if (rgba === undefined) {
+    const hue = (id * 0.618033988749895) % 1
+    const [r, g, b] = hsv(hue, 0.8, 1)
+    rgba = (0xff << 24) | (b << 16) | (g << 8) | r
+    if (colours.size > 100_000) colours.clear()
+    colours.set(id, rgba)
+  }
+  return rgba
+}
+
+function hsv(h: number, s: number, v: number): [number, number, number] {
+  const i = Math.floor(h * 6)
+  const f = h * 6 - i
+  const p = v * (1 - s)
+  const q = v * (1 - f * s)
+  const t = v * (1 - (1 - f) * s)
+  const [r, g, b] = [[v, t, p], [q, v, p], [p, v, t], [p, q, v], [t, p, v], [v, p, q]][i % 6]
+  return [Math.round(r * 255), Math.round(g * 255), Math.round(b * 255)]
 }
