@@ -29,6 +29,7 @@ export interface AnnotationInfo {
   access?: 'read' | 'write' | 'owner'
   role?: string
   versions?: { skeleton: number; segmentation: number }
+  task?: { instance: number; task: number; state: string } | null
 }
 
 export interface VersionInfo {
@@ -84,6 +85,18 @@ export class Api {
 
   datasets(): Promise<{ datasets: DatasetInfo[] }> {
     return this.call('GET', '/api/datasets')
+  }
+
+  nextTask(): Promise<{ task: number; instance: number; annotation: number }> {
+    return this.call('POST', '/api/tasks/next')
+  }
+
+  finish(annotation: number): Promise<unknown> {
+    return this.call('POST', `/api/annotations/${annotation}/finish`)
+  }
+
+  review(annotation: number, decision: 'accept' | 'reject', reason: string): Promise<unknown> {
+    return this.call('POST', `/api/annotations/${annotation}/review`, { decision, reason })
   }
 
   versions(id: number, limit = 200): Promise<{ versions: VersionInfo[] }> {

@@ -24,7 +24,7 @@ from collab.http.common import (
     services,
 )
 from collab.store import datasets as dataset_rows
-from collab.store import identity, oplog
+from collab.store import identity, oplog, work
 from collab.sync.room import RoomKey
 
 
@@ -85,12 +85,13 @@ async def get_annotation(request: Request) -> JSON:
     svc = services(request)
     async with svc.pool.acquire() as db:
         info = await identity.get_annotation(db, annotation_id)
+        task = await work.task_of_annotation(db, annotation_id)
         heads = {}
         for kind in ("skeleton", "segmentation"):
             key = RoomKey(annotation_id, kind)
             room = svc.rooms.rooms.get(key)
             heads[kind] = room.version if room else await oplog.head(db, key)
-    return JSON({**info, "access": access.name.lower(), "versions": heads})
+    return JSON({**info, "access": access.name.lower(), "versions": heads, "task": task})
 
 
 async def add_grant(request: Request) -> JSON:

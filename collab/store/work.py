@@ -734,3 +734,13 @@ async def time_report(
         item["updates"] = r["updates"]
         out.append(item)
     return out
+
+
+async def task_of_annotation(db: asyncpg.Connection, annotation_id: int) -> dict[str, Any] | None:
+    """The task instance an annotation belongs to (its id, task, state), if any."""
+    row = await db.fetchrow(
+        "SELECT id, task_id, state FROM task_instances WHERE annotation_id = $1", annotation_id
+    )
+    if row is None:
+        return None
+    return {"instance": row["id"], "task": row["task_id"], "state": row["state"]}

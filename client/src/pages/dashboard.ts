@@ -43,6 +43,8 @@ export async function dashboard(root: HTMLElement, api: Api): Promise<void> {
     <header class="bar"><strong>collab</strong><span>${escape(me.name ?? '')}</span>
       <button data-testid="sign-out">Sign out</button></header>
     <main class="narrow">
+      <h2>My tasks</h2>
+      <p><button data-testid="next-task">Get the next task</button> <span data-testid="task-status"></span></p>
       <h2>My annotations</h2>
       <ul data-testid="annotations"></ul>
       <form data-testid="new-annotation">
@@ -70,6 +72,15 @@ export async function dashboard(root: HTMLElement, api: Api): Promise<void> {
     li.textContent = `${d.name}${d.unavailable ? ' (unavailable)' : ''}`
     datasetList.append(li)
   }
+  root.querySelector('[data-testid="next-task"]')?.addEventListener('click', async () => {
+    const status = root.querySelector('[data-testid="task-status"]') as HTMLElement
+    try {
+      const next = await api.nextTask()
+      location.assign(`/annotations/${next.annotation}`)
+    } catch (error) {
+      status.textContent = error instanceof ApiError && error.code === 'no_task' ? 'no task for you right now' : String(error)
+    }
+  })
   root.querySelector('[data-testid="sign-out"]')?.addEventListener('click', () => {
     signOut()
     location.assign('/')

@@ -43,6 +43,10 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
       <a href="/">collab</a>
       <strong data-testid="title"></strong>
       <span data-testid="access" class="badge"></span>
+      <span data-testid="task" class="task" hidden>task <span data-testid="task-state"></span>
+        <button data-testid="finish">Finish</button>
+        <button data-testid="accept">Accept</button>
+        <button data-testid="reject">Reject…</button></span>
       <span data-testid="status" class="status">connecting…</span>
     </header>
     <main class="viewer">
@@ -84,6 +88,35 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
   text('title').textContent = info.name
   const writable = info.access !== 'read'
   text('access').textContent = writable ? '' : 'read-only'
+
+  // A task's annotation: finish it (its annotator), accept or reject it (reviewers).
+  if (info.task) {
+    const task = info.task
+    text('task').hidden = false
+    const showTask = () => {
+      text('task-state').textContent = task.state.replace('_', ' ')
+      text('finish').hidden = !(writable && (task.state === 'in_progress' || task.state === 'rejected'))
+      const reviewer = (me.roles ?? []).some((r) => r === 'reviewer' || r === 'admin')
+      text('accept').hidden = text('reject').hidden = !(reviewer && task.state === 'finished')
+    }
+    const attempt = async (action: () => Promise<unknown>, state: string) => {
+      try {
+        await action()
+        task.state = state
+      } catch (error) {
+        text('task-state').textContent = `${task.state}: ${error instanceof Error ? error.message : error}`
+        return
+      }
+      showTask()
+    }
+    text('finish').addEventListener('click', () => void attempt(() => api.finish(id), 'finished'))
+    text('accept').addEventListener('click', () => void attempt(() => api.review(id, 'accept', ''), 'accepted'))
+    text('reject').addEventListener('click', () => {
+      const reason = prompt('Why is it rejected? The annotator reads this.')
+      if (reason) void attempt(() => api.review(id, 'reject', reason), 'rejected')
+    })
+    showTask()
+  }
 
   const myName = me.name ?? (me.link ? 'guest (share link)' : 'anonymous')
   const myColor = USER_COLORS[(me.id ?? connection.doc.clientID) % USER_COLORS.length]

@@ -1,0 +1,29 @@
+"""Tasks from the page: next task, finish, review (client/e2e/task.mjs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.browser.conftest import run_e2e
+from tests.conftest import LiveServer
+from tests.work.helpers import make_org
+
+pytestmark = pytest.mark.timeout(300)
+
+
+async def test_next_task_finish_and_reject(live: LiveServer, built_client: Path) -> None:
+    org = await make_org(live)
+    r = await org.tasks(
+        {"project": org.project, "taskType": org.task_type, "position": [10, 20, 30]}
+    )
+    assert r.status_code == 201, r.text
+    seen = await run_e2e("task.mjs", live.url, org.annotator.token, org.reviewer.token)
+    assert seen["stateBefore"] == "in progress" and seen["stateAfterFinish"] == "finished", seen
+    assert seen["reviewerNodes"] == 1 and seen["stateAfterReview"] == "rejected", seen
+    async with org.client(org.annotator) as http:
+        info = (await http.get(f"/api/annotations/{seen['annotation']}")).json()
+        comments = (await http.get(f"/api/annotations/{seen['annotation']}/comments")).json()
+    assert info["task"]["state"] == "rejected"
+    assert "the axon continues to the north" in str(comments)
