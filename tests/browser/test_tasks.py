@@ -27,3 +27,18 @@ async def test_next_task_finish_and_reject(live: LiveServer, built_client: Path)
         comments = (await http.get(f"/api/annotations/{seen['annotation']}/comments")).json()
     assert info["task"]["state"] == "rejected"
     assert "the axon continues to the north" in str(comments)
+
+
+async def test_manager_assigns_from_the_dashboard(live: LiveServer, built_client: Path) -> None:
+    org = await make_org(live)
+    r = await org.tasks({"project": org.project, "taskType": org.task_type, "position": [1, 2, 3]})
+    assert r.status_code == 201, r.text
+    task_id = r.json()["ids"][0]
+    seen = await run_e2e(
+        "manager.mjs", live.url, org.manager.token, str(org.project), str(org.annotator.id)
+    )
+    assert "open 1" in seen["summary"] and seen["before"] == "open", seen
+    assert seen["after"] == "in progress"
+    async with org.client(org.manager) as http:
+        (instance,) = (await http.get(f"/api/tasks/{task_id}")).json()["instances"]
+    assert instance["state"] == "in_progress" and instance["annotator"] == org.annotator.id

@@ -3,6 +3,7 @@
 
 import { Api, ApiError } from '../api'
 import { keepToken, signOut } from '../auth'
+import { projectsSection } from './projects'
 
 export function signIn(root: HTMLElement, problem?: string): void {
   root.innerHTML = `
@@ -85,6 +86,10 @@ export async function dashboard(root: HTMLElement, api: Api): Promise<void> {
     signOut()
     location.assign('/')
   })
+  const roles = me.roles ?? []
+  if (roles.some((r) => r === 'manager' || r === 'reviewer' || r === 'admin')) {
+    await projectsSection(root.querySelector('main') as HTMLElement, api, roles.includes('manager') || roles.includes('admin'))
+  }
   const form = root.querySelector('[data-testid="new-annotation"]') as HTMLFormElement
   form.addEventListener('submit', async (event) => {
     event.preventDefault()
