@@ -22,7 +22,7 @@ try {
   await page.fill('[data-testid="radius"]', '4.5')
   await page.press('[data-testid="radius"]', 'Enter')
   page.once('dialog', (dialog) => dialog.accept('axon 1'))
-  await page.dblclick('[data-testid="trees"] li span:last-child')
+  await page.dblclick('[data-testid="trees"] li .tree-name')
   await until(async () => (await page.locator('[data-testid="trees"]').textContent()).includes('axon 1'), 'renamed')
   await page.setInputFiles('[data-testid="nml-import"]', nmlPath)
   out.imported = await until(async () => {
@@ -33,6 +33,18 @@ try {
     const items = await page.locator('[data-testid="trees"] li').allTextContents()
     return items.length >= 2 ? items : null
   }, 'imported tree listed')
+  // Merge the imported tree into the active one, then put it in a new group.
+  await page.locator('[data-testid="trees"] li', { hasText: 'imported' }).locator('.tree-merge').click()
+  out.afterMerge = await until(async () => {
+    const items = await page.locator('[data-testid="trees"] li[data-tree]').allTextContents()
+    return items.length === 1 ? items : null
+  }, 'trees merged')
+  page.once('dialog', (dialog) => dialog.accept('cells'))
+  await page.click('[data-testid="new-group"]')
+  await until(() => page.locator('[data-testid="trees"] li.group').isVisible(), 'group made')
+  const group = await page.locator('[data-testid="trees"] li.group').getAttribute('data-group')
+  await page.locator('[data-testid="trees"] li[data-tree] .tree-group').selectOption(group)
+  await until(() => page.locator('[data-testid="trees"] li.group li[data-tree]').isVisible(), 'tree in group')
   await until(async () => (await status.textContent()).startsWith('saved'), 'all saved')
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid="nml-export"]')])
   await download.saveAs(downloadTo)

@@ -95,4 +95,7 @@ async def test_editing_and_nml_from_the_page(
     assert seen["downloaded"] == "edits.nml"
     text = out.read_text()
     assert text.count("<node ") == 4 and 'content="soma here"' in text
-    assert 'radius="4.5"' in text and 'name="axon 1"' in text and 'name="imported"' in text
+    assert 'radius="4.5"' in text and 'name="axon 1"' in text
+    # Merged into the active tree, which sits in the new group.
+    assert text.count("<thing ") == 1 and 'name="imported"' not in text, seen
+    assert '<group id="1" name="cells"' in text and 'groupId="1"' in text, text

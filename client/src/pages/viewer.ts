@@ -15,6 +15,7 @@ import { Connection, describe } from '../sync/connection'
 import { History } from '../sync/replay'
 import { SkeletonDoc, type Vec3 } from '../skeleton/model'
 import { Overview } from '../view/overview'
+import { renderTreeList } from './tree_list'
 import { type Contrast, PLANES, type Peer, PlaneView, type Scene } from '../view/plane'
 import { openLayers } from '../volume/layers'
 
@@ -302,40 +303,18 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
   const treeList = text('trees')
   let treesShown = ''
   const showTrees = () => {
-    const counts = new Map<string, number>()
-    for (const node of view.nodes.values()) counts.set(node.treeId, (counts.get(node.treeId) ?? 0) + 1)
     // Rebuilt only when what it shows changed (a click must find its element).
-    const shown = JSON.stringify([activeTree, [...view.trees.entries()].map(([t, tree]) => [t, tree.toJSON(), counts.get(t)])])
+    const shown = JSON.stringify([activeTree, view === sk, view.trees.toJSON(), view.groups.toJSON(), view.nodes.size])
     if (shown === treesShown) return
     treesShown = shown
-    treeList.replaceChildren(
-      ...[...view.trees.entries()].map(([tid, tree]) => {
-        const li = document.createElement('li')
-        li.dataset.tree = tid
-        if (tid === activeTree) li.classList.add('active')
-        const swatch = document.createElement('span')
-        swatch.className = 'swatch'
-        swatch.style.background = view.treeColor(tid)
-        const visible = document.createElement('input')
-        visible.type = 'checkbox'
-        visible.checked = view.isVisible(tid)
-        visible.disabled = !writable || view !== sk
-        visible.addEventListener('change', () => sk.setTreeVisible(tid, visible.checked))
-        const name = document.createElement('span')
-        name.textContent = `${String(tree.get('name') ?? tid)} (${counts.get(tid) ?? 0})`
-        name.addEventListener('click', () => {
-          activeTree = tid
-          redraw()
-        })
-        name.addEventListener('dblclick', () => {
-          if (!writable || view !== sk) return
-          const renamed = prompt('Tree name', String(tree.get('name') ?? ''))
-          if (renamed !== null) sk.renameTree(tid, renamed)
-        })
-        li.append(visible, swatch, name)
-        return li
-      }),
-    )
+    renderTreeList(treeList, view, sk, {
+      activeTree,
+      editable: writable && view === sk,
+      setActive: (tree) => {
+        activeTree = tree
+        redraw()
+      },
+    })
   }
 
   // NML out and in, through the REST API (docs/api.md).

@@ -32,6 +32,7 @@ export class SkeletonDoc {
   readonly edges: Y.Map<string>
   readonly comments: Y.Map<string>
   readonly branchpoints: Y.Map<number>
+  readonly groups: Y.Map<Y.Map<unknown>>
   readonly undo: Y.UndoManager
   private counter = 0
 
@@ -41,8 +42,9 @@ export class SkeletonDoc {
     this.edges = doc.getMap('edges')
     this.comments = doc.getMap('comments')
     this.branchpoints = doc.getMap('branchpoints')
+    this.groups = doc.getMap('groups')
     this.undo = new Y.UndoManager(
-      [this.trees, this.nodes, this.edges, this.comments, this.branchpoints],
+      [this.trees, this.nodes, this.edges, this.comments, this.branchpoints, this.groups],
       { trackedOrigins: new Set([LOCAL]), captureTimeout: 0 },
     )
   }
@@ -137,6 +139,32 @@ export class SkeletonDoc {
 
   setTreeVisible(id: string, visible: boolean): void {
     this.doc.transact(() => this.trees.get(id)?.set('isVisible', visible), LOCAL)
+  }
+
+  /** Move every node and edge of ``from`` into ``into`` and delete ``from`` (WEBKNOSSOS's merge). */
+  mergeTrees(into: string, from: string): void {
+    if (into === from || !this.trees.has(into) || !this.trees.has(from)) return
+    this.doc.transact(() => {
+      for (const [id, node] of this.nodes) if (node.treeId === from) this.nodes.set(id, { ...node, treeId: into })
+      for (const [key, tree] of this.edges) if (tree === from) this.edges.set(key, into)
+      this.trees.delete(from)
+    }, LOCAL)
+  }
+
+  createGroup(name: string, parentId: string | null = null): string {
+    const id = this.newId()
+    this.doc.transact(() => {
+      const group = new Y.Map<unknown>()
+      group.set('name', name)
+      group.set('parentId', parentId)
+      group.set('isExpanded', true)
+      this.groups.set(id, group)
+    }, LOCAL)
+    return id
+  }
+
+  moveTree(treeId: string, groupId: string | null): void {
+    this.doc.transact(() => this.trees.get(treeId)?.set('groupId', groupId), LOCAL)
   }
 
   isVisible(treeId: string): boolean {
