@@ -33,7 +33,7 @@ from collab.store import identity, work
 from collab.sync import messages as m
 from collab.sync.budget import ByteBudget
 from collab.sync.registry import Loading
-from collab.sync.room import SMALL_PART, LazyFrame, PeerState, Room, RoomKey
+from collab.sync.room import LazyFrame, PeerState, Room, RoomKey
 
 log = logging.getLogger("collab.http.sync")
 
@@ -127,11 +127,6 @@ class SocketPeer(PeerState):
             while self.out:
                 item = self.out.popleft()
                 if isinstance(item, LazyFrame):
-                    if item.size < SMALL_PART:
-                        frame = item.build()
-                        sent += len(frame)
-                        await send({"type": "websocket.send", "bytes": frame})
-                        continue
                     async with self.large_sends.take(item.size):  # copies of big documents bounded
                         frame = item.build()
                         sent += len(frame)
@@ -254,9 +249,6 @@ async def _answer_while_loading(
         except Exception:
             return message  # the room's own load reports the failure
         for frame in loading.fresh_answer(stored):  # as a loaded room answers
-            if frame.size < SMALL_PART:
-                await ws.send_bytes(frame.build())
-                continue
             async with large_sends.take(frame.size):  # copies of big documents bounded
                 await ws.send_bytes(frame.build())
         # uvicorn's send() waits for the transport to drain before writing:

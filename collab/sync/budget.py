@@ -17,16 +17,23 @@ import contextlib
 from collections.abc import AsyncIterator
 
 LARGE_SEND_BUDGET = 64 * 1024 * 1024
+#: Frames below this go out without taking from the budget (answers of small
+#: documents must not wait behind a large one).
+FREE_BELOW = 1 << 20
 
 
 class ByteBudget:
-    def __init__(self, budget: int = LARGE_SEND_BUDGET) -> None:
+    def __init__(self, budget: int = LARGE_SEND_BUDGET, free_below: int = FREE_BELOW) -> None:
         self.budget = budget
+        self.free_below = free_below
         self.in_use = 0
         self._changed = asyncio.Condition()
 
     @contextlib.asynccontextmanager
     async def take(self, size: int) -> AsyncIterator[None]:
+        if size < self.free_below:
+            yield
+            return
         async with self._changed:
             await self._changed.wait_for(
                 lambda: self.in_use == 0 or self.in_use + size <= self.budget
