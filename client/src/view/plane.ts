@@ -54,6 +54,10 @@ export class PlaneView {
   private readonly tileCtx = this.tile.getContext('2d') as CanvasRenderingContext2D
   /** Every brick in view was loaded at the last draw. */
   complete = true
+  /** What the tile was last built from: rebuilt only when it changes (a peer's
+   *  cursor or an edit redraws the skeleton, not the volume). */
+  private tileKey = ''
+  private tileAt: [number, number, number, number] = [0, 0, 0, 0]
 
   constructor(
     readonly spec: PlaneSpec,
@@ -130,6 +134,14 @@ export class PlaneView {
     const segMag = seg?.mags.find((m) => m.name === mag.name) ?? null
     volume?.source.want(mag, bricks, near)
     if (seg && segMag) seg.source.want(segMag, bricks, near)
+    const key = JSON.stringify([
+      bu0, bu1, bv0, bv1, bw, k, mag.name, volume?.contrast, volume?.source.version,
+      seg?.alpha, segMag && seg?.source.version,
+    ])  // prettier-ignore
+    if (key === this.tileKey) {
+      this.blit(scene)
+      return this.complete
+    }
     const tile = this.tile
     tile.width = (bu1 - bu0 + 1) * BRICK
     tile.height = (bv1 - bv0 + 1) * BRICK
@@ -161,13 +173,22 @@ export class PlaneView {
       }
     }
     this.tileCtx.putImageData(image, 0, 0)
-    this.ctx.imageSmoothingEnabled = false
-    const origin: Vec3 = [0, 0, 0]
-    origin[u] = bu0 * BRICK * f[u]
-    origin[v] = bv0 * BRICK * f[v]
-    const [sx, sy] = this.toScreen(origin, scene)
-    this.ctx.drawImage(tile, sx, sy, tile.width * f[u] * scene.zoom, tile.height * f[v] * scene.zoom)
+    this.tileKey = complete ? key : '' // an incomplete tile is rebuilt as bricks come
+    this.tileAt = [bu0 * BRICK * f[u], bv0 * BRICK * f[v], tile.width * f[u], tile.height * f[v]]
+    this.blit(scene)
     return complete
+  }
+
+  /** Draw the built tile where it belongs for the current centre and zoom. */
+  private blit(scene: Scene): void {
+    const { u, v } = this.spec
+    const [ou, ov, width, height] = this.tileAt
+    const origin: Vec3 = [0, 0, 0]
+    origin[u] = ou
+    origin[v] = ov
+    const [sx, sy] = this.toScreen(origin, scene)
+    this.ctx.imageSmoothingEnabled = false
+    this.ctx.drawImage(this.tile, sx, sy, width * scene.zoom, height * scene.zoom)
   }
 
   private drawSkeleton(scene: Scene): void {

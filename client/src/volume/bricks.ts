@@ -47,6 +47,8 @@ export class BrickSource {
   private wanted = new Map<string, { mag: Mag; brick: Coord; distance: number }>()
   /** The agglomerate mapping bricks go through (segmentation layers); null: none. */
   private mapping: string | null = null
+  /** Changes whenever a brick arrives or the cache is dropped (views redraw their tiles). */
+  version = 0
   /** Bricks asked for and not answered yet (shown on the page). */
   outstanding = 0
   errors = 0
@@ -100,6 +102,7 @@ export class BrickSource {
     this.pending.clear()
     this.cache.clear()
     this.cachedBytes = 0
+    this.version += 1
   }
 
   get(mag: Mag, brick: Coord): BrickData | undefined {
@@ -189,6 +192,7 @@ export class BrickSource {
       value = TYPED[record.dtype](copy)
     }
     this.cache.set(k, value)
+    this.version += 1
     this.cachedBytes += value?.byteLength ?? 0
     while (this.cachedBytes > this.budgetBytes && this.cache.size) {
       const [oldest, data] = this.cache.entries().next().value as [string, BrickData]
