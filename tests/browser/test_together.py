@@ -99,3 +99,16 @@ async def test_editing_and_nml_from_the_page(
     # Merged into the active tree, which sits in the new group.
     assert text.count("<thing ") == 1 and 'name="imported"' not in text, seen
     assert '<group id="1" name="cells"' in text and 'groupId="1"' in text, text
+
+
+async def test_webknossos_tracing_controls(live: LiveServer, built_client: Path) -> None:
+    _, token = await live.user("Ada")
+    ann = await live.annotation(token, "controls")
+    seen = await run_e2e("wk_controls.mjs", live.url, str(ann), token)
+    assert seen["chain"] == {"trees": 1, "nodes": 3, "edges": 2}, seen
+    assert seen["afterDelete"] == {"trees": 2, "edges": 0}, seen  # split in two
+    assert seen["afterJoin"] == {"trees": 1, "edges": 1}, seen
+    # Dragged from pixel (220, 100) to (230, 120) of the 512×384 XY plane centred
+    # on (100, 100, 10) at zoom 1: voxel (64, 8) to (74, 28).
+    assert seen["moved"] == [74, 28, 10], seen
+    assert seen["ctrlPlaced"] == {"nodes": 3, "activeKept": True}, seen

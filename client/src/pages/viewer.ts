@@ -72,6 +72,7 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
         <p><button data-testid="nml-export">Download NML</button>
            <label class="button">Import NML… <input data-testid="nml-import" type="file" accept=".nml,.zip" hidden /></label>
            <span data-testid="nml-status"></span></p>
+        <p><label><input type="checkbox" data-testid="classic" /> classic controls (right click places nodes)</label></p>
         <h3>People here</h3><ul data-testid="peers"></ul>
         <h3>History</h3>
         <p><button data-testid="history-open">Replay…</button></p>
@@ -118,6 +119,15 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
     })
     showTask()
   }
+
+  // WEBKNOSSOS's "classic controls" (right click places nodes), kept in this browser.
+  let classic = localStorage.getItem('collab.classic') === '1'
+  const classicBox = text('classic') as HTMLInputElement
+  classicBox.checked = classic
+  classicBox.addEventListener('change', () => {
+    classic = classicBox.checked
+    localStorage.setItem('collab.classic', classic ? '1' : '0')
+  })
 
   const myName = me.name ?? (me.link ? 'guest (share link)' : 'anonymous')
   const myColor = USER_COLORS[(me.id ?? connection.doc.clientID) % USER_COLORS.length]
@@ -360,20 +370,42 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
       publish()
     })
     canvas.addEventListener('contextmenu', (event) => event.preventDefault())
+    // WEBKNOSSOS's default controls (classic: right click places, Shift+click selects).
+    let dragging: string | null = null
     canvas.addEventListener('mousedown', (event) => {
       canvas.focus()
-      if (event.button === 2) {
-        select(plane.nearest(event.offsetX, event.offsetY, scene()))
-        return
+      const now = scene()
+      const hit = plane.nearest(event.offsetX, event.offsetY, now)
+      const editable = writable && view === sk
+      const place = classic ? event.button === 2 : event.button === 0 && !(event.shiftKey && !event.altKey && !event.ctrlKey)
+      if (event.button === 0 && event.shiftKey && event.altKey && hit && activeNode && editable) {
+        sk.connect(activeNode, hit) // join the two trees
+      } else if (event.button === 0 && event.shiftKey && event.ctrlKey && hit && activeNode && editable) {
+        sk.disconnect(activeNode, hit) // delete the edge (split)
+      } else if (hit && (event.button === 0 || (!classic && event.button === 2))) {
+        select(hit)
+        if (event.button === 0 && editable) dragging = hit
+      } else if (place && editable) {
+        const p = plane.toVoxel(event.offsetX, event.offsetY, now)
+        const valid = activeNode !== null && sk.nodes.has(activeNode) ? activeNode : null
+        const created = sk.addNode(p, activeTree, valid)
+        if (!event.ctrlKey) select(created) // Ctrl: place without activating
       }
-      if (event.button !== 0 || !writable || view !== sk) return
-      const p = plane.toVoxel(event.offsetX, event.offsetY, scene())
-      const valid = activeNode !== null && sk.nodes.has(activeNode) ? activeNode : null
-      select(sk.addNode(p, activeTree, valid))
+      redraw()
     })
+    canvas.addEventListener('mousemove', (event) => {
+      if (!dragging || !(event.buttons & 1)) return
+      const to = plane.toVoxel(event.offsetX, event.offsetY, scene())
+      const at = sk.nodes.get(dragging)?.position
+      if (at && to.some((c, i) => c !== at[i])) sk.moveNode(dragging, to) // a version per voxel moved
+    })
+    window.addEventListener('mouseup', () => (dragging = null))
     canvas.addEventListener('wheel', (event) => {
       event.preventDefault()
-      if (event.altKey) zoom = Math.min(32, Math.max(1 / 32, zoom * (event.deltaY < 0 ? 1.25 : 0.8)))
+      if (event.shiftKey && activeNode && writable && view === sk) {
+        const node = sk.nodes.get(activeNode)
+        if (node) sk.setRadius(activeNode, Math.max(0.5, node.radius * (event.deltaY < 0 ? 1.1 : 0.9)))
+      } else if (event.altKey || event.ctrlKey) zoom = Math.min(32, Math.max(1 / 32, zoom * (event.deltaY < 0 ? 1.25 : 0.8)))
       else centre[w] += event.deltaY < 0 ? 1 : -1
       redraw()
     })
@@ -390,8 +422,12 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
       if (activeNode && !sk.nodes.has(activeNode)) select(null)
       return
     }
-    if (key === 'f') centre[w] += 1
-    else if (key === 'd') centre[w] -= 1
+    if (key === 'f' || (key === ' ' && !event.shiftKey)) centre[w] += event.shiftKey && key === 'f' ? 5 : 1
+    else if (key === 'd' || key === ' ') centre[w] -= event.shiftKey && key === 'd' ? 5 : 1
+    else if (key === 's' && activeNode) {
+      const node = view.nodes.get(activeNode)
+      if (node) centre.splice(0, 3, ...node.position)
+    }
     else if (key === 'i') zoom = Math.min(32, zoom * 1.25)
     else if (key === 'o') zoom = Math.max(1 / 32, zoom * 0.8)
     else if (key === 'arrowleft') centre[u] -= 10 / zoom

@@ -94,7 +94,9 @@ export class SkeletonDoc {
     return id
   }
 
+  /** Delete a node; a tree it held together splits (WEBKNOSSOS's Delete). */
   deleteNode(id: string): void {
+    const tree = this.nodes.get(id)?.treeId
     this.doc.transact(() => {
       this.nodes.delete(id)
       this.comments.delete(id)
@@ -103,7 +105,81 @@ export class SkeletonDoc {
         const [a, b] = key.split(',')
         if (a === id || b === id) this.edges.delete(key)
       }
+      if (tree) this.splitIfDisconnected(tree)
     }, LOCAL)
+  }
+
+  /** An edge from ``a`` to ``b``; when they are in two trees, ``b``'s joins ``a``'s. */
+  connect(a: string, b: string): void {
+    const na = this.nodes.get(a)
+    const nb = this.nodes.get(b)
+    if (!na || !nb || a === b || this.edges.has(`${a},${b}`) || this.edges.has(`${b},${a}`)) return
+    this.doc.transact(() => {
+      if (nb.treeId !== na.treeId) this.mergeTrees(na.treeId, nb.treeId)
+      this.edges.set(`${a},${b}`, na.treeId)
+    }, LOCAL)
+  }
+
+  /** Remove the edge between ``a`` and ``b``; the tree splits if it falls apart. */
+  disconnect(a: string, b: string): void {
+    const key = this.edges.has(`${a},${b}`) ? `${a},${b}` : this.edges.has(`${b},${a}`) ? `${b},${a}` : null
+    const tree = this.nodes.get(a)?.treeId
+    if (!key || !tree) return
+    this.doc.transact(() => {
+      this.edges.delete(key)
+      this.splitIfDisconnected(tree)
+    }, LOCAL)
+  }
+
+  moveNode(id: string, position: Vec3): void {
+    const node = this.nodes.get(id)
+    if (!node) return
+    this.doc.transact(() => this.nodes.set(id, { ...node, position: position.map(Math.round) as Vec3 }), LOCAL)
+  }
+
+  /** A tree whose nodes no longer hang together becomes one tree per part:
+   *  the part holding the smallest node id keeps the tree (as the server's
+   *  model does); the others get new trees of the same name and colour. */
+  private splitIfDisconnected(treeId: string): void {
+    const members = [...this.nodes.entries()].filter(([, n]) => n.treeId === treeId).map(([id]) => id)
+    if (members.length < 2) return
+    const neighbours = new Map<string, string[]>(members.map((id) => [id, []]))
+    for (const key of this.edges.keys()) {
+      const [a, b] = key.split(',')
+      if (neighbours.has(a) && neighbours.has(b)) {
+        neighbours.get(a)!.push(b)
+        neighbours.get(b)!.push(a)
+      }
+    }
+    const part = new Map<string, number>()
+    const parts: string[][] = []
+    for (const start of members) {
+      if (part.has(start)) continue
+      const nodes = [start]
+      part.set(start, parts.length)
+      for (let i = 0; i < nodes.length; i++) {
+        for (const next of neighbours.get(nodes[i])!) {
+          if (!part.has(next)) {
+            part.set(next, parts.length)
+            nodes.push(next)
+          }
+        }
+      }
+      parts.push(nodes)
+    }
+    if (parts.length < 2) return
+    const smallest = (nodes: string[]) => nodes.reduce((m, id) => (id < m ? id : m))
+    parts.sort((x, y) => (smallest(x) < smallest(y) ? -1 : 1))
+    const source = this.trees.get(treeId)
+    for (const nodes of parts.slice(1)) {
+      const tree = this.createTree(`${String(source?.get('name') ?? 'tree')} (split)`)
+      this.trees.get(tree)?.set('color', source?.get('color') ?? [0.7, 0.7, 0.7, 1])
+      const inPart = new Set(nodes)
+      for (const id of nodes) this.nodes.set(id, { ...(this.nodes.get(id) as NodeValue), treeId: tree })
+      for (const [key, label] of this.edges) {
+        if (label === treeId && inPart.has(key.split(',')[0])) this.edges.set(key, tree)
+      }
+    }
   }
 
   setBranchpoint(id: string): void {
