@@ -224,7 +224,19 @@ export class PlaneView {
 
   private drawPeers(scene: Scene): void {
     const ctx = this.ctx
+    const { w } = this.spec
     for (const peer of scene.peers) {
+      // Their active node: ringed in their colour.
+      const active = peer.activeNode ? scene.skeleton.nodes.get(peer.activeNode) : undefined
+      if (active && Math.abs(active.position[w] - scene.centre[w]) <= SLAB) {
+        const [x, y] = this.toScreen(active.position, scene)
+        ctx.strokeStyle = peer.color
+        ctx.lineWidth = 2
+        ctx.beginPath()
+        ctx.arc(x, y, 9, 0, 2 * Math.PI)
+        ctx.stroke()
+        ctx.lineWidth = 1.5
+      }
       if (!peer.position) continue
       const [x, y] = this.toScreen(peer.position, scene)
       ctx.strokeStyle = peer.color
