@@ -155,9 +155,13 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
     mapping: params.get('mapping') || null,
   }
   segmentation?.source.setMapping(overlay.mapping)
+  // Where the view is heading: the sign of the last move along each axis.
+  const previous: Vec3 = [...centre]
+  const heading: Vec3 = [0, 0, 0]
   const scene = (): Scene => ({
     centre,
     zoom,
+    heading,
     skeleton: view,
     activeNode,
     peers: peers(),
@@ -226,6 +230,10 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
   }
   function draw(): void {
     frame = 0
+    if (centre.some((c, axis) => c !== previous[axis])) {
+      for (let axis = 0; axis < 3; axis++) heading[axis] = Math.sign(centre[axis] - previous[axis])
+      previous.splice(0, 3, ...centre)
+    }
     const now = scene()
     let complete = true
     for (const plane of planes) {

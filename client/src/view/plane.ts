@@ -36,6 +36,9 @@ export interface Scene {
   activeNode: string | null
   peers: Peer[]
   volume: { source: BrickSource; mags: Mag[]; contrast: Contrast } | null
+  /** The direction the view last moved in (-1, 0 or 1 per axis): bricks one
+   *  step ahead are asked for after those in view (prefetch). */
+  heading: Vec3
   /** The segmentation drawn over the EM, each id in its hashed colour. */
   segmentation: { source: BrickSource; mags: Mag[]; alpha: number } | null
 }
@@ -134,6 +137,12 @@ export class PlaneView {
     const segMag = seg?.mags.find((m) => m.name === mag.name) ?? null
     volume?.source.want(mag, bricks, near)
     if (seg && segMag) seg.source.want(segMag, bricks, near)
+    if (scene.heading.some((d) => d !== 0)) {
+      const ahead = bricks.map((b) => b.map((c, axis) => c + scene.heading[axis]) as [number, number, number])
+      const fresh = ahead.filter((b) => b.every((c) => c >= 0))
+      volume?.source.want(mag, fresh, near, 1e6)
+      if (seg && segMag) seg.source.want(segMag, fresh, near, 1e6)
+    }
     const key = JSON.stringify([
       bu0, bu1, bv0, bv1, bw, k, mag.name, volume?.contrast, volume?.source.version,
       seg?.alpha, segMag && seg?.source.version,

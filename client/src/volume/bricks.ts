@@ -115,11 +115,12 @@ export class BrickSource {
     return data
   }
 
-  /** Bricks one view needs (a plane at one mag); :meth:`flush` asks for them all. */
-  want(mag: Mag, bricks: Coord[], centre: Coord): void {
+  /** Bricks one view needs (a plane at one mag); :meth:`flush` asks for them all,
+   *  nearest ``centre`` first; ``after`` puts a group behind the others (prefetch). */
+  want(mag: Mag, bricks: Coord[], centre: Coord, after = 0): void {
     for (const b of bricks) {
       const k = key(mag, b)
-      const d = (b[0] - centre[0]) ** 2 + (b[1] - centre[1]) ** 2 + (b[2] - centre[2]) ** 2
+      const d = after + (b[0] - centre[0]) ** 2 + (b[1] - centre[1]) ** 2 + (b[2] - centre[2]) ** 2
       const known = this.wanted.get(k)
       if (!known || d < known.distance) this.wanted.set(k, { mag, brick: b, distance: d })
     }
