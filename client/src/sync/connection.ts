@@ -20,6 +20,8 @@ import * as Y from 'yjs'
 
 export const MESSAGE_SAVED = 100
 export const MESSAGE_ACCEPTED = 101
+const BASE_BACKOFF_MS = 250
+const MAX_BACKOFF_MS = 10_000
 
 export type Status = 'connecting' | 'connected' | 'disconnected'
 
@@ -50,6 +52,8 @@ export class Connection {
     refused: null,
   }
   private readonly listeners = new Set<(state: ConnectionState) => void>()
+  private attempts = 0
+  private retry = 0
   /** Local changes made so far, and how many of them are durable. */
   private changes = 0
   private durable = 0
@@ -70,8 +74,19 @@ export class Connection {
     // browser's copy are pending until a saved version holds them.
     this.local = keepLocally ? new IndexeddbPersistence(`collab/${location.host}/${annotation}/${kind}`, doc) : null
     const base = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/sync/${annotation}`
+    // Reconnection is ours: exponential backoff with full jitter, so a
+    // restarted server is not met by every page at the same instant. The
+    // provider is told never to reconnect by itself after a server close; a
+    // final close (4400-4499: docs/protocol.md) is not retried at all.
     this.provider = new WebsocketProvider(base, kind, doc, {
       params: { token, acks: '1', accepted: '1' },
+      shouldReconnect: () => false,
+    })
+    this.provider.on('closed', ({ code }) => {
+      if (code >= 4400 && code < 4500) return
+      const ceiling = Math.min(MAX_BACKOFF_MS, BASE_BACKOFF_MS * 2 ** Math.min(this.attempts, 10))
+      this.attempts += 1
+      this.retry = window.setTimeout(() => this.provider.connect(), Math.random() * ceiling)
     })
     this.provider.messageHandlers[MESSAGE_SAVED] = (_encoder, decoder) => {
       this.state.savedVersion = Math.max(this.state.savedVersion, decoding.readVarUint(decoder))
@@ -94,6 +109,7 @@ export class Connection {
     }
     this.provider.on('status', ({ status }) => {
       this.state.status = status
+      if (status === 'connected') this.attempts = 0
       if (status !== 'connected') this.inFlight = [] // the next step 2 covers them
       this.emit()
     })
@@ -142,6 +158,7 @@ export class Connection {
   }
 
   destroy(): void {
+    clearTimeout(this.retry)
     this.provider.destroy()
     void this.local?.destroy()
   }

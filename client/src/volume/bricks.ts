@@ -176,7 +176,20 @@ export class BrickSource {
     } else if (frame.kind === 'done') {
       this.openRequests.delete(frame.done.requestId)
     } else {
-      this.errors += 1 // a refused request: its tiles stay empty, rendering goes on
+      // A refused request: its tiles stay empty (not asked again until the
+      // cache lets them go); rendering goes on.
+      this.errors += 1
+      const open = this.openRequests.get(frame.error.requestId)
+      if (open) {
+        for (const k of open.keys) {
+          this.pending.delete(k)
+          this.cache.set(k, null)
+          this.outstanding -= 1
+        }
+        this.openRequests.delete(frame.error.requestId)
+        this.version += 1
+        this.onBrick()
+      }
     }
   }
 
