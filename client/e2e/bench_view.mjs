@@ -20,7 +20,7 @@ try {
     await page.goto(url)
     await until(() => complete(page), 'first view', 30000)
     out.firstView.push(Date.now() - started)
-    if (k < runs - 1) await context.close()
+    if (k < runs - 1) await page.close() // contexts stay: single-process Chromium ends with its last one
     else {
       // Panning: hold → for 3 s while the page records its frame intervals.
       await page.locator('[data-testid="xy"]').focus()

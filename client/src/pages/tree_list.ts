@@ -13,8 +13,7 @@ export interface TreeListState {
 }
 
 export function renderTreeList(container: HTMLElement, sk: SkeletonDoc, live: SkeletonDoc, state: TreeListState): void {
-  const counts = new Map<string, number>()
-  for (const node of sk.nodes.values()) counts.set(node.treeId, (counts.get(node.treeId) ?? 0) + 1)
+  const counts = sk.index.treeCounts
   const groups = [...sk.groups.entries()].map(([id, g]) => ({
     id,
     name: String(g.get('name') ?? id),

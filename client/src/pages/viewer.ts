@@ -249,7 +249,7 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
       shown.dataset.complete = String(complete)
     }
     text('position').textContent = `${centre.map(Math.round).join(', ')} @ ${zoom.toFixed(2)}×`
-    text('node-count').textContent = String(view.nodes.size)
+    text('node-count').textContent = String(view.index.nodes.size)
     text('active-node').textContent = activeNode ?? 'none'
     showActive()
     showTrees()
@@ -322,7 +322,7 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
   let treesShown = ''
   const showTrees = () => {
     // Rebuilt only when what it shows changed (a click must find its element).
-    const shown = JSON.stringify([activeTree, view === sk, view.trees.toJSON(), view.groups.toJSON(), view.nodes.size])
+    const shown = JSON.stringify([activeTree, view === sk, view.trees.toJSON(), view.groups.toJSON(), [...view.index.treeCounts]])
     if (shown === treesShown) return
     treesShown = shown
     renderTreeList(treeList, view, sk, {

@@ -4,6 +4,7 @@
 // page's edits only, never anyone else's.
 
 import * as Y from 'yjs'
+import { SkeletonIndex } from './index'
 
 export type Vec3 = [number, number, number]
 
@@ -34,7 +35,11 @@ export class SkeletonDoc {
   readonly branchpoints: Y.Map<number>
   readonly groups: Y.Map<Y.Map<unknown>>
   readonly undo: Y.UndoManager
+  /** Plain structures the views read (kept current from the maps' events). */
+  readonly index: SkeletonIndex
   private counter = 0
+  /** Per tree: its CSS colour and visibility (read per node while drawing). */
+  private readonly treeLooks = new Map<string, [string, boolean]>()
 
   constructor(readonly doc: Y.Doc) {
     this.trees = doc.getMap('trees')
@@ -43,6 +48,8 @@ export class SkeletonDoc {
     this.comments = doc.getMap('comments')
     this.branchpoints = doc.getMap('branchpoints')
     this.groups = doc.getMap('groups')
+    this.index = new SkeletonIndex(this.nodes, this.edges)
+    this.trees.observeDeep(() => this.treeLooks.clear())
     this.undo = new Y.UndoManager(
       [this.trees, this.nodes, this.edges, this.comments, this.branchpoints, this.groups],
       { trackedOrigins: new Set([LOCAL]), captureTimeout: 0 },
@@ -244,12 +251,21 @@ export class SkeletonDoc {
   }
 
   isVisible(treeId: string): boolean {
-    return this.trees.get(treeId)?.get('isVisible') !== false
+    return this.looks(treeId)[1]
   }
 
   treeColor(treeId: string): string {
-    const color = this.trees.get(treeId)?.get('color') as number[] | undefined
-    const [r, g, b] = color ?? [0.7, 0.7, 0.7]
-    return `rgb(${Math.round(r * 255)}, ${Math.round(g * 255)}, ${Math.round(b * 255)})`
+    return this.looks(treeId)[0]
+  }
+
+  private looks(treeId: string): [string, boolean] {
+    let looks = this.treeLooks.get(treeId)
+    if (!looks) {
+      const tree = this.trees.get(treeId)
+      const [r, g, b] = (tree?.get('color') as number[] | undefined) ?? [0.7, 0.7, 0.7]
+      looks = [`rgb(${Math.round(r * 255)}, ${Math.round(g * 255)}, ${Math.round(b * 255)})`, tree?.get('isVisible') !== false]
+      this.treeLooks.set(treeId, looks)
+    }
+    return looks
   }
 }

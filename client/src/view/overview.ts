@@ -4,10 +4,16 @@
 
 import type { SkeletonDoc, Vec3 } from '../skeleton/model'
 
+/** A changed skeleton re-renders the 3D view at most this often (it draws every node). */
+const MIN_RENDER_MS = 300
+
 export class Overview {
   private readonly ctx: CanvasRenderingContext2D
   yaw = -0.6
   pitch = 0.5
+  private shown = ''
+  private renderedAt = 0
+  private later = 0
 
   constructor(readonly canvas: HTMLCanvasElement) {
     this.ctx = canvas.getContext('2d') as CanvasRenderingContext2D
@@ -25,17 +31,39 @@ export class Overview {
 
   onTurn: () => void = () => undefined
 
+  /** Draw if anything it shows changed; a skeleton that keeps changing is
+   *  re-rendered at most every 300 ms (the last change always lands). */
   draw(skeleton: SkeletonDoc, centre: Vec3, extent: Vec3): void {
+    const view = JSON.stringify([this.yaw, this.pitch, centre, extent])
+    const key = `${view}/${skeleton.index.version}/${skeleton.doc.clientID}`
+    if (key === this.shown) return
+    const onlyEdits = this.shown.startsWith(`${view}/`)
+    const wait = this.renderedAt + MIN_RENDER_MS - performance.now()
+    if (onlyEdits && wait > 0) {
+      clearTimeout(this.later)
+      this.later = window.setTimeout(() => this.draw(skeleton, centre, extent), wait)
+      return
+    }
+    this.shown = key
+    this.renderedAt = performance.now()
+    this.render(skeleton, centre, extent)
+  }
+
+  private render(skeleton: SkeletonDoc, centre: Vec3, extent: Vec3): void {
     const ctx = this.ctx
+    const index = skeleton.index
     const { width, height } = this.canvas
     ctx.fillStyle = '#161616'
     ctx.fillRect(0, 0, width, height)
     // Fit the skeleton's bounds (and the view) into the canvas.
     let lo: Vec3 = [centre[0] - extent[0], centre[1] - extent[1], centre[2] - extent[2]]
     let hi: Vec3 = [centre[0] + extent[0], centre[1] + extent[1], centre[2] + extent[2]]
-    for (const node of skeleton.nodes.values()) {
-      lo = lo.map((v, i) => Math.min(v, node.position[i])) as Vec3
-      hi = hi.map((v, i) => Math.max(v, node.position[i])) as Vec3
+    for (const node of index.nodes.values()) {
+      const p = node.position
+      for (let i = 0; i < 3; i++) {
+        if (p[i] < lo[i]) lo[i] = p[i]
+        if (p[i] > hi[i]) hi[i] = p[i]
+      }
     }
     const mid = lo.map((v, i) => (v + hi[i]) / 2)
     const span = Math.max(hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2], 1)
@@ -68,18 +96,20 @@ export class Overview {
       ctx.stroke()
     }
     ctx.lineWidth = 1
-    for (const [key, tree] of skeleton.edges) {
-      const [a, b] = key.split(',')
-      const na = skeleton.nodes.get(a)
-      const nb = skeleton.nodes.get(b)
-      if (!na || !nb) continue
-      ctx.strokeStyle = skeleton.treeColor(tree)
+    for (const [a, others] of index.neighbours) {
+      const na = index.nodes.get(a)
+      if (!na) continue
+      ctx.strokeStyle = skeleton.treeColor(na.treeId)
       ctx.beginPath()
-      ctx.moveTo(...project(na.position))
-      ctx.lineTo(...project(nb.position))
+      for (const b of others) {
+        const nb = b > a ? index.nodes.get(b) : undefined
+        if (!nb) continue
+        ctx.moveTo(...project(na.position))
+        ctx.lineTo(...project(nb.position))
+      }
       ctx.stroke()
     }
-    for (const node of skeleton.nodes.values()) {
+    for (const node of index.nodes.values()) {
       const [x, y] = project(node.position)
       ctx.fillStyle = skeleton.treeColor(node.treeId)
       ctx.fillRect(x - 1.5, y - 1.5, 3, 3)

@@ -3,7 +3,7 @@
 // mag the zoom asks for, the skeleton's nodes near the plane, and others'
 // cursors. Pure drawing on a 2D canvas; the page owns the state.
 
-import type { SkeletonDoc, Vec3 } from '../skeleton/model'
+import type { NodeValue, SkeletonDoc, Vec3 } from '../skeleton/model'
 import { BRICK, type BrickData, type BrickSource, type Mag } from '../volume/bricks'
 import { segmentColour } from '../volume/layers'
 
@@ -204,21 +204,27 @@ export class PlaneView {
     const ctx = this.ctx
     const { w } = this.spec
     const sk = scene.skeleton
-    const near = (p: Vec3) => Math.abs(p[w] - scene.centre[w]) <= SLAB
+    const index = sk.index
+    const near = new Set(index.near(w, scene.centre[w], SLAB))
     ctx.lineWidth = 1.5
-    for (const [key, tree] of sk.edges) {
-      const [a, b] = key.split(',')
-      const na = sk.nodes.get(a)
-      const nb = sk.nodes.get(b)
-      if (!na || !nb || !(near(na.position) || near(nb.position)) || !sk.isVisible(tree)) continue
-      ctx.strokeStyle = sk.treeColor(tree)
-      ctx.beginPath()
-      ctx.moveTo(...this.toScreen(na.position, scene))
-      ctx.lineTo(...this.toScreen(nb.position, scene))
-      ctx.stroke()
+    for (const id of near) {
+      const node = index.nodes.get(id) as NodeValue
+      if (!sk.isVisible(node.treeId)) continue
+      const from = this.toScreen(node.position, scene)
+      for (const other of index.neighbours.get(id) ?? []) {
+        if (near.has(other) && other < id) continue // drawn from the other end
+        const to = index.nodes.get(other)
+        if (!to) continue
+        ctx.strokeStyle = sk.treeColor(node.treeId)
+        ctx.beginPath()
+        ctx.moveTo(...from)
+        ctx.lineTo(...this.toScreen(to.position, scene))
+        ctx.stroke()
+      }
     }
-    for (const [id, node] of sk.nodes) {
-      if (!near(node.position) || !sk.isVisible(node.treeId)) continue
+    for (const id of near) {
+      const node = index.nodes.get(id) as NodeValue
+      if (!sk.isVisible(node.treeId)) continue
       const [x, y] = this.toScreen(node.position, scene)
       ctx.fillStyle = sk.treeColor(node.treeId)
       ctx.beginPath()
@@ -236,7 +242,7 @@ export class PlaneView {
     const { w } = this.spec
     for (const peer of scene.peers) {
       // Their active node: ringed in their colour.
-      const active = peer.activeNode ? scene.skeleton.nodes.get(peer.activeNode) : undefined
+      const active = peer.activeNode ? scene.skeleton.index.nodes.get(peer.activeNode) : undefined
       if (active && Math.abs(active.position[w] - scene.centre[w]) <= SLAB) {
         const [x, y] = this.toScreen(active.position, scene)
         ctx.strokeStyle = peer.color
@@ -265,8 +271,9 @@ export class PlaneView {
     let best: string | null = null
     let distance = 10
     const { w } = this.spec
-    for (const [id, node] of scene.skeleton.nodes) {
-      if (Math.abs(node.position[w] - scene.centre[w]) > SLAB) continue
+    const index = scene.skeleton.index
+    for (const id of index.near(w, scene.centre[w], SLAB)) {
+      const node = index.nodes.get(id) as NodeValue
       const [sx, sy] = this.toScreen(node.position, scene)
       const d = Math.hypot(sx - x, sy - y)
       if (d <= distance) {
