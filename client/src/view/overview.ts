@@ -12,7 +12,7 @@ export class Overview {
   yaw = -0.6
   pitch = 0.5
   private shown = ''
-  private renderedAt = 0
+  private shownView = ''
   private later = 0
 
   constructor(readonly canvas: HTMLCanvasElement) {
@@ -31,21 +31,22 @@ export class Overview {
 
   onTurn: () => void = () => undefined
 
-  /** Draw if anything it shows changed; a skeleton that keeps changing is
-   *  re-rendered at most every 300 ms (the last change always lands). */
-  draw(skeleton: SkeletonDoc, centre: Vec3, extent: Vec3): void {
-    const view = JSON.stringify([this.yaw, this.pitch, centre, extent])
-    const key = `${view}/${skeleton.index.version}/${skeleton.doc.clientID}`
+  /** Draw if anything it shows changed. An edit is drawn 300 ms later, off
+   *  the frame that shows it in the planes (this view draws every node: a
+   *  click on a 100,000-node skeleton must not wait for it). */
+  draw(skeleton: SkeletonDoc, centre: Vec3, extent: Vec3, now = false): void {
+    const view = JSON.stringify([this.yaw, this.pitch, centre, extent, skeleton.doc.clientID])
+    const key = `${view}/${skeleton.index.version}`
     if (key === this.shown) return
-    const onlyEdits = this.shown.startsWith(`${view}/`)
-    const wait = this.renderedAt + MIN_RENDER_MS - performance.now()
-    if (onlyEdits && wait > 0) {
-      clearTimeout(this.later)
-      this.later = window.setTimeout(() => this.draw(skeleton, centre, extent), wait)
+    if (view === this.shownView && !now) {
+      this.later ||= window.setTimeout(() => {
+        this.later = 0
+        this.draw(skeleton, centre, extent, true)
+      }, MIN_RENDER_MS)
       return
     }
     this.shown = key
-    this.renderedAt = performance.now()
+    this.shownView = view
     this.render(skeleton, centre, extent)
   }
 
