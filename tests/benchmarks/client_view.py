@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--keep", type=Path, default=None)
     parser.add_argument("--nodes", type=int, default=0)
+    parser.add_argument("--query", default="", help="appended to the page URL, e.g. seg=0")
     args = parser.parse_args()
     assert ensure_built(), "the browser client did not build"
     data_dir = args.keep or Path(tempfile.mkdtemp(prefix="collab-client-bench-"))
@@ -62,6 +63,8 @@ def main() -> None:
             assert time.monotonic() < deadline, "the demo did not start"
             time.sleep(0.5)
         url = log.read_text().split("open in a browser:")[1].split()[0]
+        if args.query:
+            url += f"&{args.query}"
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).raise_for_status()
         done = subprocess.run(
             ["node", str(CLIENT / "e2e" / "bench_view.mjs"), url, str(args.runs)],

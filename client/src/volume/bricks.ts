@@ -2,10 +2,12 @@
 // a cache under a memory budget (least recently used out), requests ordered
 // by distance to the view centre, bricks that left the view cancelled.
 
+import { decompress } from 'fzstd'
 import {
   type BrickRecord,
   type Coord,
   ENCODING_RAW,
+  ENCODING_ZSTD,
   STATUS_OK,
   packCancel,
   packRequest,
@@ -54,10 +56,18 @@ export class BrickSource {
   errors = 0
   onBrick: () => void = () => undefined
 
+  /**
+   * ``encoding``: how bricks travel. Segmentation ids compress ~30:1 with
+   * zstd (128 KiB a uint32 brick raw), so their layers ask for zstd (fzstd
+   * decodes it in the page); EM greyscale barely compresses and goes raw.
+   * Measured: the demo's first view took 5.5–6.2 s with raw segmentation,
+   * 0.9–2.5 s without it (docs/performance.md).
+   */
   constructor(
     readonly dataset: string,
     readonly layer: string,
     readonly token: string,
+    readonly encoding = ENCODING_RAW,
     readonly budgetBytes = 256 * 1024 * 1024,
   ) {
     this.connect()
@@ -157,7 +167,7 @@ export class BrickSource {
         this.openRequests.set(requestId, { mag, keys })
         for (const k of keys) this.pending.set(k, requestId)
         this.outstanding += batch.length
-        this.send(packRequest(requestId, mag.factor, batch, ENCODING_RAW, this.mapping))
+        this.send(packRequest(requestId, mag.factor, batch, this.encoding, this.mapping))
       }
     }
   }
@@ -202,8 +212,9 @@ export class BrickSource {
     this.outstanding -= 1
     let value: BrickData = null
     if (record.status === STATUS_OK && TYPED[record.dtype]) {
-      const copy = record.payload.slice().buffer // the frame's buffer is not kept
-      value = TYPED[record.dtype](copy)
+      // A copy either way: the frame's buffer is not kept.
+      const bytes = record.encoding === ENCODING_ZSTD ? decompress(record.payload) : record.payload.slice()
+      value = TYPED[record.dtype](bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer)
     }
     this.cache.set(k, value)
     this.version += 1

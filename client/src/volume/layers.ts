@@ -3,6 +3,7 @@
 
 import type { Api } from '../api'
 import { BrickSource, type Mag, parseMag } from './bricks'
+import { ENCODING_RAW, ENCODING_ZSTD } from './wire'
 
 export interface LayerInfo {
   name: string
@@ -28,7 +29,11 @@ export async function openLayers(
   const open = (category: LayerInfo['category']): Layer | null => {
     const info = meta.layers.find((l) => l.category === category)
     return info
-      ? { info, mags: info.mags.map(parseMag), source: new BrickSource(dataset, info.name, api.token) }
+      ? {
+          info,
+          mags: info.mags.map(parseMag),
+          source: new BrickSource(dataset, info.name, api.token, info.dtype === 'uint8' ? ENCODING_RAW : ENCODING_ZSTD),
+        }
       : null
   }
   return { color: open('color'), segmentation: open('segmentation') }
