@@ -14,6 +14,7 @@ import io
 import itertools
 import math
 import re
+import struct
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
@@ -582,9 +583,13 @@ def read_zip(data: bytes | IO[bytes], max_nml_bytes: int) -> Nml:
         archive = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data)
     except zipfile.BadZipFile:
         raise NmlError("not a zip file", line=0, element="") from None
-    except (UnicodeError, ValueError, OSError, EOFError) as exc:
-        # A member name flagged UTF-8 that is not (found by the upload fuzzer).
-        raise NmlError(f"the zip is damaged: {exc}", line=0, element="") from None
+    except Exception as exc:
+        # zipfile reading untrusted bytes raises more than BadZipFile: a member
+        # name flagged UTF-8 that is not, an unknown "version needed to
+        # extract" (NotImplementedError), struct errors… (upload fuzzer).
+        raise NmlError(
+            f"the zip is damaged: {type(exc).__name__}: {exc}", line=0, element=""
+        ) from None
     with archive:
         names = [
             i
@@ -613,7 +618,8 @@ def read_zip(data: bytes | IO[bytes], max_nml_bytes: int) -> Nml:
             zlib.error,
             NotImplementedError,
             UnicodeError,
-        ) as exc:
+            struct.error,
+        ) as exc:  # what zipfile and zlib raise on damaged bytes
             raise NmlError(f"the zip is damaged: {exc}", line=0, element="") from None
 
 
