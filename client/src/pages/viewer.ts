@@ -132,12 +132,24 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
   const myName = me.name ?? (me.link ? 'guest (share link)' : 'anonymous')
   const myColor = USER_COLORS[(me.id ?? connection.doc.clientID) % USER_COLORS.length]
   const awareness = connection.provider.awareness
-  const publish = () =>
+  // Presence as the contract shapes it; cursor moves at most every 50 ms (a
+  // mouse reports ~100 moves a second and each is a message to everyone).
+  let published = 0
+  let publishLater = 0
+  const publish = () => {
+    clearTimeout(publishLater)
+    const wait = published + 50 - performance.now()
+    if (wait > 0) {
+      publishLater = window.setTimeout(publish, wait)
+      return
+    }
+    published = performance.now()
     awareness.setLocalState({
       user: { id: me.id ?? null, name: myName, color: myColor },
       position: [...cursor],
       activeNode,
     })
+  }
   publish()
 
   const planes = PLANES.map(
