@@ -50,17 +50,17 @@ export interface Contrast {
 
 /** Nodes within this many slices of a plane are drawn in it. */
 export const SLAB = 5
+/** Brick slices kept drawn per plane (32×32 canvases, 4 KiB of pixels each). */
+const MAX_SLICES = 4096
 
 export class PlaneView {
   private readonly ctx: CanvasRenderingContext2D
-  private readonly tile = document.createElement('canvas')
-  private readonly tileCtx = this.tile.getContext('2d') as CanvasRenderingContext2D
   /** Every brick in view was loaded at the last draw. */
   complete = true
-  /** What the tile was last built from: rebuilt only when it changes (a peer's
-   *  cursor or an edit redraws the skeleton, not the volume). */
-  private tileKey = ''
-  private tileAt: [number, number, number, number] = [0, 0, 0, 0]
+  /** Each brick's slice, drawn once per look (slice, contrast, overlay) and
+   *  reused while the view pans or the skeleton changes: a pan renders only
+   *  the bricks that came into view. Least recently used out. */
+  private readonly slices = new Map<string, HTMLCanvasElement>()
 
   constructor(
     readonly spec: PlaneSpec,
@@ -143,61 +143,56 @@ export class PlaneView {
       volume?.source.want(mag, fresh, near, 1e6)
       if (seg && segMag) seg.source.want(segMag, fresh, near, 1e6)
     }
-    const key = JSON.stringify([
-      bu0, bu1, bv0, bv1, bw, k, mag.name, volume?.contrast, volume?.source.version,
-      seg?.alpha, segMag && seg?.source.version,
-    ])  // prettier-ignore
-    if (key === this.tileKey) {
-      this.blit(scene)
-      return this.complete
-    }
-    const tile = this.tile
-    tile.width = (bu1 - bu0 + 1) * BRICK
-    tile.height = (bv1 - bv0 + 1) * BRICK
-    const image = this.tileCtx.createImageData(tile.width, tile.height)
-    const pixels = new Uint32Array(image.data.buffer)
     // Voxel (i, j, k) of a brick is at i + 32 (j + 32 k): steps along u and v.
     const step = [1, BRICK, BRICK * BRICK]
     const du = step[u]
     const dv = step[v]
     const first = k * step[w]
-    const lut = greyTable(volume?.contrast ?? { brightness: 0, contrast: 1 })
+    const contrast = volume?.contrast ?? { brightness: 0, contrast: 1 }
+    const lut = greyTable(contrast)
     const alpha = Math.round((seg?.alpha ?? 0) * 256)
+    const look = `${this.spec.name}/${mag.name}/${k}/${contrast.brightness}/${contrast.contrast}/${segMag ? `${alpha}/${seg?.source.epoch}` : '-'}`
+    const width = BRICK * f[u] * scene.zoom
+    const height = BRICK * f[v] * scene.zoom
+    this.ctx.imageSmoothingEnabled = false
     let complete = true
     for (const b of bricks) {
-      const grey = volume ? volume.source.get(mag, b) : null
-      const ids: BrickData | undefined = seg && segMag ? seg.source.get(segMag, b) : null
-      if (grey === undefined || ids === undefined) complete = false
-      const ox = (b[u] - bu0) * BRICK
-      const oy = (b[v] - bv0) * BRICK
-      for (let j = 0; j < BRICK; j++) {
-        const row = (oy + j) * tile.width + ox
-        let at = first + j * dv
-        for (let i = 0; i < BRICK; i++, at += du) {
-          let pixel = grey ? lut[grey[at] & 0xff] : 0xff000000
-          const id = ids ? ids[at] : 0
-          if (id && alpha) pixel = blend(pixel, segmentColour(id), alpha)
-          pixels[row + i] = pixel
+      const key = `${look}/${b[0]},${b[1]},${b[2]}`
+      let slice = this.slices.get(key)
+      if (slice) {
+        this.slices.delete(key) // most recently used: to the end
+      } else {
+        const grey = volume ? volume.source.get(mag, b) : null
+        const ids: BrickData | undefined = seg && segMag ? seg.source.get(segMag, b) : null
+        if (grey === undefined || ids === undefined) {
+          complete = false
+          continue
         }
+        slice = document.createElement('canvas')
+        slice.width = slice.height = BRICK
+        const sliceCtx = slice.getContext('2d') as CanvasRenderingContext2D
+        const image = sliceCtx.createImageData(BRICK, BRICK)
+        const pixels = new Uint32Array(image.data.buffer)
+        for (let j = 0; j < BRICK; j++) {
+          let at = first + j * dv
+          for (let i = 0; i < BRICK; i++, at += du) {
+            let pixel = grey ? lut[grey[at] & 0xff] : 0xff000000
+            const id = ids ? ids[at] : 0
+            if (id && alpha) pixel = blend(pixel, segmentColour(id), alpha)
+            pixels[j * BRICK + i] = pixel
+          }
+        }
+        sliceCtx.putImageData(image, 0, 0)
       }
+      this.slices.set(key, slice)
+      const corner: Vec3 = [0, 0, 0]
+      corner[u] = b[u] * BRICK * f[u]
+      corner[v] = b[v] * BRICK * f[v]
+      const [sx, sy] = this.toScreen(corner, scene)
+      this.ctx.drawImage(slice, sx, sy, width, height)
     }
-    this.tileCtx.putImageData(image, 0, 0)
-    this.tileKey = complete ? key : '' // an incomplete tile is rebuilt as bricks come
-    this.tileAt = [bu0 * BRICK * f[u], bv0 * BRICK * f[v], tile.width * f[u], tile.height * f[v]]
-    this.blit(scene)
+    while (this.slices.size > MAX_SLICES) this.slices.delete(this.slices.keys().next().value as string)
     return complete
-  }
-
-  /** Draw the built tile where it belongs for the current centre and zoom. */
-  private blit(scene: Scene): void {
-    const { u, v } = this.spec
-    const [ou, ov, width, height] = this.tileAt
-    const origin: Vec3 = [0, 0, 0]
-    origin[u] = ou
-    origin[v] = ov
-    const [sx, sy] = this.toScreen(origin, scene)
-    this.ctx.imageSmoothingEnabled = false
-    this.ctx.drawImage(this.tile, sx, sy, width * scene.zoom, height * scene.zoom)
   }
 
   private drawSkeleton(scene: Scene): void {

@@ -51,6 +51,8 @@ export class BrickSource {
   private mapping: string | null = null
   /** Changes whenever a brick arrives or the cache is dropped (views redraw their tiles). */
   version = 0
+  /** Changes only when cached bricks stop being valid (another mapping). */
+  epoch = 0
   /** Bricks asked for and not answered yet (shown on the page). */
   outstanding = 0
   errors = 0
@@ -113,6 +115,7 @@ export class BrickSource {
     this.cache.clear()
     this.cachedBytes = 0
     this.version += 1
+    this.epoch += 1
   }
 
   get(mag: Mag, brick: Coord): BrickData | undefined {
