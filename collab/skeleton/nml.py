@@ -608,6 +608,8 @@ def read_zip(data: bytes | IO[bytes], max_nml_bytes: int) -> Nml:
                 f"the .nml inside the zip inflates to {info.file_size} bytes, "
                 f"over the {max_nml_bytes}-byte limit"
             )
+        if info.flag_bits & 0x1:
+            raise NmlError("the .nml inside the zip is encrypted", line=0, element="")
         try:
             with archive.open(info) as stream:
                 return read(stream)
@@ -619,6 +621,7 @@ def read_zip(data: bytes | IO[bytes], max_nml_bytes: int) -> Nml:
             NotImplementedError,
             UnicodeError,
             struct.error,
+            RuntimeError,  # zipfile's "password required" for a flag it then finds
         ) as exc:  # what zipfile and zlib raise on damaged bytes
             raise NmlError(f"the zip is damaged: {exc}", line=0, element="") from None
 

@@ -398,3 +398,16 @@ def test_a_zip_needing_an_unknown_version_to_extract() -> None:
     data[entry + 6 : entry + 8] = (164).to_bytes(2, "little")  # "version 16.4 needed"
     with pytest.raises(NmlError, match="damaged"):
         nmlmod.read_zip(bytes(data), 1 << 30)
+
+
+def test_an_encrypted_member_is_refused() -> None:
+    """Found by the 100,000-input upload run (a 500 before)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("a.nml", "<things/>")
+    data = bytearray(buf.getvalue())
+    for signature, at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # general purpose flags
+        k = data.find(signature) + at
+        data[k] |= 0x1
+    with pytest.raises(NmlError, match="encrypted"):
+        nmlmod.read_zip(bytes(data), 1 << 30)
