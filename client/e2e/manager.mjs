@@ -23,6 +23,20 @@ try {
     const state = await item.locator('tr[data-instance]').first().locator('td').nth(2).textContent()
     return state === 'in progress' ? state : null
   }, 'assigned')
+  // A task type and a task made from the page.
+  await page.fill('[data-testid="new-task-type"] input[name="name"]', 'paint')
+  await page.click('[data-testid="new-task-type"] button')
+  out.taskTypes = await until(async () => {
+    const items = await page.locator('[data-testid="task-types"] li').allTextContents()
+    return items.some((t) => t.startsWith('paint')) ? items : null
+  }, 'task type listed')
+  await page.fill('[data-testid="new-tasks"] input[name="position"]', '5,6,7')
+  await page.fill('[data-testid="new-tasks"] input[name="instances"]', '2')
+  await page.click('[data-testid="new-tasks"] button')
+  out.created = await until(async () => {
+    const t = await page.locator('[data-testid="new-tasks-status"]').textContent()
+    return t ? t : null
+  }, 'tasks created')
 } finally {
   await browser.close()
 }

@@ -42,3 +42,9 @@ async def test_manager_assigns_from_the_dashboard(live: LiveServer, built_client
     async with org.client(org.manager) as http:
         (instance,) = (await http.get(f"/api/tasks/{task_id}")).json()["instances"]
     assert instance["state"] == "in_progress" and instance["annotator"] == org.annotator.id
+    assert seen["taskTypes"] == ["trace (skeleton)", "paint (skeleton)"], seen
+    assert str(seen["created"]).startswith("task "), seen
+    async with org.client(org.manager) as http:
+        tasks = (await http.get(f"/api/tasks?project={org.project}")).json()["tasks"]
+    made = [t for t in tasks if t["position"] == [5, 6, 7]]
+    assert len(made) == 1 and made[0]["states"]["open"] == 2, tasks

@@ -22,12 +22,20 @@ interface Instance {
 
 const STATES = ['open', 'in_progress', 'finished', 'accepted', 'rejected', 'cancelled']
 
+interface TaskType {
+  id: number
+  name: string
+  modes: string[]
+}
+
 export async function projectsSection(root: HTMLElement, api: Api, manager: boolean): Promise<void> {
   const { projects } = await api.call<{ projects: Project[] }>('GET', '/api/projects')
+  const { taskTypes } = await api.call<{ taskTypes: TaskType[] }>('GET', '/api/tasktypes')
   const section = document.createElement('section')
   section.dataset.testid = 'projects'
   section.innerHTML = '<h2>Projects</h2><ul></ul><h2>To review</h2><ul data-testid="to-review"></ul>'
   root.append(section)
+  if (manager) section.append(managerForms(api, projects, taskTypes))
   const list = section.querySelector('ul') as HTMLElement
   const toReview = section.querySelector('[data-testid="to-review"]') as HTMLElement
   for (const project of projects) {
@@ -100,4 +108,69 @@ async function fillTasks(api: Api, project: number, table: HTMLTableElement, man
       }
     }
   }
+}
+
+/** Task types (list, create) and new tasks for a project, for managers. */
+function managerForms(api: Api, projects: Project[], taskTypes: TaskType[]): HTMLElement {
+  const box = document.createElement('div')
+  box.innerHTML = `
+    <h2>Task types</h2>
+    <ul data-testid="task-types"></ul>
+    <form data-testid="new-task-type">
+      <input name="name" placeholder="name" required />
+      <label><input type="checkbox" name="modes" value="skeleton" checked /> skeleton</label>
+      <label><input type="checkbox" name="modes" value="volume" /> volume</label>
+      <label><input type="checkbox" name="modes" value="proofreading" /> proofreading</label>
+      <button>Add task type</button>
+    </form>
+    <h2>New tasks</h2>
+    <form data-testid="new-tasks">
+      <select name="project"></select> <select name="taskType"></select>
+      <input name="dataset" placeholder="dataset (optional)" size="12" />
+      <input name="position" placeholder="x,y,z" size="12" required />
+      <input name="instances" type="number" min="1" value="1" style="width: 4em" />
+      <button>Create</button> <span data-testid="new-tasks-status"></span>
+    </form>`
+  const list = box.querySelector('[data-testid="task-types"]') as HTMLElement
+  const typeSelect = box.querySelector('select[name="taskType"]') as HTMLSelectElement
+  const show = (t: TaskType) => {
+    const li = document.createElement('li')
+    li.textContent = `${t.name} (${t.modes.join(', ')})`
+    list.append(li)
+    typeSelect.append(new Option(t.name, String(t.id)))
+  }
+  taskTypes.forEach(show)
+  const projectSelect = box.querySelector('select[name="project"]') as HTMLSelectElement
+  for (const p of projects) projectSelect.append(new Option(p.name, String(p.id)))
+  const typeForm = box.querySelector('[data-testid="new-task-type"]') as HTMLFormElement
+  typeForm.addEventListener('submit', async (event) => {
+    event.preventDefault()
+    const data = new FormData(typeForm)
+    const created = await api.call<TaskType>('POST', '/api/tasktypes', {
+      name: data.get('name'),
+      modes: data.getAll('modes'),
+    })
+    show(created)
+    typeForm.reset()
+  })
+  const taskForm = box.querySelector('[data-testid="new-tasks"]') as HTMLFormElement
+  const status = box.querySelector('[data-testid="new-tasks-status"]') as HTMLElement
+  taskForm.addEventListener('submit', async (event) => {
+    event.preventDefault()
+    const data = new FormData(taskForm)
+    const body: Record<string, unknown> = {
+      project: Number(data.get('project')),
+      taskType: Number(data.get('taskType')),
+      position: String(data.get('position')).split(',').map(Number),
+      instances: Number(data.get('instances')),
+    }
+    if (data.get('dataset')) body.dataset = data.get('dataset')
+    try {
+      const created = await api.call<{ ids: number[] }>('POST', '/api/tasks', body)
+      status.textContent = `task ${created.ids.join(', ')} created`
+    } catch (error) {
+      status.textContent = error instanceof ApiError ? error.message : String(error)
+    }
+  })
+  return box
 }
