@@ -238,7 +238,8 @@ class _Reader:
             nml.branchpoints.append(
                 (self._int(name, attrs, "id"), self._int(name, attrs, "time", 0))
             )
-        elif name == "group" and parent in ("groups", "group"):
+        elif name == "group" and parent in ("groups", "group") and "volume" not in self.stack:
+            # (a <volume>'s <segments> have groups of their own: not skeleton groups)
             group_id = self._int(name, attrs, "id")
             parent_id = self.group_stack[-1] if parent == "group" and self.group_stack else None
             nml.groups.append(
@@ -312,7 +313,7 @@ class _Reader:
             self.node_parts, self.slow_nodes, self.edge_parts, self.slow_edges = [], [], [], []
             self.nml.trees.append(tree)
             self.tree = None
-        elif name == "group" and self.group_stack:
+        elif name == "group" and self.group_stack and "volume" not in self.stack:
             self.group_stack.pop()
 
     def _metadata(self, el: str, attrs: dict[str, str], into: dict[str, Any]) -> None:

@@ -215,11 +215,6 @@ def test_a_volume_reference_leaves_the_skeleton_alone() -> None:
     assert n.voxel_size == (11.24, 11.24, 28.0) and n.edit_position == (3581, 3585, 1024)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the reader takes a <volume>'s segment groups for skeleton groups "
-    "(collab/skeleton/nml.py, _Reader._start: a <group> whose parent is <groups>)",
-)
 def test_segment_groups_are_not_skeleton_groups() -> None:
     assert [g.name for g in _load("volume_reference.nml").groups] == ["traced"]
 
