@@ -19,3 +19,14 @@ export async function until(read, what, timeoutMs = 10000) {
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
 }
+
+/** A page (in a context of its own) on an annotation, once it says "saved". */
+export async function openAnnotation(browser, base, annotation, token, query = 'pos=100,100,10') {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+  const page = await context.newPage()
+  page.on('pageerror', (error) => console.error('page error:', error.message))
+  await page.goto(`${base}/annotations/${annotation}?token=${token}&${query}`)
+  const status = page.locator('[data-testid="status"]')
+  await until(async () => (await status.textContent()).startsWith('saved'), 'page synced')
+  return page
+}

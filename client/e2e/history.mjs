@@ -2,18 +2,15 @@
 // three nodes, the replay slider shows version 1 with one node; restoring
 // version 1 makes it the newest state, for the page and the server.
 //   node e2e/history.mjs <base-url> <annotation> <token>
-import { launch, until } from './browser.mjs'
+import { launch, openAnnotation, until } from './browser.mjs'
 
 const [base, annotation, token] = process.argv.slice(2)
 const browser = await launch()
 const out = {}
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } })
-  page.on('pageerror', (error) => console.error('page error:', error.message))
-  await page.goto(`${base}/annotations/${annotation}?token=${token}&pos=100,100,10`)
+  const page = await openAnnotation(browser, base, annotation, token)
   const status = () => page.locator('[data-testid="status"]')
   const count = () => page.locator('[data-testid="node-count"]').textContent().then(Number)
-  await until(async () => (await status().textContent()).startsWith('saved'), 'synced')
   const box = await page.locator('[data-testid="xy"]').boundingBox()
   for (let k = 0; k < 3; k++) await page.mouse.click(box.x + 300 + 40 * k, box.y + 300)
   await until(async () => Number(await status().getAttribute('data-saved')) >= 3 && (await status().textContent()).startsWith('saved'), 'three saved')

@@ -3,22 +3,15 @@
 // cursor; Ctrl+Z on A removes A's last node only, never B's; the server
 // stores what was done. Prints one JSON line of what it saw.
 //   node e2e/two_pages.mjs <base-url> <annotation> <token A> <token B>
-import { launch, until } from './browser.mjs'
+import { launch, openAnnotation, until } from './browser.mjs'
 
 const [base, annotation, tokenA, tokenB] = process.argv.slice(2)
 const browser = await launch()
 const out = {}
 try {
-  const open = async (token) => {
-    // A context each, as two people's browsers: nothing shared (storage,
-    // BroadcastChannel), so what B sees came through the server.
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
-    const page = await context.newPage()
-    page.on('pageerror', (error) => console.error('page error:', error.message))
-    await page.goto(`${base}/annotations/${annotation}?token=${token}&pos=100,100,10`)
-    await until(() => page.locator('[data-testid="status"]').textContent().then((t) => t.startsWith('saved')), 'page synced')
-    return page
-  }
+  // A context each, as two people's browsers: nothing shared (storage,
+  // BroadcastChannel), so what B sees came through the server.
+  const open = (token) => openAnnotation(browser, base, annotation, token)
   const a = await open(tokenA)
   const b = await open(tokenB)
   const count = (page) => page.locator('[data-testid="node-count"]').textContent().then(Number)

@@ -2,17 +2,14 @@
 // chain splits the tree, Shift+Alt+click joins two trees, dragging a node
 // moves it, Ctrl+click places a node without activating it.
 //   node e2e/wk_controls.mjs <base-url> <annotation> <token>
-import { launch, until } from './browser.mjs'
+import { launch, openAnnotation, until } from './browser.mjs'
 
 const [base, annotation, token] = process.argv.slice(2)
 const browser = await launch()
 const out = {}
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } })
-  page.on('pageerror', (error) => console.error('page error:', error.message))
-  await page.goto(`${base}/annotations/${annotation}?token=${token}&pos=100,100,10`)
+  const page = await openAnnotation(browser, base, annotation, token)
   const status = page.locator('[data-testid="status"]')
-  await until(async () => (await status.textContent()).startsWith('saved'), 'synced')
   const box = await page.locator('[data-testid="xy"]').boundingBox()
   const at = (x, y) => [box.x + x, box.y + y]
   const state = () =>

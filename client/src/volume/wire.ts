@@ -68,14 +68,17 @@ export function packRequest(
   view.setUint16(12, mag[2], true)
   view.setUint8(14, name.length)
   out.set(name, 16)
-  let at = 16 + name.length
+  writeCoords(view, 16 + name.length, bricks)
+  return out
+}
+
+function writeCoords(view: DataView, at: number, bricks: Coord[]): void {
   for (const [x, y, z] of bricks) {
     view.setInt32(at, x, true)
     view.setInt32(at + 4, y, true)
     view.setInt32(at + 8, z, true)
     at += 12
   }
-  return out
 }
 
 export function packCancel(requestId: number, bricks: Coord[] = []): Uint8Array {
@@ -84,13 +87,7 @@ export function packCancel(requestId: number, bricks: Coord[] = []): Uint8Array 
   view.setUint8(0, CANCEL)
   view.setUint16(2, bricks.length, true)
   view.setUint32(4, requestId, true)
-  let at = 8
-  for (const [x, y, z] of bricks) {
-    view.setInt32(at, x, true)
-    view.setInt32(at + 4, y, true)
-    view.setInt32(at + 8, z, true)
-    at += 12
-  }
+  writeCoords(view, 8, bricks)
   return out
 }
 
