@@ -285,14 +285,14 @@ class Room:
                 if reply is not None:
                     peer.send(LazyFrame(lambda: reply, len(reply)))
                 return
+            if msg.payload == m.EMPTY_UPDATE:  # nothing to apply (a reader's step 2 too)
+                if peer.can_write and peer.wants_accepted:
+                    peer.send(m.pack_accepted(self.version))
+                return
             if not peer.can_write:
                 if not peer.denied_told:
                     peer.denied_told = True
                     peer.send(m.pack_auth_denied("read-only access: updates are not applied"))
-                return
-            if msg.payload == m.EMPTY_UPDATE:
-                if peer.wants_accepted:
-                    peer.send(m.pack_accepted(self.version))
                 return
             if self.sink.refusing_writes:
                 raise Unavailable(f"not saving: {self.sink.failure}; try again later")

@@ -112,3 +112,15 @@ async def test_webknossos_tracing_controls(live: LiveServer, built_client: Path)
     # on (100, 100, 10) at zoom 1: voxel (64, 8) to (74, 28).
     assert seen["moved"] == [74, 28, 10], seen
     assert seen["ctrlPlaced"] == {"nodes": 3, "activeKept": True}, seen
+
+
+async def test_a_read_only_link_says_so(live: LiveServer, built_client: Path) -> None:
+    _, token = await live.user("Ada")
+    ann = await live.annotation(token, "shared")
+    async with live.client(token) as http:
+        r = await http.post(f"/api/annotations/{ann}/links", json={"access": "read"})
+        assert r.status_code == 201, r.text
+        link = r.json()["token"]
+    seen = await run_e2e("readonly.mjs", live.url, str(ann), link)
+    assert seen["badge"] == "read-only" and seen["nodes"] == 0, seen
+    assert seen["status"] == "saved up to version 0" and seen["restoreOffered"] is False, seen
