@@ -20,6 +20,25 @@ export function keepToken(token: string): void {
   localStorage.setItem(KEY, token)
 }
 
-export function signOut(): void {
+export function forgetToken(): void {
   localStorage.removeItem(KEY)
+}
+
+/** Forget the token and this browser's copies of documents (a shared
+ *  machine keeps nothing of the annotations after sign-out). Copies with
+ *  unsaved changes go too: the page says how many are pending before. */
+export async function signOut(): Promise<void> {
+  forgetToken()
+  const databases = (await indexedDB.databases?.()) ?? []
+  await Promise.all(
+    databases
+      .filter((db) => db.name?.startsWith('collab/'))
+      .map(
+        (db) =>
+          new Promise<void>((resolve) => {
+            const request = indexedDB.deleteDatabase(db.name as string)
+            request.onsuccess = request.onerror = request.onblocked = () => resolve()
+          }),
+      ),
+  )
 }

@@ -2,7 +2,7 @@
 // annotations (open, create on a dataset) and the datasets.
 
 import { Api, ApiError } from '../api'
-import { keepToken, signOut } from '../auth'
+import { forgetToken, keepToken, signOut } from '../auth'
 import { projectsSection } from './projects'
 
 export function signIn(root: HTMLElement, problem?: string): void {
@@ -31,7 +31,7 @@ export async function dashboard(root: HTMLElement, api: Api): Promise<void> {
   try {
     me = await api.me()
   } catch (error) {
-    signOut()
+    forgetToken() // a bad token: asked again (this browser's copies stay)
     signIn(root, error instanceof ApiError ? error.message : String(error))
     return
   }
@@ -82,8 +82,8 @@ export async function dashboard(root: HTMLElement, api: Api): Promise<void> {
       status.textContent = error instanceof ApiError && error.code === 'no_task' ? 'no task for you right now' : String(error)
     }
   })
-  root.querySelector('[data-testid="sign-out"]')?.addEventListener('click', () => {
-    signOut()
+  root.querySelector('[data-testid="sign-out"]')?.addEventListener('click', async () => {
+    await signOut()
     location.assign('/')
   })
   const roles = me.roles ?? []
