@@ -50,9 +50,12 @@ async def test_whole_life(org: Org) -> None:
         assert r.status_code == 409
     async with org.client(org.reviewer) as http:
         # The reviewer reads it read-only and replays its history.
-        viewer = await YClient(live.sync_url(ann, token=org.reviewer.token)).connect()
+        viewer = await YClient(live.sync_url(ann, token=org.reviewer.token, acks="1")).connect()
         assert "n1" in viewer.map("nodes").to_py()
-        await viewer.wait(lambda: bool(viewer.denied))  # read-only: told once
+        # Read-only: an edit is refused (told once), and it is not applied.
+        assert not await viewer.write(
+            lambda: put_node(viewer, "r1", {"treeId": "t", "position": [0, 0, 0]})
+        )
         await viewer.close()
         versions = (await http.get(f"/api/annotations/{ann}/versions")).json()["versions"]
         assert versions and versions[-1]["author"] == org.annotator.id
@@ -266,6 +269,7 @@ async def test_task_type_modes_limit_the_writable_documents(org: Org) -> None:
         live.sync_url(ann, "skeleton", token=org.annotator.token, acks="1")
     ).connect()
     try:
+        seg.map("meta")["x"] = 1  # an edit of the read-only document: refused, told once
         await seg.wait(lambda: bool(seg.denied))
         # Saved, not denied: the skeleton stays writable.
         assert await sk.write(lambda: put_node(sk, "n1", {"treeId": "t", "position": [1, 1, 1]}))
