@@ -143,7 +143,7 @@ OPENAPI: dict[str, Any] = {
                 "create a task type",
                 201,
                 _obj(name=S, description=S, modes={"type": "array", "items": S}),
-            )
+            ),
         },
         "/api/tasktypes/{type_id}": {"get": _op("a task type")},
         "/": {"get": _op("the browser client's page (text/html; docs/client.md)")},

@@ -201,19 +201,19 @@ def pack_accepted(version: int) -> bytes:
     return write_var_uint(MessageType.ACCEPTED) + write_var_uint(version)
 
 
-def parse_accepted(frame: bytes) -> int:
+def _parse_version(frame: bytes, expected: MessageType, name: str) -> int:
+    """The version of a collab message of kind ``expected`` (type, version)."""
     kind, pos = read_varuint(frame, 0)
-    if kind != MessageType.ACCEPTED:
-        raise ProtocolError("not an accepted message")
+    if kind != expected:
+        raise ProtocolError(f"not {name} message")
     version, pos = read_varuint(frame, pos)
     _expect_end(frame, pos)
     return version
+
+
+def parse_accepted(frame: bytes) -> int:
+    return _parse_version(frame, MessageType.ACCEPTED, "an accepted")
 
 
 def parse_saved(frame: bytes) -> int:
-    kind, pos = read_varuint(frame, 0)
-    if kind != MessageType.SAVED:
-        raise ProtocolError("not a saved message")
-    version, pos = read_varuint(frame, pos)
-    _expect_end(frame, pos)
-    return version
+    return _parse_version(frame, MessageType.SAVED, "a saved")
