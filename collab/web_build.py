@@ -7,13 +7,21 @@ build (or there is none) it runs ``npm ci`` (once) and ``npm run build``
 there, printing what it does. Without Node ≥ 20 on PATH it says so and the
 server starts without a page (the API and sockets work; ``/`` answers 503
 naming the problem).
+
+Several processes may start at once from one clone (a demo beside a test
+run's servers): the check and the build hold an exclusive lock on
+``client/.build.lock``, so one builds and the others then find it built
+(two ``npm ci`` in one folder corrupt each other's node_modules).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
@@ -32,11 +40,23 @@ def _say(text: str) -> None:
     print(f"collab: {text}", file=sys.stderr, flush=True)
 
 
+@contextlib.contextmanager
+def _exclusive(client: Path) -> Iterator[None]:
+    with (client / ".build.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
 def ensure_built(client: Path = CLIENT, built: Path = BUILT) -> bool:
     """Build the client if this is a source tree and the build is missing or
     stale; True when a built client is there afterwards."""
     if not (client / "package.json").is_file():
         return built.is_file()  # an installed release: nothing to build
+    with _exclusive(client):
+        return _build_if_stale(client, built)
+
+
+def _build_if_stale(client: Path, built: Path) -> bool:
     if built.is_file() and built.stat().st_mtime >= _newest_source(client):
         return True
     node, npm = shutil.which("node"), shutil.which("npm")

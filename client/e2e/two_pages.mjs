@@ -24,7 +24,11 @@ try {
     await a.mouse.up()
     clickedAt.push(Date.now())
   }
-  out.countA = await count(a)
+  // The count is drawn on the next animation frame: wait for it (a lost
+  // click would leave it at 4 and time out with the count seen).
+  out.countA = await until(async () => ((await count(a)) === 5 ? 5 : null), 'five nodes on A', 3000).catch(() =>
+    count(a),
+  )
   await until(async () => (await count(b)) === 5, 'five nodes on B', 5000)
   out.seenOnBAfterMs = Date.now() - clickedAt[4]
   // A's cursor (awareness) is listed and drawn on B.
