@@ -9,7 +9,9 @@ import { launch, until } from './browser.mjs'
 const [url, runsArg] = process.argv.slice(2)
 const runs = Number(runsArg ?? 5)
 const browser = await launch()
-const out = { firstView: [], pan: null }
+const out = { firstView: [], firstFilled: [], pan: null }
+const filled = (page) =>
+  page.locator('[data-testid="bricks"]').getAttribute('data-filled').then((v) => v === 'true')
 const complete = (page) =>
   page.locator('[data-testid="bricks"]').getAttribute('data-complete').then((v) => v === 'true')
 try {
@@ -18,6 +20,8 @@ try {
     const page = await context.newPage()
     const started = Date.now()
     await page.goto(url)
+    await until(() => filled(page), 'planes filled', 30000)
+    out.firstFilled.push(Date.now() - started)
     await until(() => complete(page), 'first view', 30000)
     out.firstView.push(Date.now() - started)
     if (k < runs - 1) await page.close() // contexts stay: single-process Chromium ends with its last one

@@ -22,28 +22,33 @@ try {
   out.loadedMs = Date.now() - started
   const [cx, cy] = pos.split(',').map(Number)
   const z = Number(zoom)
-  out.pixels = await page.evaluate(
-    ({ probes, cx, cy, z }) => {
-      const canvas = document.querySelector('[data-testid="xy"]')
-      const ctx = canvas.getContext('2d')
-      return probes.map(([x, y]) => {
-        const sx = Math.floor(canvas.width / 2 + (x - cx) * z + z / 2)
-        const sy = Math.floor(canvas.height / 2 + (y - cy) * z + z / 2)
-        const [r, g, b] = ctx.getImageData(sx, sy, 1, 1).data
-        return [r, g, b]
-      })
-    },
-    { probes, cx, cy, z },
-  )
+  // What is on screen (the WebGL volume under the skeleton's canvas): a
+  // screenshot of the plane, decoded in the page.
   const shot = await page.locator('[data-testid="xy"]').screenshot()
   out.screenshotBytes = shot.length
-  out.distinctGreys = await page.evaluate(() => {
-    const canvas = document.querySelector('[data-testid="xy"]')
-    const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data
-    const seen = new Set()
-    for (let i = 0; i < data.length; i += 4 * 97) seen.add(data[i])
-    return seen.size
-  })
+  const seen = await page.evaluate(
+    async ({ png, probes, cx, cy, z }) => {
+      const image = new Image()
+      image.src = `data:image/png;base64,${png}`
+      await image.decode()
+      const canvas = document.createElement('canvas')
+      canvas.width = image.width
+      canvas.height = image.height
+      const ctx = canvas.getContext('2d')
+      ctx.drawImage(image, 0, 0)
+      const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data
+      const at = (x, y) => [...data.slice(4 * (y * canvas.width + x), 4 * (y * canvas.width + x) + 3)]
+      const pixels = probes.map(([x, y]) =>
+        at(Math.floor(canvas.width / 2 + (x - cx) * z + z / 2), Math.floor(canvas.height / 2 + (y - cy) * z + z / 2)),
+      )
+      const greys = new Set()
+      for (let i = 0; i < data.length; i += 4 * 97) greys.add(data[i])
+      return { pixels, distinctGreys: greys.size }
+    },
+    { png: shot.toString('base64'), probes, cx, cy, z },
+  )
+  out.pixels = seen.pixels
+  out.distinctGreys = seen.distinctGreys
 } finally {
   await browser.close()
 }

@@ -17,6 +17,7 @@ import { SkeletonDoc, type Vec3 } from '../skeleton/model'
 import { Overview } from '../view/overview'
 import { renderTreeList } from './tree_list'
 import { type Contrast, PLANES, type Peer, PlaneView, type Scene } from '../view/plane'
+import { VolumeCanvas } from '../view/volume_gl'
 import { openLayers } from '../volume/layers'
 
 const USER_COLORS = ['#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#46f0f0', '#f032e6']
@@ -52,6 +53,7 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
     </header>
     <main class="viewer">
       <div class="planes">
+        <canvas data-testid="volume" class="volume" width="1028" height="772"></canvas>
         <canvas data-testid="xy" width="512" height="384" tabindex="0"></canvas>
         <canvas data-testid="yz" width="512" height="384" tabindex="0"></canvas>
         <canvas data-testid="xz" width="512" height="384" tabindex="0"></canvas>
@@ -65,6 +67,7 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
            <select data-testid="seg-mapping"><option value="">no mapping</option></select></p>
         <p><span data-testid="position"></span> · <span data-testid="node-count">0</span> nodes</p>
         <p>bricks: <span data-testid="bricks">–</span></p>
+        <p class="error" data-testid="no-webgl" hidden></p>
         <p>active node: <span data-testid="active-node">none</span></p>
         <p class="node-edit"><label>comment <input data-testid="comment" size="18" /></label>
            <label>radius <input data-testid="radius" type="number" min="0.1" step="0.5" style="width: 5em" /></label></p>
@@ -152,9 +155,19 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
   }
   publish()
 
-  const planes = PLANES.map(
-    (spec) => new PlaneView(spec, root.querySelector(`[data-testid="${spec.name}"]`) as HTMLCanvasElement),
-  )
+  // The volume of all three planes on one WebGL2 canvas under them (one
+  // context: see view/volume_gl.ts), each plane in its canvas's area.
+  const volumeCanvas = VolumeCanvas.create(root.querySelector('[data-testid="volume"]') as HTMLCanvasElement)
+  if (!volumeCanvas) {
+    const note = text('no-webgl')
+    note.textContent = 'this browser has no WebGL2: the volume is not drawn (the skeleton is)'
+    note.hidden = false
+  }
+  const planes = PLANES.map((spec) => {
+    const canvas = root.querySelector(`[data-testid="${spec.name}"]`) as HTMLCanvasElement
+    const area = () => ({ x: canvas.offsetLeft, y: canvas.offsetTop, width: canvas.width, height: canvas.height })
+    return new PlaneView(spec, canvas, volumeCanvas?.plane(area) ?? null)
+  })
   const overview = new Overview(root.querySelector('[data-testid="3d"]') as HTMLCanvasElement)
   overview.onTurn = () => redraw()
   const layers = info.dataset ? await openLayers(api, info.dataset) : { color: null, segmentation: null }
@@ -248,9 +261,11 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
     }
     const now = scene()
     let complete = true
+    let filled = true
     for (const plane of planes) {
       plane.draw(now)
       complete &&= plane.complete
+      filled &&= plane.filled
     }
     volume?.source.flush()
     segmentation?.source.flush()
@@ -259,6 +274,7 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
       const shown = text('bricks')
       shown.textContent = complete ? 'all in view loaded' : `${volume.source.outstanding} loading`
       shown.dataset.complete = String(complete)
+      shown.dataset.filled = String(filled) // EM everywhere, some of it coarser
     }
     text('position').textContent = `${centre.map(Math.round).join(', ')} @ ${zoom.toFixed(2)}×`
     text('node-count').textContent = String(view.index.nodes.size)

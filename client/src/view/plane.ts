@@ -1,11 +1,13 @@
 // One orthogonal plane of the volume (WEBKNOSSOS's XY, YZ and XZ
 // viewports): the EM slice through the view centre from the bricks at the
 // mag the zoom asks for, the skeleton's nodes near the plane, and others'
-// cursors. Pure drawing on a 2D canvas; the page owns the state.
+// cursors. The volume in WebGL2 (./volume_gl.ts), the skeleton and cursors
+// on a 2D canvas over it; the page owns the state.
 
 import type { NodeValue, SkeletonDoc, Vec3 } from '../skeleton/model'
 import { BRICK, type BrickData, type BrickSource, type Mag } from '../volume/bricks'
 import { segmentColour } from '../volume/layers'
+import type { LevelView, PlaneVolume, SlotGrid } from './volume_gl'
 
 export type Axis = 0 | 1 | 2
 
@@ -50,21 +52,22 @@ export interface Contrast {
 
 /** Nodes within this many slices of a plane are drawn in it. */
 export const SLAB = 5
-/** Brick slices kept drawn per plane (32×32 canvases, 4 KiB of pixels each). */
-const MAX_SLICES = 4096
 
 export class PlaneView {
   private readonly ctx: CanvasRenderingContext2D
-  /** Every brick in view was loaded at the last draw. */
+  /** Every brick in view was loaded at the last draw (at the mag the zoom asks for). */
   complete = true
-  /** Each brick's slice, drawn once per look (slice, contrast, overlay) and
-   *  reused while the view pans or the skeleton changes: a pan renders only
-   *  the bricks that came into view. Least recently used out. */
-  private readonly slices = new Map<string, HTMLCanvasElement>()
+  /** Every pixel showed EM at the last draw, at that mag or the coarser one. */
+  filled = true
+  private readonly greyTexels = new Uint8Array(BRICK * BRICK)
+  private readonly colourTexels = new Uint32Array(BRICK * BRICK)
 
+  /** `gl`: this plane's part of the WebGL2 canvas under the plane's canvas
+   *  (which takes the events and draws the skeleton); null without WebGL2. */
   constructor(
     readonly spec: PlaneSpec,
     readonly canvas: HTMLCanvasElement,
+    private readonly gl: PlaneVolume | null,
   ) {
     this.ctx = canvas.getContext('2d') as CanvasRenderingContext2D
   }
@@ -88,8 +91,7 @@ export class PlaneView {
 
   draw(scene: Scene): void {
     const ctx = this.ctx
-    ctx.fillStyle = '#111'
-    ctx.fillRect(0, 0, this.canvas.width, this.canvas.height)
+    ctx.clearRect(0, 0, this.canvas.width, this.canvas.height)
     this.complete = this.drawVolume(scene)
     this.drawSkeleton(scene)
     this.drawPeers(scene)
@@ -98,17 +100,41 @@ export class PlaneView {
   }
 
   private drawVolume(scene: Scene): boolean {
-    const { u, v, w } = this.spec
+    const { u } = this.spec
     const volume = scene.volume
     const seg = scene.segmentation
     const base = volume ?? seg
-    if (!base) return true
-    // One grid for both layers: the mag the zoom asks for among the EM's.
+    const gl = this.gl
+    if (!base || !gl) return true
+    // One grid for both layers: the mag the zoom asks for among the EM's,
+    // and under it one four times coarser (or the coarsest there is).
     const wanted = 1 / scene.zoom
     const mag = base.mags.reduce(
       (best, m) => (m.factor[u] <= Math.max(1, wanted) && m.factor[u] > best.factor[u] ? m : best),
       base.mags[0],
     )
+    const coarseMag = base.mags.reduce(
+      (best, m) => (m.factor[u] <= mag.factor[u] * 4 && m.factor[u] > best.factor[u] ? m : best),
+      mag,
+    )
+    // The coarse level first: its few bricks are asked for before the fine ones.
+    const coarse = coarseMag !== mag ? this.level(scene, coarseMag, gl.levels[1], false) : null
+    const fine = this.level(scene, mag, gl.levels[0], true)
+    gl.render(
+      fine.view,
+      coarse?.view ?? null,
+      volume?.contrast ?? { brightness: 0, contrast: 1 },
+      seg && seg.mags.some((m) => m.name === mag.name) ? seg.alpha : 0,
+    )
+    this.filled = fine.complete || (coarse?.complete ?? false)
+    return fine.complete
+  }
+
+  /** Ask for one level's bricks in view, upload those that arrived, and say where they are. */
+  private level(scene: Scene, mag: Mag, grid: SlotGrid, prefetch: boolean): { view: LevelView; complete: boolean } {
+    const { u, v, w } = this.spec
+    const volume = scene.volume
+    const seg = scene.segmentation
     const f = mag.factor
     const halfU = this.canvas.width / 2 / scene.zoom
     const halfV = this.canvas.height / 2 / scene.zoom
@@ -137,62 +163,53 @@ export class PlaneView {
     const segMag = seg?.mags.find((m) => m.name === mag.name) ?? null
     volume?.source.want(mag, bricks, near)
     if (seg && segMag) seg.source.want(segMag, bricks, near)
-    if (scene.heading.some((d) => d !== 0)) {
+    if (prefetch && scene.heading.some((d) => d !== 0)) {
       const ahead = bricks.map((b) => b.map((c, axis) => c + scene.heading[axis]) as [number, number, number])
       const fresh = ahead.filter((b) => b.every((c) => c >= 0))
       volume?.source.want(mag, fresh, near, 1e6)
       if (seg && segMag) seg.source.want(segMag, fresh, near, 1e6)
     }
     // Voxel (i, j, k) of a brick is at i + 32 (j + 32 k): steps along u and v.
-    const step = [1, BRICK, BRICK * BRICK]
-    const du = step[u]
-    const dv = step[v]
-    const first = k * step[w]
-    const contrast = volume?.contrast ?? { brightness: 0, contrast: 1 }
-    const lut = greyTable(contrast)
-    const alpha = Math.round((seg?.alpha ?? 0) * 256)
-    const look = `${this.spec.name}/${mag.name}/${k}/${contrast.brightness}/${contrast.contrast}/${segMag ? `${alpha}/${seg?.source.epoch}` : '-'}`
-    const width = BRICK * f[u] * scene.zoom
-    const height = BRICK * f[v] * scene.zoom
-    this.ctx.imageSmoothingEnabled = false
+    const stride = [1, BRICK, BRICK * BRICK]
+    const du = stride[u]
+    const dv = stride[v]
+    const first = k * stride[w]
+    const overlay = seg && segMag ? `${seg.source.epoch}` : '-'
+    const look = `${mag.name}/${k}/${overlay}`
+    grid.reserve(bu1 - bu0 + 1, bv1 - bv0 + 1)
+    grid.clearMarks()
     let complete = true
     for (const b of bricks) {
+      const slot = grid.slotOf(b[u], b[v])
       const key = `${look}/${b[0]},${b[1]},${b[2]}`
-      let slice = this.slices.get(key)
-      if (slice) {
-        this.slices.delete(key) // most recently used: to the end
-      } else {
+      if (!grid.holds(slot, key)) {
         const grey = volume ? volume.source.get(mag, b) : null
         const ids: BrickData | undefined = seg && segMag ? seg.source.get(segMag, b) : null
         if (grey === undefined || ids === undefined) {
           complete = false
+          grid.drop(slot)
           continue
         }
-        slice = document.createElement('canvas')
-        slice.width = slice.height = BRICK
-        const sliceCtx = slice.getContext('2d') as CanvasRenderingContext2D
-        const image = sliceCtx.createImageData(BRICK, BRICK)
-        const pixels = new Uint32Array(image.data.buffer)
         for (let j = 0; j < BRICK; j++) {
           let at = first + j * dv
           for (let i = 0; i < BRICK; i++, at += du) {
-            let pixel = grey ? lut[grey[at] & 0xff] : 0xff000000
-            const id = ids ? ids[at] : 0
-            if (id && alpha) pixel = blend(pixel, segmentColour(id), alpha)
-            pixels[j * BRICK + i] = pixel
+            this.greyTexels[j * BRICK + i] = grey ? grey[at] & 0xff : 0
+            if (ids) {
+              const id = ids[at]
+              this.colourTexels[j * BRICK + i] = id ? segmentColour(id) : 0
+            }
           }
         }
-        sliceCtx.putImageData(image, 0, 0)
+        grid.put(slot, key, { grey: this.greyTexels, colours: ids ? this.colourTexels : null })
       }
-      this.slices.set(key, slice)
-      const corner: Vec3 = [0, 0, 0]
-      corner[u] = b[u] * BRICK * f[u]
-      corner[v] = b[v] * BRICK * f[v]
-      const [sx, sy] = this.toScreen(corner, scene)
-      this.ctx.drawImage(slice, sx, sy, width, height)
+      grid.mark(slot, true, overlay !== '-')
     }
-    while (this.slices.size > MAX_SLICES) this.slices.delete(this.slices.keys().next().value as string)
-    return complete
+    const view: LevelView = {
+      first: [(scene.centre[u] - halfU) / f[u] - bu0 * BRICK, (scene.centre[v] - halfV) / f[v] - bv0 * BRICK],
+      step: [1 / (scene.zoom * f[u]), 1 / (scene.zoom * f[v])],
+      brick0: [bu0, bv0],
+    }
+    return { view, complete }
   }
 
   private drawSkeleton(scene: Scene): void {
@@ -278,32 +295,4 @@ export class PlaneView {
     }
     return best
   }
-}
-
-/** ``over`` on ``under`` with ``alpha`` of 256 (little-endian RGBA words). */
-function blend(under: number, over: number, alpha: number): number {
-  const keep = 256 - alpha
-  const r = ((under & 0xff) * keep + (over & 0xff) * alpha) >> 8
-  const g = (((under >> 8) & 0xff) * keep + ((over >> 8) & 0xff) * alpha) >> 8
-  const b = (((under >> 16) & 0xff) * keep + ((over >> 16) & 0xff) * alpha) >> 8
-  return (0xff000000 | (b << 16) | (g << 8) | r) >>> 0
-}
-
-const tables = new Map<string, Uint32Array>()
-
-/** Grey value → RGBA pixel, with brightness and contrast applied (cached). */
-function greyTable({ brightness, contrast }: Contrast): Uint32Array {
-  const key = `${brightness}/${contrast}`
-  let table = tables.get(key)
-  if (!table) {
-    table = new Uint32Array(256)
-    for (let g = 0; g < 256; g++) {
-      const value = Math.round((g - 127.5) * contrast + 127.5 + brightness * 255)
-      const c = Math.max(0, Math.min(255, value))
-      table[g] = 0xff000000 | (c << 16) | (c << 8) | c
-    }
-    if (tables.size > 64) tables.clear()
-    tables.set(key, table)
-  }
-  return table
 }
