@@ -124,3 +124,25 @@ async def test_a_read_only_link_says_so(live: LiveServer, built_client: Path) ->
     seen = await run_e2e("readonly.mjs", live.url, str(ann), link)
     assert seen["badge"] == "read-only" and seen["nodes"] == 0, seen
     assert seen["status"] == "saved up to version 0" and seen["restoreOffered"] is False, seen
+
+
+async def test_context_menu_and_tree_groups(live: LiveServer, built_client: Path) -> None:
+    _, token = await live.user("Ada")
+    ann = await live.annotation(token, "menu")
+    seen = await run_e2e("menu_and_groups.mjs", live.url, str(ann), token)
+    assert "Create node here" in seen["emptyMenu"] and seen["afterCreate"] == 3, seen
+    assert seen["menuGone"] is True
+    assert "Mark as branchpoint" in seen["nodeMenu"], seen
+    # Two edges of 60 screen pixels at zoom 1: 120 voxels of path.
+    assert "Path length of this tree: 120.0 vx" in seen["nodeMenu"], seen
+    assert seen["branchpoints"] == 1 and seen["afterMerge"] == 1, seen
+    assert seen["treeInInner"] is True and seen["groupsAfterDrag"]["outer"] is None, seen
+    assert seen["colour"] == [1, 0, 0, 1], seen
+    assert seen["afterGroupDelete"] == "outer", seen
+    # The server has it: one tree, red, in "outer" (inner gone), a branchpoint.
+    async with live.client(token) as http:
+        nml = (await http.get(f"/api/annotations/{ann}/nml")).text
+    assert nml.count("<thing ") == 1 and nml.count("<node ") == 4, nml
+    assert 'color.r="1" color.g="0" color.b="0"' in nml, nml
+    assert 'name="outer"' in nml and 'name="inner"' not in nml, nml
+    assert nml.count("<branchpoint ") == 1, nml

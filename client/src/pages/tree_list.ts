@@ -1,8 +1,10 @@
 // The tree list, as WEBKNOSSOS's: trees inside nested groups; per tree a
-// visibility box, its colour, its name and node count (click: make it the
-// active tree; double click: rename), the group it sits in, and "merge into
-// active". A new group is created at the top level or inside the active
-// tree's group.
+// visibility box, its colour (pick another to recolour), its name and node
+// count (click: make it the active tree; double click: rename), the group it
+// sits in, and "merge into active". Trees and groups are dragged onto a
+// group (or onto "top level") to move them; a group's name renames on double
+// click, × deletes it (its trees and subgroups move up). A new group is
+// created at the top level or inside the active tree's group.
 
 import type { SkeletonDoc } from '../skeleton/model'
 
@@ -10,6 +12,17 @@ export interface TreeListState {
   activeTree: string | null
   editable: boolean
   setActive(tree: string): void
+}
+
+const DRAG_TYPE = 'application/x-collab-tree-item'
+
+function draggable(li: HTMLElement, item: { tree: string } | { group: string }): void {
+  li.draggable = true
+  li.addEventListener('dragstart', (event) => {
+    event.stopPropagation() // the innermost item is the one dragged
+    event.dataTransfer?.setData(DRAG_TYPE, JSON.stringify(item))
+    if (event.dataTransfer) event.dataTransfer.effectAllowed = 'move'
+  })
 }
 
 export function renderTreeList(container: HTMLElement, sk: SkeletonDoc, live: SkeletonDoc, state: TreeListState): void {
@@ -25,6 +38,28 @@ export function renderTreeList(container: HTMLElement, sk: SkeletonDoc, live: Sk
     return g && known.has(g) ? g : null // a missing group: shown at the top (as exporters do)
   }
 
+  // A drop onto a group's name (or "top level") moves the dragged tree or group there.
+  const dropTarget = (element: HTMLElement, group: string | null) => {
+    element.addEventListener('dragover', (event) => {
+      if (!event.dataTransfer?.types.includes(DRAG_TYPE)) return
+      event.preventDefault()
+      element.classList.add('drop-here')
+    })
+    element.addEventListener('dragleave', () => element.classList.remove('drop-here'))
+    element.addEventListener('drop', (event) => {
+      event.preventDefault()
+      element.classList.remove('drop-here')
+      let item: { tree?: string; group?: string }
+      try {
+        item = JSON.parse(event.dataTransfer?.getData(DRAG_TYPE) || '{}')
+      } catch {
+        return
+      }
+      if (typeof item.tree === 'string') live.moveTree(item.tree, group)
+      else if (typeof item.group === 'string' && item.group !== group) live.moveGroup(item.group, group)
+    })
+  }
+
   const treeRow = (tid: string): HTMLElement => {
     const tree = sk.trees.get(tid)
     const li = document.createElement('li')
@@ -35,9 +70,19 @@ export function renderTreeList(container: HTMLElement, sk: SkeletonDoc, live: Sk
     visible.checked = sk.isVisible(tid)
     visible.disabled = !state.editable
     visible.addEventListener('change', () => live.setTreeVisible(tid, visible.checked))
-    const swatch = document.createElement('span')
-    swatch.className = 'swatch'
-    swatch.style.background = sk.treeColor(tid)
+    let swatch: HTMLElement
+    if (state.editable) {
+      const picker = document.createElement('input')
+      picker.type = 'color'
+      picker.className = 'tree-color'
+      picker.value = hex(sk.treeColor(tid))
+      picker.addEventListener('change', () => live.setTreeColor(tid, rgbOf(picker.value)))
+      swatch = picker
+    } else {
+      swatch = document.createElement('span')
+      swatch.className = 'swatch'
+      swatch.style.background = sk.treeColor(tid)
+    }
     const name = document.createElement('span')
     name.className = 'tree-name'
     name.textContent = `${String(tree?.get('name') ?? tid)} (${counts.get(tid) ?? 0})`
@@ -49,6 +94,7 @@ export function renderTreeList(container: HTMLElement, sk: SkeletonDoc, live: Sk
     })
     li.append(visible, swatch, name)
     if (state.editable) {
+      draggable(li, { tree: tid })
       const move = document.createElement('select')
       move.className = 'tree-group'
       move.append(new Option('(top)', ''), ...groups.map((g) => new Option(g.name, g.id)))
@@ -74,10 +120,26 @@ export function renderTreeList(container: HTMLElement, sk: SkeletonDoc, live: Sk
       li.className = 'group'
       li.dataset.group = g.id
       const title = document.createElement('span')
+      title.className = 'group-name'
       title.textContent = `▸ ${g.name}`
       const inner = document.createElement('ul')
       inner.append(...level(g.id, depth + 1))
-      li.append(title, inner)
+      li.append(title)
+      if (state.editable) {
+        title.addEventListener('dblclick', () => {
+          const renamed = prompt('Group name', g.name)
+          if (renamed !== null) live.renameGroup(g.id, renamed)
+        })
+        const remove = document.createElement('button')
+        remove.className = 'group-delete'
+        remove.title = 'delete the group (its trees and groups move up)'
+        remove.textContent = '×'
+        remove.addEventListener('click', () => live.deleteGroup(g.id))
+        li.append(' ', remove)
+        draggable(li, { group: g.id })
+        dropTarget(title, g.id)
+      }
+      li.append(inner)
       items.push(li)
     }
     for (const tid of sk.trees.keys()) if (groupOf(tid) === parent) items.push(treeRow(tid))
@@ -85,6 +147,12 @@ export function renderTreeList(container: HTMLElement, sk: SkeletonDoc, live: Sk
   }
   container.replaceChildren(...level(null, 0))
   if (state.editable) {
+    const top = document.createElement('li')
+    top.className = 'drop-top'
+    top.dataset.testid = 'drop-top'
+    top.textContent = '⤒ top level (drop here)'
+    dropTarget(top, null)
+    container.append(top)
     const add = document.createElement('li')
     const button = document.createElement('button')
     button.dataset.testid = 'new-group'
@@ -98,4 +166,15 @@ export function renderTreeList(container: HTMLElement, sk: SkeletonDoc, live: Sk
     add.append(button)
     container.append(add)
   }
+}
+
+/** ``rgb(r, g, b)`` as ``#rrggbb`` (what a colour input takes). */
+function hex(css: string): string {
+  const parts = css.match(/\d+/g)?.slice(0, 3).map(Number) ?? [178, 178, 178]
+  return `#${parts.map((c) => c.toString(16).padStart(2, '0')).join('')}`
+}
+
+function rgbOf(value: string): [number, number, number] {
+  const n = Number.parseInt(value.slice(1), 16)
+  return [((n >> 16) & 255) / 255, ((n >> 8) & 255) / 255, (n & 255) / 255]
 }

@@ -18,6 +18,7 @@ import { Overview } from '../view/overview'
 import { renderTreeList } from './tree_list'
 import { type Contrast, PLANES, type Peer, PlaneView, type Scene } from '../view/plane'
 import { VolumeCanvas } from '../view/volume_gl'
+import { type MenuItem, openContextMenu } from './context_menu'
 import { openLayers } from '../volume/layers'
 
 const USER_COLORS = ['#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#46f0f0', '#f032e6']
@@ -398,6 +399,56 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
     publish()
     redraw()
   }
+  // The right-click menu of default controls: a node's actions, or a node here.
+  const menu = (event: MouseEvent, plane: PlaneView, hit: string | null, editable: boolean) => {
+    const items: MenuItem[] = []
+    if (hit) {
+      const node = sk.nodes.get(hit)
+      const tree = node?.treeId ?? ''
+      items.push({ label: 'Select this node', testid: 'menu-select', run: () => select(hit) })
+      if (editable) {
+        items.push({ label: 'Delete this node', testid: 'menu-delete', run: () => { sk.deleteNode(hit); if (activeNode === hit) select(null) } })
+        items.push({ label: 'Mark as branchpoint', testid: 'menu-branchpoint', run: () => sk.setBranchpoint(hit) })
+        const active = activeNode
+        if (active && active !== hit && sk.nodes.has(active)) {
+          if (sk.nodes.get(active)?.treeId !== tree) {
+            items.push({ label: 'Create edge & merge with this tree', testid: 'menu-merge', run: () => sk.connect(active, hit) })
+          } else if (sk.hasEdge(active, hit)) {
+            items.push({ label: 'Delete edge to this node', testid: 'menu-delete-edge', run: () => sk.disconnect(active, hit) })
+          }
+        }
+        items.push({ label: 'Hide this tree', testid: 'menu-hide-tree', run: () => sk.setTreeVisible(tree, false) })
+      }
+      const length = view.pathLength(tree)
+      items.push({
+        label: `Path length of this tree: ${length.toFixed(1)} vx`,
+        testid: 'menu-path-length',
+        run: () => undefined,
+      })
+      openContextMenu(event.pageX, event.pageY, `node ${hit}`, items)
+    } else {
+      const p = plane.toVoxel(event.offsetX, event.offsetY, scene())
+      if (editable) {
+        items.push({
+          label: 'Create node here',
+          testid: 'menu-create-node',
+          run: () => {
+            const valid = activeNode !== null && sk.nodes.has(activeNode) ? activeNode : null
+            select(sk.addNode(p, activeTree, valid))
+          },
+        })
+      }
+      items.push({
+        label: 'Centre the view here',
+        testid: 'menu-centre',
+        run: () => {
+          centre.splice(0, 3, ...p)
+          redraw()
+        },
+      })
+      openContextMenu(event.pageX, event.pageY, `position ${p.join(', ')}`, items)
+    }
+  }
   for (const plane of planes) {
     const canvas = plane.canvas
     const w = plane.spec.w
@@ -418,7 +469,9 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
         sk.connect(activeNode, hit) // join the two trees
       } else if (event.button === 0 && event.shiftKey && event.ctrlKey && hit && activeNode && editable) {
         sk.disconnect(activeNode, hit) // delete the edge (split)
-      } else if (hit && (event.button === 0 || (!classic && event.button === 2))) {
+      } else if (!classic && event.button === 2) {
+        menu(event, plane, hit, editable)
+      } else if (hit && event.button === 0) {
         select(hit)
         if (event.button === 0 && editable) dragging = hit
       } else if (place && editable) {

@@ -246,6 +246,54 @@ export class SkeletonDoc {
     return id
   }
 
+  renameGroup(id: string, name: string): void {
+    this.doc.transact(() => this.groups.get(id)?.set('name', name), LOCAL)
+  }
+
+  /** Put a group inside another (null: the top level); never inside itself or its own subgroups. */
+  moveGroup(id: string, parentId: string | null): boolean {
+    for (let at = parentId, depth = 0; at !== null && depth < 1000; depth++) {
+      if (at === id) return false
+      at = (this.groups.get(at)?.get('parentId') as string | null) ?? null
+    }
+    this.doc.transact(() => this.groups.get(id)?.set('parentId', parentId), LOCAL)
+    return true
+  }
+
+  /** Delete a group: its trees and subgroups move up to its parent (as in WEBKNOSSOS). */
+  deleteGroup(id: string): void {
+    const group = this.groups.get(id)
+    if (!group) return
+    const parent = (group.get('parentId') as string | null) ?? null
+    this.doc.transact(() => {
+      for (const tree of this.trees.values()) if (tree.get('groupId') === id) tree.set('groupId', parent)
+      for (const other of this.groups.values()) if (other.get('parentId') === id) other.set('parentId', parent)
+      this.groups.delete(id)
+    }, LOCAL)
+  }
+
+  /** A tree's colour, [r, g, b] floats 0..1 (alpha 1). */
+  setTreeColor(id: string, rgb: [number, number, number]): void {
+    this.doc.transact(() => this.trees.get(id)?.set('color', [...rgb, 1]), LOCAL)
+  }
+
+  hasEdge(a: string, b: string): boolean {
+    return this.edges.has(`${a},${b}`) || this.edges.has(`${b},${a}`)
+  }
+
+  /** The summed length of a tree's edges, in voxels (mag 1). */
+  pathLength(treeId: string): number {
+    let length = 0
+    for (const [key, tree] of this.edges) {
+      if (tree !== treeId) continue
+      const [a, b] = key.split(',')
+      const p = this.nodes.get(a)?.position
+      const q = this.nodes.get(b)?.position
+      if (p && q) length += Math.hypot(p[0] - q[0], p[1] - q[1], p[2] - q[2])
+    }
+    return length
+  }
+
   moveTree(treeId: string, groupId: string | null): void {
     this.doc.transact(() => this.trees.get(treeId)?.set('groupId', groupId), LOCAL)
   }
