@@ -1,8 +1,9 @@
 // A click on a large skeleton (issue "The browser client", Performance):
-// from the mouse click to the frame that shows the new node, 20 times, and
-// the page's JS heap. Prints one JSON line.
+// from the mouse click to the frame that shows the new node, 20 times,
+// frame intervals while panning over it, and the page's JS heap. Prints one JSON line.
 //   node e2e/bench_click.mjs <annotation-url> <clicks>
 import { launch, until } from './browser.mjs'
+import { pan } from './pan.mjs'
 
 const [url, clicksArg] = process.argv.slice(2)
 const clicks = Number(clicksArg ?? 20)
@@ -39,6 +40,8 @@ try {
     )
     out.clickMs.push(Math.round(ms * 10) / 10)
   }
+  // Panning over it: → held at a keyboard's repeat rate for 3 s.
+  out.pan = await pan(page, 3000, 33)
   out.heapMB = await page.evaluate(() => Math.round((performance.memory?.usedJSHeapSize ?? 0) / 2 ** 20))
 } finally {
   await browser.close()

@@ -2,17 +2,11 @@
 // a cache under a memory budget (least recently used out), requests ordered
 // by distance to the view centre, bricks that left the view cancelled.
 
-import { decompress } from 'fzstd'
-import {
-  type BrickRecord,
-  type Coord,
-  ENCODING_RAW,
-  ENCODING_ZSTD,
-  STATUS_OK,
-  packCancel,
-  packRequest,
-  unpack,
-} from './wire'
+import { BrickCache, type BrickData } from './brick_cache'
+import type { Decoded, DecodedBrick } from './brick_decode'
+import { type Coord, ENCODING_RAW, packCancel, packRequest } from './wire'
+
+export type { BrickData } from './brick_cache'
 
 export const BRICK = 32
 
@@ -29,9 +23,6 @@ export function parseMag(name: string): Mag {
 
 const key = (mag: Mag, b: Coord) => `${mag.name}/${b[0]}/${b[1]}/${b[2]}`
 
-/** A brick's voxels (x fastest), or null where the layer has none. */
-export type BrickData = Uint8Array | Uint16Array | Uint32Array | null
-
 const TYPED: Record<number, (b: ArrayBuffer) => Exclude<BrickData, null>> = {
   1: (b) => new Uint8Array(b),
   2: (b) => new Uint16Array(b),
@@ -39,9 +30,11 @@ const TYPED: Record<number, (b: ArrayBuffer) => Exclude<BrickData, null>> = {
 }
 
 export class BrickSource {
-  private ws: WebSocket | null = null
-  private readonly cache = new Map<string, BrickData>() // insertion order = recency
-  private cachedBytes = 0
+  /** The socket lives in a worker (./brick_worker.ts), which decodes frames off the main thread. */
+  private readonly worker: Worker
+  private open = false
+  private closed = false
+  private readonly cache: BrickCache
   private readonly pending = new Map<string, number>() // key -> request id
   private nextRequest = 1
   private readonly openRequests = new Map<number, { mag: Mag; keys: Set<string> }>()
@@ -72,33 +65,35 @@ export class BrickSource {
     readonly encoding = ENCODING_RAW,
     readonly budgetBytes = 256 * 1024 * 1024,
   ) {
+    this.cache = new BrickCache(budgetBytes)
+    this.worker = new Worker(new URL('./brick_worker.ts', import.meta.url), { type: 'module' })
+    this.worker.onmessage = (event) => this.fromWorker(event.data)
     this.connect()
   }
 
   private connect(): void {
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
-    const ws = new WebSocket(
-      `${scheme}://${location.host}/data/${encodeURIComponent(this.dataset)}/${encodeURIComponent(this.layer)}?token=${encodeURIComponent(this.token)}`,
-    )
-    ws.binaryType = 'arraybuffer'
-    ws.onopen = () => {
-      for (const frame of this.queue) ws.send(frame)
+    const url = `${scheme}://${location.host}/data/${encodeURIComponent(this.dataset)}/${encodeURIComponent(this.layer)}?token=${encodeURIComponent(this.token)}`
+    this.worker.postMessage({ connect: url })
+  }
+
+  private fromWorker(message: Decoded | { open: true } | { closed: true }): void {
+    if ('open' in message) {
+      this.open = true
+      for (const frame of this.queue) this.worker.postMessage({ send: frame }, [frame.buffer])
       this.queue = []
-    }
-    ws.onmessage = (event) => this.receive(new Uint8Array(event.data as ArrayBuffer))
-    ws.onclose = () => {
+    } else if ('closed' in message) {
       // Whatever was asked is asked again by the next view update.
-      this.ws = null
+      this.open = false
       this.pending.clear()
       this.openRequests.clear()
       this.outstanding = 0
-      setTimeout(() => this.connect(), 500 + Math.random() * 1000)
-    }
-    this.ws = ws
+      if (!this.closed) setTimeout(() => this.connect(), 500 + Math.random() * 1000)
+    } else this.receive(message)
   }
 
   private send(frame: Uint8Array): void {
-    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(frame)
+    if (this.open) this.worker.postMessage({ send: frame }, [frame.buffer])
     else this.queue.push(frame)
   }
 
@@ -113,19 +108,12 @@ export class BrickSource {
     this.openRequests.clear()
     this.pending.clear()
     this.cache.clear()
-    this.cachedBytes = 0
     this.version += 1
     this.epoch += 1
   }
 
   get(mag: Mag, brick: Coord): BrickData | undefined {
-    const k = key(mag, brick)
-    const data = this.cache.get(k)
-    if (data !== undefined) {
-      this.cache.delete(k) // most recently used: to the end
-      this.cache.set(k, data)
-    }
-    return data
+    return this.cache.get(key(mag, brick))
   }
 
   /** Bricks one view needs (a plane at one mag); :meth:`flush` asks for them all,
@@ -175,66 +163,47 @@ export class BrickSource {
     }
   }
 
-  private receive(data: Uint8Array): void {
-    let frame
-    try {
-      frame = unpack(data)
-    } catch {
-      this.errors += 1
-      return
-    }
+  private receive(frame: Decoded): void {
     if (frame.kind === 'bricks') {
       for (const record of frame.records) this.store(record)
       this.onBrick()
     } else if (frame.kind === 'done') {
-      this.openRequests.delete(frame.done.requestId)
+      this.openRequests.delete(frame.requestId)
+    } else if (frame.kind === 'bad') {
+      this.errors += 1
     } else {
       // A refused request: its tiles stay empty (not asked again until the
       // cache lets them go); rendering goes on.
       this.errors += 1
-      const open = this.openRequests.get(frame.error.requestId)
+      const open = this.openRequests.get(frame.requestId)
       if (open) {
         for (const k of open.keys) {
           this.pending.delete(k)
           this.cache.set(k, null)
           this.outstanding -= 1
         }
-        this.openRequests.delete(frame.error.requestId)
+        this.openRequests.delete(frame.requestId)
         this.version += 1
         this.onBrick()
       }
     }
   }
 
-  private store(record: BrickRecord): void {
+  private store(record: DecodedBrick): void {
     const open = this.openRequests.get(record.requestId)
     const k = open && key(open.mag, record.brick)
     if (!open || !k || !open.keys.has(k)) return
     open.keys.delete(k)
     this.pending.delete(k)
     this.outstanding -= 1
-    let value: BrickData = null
-    if (record.status === STATUS_OK && TYPED[record.dtype]) {
-      // A copy either way: the frame's buffer is not kept.
-      const bytes = record.encoding === ENCODING_ZSTD ? decompress(record.payload) : record.payload.slice()
-      value = TYPED[record.dtype](bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer)
-    }
-    this.cache.set(k, value)
+    const typed = TYPED[record.dtype]
+    this.cache.set(k, record.voxels && typed ? typed(record.voxels) : null)
     this.version += 1
-    this.cachedBytes += value?.byteLength ?? 0
-    while (this.cachedBytes > this.budgetBytes && this.cache.size) {
-      const [oldest, data] = this.cache.entries().next().value as [string, BrickData]
-      this.cache.delete(oldest)
-      this.cachedBytes -= data?.byteLength ?? 0
-    }
   }
 
   close(): void {
-    const ws = this.ws
-    this.ws = null
-    if (ws) {
-      ws.onclose = null
-      ws.close()
-    }
+    this.closed = true
+    this.worker.postMessage({ close: true })
+    this.worker.terminate()
   }
 }
