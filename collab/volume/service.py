@@ -401,15 +401,23 @@ def _finish_stored(
     wanted: int,
     dtype_code: int,
     fill_raw: bytes,
-) -> list[Brick]:
+) -> list[Brick | Exception]:
     """Bricks from stored bytes. A local file's brick is tagged like a static
     file server tags files (where it is, how long, the file's mtime), so its
-    ETag costs no hashing of the payload."""
-    out = []
+    ETag costs no hashing of the payload. A brick whose bytes do not convert
+    (a damaged chunk) is its own failure, never the batch's: its place holds
+    the exception."""
+    out: list[Brick | Exception] = []
     for data, tag in zip(stored, tags, strict=True):
-        payload = (
-            enc.encode(fill_raw, wanted) if data is None else enc.convert(data, stored_code, wanted)
-        )
+        try:
+            payload = (
+                enc.encode(fill_raw, wanted)
+                if data is None
+                else enc.convert(data, stored_code, wanted)
+            )
+        except Exception as exc:  # zstd and friends raise their own types
+            out.append(exc)
+            continue
         etag = _etag(payload) if tag is None or data is None else _etag(f"{tag}:{wanted}".encode())
         out.append(Brick(payload, wanted, dtype_code, etag))
     return out

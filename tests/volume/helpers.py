@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,3 +100,23 @@ class BrickClient:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+def damage_chunk(array: Path, chunk: tuple[int, int, int]) -> None:
+    """Overwrite one inner chunk of the array's one shard (a WEBKNOSSOS
+    zarr3 layer: channel first, index at the end — an (offset, length) pair
+    of uint64 per chunk in C order, then a crc32c) with bytes that do not
+    decompress, leaving the index and the other chunks intact."""
+    meta = json.loads((array / "zarr.json").read_text())
+    inner = meta["codecs"][0]["configuration"]["chunk_shape"][1:]
+    grid = [-(-n // c) for n, c in zip(meta["shape"][1:], inner, strict=True)]
+    shard = array / "c" / "0" / "0" / "0" / "0"
+    raw = bytearray(shard.read_bytes())
+    count = grid[0] * grid[1] * grid[2]
+    index = raw[len(raw) - 4 - 16 * count : len(raw) - 4]
+    k = (chunk[0] * grid[1] + chunk[1]) * grid[2] + chunk[2]
+    offset = int.from_bytes(index[16 * k : 16 * k + 8], "little")
+    length = int.from_bytes(index[16 * k + 8 : 16 * k + 16], "little")
+    assert length > 8, "the chunk is stored"
+    raw[offset : offset + length] = b"\xff" * length
+    shard.write_bytes(bytes(raw))

@@ -16,7 +16,13 @@ from collab.http.data_socket import BrickStream
 from collab.volume import wire
 from collab.volume.encoding import RAW, ZSTD, decompress, from_raw
 from tests.conftest import LiveServer, live_with, with_settings
-from tests.volume.helpers import BrickClient, SmallDataset, expected_brick, make_dataset
+from tests.volume.helpers import (
+    BrickClient,
+    SmallDataset,
+    damage_chunk,
+    expected_brick,
+    make_dataset,
+)
 
 
 @pytest.fixture
@@ -63,6 +69,25 @@ async def test_batch_raw_and_zstd(live: LiveServer, small: SmallDataset) -> None
         }
         assert all(r.payload == b"" for r in records if r.status == wire.STATUS_MISSING)
         assert client.done[3][1:3] == (1, 3)
+    finally:
+        await client.close()
+
+
+async def test_a_damaged_chunk_fails_only_its_brick(live: LiveServer, small: SmallDataset) -> None:
+    """Bricks are read in batches: a chunk that does not decompress is a
+    failed record for its own brick, never for the others read with it.
+    (Asked for as zstd, stored zstd bytes pass through undecoded: the page
+    finds the damage when it decompresses and draws a missing tile —
+    client/test/brick_cache.test.ts.)"""
+    damage_chunk(small.root / "color" / "1", (1, 0, 0))
+    _, token = await live.user("viewer")
+    client = await BrickClient.connect(data_url(live, token))
+    try:
+        records = await client.fetch(1, (1, 1, 1), ALL, RAW)
+        status = {r.brick: r.status for r in records}
+        assert status.pop((1, 0, 0)) == wire.STATUS_FAILED
+        assert set(status.values()) == {wire.STATUS_OK} and len(status) == len(ALL) - 1
+        assert client.done[1] == (1, len(ALL) - 1, 0, 0, 1)
     finally:
         await client.close()
 

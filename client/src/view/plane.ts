@@ -193,16 +193,17 @@ export class PlaneView {
         for (let j = 0; j < BRICK; j++) {
           let at = first + j * dv
           for (let i = 0; i < BRICK; i++, at += du) {
-            this.greyTexels[j * BRICK + i] = grey ? grey[at] & 0xff : 0
+            if (grey) this.greyTexels[j * BRICK + i] = grey[at] & 0xff
             if (ids) {
               const id = ids[at]
               this.colourTexels[j * BRICK + i] = id ? segmentColour(id) : 0
             }
           }
         }
-        grid.put(slot, key, { grey: this.greyTexels, colours: ids ? this.colourTexels : null })
+        // null: missing or failed (a missing tile; the coarser level shows through).
+        grid.put(slot, key, { grey: grey ? this.greyTexels : null, colours: ids ? this.colourTexels : null })
       }
-      grid.mark(slot, true, overlay !== '-')
+      grid.mark(slot)
     }
     const view: LevelView = {
       first: [(scene.centre[u] - halfU) / f[u] - bu0 * BRICK, (scene.centre[v] - halfV) / f[v] - bv0 * BRICK],

@@ -20,7 +20,8 @@
 // least as large as the bricks in view, so each brick in view has a slot of
 // its own and panning never moves what is already uploaded. A small
 // texture says per slot whether it holds the brick in view now; a slot
-// whose brick has not arrived shows the level below it.
+// whose brick has not arrived, or came as missing or failed, shows the
+// level below it, or the background (a missing tile).
 //
 // Two levels per plane, as Neuroglancer and WEBKNOSSOS draw coarser data
 // while the finer loads: level 0 at the mag the zoom asks for, level 1 at a
@@ -61,7 +62,7 @@ ivec2 find(Level level, highp usampler2D valid, vec2 screen, out uvec2 there) {
   ivec2 local = ivec2(floor(voxel / float(${BRICK})));
   ivec2 slot = (level.slot0 + local) % level.slots;
   there = texelFetch(valid, slot, 0).rg;
-  if (voxel.x < 0.0 || voxel.y < 0.0 || there.r == 0u) return ivec2(-1);
+  if (voxel.x < 0.0 || voxel.y < 0.0 || (there.r == 0u && there.g == 0u)) return ivec2(-1);
   return slot * ${BRICK} + ivec2(voxel) - local * ${BRICK};
 }
 
@@ -73,12 +74,12 @@ void main() {
   uvec4 s = uvec4(0u);
   ivec2 texel = find(level0, valid0, screen, there);
   if (texel.x >= 0) {
-    g = float(texelFetch(em0, texel, 0).r);
+    g = there.r != 0u ? float(texelFetch(em0, texel, 0).r) : 0.0;
     if (there.g != 0u) s = texelFetch(seg0, texel, 0);
   } else {
     if (coarse) texel = find(level1, valid1, screen, there);
     if (texel.x < 0) { colour = vec4(vec3(17.0 / 255.0), 1.0); return; }
-    g = float(texelFetch(em1, texel, 0).r);
+    g = there.r != 0u ? float(texelFetch(em1, texel, 0).r) : 0.0;
     if (there.g != 0u) s = texelFetch(seg1, texel, 0);
   }
   float c = clamp(floor((g - 127.5) * look.y + 127.5 + look.x * 255.0 + 0.5), 0.0, 255.0) / 255.0;
@@ -90,7 +91,7 @@ void main() {
 
 /** A brick's slice for upload: grey values and segment colours (RGBA words), BRICK×BRICK. */
 export interface SliceTexels {
-  grey: Uint8Array
+  grey: Uint8Array | null // null: no EM here (no layer, or a missing or failed brick)
   colours: Uint32Array | null // null: no segmentation here
 }
 
@@ -159,6 +160,8 @@ export class SlotGrid {
   private slotsV = 0
   /** What each slot holds (a brick's look and coordinates), '' for nothing. */
   private held: string[] = []
+  /** Per slot: what its brick has (EM, segmentation), as put. */
+  private has = new Uint8Array(0)
   private flags = new Uint8Array(0)
 
   constructor(private readonly gl: WebGL2RenderingContext) {
@@ -180,6 +183,7 @@ export class SlotGrid {
     gl.bindTexture(gl.TEXTURE_2D, this.seg)
     gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA8UI, w, h, 0, gl.RGBA_INTEGER, gl.UNSIGNED_BYTE, null)
     this.held = new Array(this.slotsU * this.slotsV).fill('')
+    this.has = new Uint8Array(this.slotsU * this.slotsV * 2)
     this.flags = new Uint8Array(this.slotsU * this.slotsV * 2)
   }
 
@@ -196,8 +200,12 @@ export class SlotGrid {
     const gl = this.gl
     const x = (slot % this.slotsU) * BRICK
     const y = Math.floor(slot / this.slotsU) * BRICK
-    gl.bindTexture(gl.TEXTURE_2D, this.em)
-    gl.texSubImage2D(gl.TEXTURE_2D, 0, x, y, BRICK, BRICK, gl.RED_INTEGER, gl.UNSIGNED_BYTE, texels.grey)
+    if (texels.grey) {
+      gl.bindTexture(gl.TEXTURE_2D, this.em)
+      gl.texSubImage2D(gl.TEXTURE_2D, 0, x, y, BRICK, BRICK, gl.RED_INTEGER, gl.UNSIGNED_BYTE, texels.grey)
+    }
+    this.has[slot * 2] = texels.grey ? 1 : 0
+    this.has[slot * 2 + 1] = texels.colours ? 1 : 0
     if (texels.colours) {
       gl.bindTexture(gl.TEXTURE_2D, this.seg)
       const bytes = new Uint8Array(texels.colours.buffer, texels.colours.byteOffset, texels.colours.byteLength)
@@ -211,10 +219,10 @@ export class SlotGrid {
     this.held[slot] = ''
   }
 
-  /** Say which slots hold the brick in view this frame (EM, segmentation). */
-  mark(slot: number, em: boolean, seg: boolean): void {
-    this.flags[slot * 2] = em ? 1 : 0
-    this.flags[slot * 2 + 1] = seg ? 1 : 0
+  /** Say that a slot holds a brick in view this frame (drawn with what it has). */
+  mark(slot: number): void {
+    this.flags[slot * 2] = this.has[slot * 2]
+    this.flags[slot * 2 + 1] = this.has[slot * 2 + 1]
   }
 
   clearMarks(): void {
