@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from collab.config import Settings
 from tests.browser.conftest import run_e2e
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, live_with, with_settings
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -146,3 +147,18 @@ async def test_context_menu_and_tree_groups(live: LiveServer, built_client: Path
     assert 'color.r="1" color.g="0" color.b="0"' in nml, nml
     assert 'name="outer"' in nml and 'name="inner"' not in nml, nml
     assert nml.count("<branchpoint ") == 1, nml
+
+
+async def test_a_refused_write_shows_a_notice(settings: Settings, built_client: Path) -> None:
+    """The document is full (COLLAB_MAX_DOCUMENT_BYTES): the server closes
+    the writer with 4413; the page says so and counts nothing refused as
+    saved."""
+    async with live_with(with_settings(settings, max_document_bytes=4000)) as live:
+        _, token = await live.user("Ada")
+        ann = await live.annotation(token, "full")
+        seen = await run_e2e("refused.mjs", live.url, str(ann), token)
+        assert seen["status"].startswith("refused: 4413 document full"), seen
+        async with live.client(token) as http:
+            nml = (await http.get(f"/api/annotations/{ann}/nml")).text
+        stored = nml.count("<node ")
+        assert stored < seen["nodesOnPage"] and seen["pending"] >= seen["nodesOnPage"] - stored
