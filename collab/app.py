@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import WebSocketRoute
 
 from collab.config import Settings
+from collab.document.kind import DocumentKind, Kinds
 from collab.errors import CollabError
 from collab.gc_policy import collector_policy
 from collab.http import annotations as annotation_routes
@@ -30,6 +31,8 @@ from collab.http.sync_socket import sync_endpoint
 from collab.http.throttle import Throttle
 from collab.limits import Limits
 from collab.metrics import Metrics
+from collab.segmentation.kind import SEGMENTATION
+from collab.skeleton.kind import SKELETON
 from collab.store import identity
 from collab.store.database import Database
 from collab.store.embedded import EmbeddedPostgres
@@ -39,6 +42,10 @@ from collab.volume.service import Volumes
 from collab.workers import Workers
 
 log = logging.getLogger("collab.app")
+
+#: The document kinds an annotation has, each its package's record
+#: (collab/document/kind.py); the first is the default of ``?doc=``.
+KINDS: tuple[DocumentKind, ...] = (SKELETON, SEGMENTATION)
 
 
 async def _collab_error(request: Request, exc: Exception) -> Response:
@@ -62,8 +69,14 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 def create_app(
-    settings: Settings, on_ready: Callable[[Services], Awaitable[None]] | None = None
+    settings: Settings,
+    on_ready: Callable[[Services], Awaitable[None]] | None = None,
+    kinds: Sequence[DocumentKind] = KINDS,
 ) -> Starlette:
+    """``kinds``: the documents served (``/sync/{annotation}/{doc}``), handed
+    to the room registry; tests add kinds of their own here."""
+    served = Kinds(kinds)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         embedded: EmbeddedPostgres | None = None
@@ -85,11 +98,18 @@ def create_app(
                 async with (
                     collector_policy(settings.gc_young_threshold, settings.gc_full_every_seconds),
                     Workers(settings.workers) as workers,
-                    RoomRegistry(pool, settings, metrics, workers) as rooms,
+                    RoomRegistry(pool, settings, metrics, workers, served) as rooms,
                 ):
                     volumes = Volumes(settings, pool, metrics)
                     app.state.services = Services(
-                        settings, pool, rooms, metrics, workers, volumes, Limits(settings.limits)
+                        settings,
+                        pool,
+                        rooms,
+                        metrics,
+                        workers,
+                        volumes,
+                        Limits(settings.limits),
+                        served,
                     )
                     log.info(
                         "server ready", extra={"database": "embedded" if embedded else "external"}

@@ -13,12 +13,12 @@ import orjson
 from pycrdt import Doc
 
 from collab.config import Settings
+from collab.document.log import RoomKey
 from collab.http.common import Services
 from collab.skeleton.model import Skeleton
 from collab.store import datasets as dataset_rows
 from collab.store import identity, work
 from collab.store.database import Connection
-from collab.sync.room import RoomKey
 from collab.work.specs import TaskSpec
 
 DATASET = "demo"

@@ -14,23 +14,24 @@ from pycrdt import Doc
 
 from collab.document.changes import apply_revert, make_equal, plan_revert
 from collab.document.content import TouchRecorder, lookup, to_json
-from collab.document.kinds import new_doc
+from collab.document.kind import Kinds
+from collab.document.log import RoomKey
 from collab.errors import NotFound, Unavailable, Unprocessable
 from collab.store import oplog
 from collab.store.database import Database
 from collab.sync.registry import RoomRegistry
-from collab.sync.room import RoomKey
 
 
-async def doc_at(pool: Database, key: RoomKey, version: int) -> Doc:
-    """The document as it was right after ``version`` (0: empty)."""
+async def doc_at(pool: Database, kinds: Kinds, key: RoomKey, version: int) -> Doc:
+    """The document as it was right after ``version`` (0: empty); ``kinds``
+    declare its roots."""
     if version < 0:
         raise NotFound(f"no version {version}")
     async with pool.acquire() as conn:
         state = await oplog.load(conn, key, upto=version)
     if state.head < version:
         raise NotFound(f"{key.doc} of annotation {key.annotation_id} has no version {version}")
-    doc = new_doc(key.doc, state.snapshot)
+    doc = kinds[key.doc].new_doc(state.snapshot)
     for update in state.updates:
         doc.apply_update(update)
     return doc
@@ -53,10 +54,12 @@ async def restore(
         if version > room.version:
             raise NotFound(f"no version {version}; newest is {room.version}")
         await rooms.committer.flush()
-        target = await doc_at(pool, key, version)
+        target = await doc_at(pool, rooms.kinds, key, version)
         await room.quiet()  # no await from here to the change
         return (
-            room.change(lambda doc: make_equal(doc, target, key.doc), author, {"restore": version})
+            room.change(
+                lambda doc: make_equal(doc, target, room.kind), author, {"restore": version}
+            )
             or None
         )
 
@@ -85,13 +88,13 @@ async def revert(
         if version > room.version:
             raise NotFound(f"no version {version}; newest is {room.version}")
         await rooms.committer.flush()
-        base = await doc_at(pool, key, version - 1)
+        base = await doc_at(pool, rooms.kinds, key, version - 1)
         async with pool.acquire() as conn, conn.transaction(readonly=True):
             rows = [row async for row in oplog.iter_updates(conn, key, version, version)]
         if not rows:
             raise NotFound(f"no version {version}")
-        before = to_json(base, key.doc)
-        with TouchRecorder(base, key.doc) as recorder:
+        before = to_json(base, room.kind)
+        with TouchRecorder(base, room.kind) as recorder:
             base.apply_update(rows[0][1])
             # Old values come from the JSON taken before the apply: a deleted
             # nested map reads as empty inside the event.
@@ -102,7 +105,7 @@ async def revert(
         # and note the first later version that touched each entry. The plan
         # needs all of it up to the version the change follows.
         later: dict[tuple[str, ...], int] = {}
-        with TouchRecorder(base, key.doc) as recorder:
+        with TouchRecorder(base, room.kind) as recorder:
 
             async def read_after(seen: int) -> int:
                 """Replay the stored versions after ``seen``; return the last one read."""
@@ -138,7 +141,7 @@ async def revert(
         new_version = None
         if plan.revert:
             new_version = room.change(
-                lambda doc: apply_revert(doc, plan), author, {"revert": version}
+                lambda doc: apply_revert(doc, plan, room.kind), author, {"revert": version}
             )
         return ChangeResult(
             version=new_version,

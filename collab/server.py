@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import uvicorn
 
-from collab.app import create_app
+from collab.app import KINDS, create_app
 from collab.config import Settings
+from collab.document.kind import DocumentKind
 from collab.http.common import Services
 from collab.http.ws_protocol import SyncProtocol
 
@@ -15,6 +16,8 @@ from collab.http.ws_protocol import SyncProtocol
 def uvicorn_config(
     settings: Settings,
     on_ready: Callable[[Services], Awaitable[None]] | None = None,
+    *,
+    kinds: Sequence[DocumentKind] = KINDS,
     **overrides: object,
 ) -> uvicorn.Config:
     options: dict[str, object] = {
@@ -31,7 +34,7 @@ def uvicorn_config(
         "timeout_graceful_shutdown": 10,
     }
     options.update(overrides)
-    return uvicorn.Config(create_app(settings, on_ready), **options)  # type: ignore[arg-type]
+    return uvicorn.Config(create_app(settings, on_ready, kinds), **options)  # type: ignore[arg-type]
 
 
 def serve(

@@ -10,7 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,8 +19,10 @@ import httpx
 import pytest
 import uvicorn
 
+from collab.app import KINDS
 from collab.auth import new_token
 from collab.config import Settings
+from collab.document.kind import DocumentKind
 from collab.server import uvicorn_config
 from collab.store.embedded import EmbeddedPostgres
 from collab.store.migrations import migrate
@@ -125,8 +127,8 @@ class LiveServer:
             return int(r.json()["id"])
 
 
-async def start_server(settings: Settings) -> uvicorn.Server:
-    config = uvicorn_config(settings, log_level="warning")
+async def start_server(settings: Settings, kinds: Sequence[DocumentKind] = KINDS) -> uvicorn.Server:
+    config = uvicorn_config(settings, kinds=kinds, log_level="warning")
     server = uvicorn.Server(config)
     server.config.setup_event_loop = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
@@ -160,9 +162,11 @@ def settings(database: str, tmp_path: Path) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def live_with(settings: Settings) -> AsyncIterator[LiveServer]:
-    """A live server with settings of the test's own."""
-    server = await start_server(settings)
+async def live_with(
+    settings: Settings, kinds: Sequence[DocumentKind] = KINDS
+) -> AsyncIterator[LiveServer]:
+    """A live server with settings (and document kinds) of the test's own."""
+    server = await start_server(settings, kinds)
     live = LiveServer(
         url=f"http://127.0.0.1:{settings.port}",
         ws_url=f"ws://127.0.0.1:{settings.port}",

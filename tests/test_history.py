@@ -11,8 +11,9 @@ import pytest
 from pycrdt import Map
 
 from collab import history
+from collab.document.log import RoomKey
 from collab.store import oplog
-from collab.sync.room import Room, RoomKey
+from collab.sync.room import Room
 from tests.conftest import LiveServer
 from tests.yclient import YClient, put_node
 

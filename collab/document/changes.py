@@ -13,13 +13,14 @@ from typing import Any
 from pycrdt import Doc, Map
 
 from collab.document.content import MISSING, Path, overlaps, plain, root_map, roots
+from collab.document.kind import DocumentKind
 
 
 def _same(a: Any, b: Any) -> bool:
     return plain(a) == plain(b)
 
 
-def make_equal(current: Doc, target: Doc, kind: str) -> None:
+def make_equal(current: Doc, target: Doc, kind: DocumentKind) -> None:
     """Change ``current`` (inside the caller's transaction) until it reads like ``target``."""
     names = set(roots(current, kind)) | set(roots(target, kind))
     for name in sorted(names):
@@ -70,7 +71,7 @@ def plan_revert(touched: dict[Path, tuple[Any, Any]], later: dict[Path, int]) ->
     return plan
 
 
-def apply_revert(doc: Doc, plan: RevertPlan) -> None:
+def apply_revert(doc: Doc, plan: RevertPlan, kind: DocumentKind) -> None:
     """Write the plan into ``doc`` (inside the caller's transaction)."""
     for path, old in sorted(plan.revert.items(), key=lambda item: len(item[0])):
         root = root_map(doc, path[0])
@@ -79,7 +80,7 @@ def apply_revert(doc: Doc, plan: RevertPlan) -> None:
             if old is MISSING:
                 if key in root:
                     del root[key]
-            elif isinstance(old, dict) and _is_nested(doc, path[0]):
+            elif isinstance(old, dict) and _is_nested(doc, path[0], kind):
                 existing = root.get(key)
                 if isinstance(existing, Map):
                     _sync_fields(existing, old)
@@ -98,11 +99,9 @@ def apply_revert(doc: Doc, plan: RevertPlan) -> None:
                 parent[path[2]] = old
 
 
-#: Roots whose values are nested Y.Maps (every other root holds plain JSON).
-NESTED_ROOTS = {"trees", "groups", "boundingBoxes", "segments"}
-
-
-def _is_nested(doc: Doc, root: str) -> bool:
-    if root in NESTED_ROOTS:
+def _is_nested(doc: Doc, root: str, kind: DocumentKind) -> bool:
+    """The root's entries are nested Y.Maps: the kind says so (its roots'
+    ``nested``), or, for a root it does not declare, an entry is one."""
+    if root in kind.nested_roots:
         return True
     return any(isinstance(v, Map) for v in root_map(doc, root).values())

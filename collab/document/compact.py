@@ -5,11 +5,14 @@ content."""
 
 from __future__ import annotations
 
-from collab.document.kinds import new_doc
+from collections.abc import Sequence
+
+from collab.document.kind import Root, new_doc
 
 
-def compact(kind: str, snapshot: bytes | None, updates: list[bytes]) -> bytes:
-    doc = new_doc(kind, snapshot)
+def compact(roots: Sequence[Root], snapshot: bytes | None, updates: list[bytes]) -> bytes:
+    """``roots``: the kind's (a record's hooks need not be picklable)."""
+    doc = new_doc(roots, snapshot)
     for update in updates:
         doc.apply_update(update)
     return doc.get_update()

@@ -10,7 +10,8 @@ from starlette.routing import Route
 from collab import history
 from collab.auth import Access, Principal
 from collab.document.content import to_json
-from collab.document.kinds import parse_kind
+from collab.document.kind import DocumentKind
+from collab.document.log import RoomKey
 from collab.errors import Forbidden, InvalidJSON, Unprocessable
 from collab.http.common import (
     JSON,
@@ -25,7 +26,6 @@ from collab.http.common import (
 )
 from collab.store import datasets as dataset_rows
 from collab.store import identity, oplog, work
-from collab.sync.room import RoomKey
 
 
 async def require_access(
@@ -46,11 +46,13 @@ async def authorised(request: Request, need: Access) -> tuple[Principal, int]:
     return who, annotation_id
 
 
-def _doc(request: Request, body: dict[str, Any] | None = None) -> str:
-    name = (body or {}).get("doc") or request.query_params.get("doc") or "skeleton"
+def _doc(request: Request, body: dict[str, Any] | None = None) -> DocumentKind:
+    """The ``doc`` of the body or the query; the first kind served (the skeleton) if neither."""
+    kinds = services(request).kinds
+    name = (body or {}).get("doc") or request.query_params.get("doc") or kinds.default.name
     if not isinstance(name, str):
         raise InvalidJSON("'doc' must be a string")
-    return parse_kind(name)
+    return kinds.parse(name)
 
 
 async def create_annotation(request: Request) -> JSON:
@@ -87,10 +89,10 @@ async def get_annotation(request: Request) -> JSON:
         info = await identity.get_annotation(db, annotation_id)
         task = await work.task_of_annotation(db, annotation_id)
         heads = {}
-        for kind in ("skeleton", "segmentation"):
-            key = RoomKey(annotation_id, kind)
+        for name in svc.kinds:
+            key = RoomKey(annotation_id, name)
             room = svc.rooms.rooms.get(key)
-            heads[kind] = room.version if room else await oplog.head(db, key)
+            heads[name] = room.version if room else await oplog.head(db, key)
     return JSON({**info, "access": access.name.lower(), "versions": heads, "task": task})
 
 
@@ -157,10 +159,10 @@ async def list_versions(request: Request) -> JSON:
     svc = services(request)
     await svc.rooms.committer.flush()
     async with svc.pool.acquire() as db:
-        items = await oplog.versions(db, RoomKey(annotation_id, kind), before, limit)
+        items = await oplog.versions(db, RoomKey(annotation_id, kind.name), before, limit)
     return JSON(
         {
-            "doc": kind,
+            "doc": kind.name,
             "versions": [v.to_json() for v in items],
             "next": items[-1].version if len(items) == limit and items[-1].version > 1 else None,
         }
@@ -173,8 +175,8 @@ async def get_version(request: Request) -> JSON:
     version = path_int(request, "version")
     svc = services(request)
     await svc.rooms.committer.flush()
-    doc = await history.doc_at(svc.pool, RoomKey(annotation_id, kind), version)
-    return JSON({"doc": kind, "version": version, "content": to_json(doc, kind)})
+    doc = await history.doc_at(svc.pool, svc.kinds, RoomKey(annotation_id, kind.name), version)
+    return JSON({"doc": kind.name, "version": version, "content": to_json(doc, kind)})
 
 
 async def restore(request: Request) -> JSON:
@@ -184,9 +186,9 @@ async def restore(request: Request) -> JSON:
     version = field_int(body, "version", minimum=0) or 0
     svc = services(request)
     new = await history.restore(
-        svc.pool, svc.rooms, RoomKey(annotation_id, kind), version, who.user_id
+        svc.pool, svc.rooms, RoomKey(annotation_id, kind.name), version, who.user_id
     )
-    return JSON({"doc": kind, "version": new, "restored": version})
+    return JSON({"doc": kind.name, "version": new, "restored": version})
 
 
 async def revert(request: Request) -> JSON:
@@ -196,9 +198,9 @@ async def revert(request: Request) -> JSON:
     version = field_int(body, "version", minimum=1) or 1
     svc = services(request)
     result = await history.revert(
-        svc.pool, svc.rooms, RoomKey(annotation_id, kind), version, who.user_id
+        svc.pool, svc.rooms, RoomKey(annotation_id, kind.name), version, who.user_id
     )
-    return JSON({"doc": kind, "reverted_version": version, **result.to_json()})
+    return JSON({"doc": kind.name, "reverted_version": version, **result.to_json()})
 
 
 routes = [

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from collab.auth import Principal
 from collab.config import Settings
+from collab.document.kind import Kinds
 from collab.errors import BadRequest, CollabError, InvalidJSON, PayloadTooLarge
 from collab.limits import Limits
 from collab.metrics import Metrics
@@ -32,6 +33,8 @@ class Services:
     workers: Workers
     volumes: Volumes
     limits: Limits
+    #: The document kinds served (the registry opens rooms through the same).
+    kinds: Kinds
 
 
 def services(conn: HTTPConnection) -> Services:

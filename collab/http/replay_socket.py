@@ -14,7 +14,7 @@ import orjson
 from starlette.websockets import WebSocket
 
 from collab.auth import Access
-from collab.document.kinds import parse_kind
+from collab.document.log import RoomKey
 from collab.errors import BadRequest, CollabError, Forbidden
 from collab.history import doc_at
 from collab.http.common import bearer, path_int, services
@@ -22,7 +22,6 @@ from collab.http.sync_socket import close_reason
 from collab.http.throttle import admit
 from collab.store import identity, oplog
 from collab.sync import messages as m
-from collab.sync.room import RoomKey
 
 PAGE = 500
 
@@ -54,7 +53,7 @@ async def replay_endpoint(ws: WebSocket) -> None:
     try:
         admit(ws)
         annotation_id = path_int(ws, "annotation_id")
-        kind = parse_kind(ws.path_params["doc"])
+        kind = svc.kinds.parse(ws.path_params["doc"]).name
         async with svc.pool.acquire() as db:
             who = await identity.authenticate(db, bearer(ws))
             if await identity.access_to(db, who, annotation_id) < Access.READ:
@@ -76,7 +75,7 @@ async def replay_endpoint(ws: WebSocket) -> None:
         ).decode()
     )
     if first > 1:
-        base = await doc_at(svc.pool, key, first - 1)
+        base = await doc_at(svc.pool, svc.kinds, key, first - 1)
         await ws.send_text(orjson.dumps({"type": "base", "version": first - 1}).decode())
         await ws.send_bytes(m.pack_sync_step2(base.get_update()))
     max_gap = svc.settings.replay_max_gap_seconds

@@ -19,6 +19,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from collab.auth import Access
+from collab.document.log import RoomKey
 from collab.errors import BadRequest, PayloadTooLarge
 from collab.gc_policy import settle
 from collab.history import doc_at
@@ -26,11 +27,10 @@ from collab.http.annotations import authorised
 from collab.http.common import JSON, Services, query_int, services
 from collab.skeleton import jobs, queries
 from collab.skeleton.convert import Existing, ExportSource, ImportResult
+from collab.skeleton.kind import LARGE_ROOM, SKELETON, live_index
 from collab.skeleton.model import Skeleton
-from collab.skeleton.repair import SkeletonRepairer
 from collab.store import identity
-from collab.sync.registry import LARGE_ROOM
-from collab.sync.room import Room, RoomKey
+from collab.sync.room import Room
 
 log = logging.getLogger("collab.http.skeleton")
 
@@ -157,7 +157,7 @@ async def import_nml_endpoint(request: Request) -> JSON:
         request, svc.settings.max_body_bytes, svc.settings.data_dir / "tmp"
     )
     received_ms = round((time.perf_counter() - received) * 1000)
-    key = RoomKey(annotation_id, "skeleton")
+    key = RoomKey(annotation_id, SKELETON.name)
     try:
         if not size:
             raise BadRequest(
@@ -172,10 +172,8 @@ async def import_nml_endpoint(request: Request) -> JSON:
             # update is smaller than its XML; a zip's may pass the cap by
             # what compression saved, once).
             room.make_room_for(size)
-            repairer = room.repairer
-            known = (
-                repairer.index.tree_of.keys() if isinstance(repairer, SkeletonRepairer) else None
-            )
+            index = live_index(room)
+            known = index.tree_of.keys() if index is not None else None
             existing = Existing.of(Skeleton(room.doc), known)
             # Parse and build in a worker process; the event loop applies
             # each piece of the update as it comes (while the worker builds
@@ -216,7 +214,7 @@ async def export_nml_endpoint(request: Request) -> Response:
     svc = services(request)
     async with svc.pool.acquire() as db:
         info = await identity.get_annotation(db, annotation_id)
-    key = RoomKey(annotation_id, "skeleton")
+    key = RoomKey(annotation_id, SKELETON.name)
     filename = f"annotation-{annotation_id}"
     folder = svc.settings.data_dir / "tmp"
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
@@ -229,13 +227,9 @@ async def export_nml_endpoint(request: Request) -> Response:
         async with svc.rooms.hold(key) as room:
             # Gathered in one go from the repair index's columns (a few tenths
             # of a second at a million nodes); the worker assembles and writes.
-            repairer = room.repairer
+            index = live_index(room)
             sk = Skeleton(room.doc)
-            src = (
-                ExportSource.of_index(sk, repairer.index)
-                if isinstance(repairer, SkeletonRepairer)
-                else ExportSource.of_doc(sk)
-            )
+            src = ExportSource.of_index(sk, index) if index is not None else ExportSource.of_doc(sk)
             await svc.workers.run(jobs.write_export, src, str(out), info["dataset"] or info["name"])
         del src
         wants_zip = request.query_params.get(
@@ -267,7 +261,7 @@ async def export_nml_endpoint(request: Request) -> Response:
 
 async def _skeleton_read(request: Request) -> tuple[Skeleton, int]:
     _who, annotation_id = await authorised(request, Access.READ)
-    room = await services(request).rooms.get(RoomKey(annotation_id, "skeleton"))
+    room = await services(request).rooms.get(RoomKey(annotation_id, SKELETON.name))
     return Skeleton(room.doc), room.version
 
 
@@ -318,19 +312,19 @@ async def skeleton_path(request: Request) -> JSON:
 async def skeleton_diff(request: Request) -> JSON:
     _who, annotation_id = await authorised(request, Access.READ)
     svc = services(request)
-    key = RoomKey(annotation_id, "skeleton")
+    key = RoomKey(annotation_id, SKELETON.name)
     first = query_int(request, "from", None, 0)
     if first is None:
         raise BadRequest("?from (a version) is required")
     last = query_int(request, "to", None, 0)
     await svc.rooms.committer.flush()
-    old = await doc_at(svc.pool, key, first)
+    old = await doc_at(svc.pool, svc.kinds, key, first)
     if last is None:
         room = await svc.rooms.get(key)
         last = room.version
         new = Skeleton(room.doc)
     else:
-        new = Skeleton(await doc_at(svc.pool, key, last))
+        new = Skeleton(await doc_at(svc.pool, svc.kinds, key, last))
     return JSON({"from": first, "to": last, **queries.diff(Skeleton(old), new)})
 
 

@@ -25,7 +25,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from uvicorn.protocols.utils import ClientDisconnected
 
 from collab.auth import Access
-from collab.document.kinds import parse_kind
+from collab.document.log import RoomKey
 from collab.errors import BadRequest, CollabError, Forbidden, Unavailable
 from collab.http.common import Services, bearer, path_int, services
 from collab.http.throttle import Caller, admit
@@ -33,7 +33,7 @@ from collab.store import identity, work
 from collab.sync import messages as m
 from collab.sync.budget import ByteBudget
 from collab.sync.registry import Loading
-from collab.sync.room import LazyFrame, PeerState, Room, RoomKey
+from collab.sync.room import LazyFrame, PeerState, Room
 
 log = logging.getLogger("collab.http.sync")
 
@@ -146,14 +146,14 @@ async def sync_endpoint(ws: WebSocket) -> None:
     try:
         caller = admit(ws)
         annotation_id = path_int(ws, "annotation_id")
-        kind = parse_kind(ws.path_params["doc"])
+        kind = svc.kinds.parse(ws.path_params["doc"])
         async with svc.pool.acquire() as db:
             who = await identity.authenticate(db, bearer(ws))
             access = await identity.access_to(db, who, annotation_id)
             if access >= Access.WRITE:
                 # A task's annotation changes only the documents of its task type's modes.
-                writable = await work.writable_docs(db, annotation_id)
-                if writable is not None and kind not in writable:
+                modes = await work.task_modes(db, annotation_id)
+                if modes is not None and not kind.edited_in(modes):
                     access = Access.READ
         if access < Access.READ:
             raise Forbidden(f"no access to annotation {annotation_id}")
@@ -162,7 +162,7 @@ async def sync_endpoint(ws: WebSocket) -> None:
         await ws.close(exc.close_code, close_reason(exc.message))
         return
 
-    key = RoomKey(annotation_id, kind)
+    key = RoomKey(annotation_id, kind.name)
     peer = SocketPeer(
         ws,
         who.user_id,
@@ -183,12 +183,12 @@ async def sync_endpoint(ws: WebSocket) -> None:
     try:
         room = await svc.rooms.get(key)
     except Exception:
-        log.exception("room failed to load", extra={"annotation": annotation_id, "doc": kind})
+        log.exception("room failed to load", extra={"annotation": annotation_id, "doc": kind.name})
         err = Unavailable("the document could not be loaded; try again")
         await ws.close(err.close_code, err.message)
         return
     metrics.connections.inc()
-    ctx = {"annotation": annotation_id, "doc": kind, "user": who.user_id}
+    ctx = {"annotation": annotation_id, "doc": kind.name, "user": who.user_id}
     log.info("client joined", extra={**ctx, "write": peer.can_write})
     close: tuple[int, str] | None = None
     try:

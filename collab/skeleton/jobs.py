@@ -15,11 +15,12 @@ import os
 import pickle
 from pathlib import Path
 
-from collab.document.kinds import new_doc
+from collab.document.kind import Root, new_doc
 from collab.skeleton import convert
 from collab.skeleton import nml as nmlmod
 from collab.skeleton.convert import Existing, ExportSource, ImportResult, assemble
 from collab.skeleton.repair import IndexDelta, IndexSource
+from collab.skeleton.schema import ROOTS
 from collab.workers import no_gc
 
 
@@ -77,7 +78,7 @@ def index_source(snapshot: bytes | None, updates: list[bytes]) -> IndexSource:
     """The repair index's contents for the document these stored bytes make
     (a large room being loaded: the server builds its own document meanwhile)."""
     with no_gc():
-        doc = new_doc("skeleton", snapshot)
+        doc = new_doc([Root(name) for name in ROOTS], snapshot)
         for update in updates:
             doc.apply_update(update)
         return IndexSource.of_doc(doc)

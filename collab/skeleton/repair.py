@@ -725,6 +725,10 @@ class SkeletonRepairer:
         self.merge: UnrepairedMerge | None = None
         self.merge_max_nodes = merge_max_nodes
 
+    def materialised(self) -> SkeletonIndex:
+        """The live document's index (what exports read: its node columns)."""
+        return self.index
+
     def observe(
         self,
         doc: Doc,

@@ -14,7 +14,10 @@ from typing import Any
 
 from collab.errors import Unprocessable
 
+#: The document's top-level maps (../shared/contract.md, "The skeleton
+#: document"); trees, groups and bounding boxes hold nested Y.Maps.
 ROOTS = ("meta", "trees", "nodes", "edges", "comments", "branchpoints", "groups", "boundingBoxes")
+NESTED_ROOTS = ("trees", "groups", "boundingBoxes")
 TREE_TYPES = ("DEFAULT", "AGGLOMERATE")
 MAX_ID_LENGTH = 64
 DEFAULT_COLOR = (1.0, 0.0, 0.0, 1.0)

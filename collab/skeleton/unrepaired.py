@@ -35,8 +35,8 @@ from typing import Any
 from pycrdt import Doc, get_update
 
 from collab.document.content import Path, TouchRecorder
-from collab.document.kinds import new_doc
 from collab.document.update_builder import read_state_vector, read_varuint
+from collab.skeleton.kind import SKELETON
 from collab.skeleton.repair import SkeletonIndex
 
 Observer = Callable[[Doc, list[Path], dict[Path, Any]], None]
@@ -73,13 +73,13 @@ class UnrepairedMerge:
     def __init__(self, live: Doc, index: SkeletonIndex, observe: Observer) -> None:
         """A copy of ``live`` as it is now (before a repair), ``index`` a
         copy of its index; ``observe`` takes every transaction of U."""
-        self.doc = new_doc("skeleton", live.get_update())
+        self.doc = SKELETON.new_doc(live.get_update())
         self.index = index
         self.server = live.client_id
         #: Repairs held back from U, oldest first: (first clock, end clock, update).
         self.held: deque[tuple[int, int, bytes]] = deque()
         self._observe = observe
-        self._recorder = TouchRecorder(self.doc, "skeleton", ("nodes", "edges"))
+        self._recorder = TouchRecorder(self.doc, SKELETON, ("nodes", "edges"))
 
     def hold(self, repair: bytes, live: Doc) -> None:
         """A repair ``live`` just took: kept out of U for now."""

@@ -2,9 +2,11 @@
 
 Rooms hand records to :meth:`GroupCommitter.submit`, which never blocks. One
 task writes everything queued so far in a single ``COPY`` inside one
-transaction, then tells each room the newest version that is durable. While a
-batch commits, the next one accumulates, so throughput grows with load instead
-of collapsing to one fsync per keystroke.
+transaction, then reports the newest durable version of each document
+through ``on_durable(key, version)`` (the registry tells the room): the
+committer knows records and their keys, never rooms. While a batch commits,
+the next one accumulates, so throughput grows with load instead of
+collapsing to one fsync per keystroke.
 
 What can go wrong, and what happens (docs/operations.md, "When persistence
 fails"):
@@ -18,9 +20,9 @@ fails"):
 - **The database refuses one record** (a data exception: cannot happen for
   what rooms build, but a bug must not take others down): the batch is split
   until the refused record is alone; everything else commits. The refused
-  record and the later records of its room are dropped and the room is told
-  (``on_refused``): it is reloaded from what is stored and its clients
-  resync, sending again what they have.
+  record and the later records of its document are dropped and the owner is
+  told (``on_refused(key, version, reason)``): the room is reloaded from
+  what is stored and its clients resync, sending again what they have.
 - **The database refuses every write** (a missing table, permissions, a
   read-only server) or the loop itself breaks: ``failure`` is set, the server
   stops acknowledging and accepting writes (``on_failure``), ``flush`` raises
@@ -46,12 +48,10 @@ from collab.store.database import first_line as _first_line
 from collab.store.database import is_transient
 
 if TYPE_CHECKING:
+    from collab.document.log import RoomKey, UpdateRecord
     from collab.metrics import Metrics
-    from collab.sync.room import Room, RoomKey, UpdateRecord
 
 log = logging.getLogger("collab.store.committer")
-
-Entry = tuple["Room", "UpdateRecord"]
 
 #: Longest pause between two retries of a batch, seconds.
 RETRY_MAX_SECONDS = 2.0
@@ -73,21 +73,29 @@ class GroupCommitter:
         *,
         batch_max: int,
         queue_max: int,
+        on_durable: Callable[[RoomKey, int], None] | None = None,
         on_snapshot_due: Callable[[RoomKey, int], None] | None = None,
-        on_refused: Callable[[Room, int, str], None] | None = None,
+        on_refused: Callable[[RoomKey, int, str], None] | None = None,
         on_failure: Callable[[str | None], None] | None = None,
     ) -> None:
+        """``on_durable(key, version)``: every version of ``key`` up to
+        ``version`` is committed; ``on_snapshot_due(key, version)``: a
+        record marked due is committed; ``on_refused(key, version,
+        reason)``: the database refused that record (it and the later
+        records of ``key`` are dropped); ``on_failure(reason or None)``:
+        persistence started or stopped failing."""
         self._pool = pool
         self._metrics = metrics
         self._batch_max = batch_max
         self._queue_max = queue_max
-        self._queue: deque[Entry] = deque()
+        self._queue: deque[UpdateRecord] = deque()
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()
         self._room_space = asyncio.Event()
         self._room_space.set()
         self._failed = asyncio.Event()
+        self._on_durable = on_durable
         self._on_snapshot_due = on_snapshot_due
         self._on_refused = on_refused
         self._on_failure = on_failure
@@ -97,8 +105,8 @@ class GroupCommitter:
         self.refusing_writes = False
         self.failing_since: float | None = None
 
-    def submit(self, room: Room, record: UpdateRecord) -> None:
-        self._queue.append((room, record))
+    def submit(self, record: UpdateRecord) -> None:
+        self._queue.append(record)
         self._drained.clear()
         if len(self._queue) >= self._queue_max:
             self._room_space.clear()
@@ -197,46 +205,46 @@ class GroupCommitter:
         self._metrics.commit_seconds.observe(elapsed)
         self._metrics.committed.inc(len(committed))
         self._metrics.batch_size.observe(len(committed))
-        newest: dict[int, tuple[Room, int]] = {}
-        for room, record in committed:
-            newest[id(room)] = (room, record.version)
-        for room, version in newest.values():
-            room.mark_saved(version)
+        newest: dict[RoomKey, int] = {}
+        for record in committed:
+            newest[record.key] = record.version
+        for key, version in newest.items():
+            self._durable(key, version)
         if self._on_snapshot_due is not None:
-            for _, record in committed:
+            for record in committed:
                 if record.snapshot_due:
                     self._on_snapshot_due(record.key, record.version)
-        for room, version, reason in refused:
-            self._refuse_room(room, version, reason)
+        for key, version, reason in refused:
+            self._refuse(key, version, reason)
         if len(self._queue) < self._queue_max // 2:
             self._room_space.set()
 
     async def _write(
-        self, batch: list[Entry], *, dedupe: bool
-    ) -> tuple[list[Entry], list[tuple[Room, int, str]]]:
+        self, batch: list[UpdateRecord], *, dedupe: bool
+    ) -> tuple[list[UpdateRecord], list[tuple[RoomKey, int, str]]]:
         """Commit ``batch``; returns what was committed and what the database
-        refused (room, version, reason). Raises for whole-batch failures."""
+        refused (key, version, reason). Raises for whole-batch failures."""
         if dedupe:
             batch = await self._without_stored(batch)
         try:
-            await self._append([r for _, r in batch])
+            await self._append(batch)
             return batch, []
         except Exception as exc:
             if not _is_data_error(exc):
                 raise
             if len(batch) == 1:
-                room, record = batch[0]
-                return [], [(room, record.version, _first_line(exc))]
+                record = batch[0]
+                return [], [(record.key, record.version, _first_line(exc))]
             reason = _first_line(exc)
         log.warning("a record was refused; isolating it", extra={"error": reason})
         half = len(batch) // 2
         first_ok, first_bad = await self._write(batch[:half], dedupe=False)
         rest = batch[half:]
         if first_bad:
-            # The later records of a refused record's room are not written
-            # (they may depend on it): its clients send them again.
-            lost = {id(room) for room, _, _ in first_bad}
-            rest = [(room, record) for room, record in rest if id(room) not in lost]
+            # The later records of a refused record's document are not
+            # written (they may depend on it): its clients send them again.
+            lost = {key for key, _, _ in first_bad}
+            rest = [record for record in rest if record.key not in lost]
         second_ok, second_bad = await self._write(rest, dedupe=False) if rest else ([], [])
         return first_ok + second_ok, first_bad + second_bad
 
@@ -244,37 +252,41 @@ class GroupCommitter:
         async with self._pool.acquire() as conn, conn.transaction():
             await oplog.append(conn, records)
 
-    async def _without_stored(self, batch: list[Entry]) -> list[Entry]:
+    async def _without_stored(self, batch: list[UpdateRecord]) -> list[UpdateRecord]:
         """The batch less the records a commit whose answer was lost did store."""
         async with self._pool.acquire() as conn:
-            stored = await oplog.stored_versions(conn, [r for _, r in batch])
+            stored = await oplog.stored_versions(conn, batch)
         if not stored:
             return batch
         log.info("records already stored by an earlier attempt", extra={"count": len(stored)})
         keep = []
-        for room, record in batch:
+        for record in batch:
             if (record.key.annotation_id, record.key.doc, record.version) in stored:
-                room.mark_saved(record.version)
+                self._durable(record.key, record.version)
             else:
-                keep.append((room, record))
+                keep.append(record)
         return keep
 
-    def _refuse_room(self, room: Room, version: int, reason: str) -> None:
+    def _durable(self, key: RoomKey, version: int) -> None:
+        if self._on_durable is not None:
+            self._on_durable(key, version)
+
+    def _refuse(self, key: RoomKey, version: int, reason: str) -> None:
         self._metrics.refused_records.inc()
         log.error(
             "the database refused a record; its room reloads",
             extra={
-                "annotation": room.key.annotation_id,
-                "doc": room.key.doc,
+                "annotation": key.annotation_id,
+                "doc": key.doc,
                 "version": version,
                 "error": reason,
             },
         )
-        left = [(r, rec) for r, rec in self._queue if r is not room]
+        left = [record for record in self._queue if record.key != key]
         if len(left) != len(self._queue):
             self._queue = deque(left)
         if self._on_refused is not None:
-            self._on_refused(room, version, reason)
+            self._on_refused(key, version, reason)
 
     # -- health ---------------------------------------------------------------
 

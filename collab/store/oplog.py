@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from collab.sync.room import RoomKey, UpdateRecord
+from collab.document.log import RoomKey, UpdateRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +77,26 @@ async def load_in(conn: asyncpg.Connection, key: RoomKey, upto: int | None = Non
         updates=[bytes(r["data"]) for r in rows],
         head=head,
     )
+
+
+async def stored_docs(conn: asyncpg.Connection, annotation_id: int) -> list[str]:
+    """The documents (kind names) with versions stored for an annotation.
+
+    A skip scan over the primary key (one index probe per document, not one
+    row per version): a base annotation may have a long history."""
+    rows = await conn.fetch(
+        """WITH RECURSIVE docs(doc) AS (
+               (SELECT doc FROM doc_updates WHERE annotation_id = $1 ORDER BY doc LIMIT 1)
+               UNION ALL
+               SELECT (SELECT u.doc FROM doc_updates u
+                        WHERE u.annotation_id = $1 AND u.doc > docs.doc
+                        ORDER BY u.doc LIMIT 1)
+               FROM docs WHERE docs.doc IS NOT NULL
+           )
+           SELECT doc FROM docs WHERE doc IS NOT NULL""",
+        annotation_id,
+    )
+    return [row["doc"] for row in rows]
 
 
 async def head(conn: asyncpg.Connection, key: RoomKey) -> int:

@@ -20,9 +20,10 @@ from collections.abc import Callable
 import asyncpg
 
 from collab.document.compact import compact
+from collab.document.kind import Kinds
+from collab.document.log import RoomKey
 from collab.metrics import Metrics
 from collab.store import oplog
-from collab.sync.room import RoomKey
 from collab.workers import Workers
 
 log = logging.getLogger("collab.store.snapshots")
@@ -34,9 +35,12 @@ class Snapshotter:
         pool: asyncpg.Pool,
         workers: Workers,
         metrics: Metrics,
+        kinds: Kinds,
         on_stored: Callable[[RoomKey, int, bytes], None] | None = None,
     ) -> None:
+        """``kinds``: the documents' roots, declared before compacting."""
         self._pool = pool
+        self._kinds = kinds
         self._on_stored = on_stored
         self._workers = workers
         self._metrics = metrics
@@ -81,7 +85,8 @@ class Snapshotter:
             state = await oplog.load(conn, key, upto=version)
         if state.head != version or state.snapshot_version == version:
             return  # not durable yet (cannot happen after commit) or already there
-        data = await self._workers.run(compact, key.doc, state.snapshot, state.updates)
+        roots = self._kinds[key.doc].roots
+        data = await self._workers.run(compact, roots, state.snapshot, state.updates)
         async with self._pool.acquire() as conn:
             await oplog.store_snapshot(conn, key, version, data)
         if self._on_stored is not None:

@@ -460,21 +460,16 @@ async def take_next(db: asyncpg.Connection, user_id: int) -> asyncpg.Record | No
     return row
 
 
-#: Which documents each task-type mode edits.
-MODE_DOCS = {"skeleton": "skeleton", "volume": "segmentation", "proofreading": "segmentation"}
-
-
-async def writable_docs(db: asyncpg.Connection, annotation_id: int) -> set[str] | None:
-    """Documents a task's annotation may change (its task type's modes), or
-    None when the annotation belongs to no task (no restriction)."""
+async def task_modes(db: asyncpg.Connection, annotation_id: int) -> list[str] | None:
+    """The modes of the task type of a task's annotation (which documents it
+    may change: each kind's ``modes``), or None when the annotation belongs
+    to no task (no restriction)."""
     modes = await db.fetchval(
         "SELECT tt.modes FROM task_instances i JOIN tasks t ON t.id = i.task_id "
         "JOIN task_types tt ON tt.id = t.task_type_id WHERE i.annotation_id = $1",
         annotation_id,
     )
-    if modes is None:
-        return None
-    return {MODE_DOCS[m] for m in modes if m in MODE_DOCS}
+    return None if modes is None else list(modes)
 
 
 async def record_holder(db: asyncpg.Connection, task_id: int, user_id: int) -> None:

@@ -3,6 +3,11 @@
 :class:`RoomRegistry` is an async context manager that owns the group
 committer and the idle reaper in one TaskGroup; leaving it flushes every
 pending update before returning.
+
+The registry names no document kind: the app hands it the :class:`Kinds`
+it serves, and a room opens through its kind's record
+(collab/document/kind.py): its roots, its repairer, the worker-side read
+of a large document's index, when a loaded room is large.
 """
 
 from __future__ import annotations
@@ -13,30 +18,22 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 
-from pycrdt import Map
-
 from collab.config import Settings
-from collab.document.kinds import new_doc
+from collab.document.kind import Kinds
+from collab.document.log import RoomKey, UpdateRecord
 from collab.errors import Unavailable
 from collab.gc_policy import settle
 from collab.metrics import Metrics
-from collab.skeleton import jobs as skeleton_jobs
-from collab.skeleton.repair import SkeletonIndex, SkeletonRepairer
 from collab.store import oplog
 from collab.store.committer import GroupCommitter
 from collab.store.database import Database
 from collab.store.snapshots import Snapshotter
 from collab.sync.budget import ByteBudget
-from collab.sync.room import FreshAnswer, LazyFrame, Room, RoomKey, UpdateRecord
+from collab.sync.room import FreshAnswer, LazyFrame, Room
 from collab.workers import Workers
 
 log = logging.getLogger("collab.sync.registry")
 
-#: Rooms with at least this many skeleton nodes get their index frozen out of
-#: the garbage collector's full passes once loaded (see gc_policy.settle).
-LARGE_ROOM = 50_000
-#: Stored bytes from which a skeleton room's repair index is read in a worker.
-INDEX_IN_WORKER_BYTES = 4 << 20
 #: Close code for the clients of a room that is reloaded from storage (they reconnect).
 CLOSE_RELOAD = 1012
 #: How fast a fresh client's answer from stored bytes is assumed to leave.
@@ -89,13 +86,20 @@ class Loading:
 
 class RoomRegistry:
     def __init__(
-        self, pool: Database, settings: Settings, metrics: Metrics, workers: Workers
+        self,
+        pool: Database,
+        settings: Settings,
+        metrics: Metrics,
+        workers: Workers,
+        kinds: Kinds,
     ) -> None:
         self._pool = pool
         self._settings = settings
         self._metrics = metrics
         self._workers = workers
-        self.snapshotter = Snapshotter(pool, workers, metrics, on_stored=self._rebase)
+        #: The document kinds served (the app's list); rooms open through them.
+        self.kinds = kinds
+        self.snapshotter = Snapshotter(pool, workers, metrics, kinds, on_stored=self._rebase)
         #: Frames of a whole large document (a fresh client's first sync) are
         #: built and written within a byte budget: twenty clients opening a
         #: million-node document at once hold one copy, not twenty.
@@ -105,6 +109,7 @@ class RoomRegistry:
             metrics,
             batch_max=settings.commit_batch_max,
             queue_max=settings.commit_queue_max,
+            on_durable=self._durable,
             on_snapshot_due=self.snapshotter.request,
             on_refused=self._reload,
             on_failure=self._persistence_changed,
@@ -179,20 +184,21 @@ class RoomRegistry:
         key = loading.key
         started = time.perf_counter()
         try:
+            kind = self.kinds[key.doc]
             async with self._pool.acquire() as conn:
                 state = await oplog.load(conn, key)
             loading.stored.set_result(state)
             fetched = time.perf_counter()
             size = len(state.snapshot or b"") + sum(len(u) for u in state.updates)
-            # A large skeleton's repair index is read from the same bytes in
-            # a worker while the document is built here: reading a million
-            # nodes back out of yrs costs ~16 s of GIL, turning the lists it
-            # returns into the index ~2 s.
+            # A large document's index is read from the same bytes in a
+            # worker while the document is built here: reading it back out
+            # of yrs would hold the GIL for as long (a million-node skeleton:
+            # ~16 s; turning the worker's lists into the index: ~2 s).
             index_job = (
                 asyncio.ensure_future(
-                    self._workers.run(skeleton_jobs.index_source, state.snapshot, state.updates)
+                    self._workers.run(kind.index_in_worker, state.snapshot, state.updates)
                 )
-                if key.doc == "skeleton" and size >= INDEX_IN_WORKER_BYTES
+                if kind.index_in_worker is not None and size >= kind.index_in_worker_bytes
                 else None
             )
             try:
@@ -201,16 +207,13 @@ class RoomRegistry:
                 # a large answer gets time to leave (~100 MB/s, at most 5 s).
                 await loading.wait_answered(grace=min(0.5 + size / ANSWER_BYTES_PER_S, 5.0))
                 answered = time.perf_counter()
-                doc = new_doc(key.doc, state.snapshot)
+                doc = kind.new_doc(state.snapshot)
                 for update in state.updates:
                     doc.apply_update(update)
                 repairer = None
-                most = self._settings.repair_merge_max_nodes
-                if index_job is not None:
-                    index = SkeletonIndex.of_source(await index_job)
-                    repairer = SkeletonRepairer(index=index, merge_max_nodes=most)
-                elif key.doc == "skeleton":
-                    repairer = SkeletonRepairer(doc, merge_max_nodes=most)
+                if kind.repairer is not None:
+                    source = await index_job if index_job is not None else None
+                    repairer = kind.repairer(doc, source, self._settings)
             finally:
                 if index_job is not None and not index_job.done():
                     index_job.cancel()
@@ -219,6 +222,7 @@ class RoomRegistry:
                 doc,
                 state.head,
                 self.committer,
+                kind=kind,
                 snapshot_every=self._settings.snapshot_every,
                 on_update=self._counted,
                 repairer=repairer,
@@ -240,7 +244,7 @@ class RoomRegistry:
             return
         self.rooms[key] = room
         del self._loading[key]
-        if len(doc.get("nodes", type=Map)) >= LARGE_ROOM:
+        if kind.is_large is not None and kind.is_large(doc):
             settle()
         self._metrics.rooms.set(len(self.rooms))
         loading.room.set_result(room)
@@ -258,12 +262,22 @@ class RoomRegistry:
             },
         )
 
-    def _reload(self, room: Room, version: int, reason: str) -> None:
-        """The database refused ``version`` of ``room``: unload the room (it
+    def _durable(self, key: RoomKey, version: int) -> None:
+        """The committer made ``version`` of ``key`` durable: its room says
+        ``saved`` to the peers that asked. (A room with unsaved records is
+        never unloaded; a version past the room's own belongs to a room
+        since reloaded and is not this one's to acknowledge.)"""
+        room = self.rooms.get(key)
+        if room is not None and version <= room.version:
+            room.mark_saved(version)
+
+    def _reload(self, key: RoomKey, version: int, reason: str) -> None:
+        """The database refused ``version`` of ``key``: unload the room (it
         reloads from what is stored) and close its clients, which reconnect
         and send again what the stored state lacks."""
-        if self.rooms.get(room.key) is room:
-            del self.rooms[room.key]
+        room = self.rooms.pop(key, None)
+        if room is None:
+            return
         room.close()
         for peer in list(room.peers):
             peer.close(CLOSE_RELOAD, f"document reloaded: version {version} refused by storage")

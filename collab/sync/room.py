@@ -3,8 +3,11 @@
 The room is pure protocol and state: it never awaits (``quiet`` only waits
 for a bulk change or a hold of writes to end). Peers are anything with
 the :class:`Peer` interface (the WebSocket endpoint provides one); accepted
-updates go to a :class:`Sink` (the group committer) which calls
-:meth:`Room.mark_saved` once they are durable.
+updates go to a :class:`Sink` (the group committer); once they are durable
+the room's owner (the registry, told by the committer's ``on_durable``)
+calls :meth:`Room.mark_saved`. What differs between document kinds comes
+from the room's :class:`~collab.document.kind.DocumentKind` (its roots) and
+its repairer; the room names no kind.
 
 Per accepted update the room assigns the next version, broadcasts the update
 to the other peers at once, and hands the record to the sink. Broadcasting
@@ -26,6 +29,8 @@ from typing import Any, Protocol
 from pycrdt import Doc, TransactionEvent, handle_sync_message, merge_updates
 
 from collab.document.content import TouchRecorder, pack_summary
+from collab.document.kind import DocumentKind, Repairer
+from collab.document.log import RoomKey, UpdateRecord
 from collab.document.update_builder import concat_pieces
 from collab.errors import BadUpdate, DocumentFull, Unavailable
 from collab.sync import messages as m
@@ -47,28 +52,6 @@ def group_parts(parts: list[bytes]) -> list[list[bytes]]:
         else:
             groups.append([data])
     return groups
-
-
-@dataclass(frozen=True, slots=True)
-class RoomKey:
-    annotation_id: int
-    doc: str
-
-    def __str__(self) -> str:
-        return f"{self.annotation_id}/{self.doc}"
-
-
-@dataclass(slots=True)
-class UpdateRecord:
-    """One row of the operation log."""
-
-    key: RoomKey
-    version: int
-    author_id: int | None
-    created_at: float  # seconds since the epoch
-    summary: bytes  # JSON
-    data: bytes
-    snapshot_due: bool = False  # a snapshot of ``version`` is to be written once it is durable
 
 
 class LazyFrame:
@@ -146,43 +129,14 @@ class Peer(Protocol):
         """End the connection with a WebSocket close code and reason."""
 
 
-class Repairer(Protocol):
-    """Keeps a document kind's invariants (the skeleton's: collab/skeleton/repair.py)."""
-
-    values_of: tuple[str, ...]
-
-    def observe(
-        self,
-        doc: Doc,
-        touched: list[tuple[str, ...]],
-        values: dict[tuple[str, ...], Any],
-        update: bytes,
-        repair: bool,
-    ) -> None:
-        """Update indexes from the paths the last transaction touched (and the
-        new values of ``values_of`` roots' entries); ``update``: a client's
-        update as it was sent (also when it changed nothing), or the server
-        change's; ``repair``: the change is one of the room's repairs."""
-
-    def absorb(self, delta: Any, update: bytes) -> None:
-        """Take a server-built bulk change's piece and its own description."""
-
-    def seen(self, state_vector: bytes) -> bool:
-        """A writer's sync step 1 (the state it has); True when a repair
-        pass is due."""
-
-    def plan(
-        self, doc: Doc, touched: list[tuple[str, ...]]
-    ) -> tuple[Callable[[Doc], None], dict[str, Any]] | None:
-        """The edit that restores the invariants, with its summary; None if none is needed."""
-
-
 class Sink(Protocol):
     #: Why writes are refused right now (None while they are accepted).
     refusing_writes: bool
     failure: str | None
 
-    def submit(self, room: Room, record: UpdateRecord) -> None: ...
+    def submit(self, record: UpdateRecord) -> None:
+        """Take a record to store; whoever stores it tells the room's owner
+        once it is durable (the registry then calls :meth:`Room.mark_saved`)."""
 
 
 class Room:
@@ -193,12 +147,14 @@ class Room:
         version: int,
         sink: Sink,
         *,
+        kind: DocumentKind,
         snapshot_every: int,
         on_update: Callable[[Room, UpdateRecord], None] | None = None,
         repairer: Repairer | None = None,
         max_bytes: int = 0,
     ) -> None:
         self.key = key
+        self.kind = kind
         self.doc = doc
         self.version = version
         self.saved_version = version
@@ -213,7 +169,7 @@ class Room:
         self.repairer = repairer
         self._repairing = False
         self._skip_repair = False
-        self._recorder = TouchRecorder(doc, key.doc, repairer.values_of if repairer else ())
+        self._recorder = TouchRecorder(doc, kind, repairer.values_of if repairer else ())
         self._author: int | None = None
         self._origin: Peer | None = None
         self._extra_summary: dict[str, Any] | None = None
@@ -240,6 +196,12 @@ class Room:
         self.busy: asyncio.Event | None = None
         self._bulk: list[bytes] = []
         self._sub = doc.observe(self._on_transaction)
+
+    def materialised(self) -> object:
+        """What the kind's repairer keeps current beside the document (the
+        skeleton's repair index), or None: a kind's own endpoints ask this
+        instead of reading the whole document back out of the CRDT."""
+        return self.repairer.materialised() if self.repairer is not None else None
 
     # -- peers -------------------------------------------------------------
 
@@ -473,7 +435,7 @@ class Room:
         if record is not None:
             if record.version % self.snapshot_every == 0:
                 record.snapshot_due = True
-            self.sink.submit(self, record)
+            self.sink.submit(record)
             if self._on_update is not None:
                 self._on_update(self, record)
         elif sent is None:

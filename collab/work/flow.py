@@ -16,17 +16,16 @@ import orjson
 from pycrdt import merge_updates
 
 from collab.auth import Principal
-from collab.document.kinds import KINDS
+from collab.document.log import RoomKey, UpdateRecord
 from collab.errors import Forbidden, NoTask, NotFound, Unprocessable
 from collab.store import identity, oplog, work
 from collab.store.database import Connection, Database, Record
-from collab.sync.room import RoomKey, UpdateRecord
 from collab.work.access import Actor
 
 
 async def _copy_base(db: Connection, base: int, target: int) -> None:
     """The base annotation's stored documents become version 1 of ``target``."""
-    for kind in KINDS:
+    for kind in await oplog.stored_docs(db, base):
         stored = await oplog.load_in(db, RoomKey(base, kind))
         parts = ([stored.snapshot] if stored.snapshot else []) + list(stored.updates)
         if not parts:

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from pycrdt import Doc, Map
 
-from collab.document.kinds import new_doc
 from collab.document.update_builder import (
     EMPTY_PIECE,
     UpdateBuilder,
@@ -22,6 +21,7 @@ from collab.document.update_builder import (
     read_state_vector,
     varuint,
 )
+from collab.skeleton.kind import SKELETON
 
 JS = Path(__file__).resolve().parents[1] / "js"
 
@@ -106,7 +106,7 @@ def _normal(value: object) -> object:
 
 
 def test_pycrdt_reads_what_was_built() -> None:
-    doc = new_doc("skeleton", _sample())
+    doc = SKELETON.new_doc(_sample())
     got = {name: doc.get(name, type=Map).to_py() for name in ("meta", "trees", "nodes", "edges")}
     assert _normal(got) == _normal(_expected())
     # The state has the builder's client, one clock per item.
@@ -126,13 +126,13 @@ def test_stock_yjs_reads_what_was_built(node_modules: Path) -> None:
 
 
 def test_built_entries_merge_into_a_document_with_content() -> None:
-    doc: Doc = new_doc("skeleton")
+    doc: Doc = SKELETON.new_doc()
     nodes = doc.get("nodes", type=Map)
     nodes["old"] = {"treeId": "t0", "position": [0, 0, 0]}
     doc.apply_update(_sample())
     assert set(nodes.keys()) == {"old", "1", "2", "n-3"}
     # And the merged state travels to a fresh replica.
-    assert set(new_doc("skeleton", doc.get_update()).get("nodes", type=Map).keys()) == {
+    assert set(SKELETON.new_doc(doc.get_update()).get("nodes", type=Map).keys()) == {
         "old",
         "1",
         "2",
@@ -153,7 +153,7 @@ def test_pieces_applied_in_order_equal_the_whole_and_concatenate_to_it() -> None
     pieces: list[bytes] = []
     assert _sample(pieces) == EMPTY_PIECE  # everything went into pieces
     assert len(pieces) == 4 and pieces[1] == EMPTY_PIECE
-    doc = new_doc("skeleton")
+    doc = SKELETON.new_doc()
     for piece in pieces:
         doc.apply_update(piece)
     got = {name: doc.get(name, type=Map).to_py() for name in ("meta", "trees", "nodes", "edges")}

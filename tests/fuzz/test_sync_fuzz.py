@@ -17,7 +17,7 @@ from pycrdt import Array, Doc, Map, Text
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from collab.document.kinds import KINDS
+from collab.skeleton.kind import SKELETON
 from collab.sync import messages as m
 from tests.fuzz.conftest import FUZZ, FUZZ_TIMEOUT, annotation, assert_still_saving, user
 from tests.processes import ServerProcess
@@ -50,7 +50,7 @@ values = st.one_of(
     st.integers(1, 3000).map(_deep),
     st.fixed_dictionaries({"treeId": st.one_of(texts, leaves), "position": st.one_of(st.lists(leaves, max_size=4), leaves)}),
 )  # fmt: skip
-roots = st.sampled_from([*KINDS["skeleton"], "x\x00", "other"])
+roots = st.sampled_from([*SKELETON.root_names, "x\x00", "other"])
 
 
 @st.composite

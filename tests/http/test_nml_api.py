@@ -15,11 +15,11 @@ import pytest
 
 from collab.config import Settings
 from collab.document.content import to_json
+from collab.document.log import RoomKey
 from collab.skeleton import nml as nmlmod
 from collab.skeleton.convert import PIECE_NODES, export_nml
+from collab.skeleton.kind import INDEX_IN_WORKER_BYTES, SKELETON
 from collab.skeleton.model import Skeleton
-from collab.sync.registry import INDEX_IN_WORKER_BYTES
-from collab.sync.room import RoomKey
 from tests.benchmarks.nml_million import make_nml
 from tests.conftest import LiveServer, live_with, with_settings
 from tests.fixtures import NML, shared_files, webknossos_annotations
@@ -237,7 +237,7 @@ async def test_a_large_import_lands_in_pieces_as_one_version(
     assert len([size for size in received if size > 100_000]) == pieces  # it came in pieces
     # A new client's first sync (the stored record) gives the same document.
     fresh = await YClient(live.sync_url(ann, token=token)).connect()
-    assert to_json(fresh.doc, "skeleton") == to_json(watcher.doc, "skeleton")
+    assert to_json(fresh.doc, SKELETON) == to_json(watcher.doc, SKELETON)
     for c in (watcher, writer, fresh):
         await c.close()
 

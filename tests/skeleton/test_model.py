@@ -7,14 +7,14 @@ import math
 import pytest
 from pycrdt import Doc
 
-from collab.document.kinds import new_doc
+from collab.skeleton.kind import SKELETON
 from collab.skeleton.model import Skeleton
 from collab.skeleton.schema import SkeletonError, UnknownEntity
 
 
 @pytest.fixture
 def sk() -> Skeleton:
-    return Skeleton(new_doc("skeleton"), bounds=((0, 0, 0), (1000, 1000, 100)))
+    return Skeleton(SKELETON.new_doc(), bounds=((0, 0, 0), (1000, 1000, 100)))
 
 
 def transactions(doc: Doc) -> list[bytes]:
@@ -128,7 +128,7 @@ def test_comments_branchpoints_boxes(sk: Skeleton) -> None:
 
 
 def test_readers_tolerate_garbage() -> None:
-    doc = new_doc("skeleton")
+    doc = SKELETON.new_doc()
     sk = Skeleton(doc)
     sk.nodes["n"] = {"treeId": 5, "position": "here", "radius": "big"}
     sk.edges["bad"] = 7

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from collab.document.content import to_json
-from collab.document.kinds import new_doc
 from collab.document.update_builder import concat_pieces
 from collab.skeleton import nml as nmlmod
 from collab.skeleton.convert import (
@@ -26,6 +25,7 @@ from collab.skeleton.convert import (
     export_nml,
     import_nml,
 )
+from collab.skeleton.kind import SKELETON
 from collab.skeleton.model import Skeleton
 from collab.skeleton.nml import NmlError
 from collab.skeleton.repair import IndexDelta
@@ -90,7 +90,7 @@ def _shape(n: nmlmod.Nml) -> dict:  # type: ignore[type-arg]
 
 
 def _round_trip(original: nmlmod.Nml) -> None:
-    sk = Skeleton(new_doc("skeleton"))
+    sk = Skeleton(SKELETON.new_doc())
     result = import_nml(sk, original)
     assert result.nodes == original.node_count and result.trees == len(original.trees)
     text = "".join(nmlmod.write(export_nml(sk)))
@@ -153,7 +153,7 @@ def test_real_webknossos_files_round_trip(path: Path) -> None:
 
 def test_groups_and_tree_membership_survive() -> None:
     original = _load("groups.nml")
-    sk = Skeleton(new_doc("skeleton"))
+    sk = Skeleton(SKELETON.new_doc())
     import_nml(sk, original)
     group_names = {g.id: g.name for g in sk.iter_groups()}
     parents = {
@@ -191,7 +191,7 @@ def test_groups_and_tree_membership_survive() -> None:
 
 
 def test_bounding_boxes_survive() -> None:
-    sk = Skeleton(new_doc("skeleton"))
+    sk = Skeleton(SKELETON.new_doc())
     import_nml(sk, _load("bounding_boxes.nml"))
     boxes = {b.name: b for b in sk.iter_bounding_boxes()}
     assert {name: (b.top_left, b.size, b.is_visible) for name, b in boxes.items()} == {
@@ -221,7 +221,7 @@ def test_segment_groups_are_not_skeleton_groups() -> None:
 
 def test_import_merges_and_renames_colliding_ids() -> None:
     original = _load("three_trees.nml")
-    sk = Skeleton(new_doc("skeleton"))
+    sk = Skeleton(SKELETON.new_doc())
     first = import_nml(sk, original)
     second = import_nml(sk, original)
     assert first.renamed_nodes == 0 and second.renamed_nodes == original.node_count
@@ -230,7 +230,7 @@ def test_import_merges_and_renames_colliding_ids() -> None:
 
 
 def test_export_renumbers_client_ids_to_integers() -> None:
-    sk = Skeleton(new_doc("skeleton"))
+    sk = Skeleton(SKELETON.new_doc())
     sk.create_tree("123-1", name="client tree")
     sk.add_node("123-1", [1, 2, 3], "123-5")
     sk.add_node("123-1", [4, 5, 6], "7", connect_to="123-5")
@@ -240,7 +240,7 @@ def test_export_renumbers_client_ids_to_integers() -> None:
 
 
 def test_export_tolerates_an_unrepaired_document() -> None:
-    sk = Skeleton(new_doc("skeleton"))
+    sk = Skeleton(SKELETON.new_doc())
     sk.create_tree("t")
     sk.add_node("t", [1, 1, 1], "a")
     sk.edges["a,ghost"] = "t"
@@ -327,7 +327,7 @@ def test_an_import_built_in_pieces_is_the_same_update(piece_nodes: int) -> None:
     """Pieces (what a large import streams to the room) applied in order give
     the document the one-piece build gives, concatenate to its bytes, and
     their deltas add up to its delta; into a document with content too."""
-    target = Skeleton(new_doc("skeleton"))
+    target = Skeleton(SKELETON.new_doc())
     import_nml(target, _load("three_trees.nml"))
     existing = Existing.of(target)
     nml = _load("tracing.nml")  # groups, comments, branchpoints, colliding ids
@@ -345,16 +345,16 @@ def test_an_import_built_in_pieces_is_the_same_update(piece_nodes: int) -> None:
         assert len(pieces) == len(nml.trees) + 1  # a piece per tree, then the notes
     # Each build picks a fresh client id: compare documents, not bytes.
     a, b = (
-        new_doc("skeleton", target.doc.get_update()),
-        new_doc("skeleton", target.doc.get_update()),
+        SKELETON.new_doc(target.doc.get_update()),
+        SKELETON.new_doc(target.doc.get_update()),
     )
     a.apply_update(whole)
     for piece, _ in pieces:
         b.apply_update(piece)
-    assert to_json(a, "skeleton") == to_json(b, "skeleton")
-    joined = new_doc("skeleton", target.doc.get_update())
+    assert to_json(a, SKELETON) == to_json(b, SKELETON)
+    joined = SKELETON.new_doc(target.doc.get_update())
     joined.apply_update(concat_pieces([p for p, _ in pieces]))
-    assert to_json(joined, "skeleton") == to_json(a, "skeleton")
+    assert to_json(joined, SKELETON) == to_json(a, SKELETON)
     delta = IndexDelta()
     for _, d in pieces:
         delta.extend(d)

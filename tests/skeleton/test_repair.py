@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from pycrdt import Doc
 
 from collab.document.content import TouchRecorder, to_json
-from collab.document.kinds import new_doc
 from collab.skeleton import nml as nmlmod
 from collab.skeleton.convert import Existing, build_import
+from collab.skeleton.kind import SKELETON
 from collab.skeleton.model import Skeleton
 from collab.skeleton.repair import RECOVERED, SkeletonIndex, apply, plan, repair_all, violations
 from collab.skeleton.schema import SkeletonError
@@ -22,7 +22,7 @@ from tests.benchmarks.nml_million import make_nml
 
 
 def replica(base: bytes) -> Skeleton:
-    return Skeleton(new_doc("skeleton", base))
+    return Skeleton(SKELETON.new_doc(base))
 
 
 def sync(a: Doc, b: Doc) -> None:
@@ -31,7 +31,7 @@ def sync(a: Doc, b: Doc) -> None:
 
 
 def base_doc() -> bytes:
-    sk = Skeleton(new_doc("skeleton"))
+    sk = Skeleton(SKELETON.new_doc())
     sk.create_group("g1", name="cells")
     sk.create_group("g2", parent_id="g1")
     for t in ("t1", "t2", "t3"):
@@ -59,7 +59,7 @@ def test_each_rule() -> None:
     assert summary["cutGroups"] == 1 and summary["droppedEdges"] >= 1
     assert "late" in a.nodes and a.node("late").tree_id in a.trees
     sync(a.doc, b.doc)
-    assert to_json(a.doc, "skeleton") == to_json(b.doc, "skeleton")
+    assert to_json(a.doc, SKELETON) == to_json(b.doc, SKELETON)
 
 
 def test_orphans_go_to_recovered_and_notes_on_missing_nodes_go() -> None:
@@ -161,21 +161,21 @@ def test_random_concurrent_edits_converge_and_repair(
     # Two servers merge the replicas' updates in different orders, then repair.
     results: list[dict[str, Any]] = []
     for sequence in ([k for k in order if k < replicas], sorted(range(replicas), reverse=True)):
-        server = new_doc("skeleton", base)
+        server = SKELETON.new_doc(base)
         # The index kept up to date from each update's touched paths equals
         # one read whole from the merged (unrepaired) document.
         index = SkeletonIndex.build(server)
-        with TouchRecorder(server, "skeleton") as recorder:
+        with TouchRecorder(server, SKELETON) as recorder:
             for k in sequence:
                 server.apply_update(updates[k])
                 index.update(server, recorder.take_touches())
         assert _index_state(index) == _index_state(SkeletonIndex.build(server))
         repair_all(server)
         assert violations(server) == []
-        results.append(to_json(server, "skeleton"))
+        results.append(to_json(server, SKELETON))
         for sk in sks:  # every replica receives the repaired state
             sync(sk.doc, server)
-            assert to_json(sk.doc, "skeleton") == to_json(server, "skeleton")
+            assert to_json(sk.doc, SKELETON) == to_json(server, SKELETON)
         sks = [replica(base) for _ in range(replicas)]
         for k, sk in enumerate(sks):
             sk.doc.apply_update(updates[k])
@@ -209,7 +209,7 @@ def test_an_imports_delta_indexes_like_reading_the_document(tmp_path: Path) -> N
     the merged document; later edits keep it so."""
     source = tmp_path / "branchy.nml"
     make_nml(source, 3_000, 6)  # random walks with branches: degrees 1, 2 and 3
-    sk = Skeleton(new_doc("skeleton", base_doc()))
+    sk = Skeleton(SKELETON.new_doc(base_doc()))
     index = SkeletonIndex.build(sk.doc)
     update, result = build_import(nmlmod.read(source.read_bytes()), Existing.of(sk))
     sk.doc.apply_update(update)

@@ -13,11 +13,12 @@ from hypothesis import strategies as st
 from pycrdt import Doc, Map, TransactionEvent
 
 from collab.document.content import to_json
-from collab.document.kinds import new_doc
+from collab.document.log import RoomKey, UpdateRecord
+from collab.skeleton.kind import SKELETON
 from collab.skeleton.model import Skeleton
 from collab.skeleton.repair import RECOVERED, SkeletonRepairer, repair_all, violations
 from collab.sync import messages as m
-from collab.sync.room import PeerState, Room, RoomKey, UpdateRecord
+from collab.sync.room import PeerState, Room
 from tests.skeleton.test_repair import OPS, _apply_op, base_doc, replica, sync
 
 
@@ -30,28 +31,29 @@ class Log:
     def __init__(self) -> None:
         self.records: list[UpdateRecord] = []
 
-    def submit(self, room: Room, record: UpdateRecord) -> None:
+    def submit(self, record: UpdateRecord) -> None:
         self.records.append(record)
 
 
 def _room(base: bytes, **repairer: Any) -> Room:
-    doc = new_doc("skeleton", base)
+    doc = SKELETON.new_doc(base)
     return Room(
         RoomKey(1, "skeleton"),
         doc,
         0,
         Log(),
+        kind=SKELETON,
         snapshot_every=1000,
         repairer=SkeletonRepairer(doc, **repairer),
     )
 
 
 def _whole(base: bytes, updates: list[bytes]) -> dict[str, Any]:
-    doc = new_doc("skeleton", base)
+    doc = SKELETON.new_doc(base)
     for update in updates:
         doc.apply_update(update)
     repair_all(doc)
-    return to_json(doc, "skeleton")
+    return to_json(doc, SKELETON)
 
 
 def test_the_same_edge_added_both_ways_keeps_one_in_either_order() -> None:
@@ -62,10 +64,10 @@ def test_the_same_edge_added_both_ways_keeps_one_in_either_order() -> None:
         room = _room(base)
         for update in order:
             room.apply_update(update, None, None)
-        edges = to_json(room.doc, "skeleton")["edges"]
+        edges = to_json(room.doc, SKELETON)["edges"]
         assert ("n2,n3" in edges) != ("n3,n2" in edges), (order is (ua, ub), sorted(edges))
         assert violations(room.doc) == []
-        assert to_json(room.doc, "skeleton") == _whole(base, list(order))
+        assert to_json(room.doc, SKELETON) == _whole(base, list(order))
 
 
 def _edge_update(base: bytes, key: str) -> bytes:
@@ -89,7 +91,7 @@ def test_a_delete_arriving_after_a_repair_that_rewrote_its_node_still_wins() -> 
     for k in (1, 2, 0):
         room.apply_update(updates[k], None, None)
     assert violations(room.doc) == []
-    assert to_json(room.doc, "skeleton") == _whole(base, [updates[k] for k in (1, 2, 0)])
+    assert to_json(room.doc, SKELETON) == _whole(base, [updates[k] for k in (1, 2, 0)])
 
 
 @settings(max_examples=300, deadline=None)
@@ -127,12 +129,12 @@ def test_random_edits_in_random_orders_end_where_one_whole_repair_ends(
         repairs = [r for r in records[count:] if b'"repair"' in r.summary]
         assert len(repairs) <= 1 and all(r.author_id is None for r in repairs)
     assert violations(room.doc) == []
-    assert to_json(room.doc, "skeleton") == _whole(base, order)
+    assert to_json(room.doc, SKELETON) == _whole(base, order)
 
 
 def _state_before(doc: Doc, earlier: list[bytes], base: bytes) -> bytes:
     """The state a replica had after ``earlier`` of its updates."""
-    state = new_doc("skeleton", base)
+    state = SKELETON.new_doc(base)
     for update in earlier:
         state.apply_update(update)
     return state.get_state()
@@ -218,7 +220,7 @@ def test_replicas_that_see_repairs_lose_nothing(
     assert made - deleted <= set(room.doc.get("nodes", type=Map).keys())
     for client in clients:
         sync(client.sk.doc, room.doc)
-        assert to_json(client.sk.doc, "skeleton") == to_json(room.doc, "skeleton")
+        assert to_json(client.sk.doc, SKELETON) == to_json(room.doc, SKELETON)
 
 
 def _repaired_room() -> tuple[bytes, Room, Skeleton]:
@@ -285,4 +287,4 @@ def test_above_the_size_limit_the_room_repairs_on_the_live_document() -> None:
         room.apply_update(sk.doc.get_update(), None, None)
     assert room.repairer.merge is None  # type: ignore[union-attr]
     assert violations(room.doc) == []
-    assert to_json(room.doc, "skeleton") == _whole(base, [a.doc.get_update(), b.doc.get_update()])
+    assert to_json(room.doc, SKELETON) == _whole(base, [a.doc.get_update(), b.doc.get_update()])

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from collab.document.kinds import new_doc
 from collab.skeleton import nml as nmlmod
 from collab.skeleton.convert import export_nml, import_nml
+from collab.skeleton.kind import SKELETON
 from collab.skeleton.model import Skeleton
 from tests.conftest import LiveServer
 from tests.venvs import WEBKNOSSOS, run_script, tool_python
@@ -35,7 +35,7 @@ def _run(python: Path, script: str, *args: str) -> str:
 def test_webknossos_output_imports(wk_python: Path, tmp_path: Path) -> None:
     path = tmp_path / "wk.nml"
     _run(wk_python, "write_skeleton.py", str(path))
-    sk = Skeleton(new_doc("skeleton"))
+    sk = Skeleton(SKELETON.new_doc())
     result = import_nml(sk, nmlmod.read(path.read_bytes()))
     assert result.trees == 3 and result.nodes == 4
     trees = {t.name: t for t in sk.iter_trees()}
@@ -51,7 +51,7 @@ def test_webknossos_output_imports(wk_python: Path, tmp_path: Path) -> None:
 
 
 def test_webknossos_reads_our_export(wk_python: Path, tmp_path: Path) -> None:
-    sk = Skeleton(new_doc("skeleton"))
+    sk = Skeleton(SKELETON.new_doc())
     sk.set_meta(voxelSize=[11, 11, 25], dataset="cortex")
     sk.create_group("g-1", name="cells")
     sk.create_group("g-2", name="layer 4", parent_id="g-1")

@@ -6,9 +6,9 @@ import asyncio
 
 from pycrdt import Doc, Map
 
+from collab.document.log import RoomKey
 from collab.store import oplog
 from collab.sync import messages as m
-from collab.sync.room import RoomKey
 from tests.conftest import LiveServer
 from tests.yclient import YClient, put_node
 

@@ -7,8 +7,8 @@ import datetime as dt
 import asyncpg
 import pytest
 
+from collab.document.log import RoomKey, UpdateRecord
 from collab.store import oplog
-from collab.sync.room import RoomKey, UpdateRecord
 from tests.conftest import LiveServer
 from tests.work.helpers import Org, make_org
 
