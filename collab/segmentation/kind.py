@@ -1,9 +1,10 @@
 """The segmentation as a document kind: the record the app hands to the
 room registry (collab/document/kind.py says what each field is for).
 
-Provisional until the segmentation issue designs the document
-(docs/schema.md): its roots and the task modes that write it; no repair,
-no large-document handling.
+The roots follow the design in docs/schema.md ("segmentation"): volume
+layers and groups are nested maps; segments, id blocks and voxel operations
+are plain JSON values. `agglomerates` is kept for the proofreading issue.
+Being built: no repair, no materialisation, no large-document handling yet.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ SEGMENTATION = DocumentKind(
     name="segmentation",
     roots=(
         Root("meta"),
-        Root("segments", nested=True),
+        Root("layers", nested=True),
+        Root("segments"),
         Root("groups", nested=True),
+        Root("idBlocks"),
+        Root("ops"),
         Root("agglomerates"),
     ),
     modes=("volume", "proofreading"),
