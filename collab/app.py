@@ -21,6 +21,7 @@ from collab.gc_policy import collector_policy
 from collab.http import annotations as annotation_routes
 from collab.http import datasets as dataset_routes
 from collab.http import ops, users, web
+from collab.http import segmentation as segmentation_routes
 from collab.http import skeleton as skeleton_routes
 from collab.http import work as work_routes
 from collab.http.access_log import AccessLog
@@ -132,6 +133,7 @@ def create_app(
         *users.routes,
         *annotation_routes.routes,
         *skeleton_routes.routes,
+        *segmentation_routes.routes,
         *dataset_routes.routes,
         *work_routes.routes,
         WebSocketRoute("/sync/{annotation_id}/{doc}", sync_endpoint),

@@ -78,6 +78,9 @@ class LayerSpec:
     mags: tuple[MagSpec, ...]
     #: Named supervoxel→agglomerate mappings (segmentation layers).
     mappings: tuple[str, ...] = ()
+    #: The largest segment id in the layer, as its properties say (segmentation
+    #: layers; None when they do not): new segment ids start above it.
+    largest_segment_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +221,7 @@ def _wk_layer(layer: dict[str, Any], name: str, where: str) -> LayerSpec:
     mappings = tuple(
         _name(m, f"{where}.mappings") for m in layer.get("mappings", []) if isinstance(m, str)
     )
+    largest = layer.get("largestSegmentId")
     return LayerSpec(
         name,
         category,
@@ -226,6 +230,9 @@ def _wk_layer(layer: dict[str, Any], name: str, where: str) -> LayerSpec:
         (size[0], size[1], size[2]),
         tuple(mags),
         mappings,
+        largest
+        if isinstance(largest, int) and not isinstance(largest, bool) and largest >= 0
+        else None,
     )
 
 

@@ -33,7 +33,8 @@ FIELDS = [
     "name", "dataset", "access", "expires", "version", "doc", "team", "teams", "roles",
     "email", "experiences", "project", "taskType", "position", "experience", "instances",
     "priority", "paused", "expectedMinutes", "description", "modes", "settings", "decision",
-    "reason", "user", "url", "role", "domain", "min", "tasks", "token", "open",
+    "reason", "user", "url", "role", "domain", "min", "tasks", "token", "open", "layer",
+    "count",
 ]  # fmt: skip
 
 texts = st.one_of(
