@@ -24,7 +24,9 @@ A record says:
   builds its own document; ``is_large`` says when a loaded room's long-lived
   structures are frozen out of the collector's full passes
   (:func:`collab.gc_policy.settle`);
-- ``modes``: the task-type modes whose tasks write it.
+- ``modes``: the task-type modes whose tasks write it;
+- ``check``: what a client's update must satisfy before it is applied
+  (refused otherwise, before anyone else sees it).
 
 Pure: no I/O, nothing of rooms or the store.
 """
@@ -137,6 +139,13 @@ class DocumentKind:
     #: The task-type modes (collab/http/work.py) whose annotators write this
     #: document: a task's annotation changes only its modes' documents.
     modes: tuple[str, ...] = ()
+    #: Checks a client's update before the room applies it: raises a
+    #: CollabError (Unprocessable: close 4422) naming what is wrong, and
+    #: nothing of the update is applied, stored or relayed. Gets the live
+    #: document (to read, never to change), the update as sent and the
+    #: sender's user id. None: every update pycrdt can apply is taken (and
+    #: repaired afterwards, as the skeleton's are).
+    check: Callable[[Doc, bytes, int | None], None] | None = None
 
     def __post_init__(self) -> None:
         names = [root.name for root in self.roots]

@@ -322,6 +322,8 @@ class Room:
         """Apply a client's update; return the new version (None if it changed
         nothing). Server-built bulk changes go through :meth:`begin_bulk`."""
         self.make_room_for(len(update))
+        if self.kind.check is not None and origin is not None:
+            self.kind.check(self.doc, update, author)  # refused before anything is applied
         self._author, self._origin, self._last_record = author, origin, None
         self._extra_summary = summary
         try:
