@@ -1,0 +1,96 @@
+"""Bricks a document materialises beside its log (a segmentation's voxels),
+versioned like the log: what a kind's materialiser writes and readers read.
+
+Generic: a row is (annotation, doc, layer, mag, brick, version, bytes); the
+kind decides what the bytes are. The bricks of one version are written in
+one transaction with the document's materialised version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from collab.document.log import RoomKey
+
+Brick = tuple[int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class BrickRow:
+    layer: str
+    mag: str
+    brick: Brick
+    data: bytes
+
+
+async def materialised_version(conn: asyncpg.Connection, key: RoomKey) -> int:
+    """The last version whose bricks are all written (0: none)."""
+    found = await conn.fetchval(
+        "SELECT version FROM materialised_versions WHERE annotation_id = $1 AND doc = $2",
+        key.annotation_id,
+        key.doc,
+    )
+    return int(found or 0)
+
+
+async def write_version(
+    conn: asyncpg.Connection, key: RoomKey, version: int, rows: Sequence[BrickRow]
+) -> None:
+    """The bricks ``version`` changed, and the materialised version moved to
+    it, in one transaction. Writing a version again replaces its rows (a
+    materialiser that resumes after a crash repeats the version it was on)."""
+    async with conn.transaction():
+        if rows:
+            await conn.executemany(
+                "INSERT INTO materialised_bricks "
+                "(annotation_id, doc, layer, mag, bx, by, bz, version, data) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+                "ON CONFLICT (annotation_id, doc, layer, mag, bx, by, bz, version) "
+                "DO UPDATE SET data = EXCLUDED.data",
+                [
+                    (key.annotation_id, key.doc, r.layer, r.mag, *r.brick, version, r.data)
+                    for r in rows
+                ],
+            )
+        await conn.execute(
+            "INSERT INTO materialised_versions (annotation_id, doc, version) VALUES ($1, $2, $3) "
+            "ON CONFLICT (annotation_id, doc) DO UPDATE "
+            "SET version = GREATEST(materialised_versions.version, EXCLUDED.version)",
+            key.annotation_id,
+            key.doc,
+            version,
+        )
+
+
+async def bricks_at(
+    conn: asyncpg.Connection,
+    key: RoomKey,
+    layer: str,
+    mag: str,
+    bricks: Sequence[Brick],
+    version: int | None = None,
+) -> dict[Brick, bytes]:
+    """Each brick's bytes as of ``version`` (default: the newest); a brick
+    the document never wrote is absent (read its fallback)."""
+    if not bricks:
+        return {}
+    rows = await conn.fetch(
+        "SELECT DISTINCT ON (b.x, b.y, b.z) b.x, b.y, b.z, m.data "
+        "FROM unnest($5::int[], $6::int[], $7::int[]) AS b(x, y, z) "
+        "JOIN materialised_bricks m ON m.annotation_id = $1 AND m.doc = $2 AND m.layer = $3 "
+        "AND m.mag = $4 AND m.bx = b.x AND m.by = b.y AND m.bz = b.z "
+        "AND ($8::int IS NULL OR m.version <= $8) "
+        "ORDER BY b.x, b.y, b.z, m.version DESC",
+        key.annotation_id,
+        key.doc,
+        layer,
+        mag,
+        [b[0] for b in bricks],
+        [b[1] for b in bricks],
+        [b[2] for b in bricks],
+        version,
+    )
+    return {(r["x"], r["y"], r["z"]): bytes(r["data"]) for r in rows}
