@@ -32,7 +32,9 @@ from collab.http.sync_socket import sync_endpoint
 from collab.http.throttle import Throttle
 from collab.limits import Limits
 from collab.metrics import Metrics
+from collab.segmentation.fallback import DatasetFallback
 from collab.segmentation.kind import SEGMENTATION
+from collab.segmentation.materialise import Materialiser
 from collab.skeleton.kind import SKELETON
 from collab.store import identity
 from collab.store.database import Database
@@ -102,6 +104,13 @@ def create_app(
                     RoomRegistry(pool, settings, metrics, workers, served) as rooms,
                 ):
                     volumes = Volumes(settings, pool, metrics)
+                    # The segmentation's voxels follow its log (collab/segmentation/materialise.py).
+                    materialiser = Materialiser(pool, DatasetFallback(pool, volumes))
+                    await materialiser.__aenter__()
+                    rooms.listen_durable(
+                        SEGMENTATION.name, lambda key, _v: materialiser.nudge(key.annotation_id)
+                    )
+                    app.state.materialiser = materialiser
                     app.state.services = Services(
                         settings,
                         pool,
@@ -120,6 +129,7 @@ def create_app(
                     try:
                         yield
                     finally:
+                        await materialiser.__aexit__(None, None, None)
                         volumes.close()
                 log.info("rooms flushed")
             finally:

@@ -1,19 +1,27 @@
-"""REST of the segmentation document: blocks of new segment ids
-(docs/api.md, "Segment ids")."""
+"""REST of the segmentation document: blocks of new segment ids and the
+bricks of its volume layers at any version (docs/api.md, "Segmentation")."""
 
 from __future__ import annotations
 
+import asyncio
+
+import numpy as np
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from collab.auth import Access
 from collab.document.log import RoomKey
-from collab.errors import InvalidJSON, Unprocessable
+from collab.errors import BadRequest, InvalidJSON, NotFound, Unprocessable
 from collab.http.annotations import authorised
-from collab.http.common import JSON, field_int, field_str, read_json, services
+from collab.http.common import JSON, field_int, field_str, query_int, read_json, services
 from collab.segmentation import ids
+from collab.segmentation.fallback import DatasetFallback
 from collab.segmentation.kind import SEGMENTATION
-from collab.store import counters, identity
+from collab.segmentation.materialise import Materialiser, layer_info
+from collab.store import counters, identity, materialised
+from collab.volume import encoding as enc
+from collab.volume.mags import parse_mag
 
 
 async def take_segment_ids(request: Request) -> JSON:
@@ -62,6 +70,59 @@ async def _fallback_largest(request: Request, annotation_id: int, fallback: obje
     return layer.spec.largest_segment_id if layer is not None else None
 
 
+async def get_volume_brick(request: Request) -> Response:
+    """A brick of the annotation's volume layer, as of ``?version=`` (default:
+    the newest): what its ops wrote over its fallback."""
+    _who, annotation_id = await authorised(request, Access.READ)
+    layer = request.path_params["layer"]
+    mag = parse_mag(request.path_params["mag"])
+    brick = (_coord(request, "x"), _coord(request, "y"), _coord(request, "z"))
+    version = query_int(request, "version", None, 0)
+    materialiser: Materialiser = request.app.state.materialiser
+    done = await materialiser.catch_up(annotation_id)
+    if version is not None and version > done:
+        raise NotFound(f"the segmentation has no version {version}; newest is {done}")
+    svc = services(request)
+    key = RoomKey(annotation_id, SEGMENTATION.name)
+    async with svc.rooms.hold(key) as room:
+        info = layer_info(room.doc, layer)
+    if info is None:
+        raise NotFound(f"the segmentation document has no volume layer {layer!r}")
+    async with svc.pool.acquire() as db:
+        found = await materialised.bricks_at(db, key, layer, str(mag), [brick], version)
+    data = found.get(brick)
+    if data is not None:
+        raw = await asyncio.to_thread(enc.decompress, data)
+    else:
+        fallback = DatasetFallback(svc.pool, svc.volumes)
+        voxels = (
+            await fallback(annotation_id, info.fallback, str(mag), brick) if info.fallback else None
+        )
+        array = (
+            voxels.astype(info.dtype) if voxels is not None else np.zeros((32, 32, 32), info.dtype)
+        )
+        raw = enc.to_raw(array)
+    headers = {
+        "x-brick-dtype": info.dtype.name,
+        "x-brick-shape": "32,32,32",
+        "x-version": str(version if version is not None else done),
+        "cache-control": "no-cache",
+    }
+    return Response(raw, media_type="application/octet-stream", headers=headers)
+
+
+def _coord(request: Request, axis: str) -> int:
+    raw = request.path_params[axis]
+    if not (raw.isascii() and raw.lstrip("-").isdigit()) or abs(int(raw)) > 1 << 26:
+        raise BadRequest(f"brick {axis} must be an integer within ±2^26, got {raw[:20]!r}")
+    return int(raw)
+
+
 routes = [
     Route("/api/annotations/{annotation_id}/segment-ids", take_segment_ids, methods=["POST"]),
+    Route(
+        "/api/annotations/{annotation_id}/volume/{layer}/{mag}/{x}/{y}/{z}",
+        get_volume_brick,
+        methods=["GET"],
+    ),
 ]

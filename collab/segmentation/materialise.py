@@ -24,6 +24,7 @@ Not yet: coarser mags following the op's mag, and ops deleted by an undo
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -40,8 +41,12 @@ from collab.store.materialised import BrickRow
 from collab.volume import encoding as enc
 from collab.volume.mags import parse_mag
 
+log = logging.getLogger("collab.segmentation")
+
 BRICK = 32
 DOC = "segmentation"
+#: Documents kept between catch-ups (annotations being painted at once).
+DOCS_KEPT = 64
 _COUNTER = re.compile(r"-(\d+)$")
 
 #: Reads a fallback brick: (the annotation, the layer's fallback name, mag,
@@ -58,7 +63,7 @@ def op_order(key: str) -> tuple[int, str]:
 def added_ops(doc: Doc, update: bytes) -> list[tuple[str, dict[str, Any]]]:
     """The ops ``update`` adds to ``doc`` (fresh keys of ``ops``), in order;
     ``doc`` is the document before the update (not changed)."""
-    scratch = Doc()
+    scratch: Doc = Doc()
     fresh = scratch.get("ops", type=Map)
     scratch.apply_update(update)
     existing = doc.get("ops", type=Map)
@@ -97,13 +102,64 @@ class Materialiser:
         self._pool = pool
         self._fallback = fallback
         self._locks: dict[int, asyncio.Lock] = {}
+        #: Per annotation: the document at its materialised version, so a
+        #: catch-up applies only the new updates (oldest out past DOCS_KEPT).
+        self._docs: dict[int, tuple[int, Doc]] = {}
+        #: Per annotation: the version materialised last, and a condition
+        #: notified whenever one moves (:meth:`wait_until`).
+        self._reached: dict[int, int] = {}
+        self._progress = asyncio.Condition()
+        self._due: set[int] = set()
+        self._wake = asyncio.Event()
+        self._tg: asyncio.TaskGroup | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Materialiser:
+        """Follow the logs in a task of its own (:meth:`nudge` says which)."""
+        self._tg = asyncio.TaskGroup()
+        await self._tg.__aenter__()
+        self._task = self._tg.create_task(self._follow(), name="materialiser")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._tg is not None
+        if self._task is not None:
+            self._task.cancel()  # what it had not written, the next start resumes
+        await self._tg.__aexit__(None, None, None)
+
+    def nudge(self, annotation_id: int) -> None:
+        """A version of the annotation's segmentation is durable: materialise it soon."""
+        self._due.add(annotation_id)
+        self._wake.set()
+
+    async def _follow(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            due, self._due = self._due, set()
+            for annotation_id in sorted(due):
+                try:
+                    await self.catch_up(annotation_id)
+                except Exception:
+                    # The log keeps it; the next nudge (or a reader) tries again.
+                    log.exception("materialising failed", extra={"annotation": annotation_id})
 
     async def catch_up(self, annotation_id: int) -> int:
         """Materialise every stored version not yet materialised; return the
         materialised version."""
         lock = self._locks.setdefault(annotation_id, asyncio.Lock())
         async with lock:
-            return await self._catch_up(RoomKey(annotation_id, DOC))
+            reached = await self._catch_up(RoomKey(annotation_id, DOC))
+        async with self._progress:
+            self._reached[annotation_id] = reached
+            self._progress.notify_all()
+        return reached
+
+    async def wait_until(self, annotation_id: int, version: int) -> None:
+        """Until the annotation's segmentation is materialised up to ``version``
+        (by the follower or a reader); callers bound it with a timeout."""
+        async with self._progress:
+            await self._progress.wait_for(lambda: self._reached.get(annotation_id, 0) >= version)
 
     async def _catch_up(self, key: RoomKey) -> int:
         async with self._pool.acquire() as conn:
@@ -111,14 +167,19 @@ class Materialiser:
             head = await oplog.head(conn, key)
             if done >= head:
                 return done
-            state = await oplog.load(conn, key, upto=done)
-        doc = Doc()
-        for root in ("layers", "ops"):
-            doc.get(root, type=Map)
-        if state.snapshot:
-            doc.apply_update(state.snapshot)
-        for update in state.updates:
-            doc.apply_update(update)
+            cached = self._docs.pop(key.annotation_id, None)
+            state = None if cached and cached[0] == done else await oplog.load(conn, key, done)
+        if state is None and cached is not None:
+            doc = cached[1]  # the document at ``done``, kept from the last catch-up
+        else:
+            assert state is not None
+            doc = Doc()
+            for root in ("layers", "ops"):
+                doc.get(root, type=Map)
+            if state.snapshot:
+                doc.apply_update(state.snapshot)
+            for update in state.updates:
+                doc.apply_update(update)
         async with self._pool.acquire() as conn, conn.transaction(readonly=True):
             updates = [
                 (info.version, data)
@@ -137,7 +198,11 @@ class Materialiser:
         if updates and updates[-1][0] > last_written:
             async with self._pool.acquire() as conn:
                 await materialised.write_version(conn, key, updates[-1][0], [])
-        return updates[-1][0] if updates else done
+        now = updates[-1][0] if updates else done
+        self._docs[key.annotation_id] = (now, doc)
+        while len(self._docs) > DOCS_KEPT:
+            self._docs.pop(next(iter(self._docs)))
+        return now
 
     async def _apply_ops(
         self, key: RoomKey, doc: Doc, ops: list[tuple[str, dict[str, Any]]]
@@ -146,7 +211,9 @@ class Materialiser:
         changed: dict[tuple[str, str, tuple[int, int, int]], np.ndarray] = {}
         for _key, op in ops:
             layer = op.get("layer")
-            info = layer_info(doc, layer) if isinstance(layer, str) else None
+            if not isinstance(layer, str):
+                continue
+            info = layer_info(doc, layer)
             if info is None:
                 continue  # checked when it arrived; its layer went since
             mag = parse_mag(str(op.get("mag", "1")))

@@ -44,7 +44,7 @@ def check_update(doc: Doc, update: bytes, author: int | None) -> None:
     document. (An update that rewrites an op that exists has an origin the
     scratch document lacks and is not seen here; ops never change once
     written, and materialisation reads each op as first written.)"""
-    scratch = Doc()
+    scratch: Doc = Doc()
     ops = scratch.get("ops", type=Map)
     fresh_layers = scratch.get("layers", type=Map)
     try:

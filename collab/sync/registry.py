@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from collab.config import Settings
 from collab.document.kind import Kinds
@@ -97,6 +97,9 @@ class RoomRegistry:
         self._settings = settings
         self._metrics = metrics
         self._workers = workers
+        #: Called with (key, version) when a version of a document of that
+        #: kind is durable (a kind's follower: the segmentation's materialiser).
+        self._durable_listeners: dict[str, list[Callable[[RoomKey, int], None]]] = {}
         #: The document kinds served (the app's list); rooms open through them.
         self.kinds = kinds
         self.snapshotter = Snapshotter(pool, workers, metrics, kinds, on_stored=self._rebase)
@@ -262,6 +265,12 @@ class RoomRegistry:
             },
         )
 
+    def listen_durable(self, doc: str, callback: Callable[[RoomKey, int], None]) -> None:
+        """Call ``callback(key, version)`` whenever a version of a ``doc``
+        document is durable (after its room said ``saved``). It must not
+        block: a follower notes the key and does its work in its own task."""
+        self._durable_listeners.setdefault(doc, []).append(callback)
+
     def _durable(self, key: RoomKey, version: int) -> None:
         """The committer made ``version`` of ``key`` durable: its room says
         ``saved`` to the peers that asked. (A room with unsaved records is
@@ -270,6 +279,8 @@ class RoomRegistry:
         room = self.rooms.get(key)
         if room is not None and version <= room.version:
             room.mark_saved(version)
+        for callback in self._durable_listeners.get(key.doc, ()):
+            callback(key, version)
 
     def _reload(self, key: RoomKey, version: int, reason: str) -> None:
         """The database refused ``version`` of ``key``: unload the room (it

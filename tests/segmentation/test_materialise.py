@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import numpy as np
@@ -65,4 +66,52 @@ async def test_strokes_in_version_order_across_bricks(live: LiveServer) -> None:
         await conn.execute("DELETE FROM materialised_versions WHERE annotation_id = $1", ann)
     assert await Materialiser(live.services.pool).catch_up(ann) == 3
     np.testing.assert_array_equal(await voxels(live, ann, (1, 0, 0)), right)
+    await writer.close()
+
+
+async def test_bricks_over_http_at_any_version_over_the_fallback(live: LiveServer) -> None:
+    """The annotation's volume layer over its dataset's segmentation: painted
+    voxels where its ops wrote, the dataset's elsewhere; any version."""
+    from pathlib import Path
+
+    from tests.volume.helpers import make_dataset
+
+    data = make_dataset(Path(live.settings.roots[0]) / "small")
+    async with live.client(live.admin_token) as http:
+        r = await http.post("/api/datasets", json={"name": "small", "url": "small"})
+        assert r.status_code == 201, r.text
+    a_id, a = await live.user("Ada")
+    async with live.client(a) as http:
+        ann = (await http.post("/api/annotations", json={"name": "v", "dataset": "small"})).json()[
+            "id"
+        ]
+    writer = await YClient(live.sync_url(ann, "segmentation", token=a, acks="1")).connect()
+    layer = {"name": "L1", "dtype": "uint32", "fallback": "segmentation"}
+    assert await writer.write(lambda: writer.map("layers").__setitem__("L1", Map(layer)))
+    op = brush(a_id, 99, [[5, 5, 2]], 2)
+    assert await writer.write(lambda: writer.map("ops").__setitem__(f"{a_id}-1", op))
+    base = f"/api/annotations/{ann}/volume/L1/1/0/0/0"
+    async with live.client(a) as http:
+        r = await http.get(base)
+        assert r.status_code == 200 and r.headers["x-brick-dtype"] == "uint32", r.text
+        assert r.headers["x-version"] == "2"
+        now = enc.from_raw(r.content, np.dtype("uint32"))
+        want = data.segmentation[:32, :32, :32].astype(np.uint32).copy()
+        x, y = np.mgrid[0:32, 0:32]
+        want[:, :, 2][((x + 0.5 - 5.5) ** 2 + (y + 0.5 - 5.5) ** 2) <= 4] = 99
+        np.testing.assert_array_equal(now, want)
+        before = enc.from_raw(
+            (await http.get(base, params={"version": 1})).content, np.dtype("uint32")
+        )
+        np.testing.assert_array_equal(before, data.segmentation[:32, :32, :32])
+        assert (await http.get(base, params={"version": 9})).status_code == 404
+        assert (await http.get(f"/api/annotations/{ann}/volume/L9/1/0/0/0")).status_code == 404
+        assert (await http.get(f"/api/annotations/{ann}/volume/L1/1/x/0/0")).status_code == 400
+    # Nobody read it: the materialiser followed the log by itself.
+    op2 = brush(a_id, 7, [[20, 20, 2]], 1)
+    assert await writer.write(lambda: writer.map("ops").__setitem__(f"{a_id}-2", op2))
+    # The follower runs on the durable callback; bounded wait on its progress.
+    await asyncio.wait_for(live.server.config.app.state.materialiser.wait_until(ann, 3), 10)
+    async with live.services.pool.acquire() as conn:
+        assert await materialised.materialised_version(conn, RoomKey(ann, "segmentation")) == 3
     await writer.close()
