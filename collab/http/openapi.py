@@ -116,6 +116,12 @@ OPENAPI: dict[str, Any] = {
         "/api/annotations/{annotation_id}/skeleton/diff": {
             "get": _op("diff between versions (?from=&to=)", params=A)
         },
+        "/api/annotations/{annotation_id}/segment-ids": {
+            "post": _op("a block of new segment ids", 201, _obj(layer=S, count=INT), A)
+        },
+        "/api/annotations/{annotation_id}/volume/{layer}/{mag}/{x}/{y}/{z}": {
+            "get": _op("a 32³ brick of the annotation's volume layer, octet-stream (?version=)")
+        },
         "/api/teams": {
             "post": _op("create a team (admin)", 201, _obj(name=S)),
             "get": _op("teams"),
