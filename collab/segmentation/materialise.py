@@ -17,8 +17,10 @@ materialisation would take acknowledged writes down with it. The log entry
 is durable first; its voxels follow, and a reader at version V waits until
 V is materialised.
 
-Not yet: coarser mags following the op's mag, and ops deleted by an undo
-(their bricks computed again from the ops that remain).
+Coarser mags of the layer (its ``mags``) follow each op: their bricks over
+the op's reach are computed again from the next finer mag by the most
+frequent label of each cell. Not yet: finer mags than the op's, and ops
+deleted by an undo (their bricks computed again from the ops that remain).
 """
 
 from __future__ import annotations
@@ -34,12 +36,13 @@ import numpy as np
 from pycrdt import Doc, Map
 
 from collab.document.log import RoomKey
+from collab.errors import CollabError
 from collab.segmentation import paint
 from collab.store import materialised, oplog
 from collab.store.database import Database
 from collab.store.materialised import BrickRow
 from collab.volume import encoding as enc
-from collab.volume.mags import parse_mag
+from collab.volume.mags import Mag, parse_mag
 
 log = logging.getLogger("collab.segmentation")
 
@@ -80,6 +83,9 @@ def added_ops(doc: Doc, update: bytes) -> list[tuple[str, dict[str, Any]]]:
 class LayerInfo:
     dtype: np.dtype[Any]
     fallback: str | None
+    #: The layer's mags, finest first (its entry's ``mags``); ops drawn at one
+    #: are followed by every coarser one.
+    mags: list[Mag]
 
 
 def layer_info(doc: Doc, layer: str) -> LayerInfo | None:
@@ -88,9 +94,18 @@ def layer_info(doc: Doc, layer: str) -> LayerInfo | None:
         return None
     dtype = entry.get("dtype")
     fallback = entry.get("fallback")
+    mags: list[Mag] = []
+    names = entry.get("mags")
+    for name in names if isinstance(names, list) else []:
+        try:
+            mags.append(parse_mag(str(name)))
+        except CollabError:
+            continue  # a name that is no mag: not kept
+    mags.sort(key=lambda m: m.volume)
     return LayerInfo(
         np.dtype(dtype if dtype in ("uint8", "uint16", "uint32", "uint64") else "uint32"),
         fallback if isinstance(fallback, str) else None,
+        mags[:16],
     )
 
 
@@ -243,6 +258,7 @@ class Materialiser:
                 piece = block[s]
                 if not np.array_equal(piece, current[b]):
                     changed[(layer, mag_name, b)] = piece.copy()
+            await self._follow_coarser(key, layer, info, mag, (low, high), changed)
         rows = await asyncio.to_thread(
             lambda: [
                 BrickRow(layer, mag, b, enc.compress(enc.to_raw(voxels)))
@@ -250,6 +266,57 @@ class Materialiser:
             ]
         )
         return rows
+
+    async def _follow_coarser(
+        self,
+        key: RoomKey,
+        layer: str,
+        info: LayerInfo,
+        mag: Mag,
+        box: tuple[tuple[int, int, int], tuple[int, int, int]],
+        changed: dict[tuple[str, str, tuple[int, int, int]], np.ndarray],
+    ) -> None:
+        """Each coarser mag of the layer after ``mag``, over the box the op
+        reached: its bricks computed again from the next finer mag's (the
+        most frequent label of each cell)."""
+        finer = mag
+        low, high = box
+        for coarser in info.mags:
+            if coarser.volume <= finer.volume:
+                continue
+            ratio = (coarser.x // finer.x, coarser.y // finer.y, coarser.z // finer.z)
+            if any(r < 1 for r in ratio) or any(c % f for c, f in zip(coarser, finer, strict=True)):
+                continue  # not a coarsening of the finer mag: left as it is
+            # The box at the coarser mag, and its bricks.
+            low = (low[0] // ratio[0], low[1] // ratio[1], low[2] // ratio[2])
+            high = tuple(-(-high[a] // ratio[a]) for a in range(3))  # type: ignore[assignment]
+            c0 = tuple(low[a] // BRICK for a in range(3))
+            c1 = tuple((high[a] - 1) // BRICK for a in range(3))
+            for cb in [
+                (x, y, z)
+                for x in range(c0[0], c1[0] + 1)
+                for y in range(c0[1], c1[1] + 1)
+                for z in range(c0[2], c1[2] + 1)
+            ]:
+                # The finer bricks under this coarser brick.
+                fine = [
+                    (cb[0] * ratio[0] + i, cb[1] * ratio[1] + j, cb[2] * ratio[2] + k)
+                    for i in range(ratio[0])
+                    for j in range(ratio[1])
+                    for k in range(ratio[2])
+                ]
+                under = await self._current(key, layer, str(finer), info, fine, changed)
+                before = await self._current(key, layer, str(coarser), info, [cb], changed)
+                block = np.zeros(
+                    (ratio[0] * BRICK, ratio[1] * BRICK, ratio[2] * BRICK), dtype=info.dtype
+                )
+                for b in fine:
+                    o = [(b[a] - cb[a] * ratio[a]) * BRICK for a in range(3)]
+                    block[o[0] : o[0] + BRICK, o[1] : o[1] + BRICK, o[2] : o[2] + BRICK] = under[b]
+                down = await asyncio.to_thread(paint.downsample_labels, block, ratio)
+                if not np.array_equal(down, before[cb]):
+                    changed[(layer, str(coarser), cb)] = down
+            finer = coarser
 
     async def _current(
         self,

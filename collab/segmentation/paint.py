@@ -219,7 +219,9 @@ def _signed_distance(mask: np.ndarray) -> np.ndarray:
 
 def downsample_labels(block: np.ndarray, factor: Vec) -> np.ndarray:
     """A label block of a coarser mag: each cell of ``factor`` voxels gets
-    its most frequent label (ties: the smallest); the shape must divide."""
+    its most frequent label; on a tie a segment wins over 0 (a one-slice
+    stroke must not vanish at a mag that halves z), then the smallest id.
+    The shape must divide."""
     fx, fy, fz = factor
     sx, sy, sz = block.shape[0] // fx, block.shape[1] // fy, block.shape[2] // fz
     cells = (
@@ -235,6 +237,7 @@ def downsample_labels(block: np.ndarray, factor: Vec) -> np.ndarray:
     change[..., 1:] = ordered[..., 1:] != ordered[..., :-1]
     idx = np.where(change, np.arange(n), 0)
     starts = np.maximum.accumulate(idx, axis=-1)
-    runs = np.arange(n) - starts + 1
+    runs = (np.arange(n) - starts + 1).astype(np.float64)
+    runs += 0.5 * (ordered != 0)  # ties go to a segment, never to a larger count
     best = np.argmax(runs, axis=-1)  # the end of the first longest run
     return np.take_along_axis(ordered, best[..., None], axis=-1)[..., 0]

@@ -115,3 +115,38 @@ async def test_bricks_over_http_at_any_version_over_the_fallback(live: LiveServe
     async with live.services.pool.acquire() as conn:
         assert await materialised.materialised_version(conn, RoomKey(ann, "segmentation")) == 3
     await writer.close()
+
+
+async def test_coarser_mags_follow(live: LiveServer) -> None:
+    from collab.segmentation.paint import downsample_labels
+
+    a_id, a = await live.user("Ada")
+    ann = await live.annotation(a, "mags")
+    writer = await YClient(live.sync_url(ann, "segmentation", token=a, acks="1")).connect()
+    layer = {"name": "L1", "dtype": "uint32", "mags": ["1", "2-2-1", "4-4-2"]}
+    assert await writer.write(lambda: writer.map("layers").__setitem__("L1", Map(layer)))
+    op = brush(a_id, 5, [[20, 20, 4], [60, 30, 4]], 6)  # over bricks (0..1, 0, 0) of mag 1
+    assert await writer.write(lambda: writer.map("ops").__setitem__(f"{a_id}-1", op))
+    assert await Materialiser(live.services.pool).catch_up(ann) == 2
+    key = RoomKey(ann, "segmentation")
+    async with live.services.pool.acquire() as conn:
+        fine = await materialised.bricks_at(
+            conn, key, "L1", "1", [(x, y, 0) for x in (0, 1) for y in (0, 1)]
+        )
+        mid = await materialised.bricks_at(conn, key, "L1", "2-2-1", [(0, 0, 0)])
+        coarse = await materialised.bricks_at(conn, key, "L1", "4-4-2", [(0, 0, 0)])
+    u32 = np.dtype("uint32")
+    assert (1, 1, 0) in fine  # the stroke (y 14..36) reaches bricks of y = 1 too
+    whole = np.zeros((64, 64, 32), dtype=np.uint32)
+    for b, data in fine.items():
+        x, y = b[0] * 32, b[1] * 32
+        whole[x : x + 32, y : y + 32, :] = enc.from_raw(enc.decompress(data), u32)
+    got_mid = enc.from_raw(enc.decompress(mid[(0, 0, 0)]), u32)
+    np.testing.assert_array_equal(got_mid, downsample_labels(whole, (2, 2, 1)))
+    assert (got_mid == 5).sum() > 0
+    # 4-4-2's brick (0, 0, 0) covers 2-2-1's bricks (0..1, 0..1, 0..1): only
+    # (0, 0, 0) of those holds anything.
+    got_coarse = enc.from_raw(enc.decompress(coarse[(0, 0, 0)]), u32)
+    np.testing.assert_array_equal(got_coarse[:16, :16, :16], downsample_labels(got_mid, (2, 2, 2)))
+    assert (got_coarse[16:] == 0).all() and (got_coarse[:, 16:] == 0).all()
+    await writer.close()

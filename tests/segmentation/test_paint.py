@@ -117,8 +117,10 @@ def test_downsampling_takes_the_most_frequent_label() -> None:
     block = np.zeros((4, 4, 2), dtype=np.uint32)
     block[:2, :2, :] = [[[1, 1], [2, 2]], [[1, 1], [3, 3]]]  # cell (0,0,0): 1×4, 2×2, 3×2
     block[2:, :2, :] = [[[5, 6], [6, 5]], [[5, 6], [6, 5]]]  # a tie 5×4 / 6×4: the smallest
+    block[:2, 2:, 0] = 7  # cell (0,1,0): 7×4, 0×4: a tie goes to the segment
     out = downsample_labels(block, (2, 2, 2))
-    assert out.shape == (2, 2, 1) and out[0, 0, 0] == 1 and out[1, 0, 0] == 5 and out[0, 1, 0] == 0
+    assert out.shape == (2, 2, 1) and out[0, 0, 0] == 1 and out[1, 0, 0] == 5 and out[0, 1, 0] == 7
+    assert out[1, 1, 0] == 0
 
 
 @settings(max_examples=200, deadline=None)
