@@ -2,7 +2,7 @@
 // from the mouse click to the frame that shows the new node, 20 times,
 // frame intervals while panning over it, and the page's JS heap. Prints one JSON line.
 //   node e2e/bench_click.mjs <annotation-url> <clicks>
-import { launch, until } from './browser.mjs'
+import { launch } from './browser.mjs'
 import { pan } from './pan.mjs'
 
 const [url, clicksArg] = process.argv.slice(2)
@@ -13,8 +13,12 @@ try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } })
   const started = Date.now()
   await page.goto(url)
-  const status = page.locator('[data-testid="status"]')
-  await until(async () => (await status.textContent()).startsWith('saved'), 'synced', 300000)
+  // A page busy applying a million nodes answers no locator: wait in the page.
+  await page.waitForFunction(
+    () => document.querySelector('[data-testid="status"]')?.textContent?.startsWith('saved'),
+    null,
+    { timeout: 900000, polling: 500 },
+  )
   out.openMs = Date.now() - started
   out.nodes = Number(await page.locator('[data-testid="node-count"]').textContent())
   const box = await page.locator('[data-testid="xy"]').boundingBox()
