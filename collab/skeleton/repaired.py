@@ -40,7 +40,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pycrdt import Doc, Map
+from pycrdt import Array, Doc, Map, Text
 
 from collab.document.content import MISSING, Path
 from collab.skeleton.model import id_order
@@ -88,6 +88,10 @@ class Writes:
             if value is MISSING:
                 if key in m:
                     del m[key]
+            elif root in _NESTED and not isinstance(value, dict):
+                # A tree or group that is no map (a client wrote a list, a
+                # text, a number there): kept as the plain value it holds.
+                m[key] = _plain(value)
             elif root in _NESTED:
                 current = m.get(key)
                 if not isinstance(current, Map):
@@ -421,7 +425,9 @@ class RepairedView:
 
 
 def _plain(value: Any) -> Any:
-    return value.to_py() if isinstance(value, Map) else value
+    """A document value as plain JSON (shared types — a client may put a
+    Y.Array or Y.Text anywhere — read as their contents)."""
+    return value.to_py() if isinstance(value, Map | Array | Text) else value
 
 
 def _read(doc: Doc, root: str, key: str) -> Any:

@@ -84,8 +84,16 @@ def annotation(server: ServerProcess, token: str) -> int:
 
 def assert_still_saving(server: ServerProcess, token: str, ann: int) -> None:
     """The server answers /healthz 200 and acknowledges a new update in
-    ``ann`` (a room only this check writes to, or one quiet by now)."""
+    ``ann`` (a room only this check writes to, or one quiet by now), and its
+    log holds no failure of its own (a repair that raised, an unhandled
+    error): an input the server took must not break it quietly."""
     assert server.alive(), server.tail()
+    failures = [
+        line
+        for line in server.log.read_text(errors="replace").splitlines()
+        if '"event":"repair failed"' in line or '"event":"unhandled error"' in line
+    ]
+    assert not failures, f"{len(failures)} failures logged; the first: {failures[0][:3000]}"
     r = httpx.get(f"{server.url}/healthz", timeout=10)
     assert r.status_code == 200, r.text
     doc = Doc()

@@ -233,3 +233,27 @@ def test_an_imports_delta_indexes_like_reading_the_document(tmp_path: Path) -> N
     touched += [("nodes", other), ("edges", f"{node},n0"), ("nodes", node)]
     index.update(sk.doc, touched)
     assert _index_state(index) == _index_state(SkeletonIndex.build(sk.doc))
+
+
+def test_a_repair_writes_a_tree_or_group_that_is_no_map() -> None:
+    """Found by the 100,000-input fuzz run: a client put a Y.Array where a
+    tree belongs; a repair writing that key raised (``Map(Array)``) on every
+    later update of the room. It now writes the plain value."""
+    from pycrdt import Array, Doc, Map, Text
+
+    from collab.skeleton.repaired import Writes, _plain
+
+    doc: Doc = Doc()
+    trees = doc.get("trees", type=Map)
+    groups = doc.get("groups", type=Map)
+    with doc.transaction():
+        trees["t"] = Array([1, 2])
+        groups["g"] = Text("x")
+    assert _plain(trees["t"]) == [1, 2] and _plain(groups["g"]) == "x"
+    writes = Writes()
+    writes.add("trees", "t", trees["t"], "kept")
+    writes.add("groups", "g", groups["g"], "kept")
+    writes.add("trees", "u", [3], "kept")
+    with doc.transaction():
+        writes.apply(doc)
+    assert trees["t"] == [1, 2] and groups["g"] == "x" and trees["u"] == [3]
