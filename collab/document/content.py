@@ -134,9 +134,13 @@ class TouchRecorder:
                         counts[action] += 1
                         self.touches[(root, key)] = None
                         if keep:
-                            self.values[(root, key)] = (
-                                MISSING if action == "delete" else change.get("newValue")
-                            )
+                            new = MISSING if action == "delete" else change.get("newValue")
+                            if isinstance(new, _PLAIN) or new is MISSING:
+                                self.values[(root, key)] = new
+                            # else a shared type (a client's Y.Array, Y.Text or
+                            # Y.Map as the entry): the event hands yrs's raw
+                            # object, which nothing can write back or compare;
+                            # readers take the entry from the document instead.
                         if len(sample) < 8:
                             short = key[:SAMPLE_KEY_CHARS]
                             if short not in sample:
@@ -179,6 +183,10 @@ class TouchRecorder:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: What a map entry's plain (non-shared) JSON value can be.
+_PLAIN = (type(None), bool, int, float, str, list, dict, bytes)
 
 
 def lookup(content: dict[str, Any], path: Path) -> Any:

@@ -103,7 +103,7 @@ class Writes:
                     if _plain(current.get(name)) != v:
                         current[name] = v
             else:
-                m[key] = value
+                m[key] = _plain(value)  # a shared type is written as its contents
 
 
 class RepairedView:
@@ -400,7 +400,7 @@ class RepairedView:
                 else:
                     self.ruled.add((root, key))
                     why = self._why(root, key, value)
-                if _current(live, values["live"], root, key) != value:
+                if _differs(_current(live, values["live"], root, key), value):
                     out.add(root, key, value, why)
         finally:
             self.clear()
@@ -422,6 +422,16 @@ class RepairedView:
                 return "mergedTrees"
             return "ungroupedTrees" if key in self.index.trees else "createdTrees"
         return "cutGroups"
+
+
+def _differs(a: Any, b: Any) -> bool:
+    """``a != b``, for values a client may have nested thousands deep: one too
+    deep to compare is taken as unchanged (left as it is, never rewritten —
+    writing it would recurse as deep)."""
+    try:
+        return bool(a != b)
+    except RecursionError:
+        return False
 
 
 def _plain(value: Any) -> Any:

@@ -254,6 +254,11 @@ def test_a_repair_writes_a_tree_or_group_that_is_no_map() -> None:
     writes.add("trees", "t", trees["t"], "kept")
     writes.add("groups", "g", groups["g"], "kept")
     writes.add("trees", "u", [3], "kept")
+    comments = doc.get("comments", type=Map)
+    with doc.transaction():
+        comments["n"] = Text("a comment as Y.Text")
+    writes.add("comments", "n", comments["n"], "kept")  # raised "Type not supported"
     with doc.transaction():
         writes.apply(doc)
     assert trees["t"] == [1, 2] and groups["g"] == "x" and trees["u"] == [3]
+    assert comments["n"] == "a comment as Y.Text"
