@@ -17,7 +17,9 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from starlette.websockets import WebSocket
 
@@ -42,6 +44,73 @@ READ_BATCH = 32
 READERS_PER_REQUEST = 3
 
 
+class LayerReader(Protocol):
+    """Where a brick stream's bricks come from: a dataset's layer
+    (:class:`DatasetReader`), or an annotation's volume layer over its
+    fallback (a later step of the volume-annotation issue)."""
+
+    @property
+    def label(self) -> str:
+        """For logs: ``dataset/layer``."""
+
+    @property
+    def name(self) -> str:
+        """The layer's name."""
+
+    @property
+    def mags(self) -> Collection[Mag]: ...
+
+    @property
+    def mappings(self) -> Collection[str]: ...
+
+    def cached(
+        self, mag: Mag, b: tuple[int, int, int], encoding: int, mapping: str | None
+    ) -> Brick | None:
+        """A brick the reader has at hand, or None (then :meth:`read`)."""
+
+    async def read(
+        self, mag: Mag, bricks: list[tuple[int, int, int]], encoding: int, mapping: str | None
+    ) -> list[Brick | BaseException]:
+        """Several bricks, each a Brick or the exception its read raised."""
+
+
+@dataclass(frozen=True)
+class DatasetReader:
+    """A dataset layer's bricks through the volume service (its cache)."""
+
+    volumes: Volumes
+    dataset: Dataset
+    layer: Layer
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset.name}/{self.layer.name}"
+
+    @property
+    def name(self) -> str:
+        return self.layer.name
+
+    @property
+    def mags(self) -> Collection[Mag]:
+        return self.layer.sources.keys()
+
+    @property
+    def mappings(self) -> Collection[str]:
+        return self.layer.mappings.keys()
+
+    def cached(
+        self, mag: Mag, b: tuple[int, int, int], encoding: int, mapping: str | None
+    ) -> Brick | None:
+        return self.volumes.cached(self.dataset.name, self.layer.name, mag, b, encoding, mapping)
+
+    async def read(
+        self, mag: Mag, bricks: list[tuple[int, int, int]], encoding: int, mapping: str | None
+    ) -> list[Brick | BaseException]:
+        return await self.volumes.brick_batch(
+            self.dataset, self.layer, mag, bricks, encoding, mapping
+        )
+
+
 @dataclass
 class RequestState:
     request_id: int
@@ -60,9 +129,7 @@ class RequestState:
 class BrickStream:
     ws: WebSocket
     svc: Services
-    volumes: Volumes
-    dataset: Dataset
-    layer: Layer
+    reader: LayerReader
     buffer_limit: int
     frame_limit: int
     ready: deque[tuple[RequestState, tuple[int, int, int], Brick | None, int] | bytes] = field(
@@ -173,12 +240,12 @@ class BrickStream:
             )
         mx, my, mz = request.mag
         mag = Mag(mx, my, mz)
-        if mag not in self.layer.sources or not all(0 < f <= MAX_FACTOR for f in mag):
-            known = ", ".join(str(m) for m in self.layer.sources)
+        if mag not in self.reader.mags or not all(0 < f <= MAX_FACTOR for f in mag):
+            known = ", ".join(str(m) for m in self.reader.mags)
             raise wire.FrameError(
                 wire.E_UNKNOWN_MAG, f"request {rid}: no mag {mx}-{my}-{mz} (have {known})", rid
             )
-        if request.mapping is not None and request.mapping not in self.layer.mappings:
+        if request.mapping is not None and request.mapping not in self.reader.mappings:
             raise wire.FrameError(
                 wire.E_UNKNOWN_MAPPING, f"request {rid}: no mapping {request.mapping!r}", rid
             )
@@ -207,13 +274,12 @@ class BrickStream:
                 self.pending -= 1
 
     async def produce(self, state: RequestState) -> None:
-        vol = self.volumes
-        ds, layer = self.dataset, self.layer
+        source = self.reader
         misses: list[tuple[int, int, int]] = []
         for b in state.bricks:
             if b not in state.remaining:
                 continue
-            hit = vol.cached(ds.name, layer.name, state.mag, b, state.encoding, state.mapping)
+            hit = source.cached(state.mag, b, state.encoding, state.mapping)
             if hit is None:
                 misses.append(b)
             else:
@@ -226,21 +292,14 @@ class BrickStream:
                     wanted = [b for b in batch if b in state.remaining]
                     if not wanted:
                         continue
-                    results = await vol.brick_batch(
-                        ds, layer, state.mag, wanted, state.encoding, state.mapping
-                    )
+                    results = await source.read(state.mag, wanted, state.encoding, state.mapping)
                     for b, result in zip(wanted, results, strict=True):
                         if isinstance(result, Brick):
                             await self.deliver(state, b, result, _status(result))
                         else:
                             log.warning(
                                 "brick read failed",
-                                extra={
-                                    "dataset": ds.name,
-                                    "layer": layer.name,
-                                    "brick": b,
-                                    "error": repr(result),
-                                },
+                                extra={"layer": source.label, "brick": b, "error": repr(result)},
                             )
                             await self.deliver(state, b, None, wire.STATUS_FAILED)
 
@@ -281,9 +340,7 @@ async def data_endpoint(ws: WebSocket) -> None:
     stream = BrickStream(
         ws,
         svc,
-        volumes,
-        dataset,
-        layer,
+        DatasetReader(volumes, dataset, layer),
         settings.brick_send_buffer_bytes,
         settings.brick_frame_bytes,
     )

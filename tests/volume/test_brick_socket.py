@@ -275,7 +275,7 @@ async def test_backpressure_bounds_what_the_server_buffers(settings, tmp_path: P
 async def _stream_of(live: LiveServer, layer: str, timeout: float = 10) -> BrickStream:
     """The server's brick stream of the (one) open data socket on ``layer``."""
     for _ in range(int(timeout / 0.01)):
-        found = [s for s in live.services.volumes.streams if s.layer.name == layer]
+        found = [s for s in live.services.volumes.streams if s.reader.name == layer]
         if found:
             assert len(found) == 1
             return found[0]
