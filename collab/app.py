@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import WebSocketRoute
 
+from collab.auth_cache import AuthCache
 from collab.config import Settings
 from collab.errors import CollabError
 from collab.gc_policy import collector_policy
@@ -89,7 +90,14 @@ def create_app(
                 ):
                     volumes = Volumes(settings, pool, metrics)
                     app.state.services = Services(
-                        settings, pool, rooms, metrics, workers, volumes, Limits(settings.limits)
+                        settings,
+                        pool,
+                        rooms,
+                        metrics,
+                        workers,
+                        volumes,
+                        Limits(settings.limits),
+                        AuthCache(settings.auth_cache_seconds),
                     )
                     log.info(
                         "server ready", extra={"database": "embedded" if embedded else "external"}
@@ -108,6 +116,9 @@ def create_app(
                 await asyncio.to_thread(embedded.stop)
 
     routes = [
+        # First: the route a client calls thousands of times a minute is
+        # matched before the others are tried (Starlette tries them in order).
+        dataset_routes.brick_route,
         *ops.routes,
         *users.routes,
         *annotation_routes.routes,
