@@ -16,6 +16,11 @@ Measures (docs/performance.md, issue "Volume data"):
 * time to first brick of a 100-brick request, warm, p50/p99;
 * server RSS while 8 clients stream the whole dataset (both layers, all mags).
 
+With ``--http``, only this: the HTTP brick endpoint (warm brick cache, an
+admin's and an annotator's token) against nginx serving the same raw bricks
+as files, each GET on one keep-alive connection from `wrk -t1 -c1`,
+alternating for ``--rounds`` rounds (docs/performance.md, "HTTP bricks").
+
 Client processes are separate from the server; everything is on loopback.
 """
 
