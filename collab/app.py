@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import WebSocketRoute
 
+from collab.auth_cache import AuthCache
 from collab.config import Settings
 from collab.document.kind import DocumentKind, Kinds
 from collab.errors import CollabError
@@ -120,6 +121,7 @@ def create_app(
                         volumes,
                         Limits(settings.limits),
                         served,
+                        AuthCache(settings.auth_cache_seconds),
                     )
                     log.info(
                         "server ready", extra={"database": "embedded" if embedded else "external"}
@@ -139,6 +141,9 @@ def create_app(
                 await asyncio.to_thread(embedded.stop)
 
     routes = [
+        # First: the route a client calls thousands of times a minute is
+        # matched before the others are tried (Starlette tries them in order).
+        dataset_routes.brick_route,
         *ops.routes,
         *users.routes,
         *annotation_routes.routes,

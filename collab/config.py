@@ -84,6 +84,7 @@ _MINIMUMS: dict[str, Any] = {
     "brick_pending_max": 1,
     "brick_send_buffer_bytes": 64 * 1024,
     "brick_frame_bytes": 64 * 1024,
+    "auth_cache_seconds": 0.0,
     "max_document_bytes": 0,
     "repair_merge_max_nodes": 0,
 }
@@ -153,6 +154,12 @@ class Settings:
     brick_send_buffer_bytes: int = 4 * 1024 * 1024
     #: Largest binary frame of bricks sent at once (bricks ready together share one).
     brick_frame_bytes: int = 512 * 1024
+    #: Seconds the HTTP brick endpoint may answer from a remembered token
+    #: lookup and dataset permission (collab/auth_cache.py) instead of asking
+    #: PostgreSQL per brick: the longest a change made elsewhere (another
+    #: instance, SQL) goes unseen; this instance's own changes count at once.
+    #: 0 asks the database on every request.
+    auth_cache_seconds: float = 1.0
     #: Connection, message and request rates per IP and per token.
     limits: LimitRates = DEFAULT_LIMITS
     #: Stored bytes of one annotation document (its snapshot and the updates

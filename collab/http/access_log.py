@@ -1,17 +1,24 @@
 """One JSON log line per HTTP request (method, path, status, duration).
 
 A plain ASGI middleware: WebSockets pass through untouched (the sync endpoint
-logs its own join/leave/close events).
+logs its own join/leave/close events). Bricks answered over HTTP (200 or
+304) are logged at DEBUG, not INFO: a viewer fetches thousands a minute,
+/metrics counts them (``collab_bricks_sent_total``), and the formatted line
+cost a third of a brick request's CPU (docs/performance.md, "HTTP bricks");
+a refused or failed brick request is logged at INFO like any other.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("collab.http.access")
+
+_BRICK = re.compile(r"/api/datasets/[^/]+/layers/[^/]+/mags/[^/]+/bricks/")
 
 
 class AccessLog:
@@ -34,8 +41,11 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            if scope["path"] not in ("/healthz", "/metrics"):
-                log.info(
+            path = scope["path"]
+            level = logging.DEBUG if status < 400 and _BRICK.match(path) else logging.INFO
+            if path not in ("/healthz", "/metrics") and log.isEnabledFor(level):
+                log.log(
+                    level,
                     "request",
                     extra={
                         "method": scope["method"],

@@ -115,6 +115,7 @@ async def remove_grant(request: Request) -> JSON:
     await require_access(request, who, annotation_id, Access.OWNER)
     async with services(request).pool.acquire() as db:
         await identity.revoke_grant(db, annotation_id, user_id)
+    services(request).auth_cache.invalidate()
     return JSON({"annotation": annotation_id, "user": user_id, "removed": True})
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,8 @@ import orjson
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from collab.auth import Principal
+from collab.auth import Principal, hash_token, plausible
+from collab.auth_cache import AuthCache
 from collab.config import Settings
 from collab.document.kind import Kinds
 from collab.errors import BadRequest, CollabError, InvalidJSON, PayloadTooLarge
@@ -35,6 +37,7 @@ class Services:
     limits: Limits
     #: The document kinds served (the registry opens rooms through the same).
     kinds: Kinds
+    auth_cache: AuthCache
 
 
 def services(conn: HTTPConnection) -> Services:
@@ -96,6 +99,35 @@ async def caller(conn: HTTPConnection) -> Principal:
     pool = services(conn).pool
     async with pool.acquire() as db:
         return await identity.authenticate(db, bearer(conn))
+
+
+async def cached_caller(
+    conn: HTTPConnection,
+    dataset: str,
+    check: Callable[[Any, Principal, str], Awaitable[None]],
+) -> Principal:
+    """The caller, once ``check(db, caller, dataset)`` let it read ``dataset``,
+    answered from :class:`AuthCache` when it holds both answers (at most
+    ``auth_cache_seconds`` old) and from one database connection otherwise.
+    ``check`` raises when the caller may not read the dataset."""
+    svc = services(conn)
+    cache = svc.auth_cache
+    token = bearer(conn)
+    digest = hash_token(token) if token is not None and plausible(token) else None
+    who = cache.principal(digest) if digest is not None else None
+    if who is not None and cache.dataset_allowed(who, dataset):
+        return who
+    ticket = cache.ticket()
+    async with svc.pool.acquire() as db:
+        if who is None:
+            now = dt.datetime.now(dt.UTC)
+            who, expires = await identity.authenticate_until(db, token)
+            assert digest is not None  # authenticate refused anything else
+            left = None if expires is None else (expires - now).total_seconds()
+            cache.remember_principal(digest, who, ticket, left)
+        await check(db, who, dataset)
+    cache.remember_dataset(who, dataset, ticket)
+    return who
 
 
 # -- field parsing ----------------------------------------------------------

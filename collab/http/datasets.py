@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from collab.auth import Principal
 from collab.errors import BadRequest, CollabError, Forbidden, InvalidJSON, NotFound
-from collab.http.common import JSON, caller, field_str, read_json, services
+from collab.http.common import JSON, cached_caller, caller, field_str, read_json, services
 from collab.store import datasets as dataset_rows
 from collab.store import identity, work
 from collab.volume import encoding as enc
@@ -78,6 +78,8 @@ async def create_dataset(request: Request) -> JSON:
     dataset = await volumes(request).register(name, url, who.user_id)
     async with services(request).pool.acquire() as db:
         await dataset_rows.set_teams(db, name, teams)
+    # Open to every user between the insert and set_teams: forget any reader.
+    services(request).auth_cache.invalidate()
     return JSON({**dataset.metadata(), "teams": sorted(set(teams))}, status_code=201)
 
 
@@ -143,7 +145,12 @@ def _mapping(request: Request, layer: Layer) -> str | None:
 
 
 async def get_brick(request: Request) -> Response:
-    dataset, layer, mag = await _layer_and_mag(request)
+    name = request.path_params["dataset"]
+    await cached_caller(request, name, check_dataset_access)
+    dataset = await volumes(request).dataset(name)
+    layer = dataset.layer(request.path_params["layer"])
+    mag = parse_mag(request.path_params["mag"])
+    layer.source(mag)
     b = _brick_coord(request)
     mapping = _mapping(request, layer)
     vol = volumes(request)
@@ -153,7 +160,7 @@ async def get_brick(request: Request) -> Response:
     headers = {
         "etag": brick.etag,
         "cache-control": "private, max-age=0, must-revalidate",
-        "x-brick-dtype": layer.dtype.name,
+        "x-brick-dtype": layer.dtype_name,
         "x-brick-shape": "32,32,32",
     }
     vol.metrics.bricks_sent.labels("raw").inc()
@@ -243,16 +250,17 @@ async def get_synapses(request: Request) -> JSON:
     return JSON({"synapses": await dataset.synapses()})
 
 
+#: Apart from ``routes``: the app puts it first (collab/app.py).
+brick_route = Route(
+    "/api/datasets/{dataset}/layers/{layer}/mags/{mag}/bricks/{x}/{y}/{z}",
+    get_brick,
+    methods=["GET"],
+)
 routes = [
     Route("/api/datasets", create_dataset, methods=["POST"]),
     Route("/api/datasets", list_datasets, methods=["GET"]),
     Route("/api/datasets/{dataset}", get_dataset, methods=["GET"]),
     Route("/api/datasets/{dataset}/synapses", get_synapses, methods=["GET"]),
-    Route(
-        "/api/datasets/{dataset}/layers/{layer}/mags/{mag}/bricks/{x}/{y}/{z}",
-        get_brick,
-        methods=["GET"],
-    ),
     Route("/api/datasets/{dataset}/layers/{layer}/segments/at", segment_at, methods=["GET"]),
     Route(
         "/api/datasets/{dataset}/layers/{layer}/segments/{segment}", segment_info, methods=["GET"]

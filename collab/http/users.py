@@ -127,7 +127,9 @@ async def update_user(request: Request) -> JSON:
             "update",
             details={k: body[k] for k in ("teams", "experiences", "roles") if k in body},
         )
-        return JSON(await _user_json(db, user_id))
+        user = await _user_json(db, user_id)
+    services(request).auth_cache.invalidate()  # roles and teams decide dataset reads
+    return JSON(user)
 
 
 async def _user_json(db: Any, user_id: int) -> dict[str, Any]:
@@ -190,6 +192,7 @@ async def revoke_token(request: Request) -> JSON:
         if not allowed:
             raise Forbidden("you may revoke only your own tokens")
         await identity.revoke_token(db, token_id)
+    services(request).auth_cache.invalidate()  # committed: the next request sees it
     return JSON({"id": token_id, "revoked": True})
 
 

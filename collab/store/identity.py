@@ -105,6 +105,14 @@ async def token_owner(conn: asyncpg.Connection, token_id: int) -> tuple[int | No
 
 async def authenticate(conn: asyncpg.Connection, token: str | None) -> Principal:
     """The principal a bearer token stands for; raises Unauthenticated."""
+    principal, _ = await authenticate_until(conn, token)
+    return principal
+
+
+async def authenticate_until(
+    conn: asyncpg.Connection, token: str | None
+) -> tuple[Principal, dt.datetime | None]:
+    """As :func:`authenticate`, with the token's expiry (None: never)."""
     if not plausible(token):
         raise Unauthenticated("missing or malformed token")
     assert token is not None
@@ -125,16 +133,18 @@ async def authenticate(conn: asyncpg.Connection, token: str | None) -> Principal
     if row["disabled_at"] is not None:
         raise Unauthenticated("user disabled")
     if row["annotation_id"] is not None:
-        return Principal(
+        principal = Principal(
             token_id=row["id"],
             user_id=None,
             roles=frozenset(),
             link_annotation=row["annotation_id"],
             link_access=Access.WRITE if row["access"] == "write" else Access.READ,
         )
-    return Principal(
-        token_id=row["id"], user_id=row["user_id"], roles=frozenset(row["roles"] or ())
-    )
+    else:
+        principal = Principal(
+            token_id=row["id"], user_id=row["user_id"], roles=frozenset(row["roles"] or ())
+        )
+    return principal, row["expires_at"]
 
 
 async def create_annotation(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +69,11 @@ class Layer:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @functools.cached_property
+    def dtype_name(self) -> str:
+        """``dtype.name``, which numpy computes anew each time (µs per brick)."""
+        return str(self.dtype.name)
 
     def source(self, mag: Mag) -> MagSource:
         found = self.sources.get(mag)

@@ -2,6 +2,7 @@
 in-process and nginx serving the same chunks as static files, in one run.
 
     python tests/benchmarks/bricks.py [--seconds 6] [--keep DIR]
+    python tests/benchmarks/bricks.py --http [--rounds 3] [--seconds 6] [--keep DIR]
 
 Measures (docs/performance.md, issue "Volume data"):
 * demo dataset creation time (512³, once);
@@ -15,6 +16,11 @@ Measures (docs/performance.md, issue "Volume data"):
 * time to first brick of a 100-brick request, warm, p50/p99;
 * server RSS while 8 clients stream the whole dataset (both layers, all mags).
 
+With ``--http``, only this: the HTTP brick endpoint (warm brick cache, an
+admin's and an annotator's token) against nginx serving the same raw bricks
+as files, each GET on one keep-alive connection from `wrk -t1 -c1`,
+alternating for ``--rounds`` rounds (docs/performance.md, "HTTP bricks").
+
 Client processes are separate from the server; everything is on loopback.
 """
 
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import shutil
@@ -31,6 +38,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -224,7 +232,9 @@ async def zarr_in_process(dataset: Path, bricks: list, seconds: float) -> dict:
     return {"bricks_s": count / elapsed, "mb_s": count * 32768 / elapsed / 1e6}
 
 
-def export_static(dataset: Path, out: Path, n: int) -> None:
+def export_static(
+    dataset: Path, out: Path, n: int, kinds: tuple[str, ...] = ("raw", "zstd")
+) -> None:
     """One file per mag-1 color brick, raw and as stored (zstd)."""
     import zarr
 
@@ -238,17 +248,23 @@ def export_static(dataset: Path, out: Path, n: int) -> None:
                 raw = data[
                     x * 32 : x * 32 + 32, y * 32 : y * 32 + 32, z * 32 : z * 32 + 32
                 ].tobytes(order="F")
-                for kind, payload in (("raw", raw), ("zstd", compress(raw))):
+                for kind in kinds:
+                    payload = raw if kind == "raw" else compress(raw)
                     d = out / kind / str(x) / str(y)
                     d.mkdir(parents=True, exist_ok=True)
                     (d / str(z)).write_bytes(payload)
 
 
-def nginx_load(root: Path, n: int, seconds: float) -> dict:
+class Unavailable(Exception):
+    """nginx or wrk is missing or did not start; the message says which."""
+
+
+@contextlib.contextmanager
+def nginx_server(root: Path) -> Iterator[int]:
+    """nginx (Debian package) serving ``root`` on a free port; yields the port."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    wrk = shutil.which("wrk")
-    if not Path(nginx).exists() or wrk is None:
-        return {"error": "nginx or wrk missing (apt-get install nginx-light wrk)"}
+    if not Path(nginx).exists() or shutil.which("wrk") is None:
+        raise Unavailable("nginx or wrk missing (apt-get install nginx-light wrk)")
     port = free_port()
     conf = root / "nginx.conf"
     conf.write_text(
@@ -271,71 +287,100 @@ def nginx_load(root: Path, n: int, seconds: float) -> dict:
     """)
     )
     proc = subprocess.Popen([nginx, "-c", str(conf), "-g", "daemon off;"], stderr=subprocess.PIPE)
-    results = {}
     try:
         for _ in range(100):
             try:
                 status = httpx.get(f"http://127.0.0.1:{port}/raw/0/0/0", timeout=1).status_code
                 if status != 200:
-                    return {"error": f"nginx answered {status} for a brick file"}
+                    raise Unavailable(f"nginx answered {status} for a brick file")
                 break
             except httpx.TransportError:
                 if proc.poll() is not None:
-                    return {
-                        "error": f"nginx exited: {proc.stderr.read().decode()[-500:] if proc.stderr else ''}"
-                    }
+                    err = proc.stderr.read().decode()[-500:] if proc.stderr else ""
+                    raise Unavailable(f"nginx exited: {err}") from None
                 time.sleep(0.1)
-        for kind in ("raw", "zstd"):
-            lua = root / f"{kind}.lua"
-            lua.write_text(
-                textwrap.dedent(f"""
-                local n = {n}
-                local i = 0
-                request = function()
-                    i = i + 1
-                    local b = i % (n * n * n)
-                    local x = b % n
-                    local y = math.floor(b / n) % n
-                    local z = math.floor(b / (n * n))
-                    return wrk.format("GET", "/{kind}/" .. x .. "/" .. y .. "/" .. z)
-                end
-            """)
-            )
-            for conns in (1, 8):
-                done = subprocess.run(
-                    [
-                        wrk,
-                        "-t",
-                        str(min(conns, 2)),
-                        "-c",
-                        str(conns),
-                        "-d",
-                        f"{max(1, round(seconds))}s",
-                        "-s",
-                        str(lua),
-                        f"http://127.0.0.1:{port}/",
-                    ],
-                    capture_output=True,
-                    text=True,
-                    timeout=seconds + 30,
-                )
-                rps = mbs = 0.0
-                for line in done.stdout.splitlines():
-                    if line.startswith("Requests/sec:"):
-                        rps = float(line.split()[1])
-                    if line.startswith("Transfer/sec:"):
-                        value = line.split()[1]
-                        scale = {"KB": 1e-3, "MB": 1, "GB": 1e3}[value[-2:]]
-                        mbs = float(value[:-2]) * scale * 1.048576
-                if "Non-2xx" in done.stdout:
-                    print("nginx answered errors:", done.stdout[-300:])
-                    rps = mbs = 0.0
-                if not rps:
-                    print("wrk:", done.stdout[-500:], done.stderr[-500:])
-                results[f"{kind} {conns}"] = {"bricks_s": rps, "mb_s": mbs}
+        yield port
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def wrk_run(
+    url: str,
+    path: str,
+    n: int,
+    conns: int,
+    seconds: float,
+    script_dir: Path,
+    headers: dict[str, str] | None = None,
+) -> dict:
+    """`wrk` GETting ``path``/x/y/z over the n³ bricks in turn; bricks/s and MB/s.
+
+    A run with any non-2xx answer reports 0 (and prints wrk's output)."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise Unavailable("wrk missing (apt-get install wrk)")
+    lua = script_dir / f"wrk-{abs(hash((path, tuple(sorted((headers or {}).items())))))}.lua"
+    header_table = ", ".join(f'["{k}"] = "{v}"' for k, v in (headers or {}).items())
+    lua.write_text(
+        textwrap.dedent(f"""
+        local n = {n}
+        local i = 0
+        local headers = {{ {header_table} }}
+        request = function()
+            i = i + 1
+            local b = i % (n * n * n)
+            local x = b % n
+            local y = math.floor(b / n) % n
+            local z = math.floor(b / (n * n))
+            return wrk.format("GET", "{path}/" .. x .. "/" .. y .. "/" .. z, headers)
+        end
+    """)
+    )
+    done = subprocess.run(
+        [
+            wrk,
+            "-t",
+            str(min(conns, 2)),
+            "-c",
+            str(conns),
+            "-d",
+            f"{max(1, round(seconds))}s",
+            "-s",
+            str(lua),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+    )
+    rps = mbs = 0.0
+    for line in done.stdout.splitlines():
+        if line.startswith("Requests/sec:"):
+            rps = float(line.split()[1])
+        if line.startswith("Transfer/sec:"):
+            value = line.split()[1]
+            scale = {"KB": 1e-3, "MB": 1, "GB": 1e3}[value[-2:]]
+            mbs = float(value[:-2]) * scale * 1.048576
+    if "Non-2xx" in done.stdout:
+        print("answered errors:", done.stdout[-300:])
+        rps = mbs = 0.0
+    if not rps:
+        print("wrk:", done.stdout[-500:], done.stderr[-500:])
+    return {"bricks_s": rps, "mb_s": mbs}
+
+
+def nginx_load(root: Path, n: int, seconds: float) -> dict:
+    results = {}
+    try:
+        with nginx_server(root) as port:
+            for kind in ("raw", "zstd"):
+                for conns in (1, 8):
+                    results[f"{kind} {conns}"] = wrk_run(
+                        f"http://127.0.0.1:{port}/", f"/{kind}", n, conns, seconds, root
+                    )
+    except Unavailable as exc:
+        return {"error": str(exc)}
     return results
 
 
@@ -366,12 +411,80 @@ async def rss_while_streaming(server, seconds: float) -> tuple[float, float]:
     return peak, total / (time.perf_counter() - t0)
 
 
+BRICK_PATH = "/api/datasets/demo/layers/color/mags/1/bricks"
+
+
+async def http_bricks(data_dir: Path, dataset: Path, n: int, seconds: float, rounds: int) -> None:
+    """``--http``: GET one brick per request on one keep-alive connection
+    (`wrk -t1 -c1`), the HTTP brick endpoint (warm brick cache) against nginx
+    serving the same raw bricks as files, alternating, ``rounds`` times."""
+    static = Path(tempfile.mkdtemp(prefix="collab-static-"))
+    static.chmod(0o755)  # nginx's workers run as another user
+    try:
+        export_static(dataset, static, n, kinds=("raw",))
+        with nginx_server(static) as nginx_port:
+            async with collab_server(data_dir=data_dir) as server:
+                admin = {"authorization": f"Bearer {server.token}"}
+                async with httpx.AsyncClient(base_url=server.url, headers=admin) as http:
+                    r = await http.post("/api/datasets", json={"name": "demo", "url": "demo"})
+                    assert r.status_code in (201, 409), r.text
+                    r = await http.post(
+                        "/api/users", json={"name": "bench", "roles": ["annotator"]}
+                    )
+                    assert r.status_code == 201, r.text
+                    user = {"authorization": f"Bearer {r.json()['token']}"}
+                    # Same bytes as nginx's file, and the cache warmed with every brick.
+                    for b in all_bricks(n):
+                        got = await http.get(f"{BRICK_PATH}/{b[0]}/{b[1]}/{b[2]}")
+                        assert got.status_code == 200, got.text
+                        if b == (3, 2, 1):
+                            assert got.content == (static / "raw/3/2/1").read_bytes()
+                nginx_url = f"http://127.0.0.1:{nginx_port}/"
+                runs: dict[str, list[float]] = {}
+                for i in range(rounds):
+                    for label, url, path, headers in (
+                        ("nginx static file", nginx_url, "/raw", None),
+                        ("collab HTTP, admin token", server.url + "/", BRICK_PATH, admin),
+                        ("collab HTTP, annotator token", server.url + "/", BRICK_PATH, user),
+                    ):
+                        cpu0 = server_cpu(server)
+                        r = wrk_run(url, path, n, 1, seconds, static, headers)
+                        note = ""
+                        if url != nginx_url:
+                            used = server_cpu(server) - cpu0
+                            note = (
+                                f"  server CPU {used / (r['bricks_s'] * seconds) * 1e6:.0f} µs/brick"
+                                if r["bricks_s"]
+                                else ""
+                            )
+                        print(
+                            f"round {i + 1}: {label:<30} {r['bricks_s']:>8,.0f} bricks/s{note}",
+                            flush=True,
+                        )
+                        runs.setdefault(label, []).append(r["bricks_s"])
+                print("one keep-alive connection, 32³ uint8 raw bricks (median, min-max):")
+                for label, values in runs.items():
+                    values.sort()
+                    print(
+                        f"  {label:<30} {values[len(values) // 2]:>8,.0f} bricks/s "
+                        f"({values[0]:,.0f}-{values[-1]:,.0f})"
+                    )
+    finally:
+        shutil.rmtree(static, ignore_errors=True)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument(
         "--keep", type=Path, default=None, help="data dir to keep the demo dataset in"
     )
+    parser.add_argument(
+        "--http",
+        action="store_true",
+        help="only the HTTP brick endpoint against nginx, one keep-alive connection",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="--http: alternating rounds")
     args = parser.parse_args()
     data_dir = args.keep or Path(tempfile.mkdtemp(prefix="collab-bricks-"))
     settings = Settings(data_dir=data_dir)
@@ -383,6 +496,11 @@ async def main() -> None:
     if fresh:
         print(f"demo dataset created in {created:.1f} s")
     n = 16
+    if args.http:
+        await http_bricks(data_dir, dataset, n, args.seconds, args.rounds)
+        if args.keep is None:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        return
     bricks = all_bricks(n)
     lines: list[str] = []
 
