@@ -29,7 +29,12 @@ try {
   reviewer.on('pageerror', (error) => console.error('page error:', error.message))
   await reviewer.goto(`${base}/annotations/${out.annotation}?token=${reviewerToken}`)
   await until(() => reviewer.locator('[data-testid="reject"]').isVisible(), 'review offered')
-  out.reviewerNodes = Number(await reviewer.locator('[data-testid="node-count"]').textContent())
+  // The count is drawn once the page has synced: wait for it (bounded; a
+  // reviewer who never sees the node leaves 0 for the test to report).
+  out.reviewerNodes = await until(
+    async () => Number(await reviewer.locator('[data-testid="node-count"]').textContent()) || null,
+    'the reviewer sees the node',
+  ).catch(() => 0)
   reviewer.once('dialog', (dialog) => dialog.accept('the axon continues to the north'))
   await reviewer.click('[data-testid="reject"]')
   out.stateAfterReview = await until(async () => {
