@@ -262,3 +262,30 @@ def test_a_repair_writes_a_tree_or_group_that_is_no_map() -> None:
         writes.apply(doc)
     assert trees["t"] == [1, 2] and groups["g"] == "x" and trees["u"] == [3]
     assert comments["n"] == "a comment as Y.Text"
+
+
+def test_a_node_nested_past_any_parser_still_loads() -> None:
+    """Found by the 100,000-input fuzz run: a node value nested 3,000 deep
+    made the room's repair index unreadable (orjson: depth limit exceeded),
+    and the room could never be loaded again. It reads as a value too deep
+    to show; the other nodes are indexed as before."""
+    from pycrdt import Doc, Map
+
+    from collab.document.content import TOO_DEEP, read_map
+    from collab.skeleton import jobs
+
+    doc: Doc = Doc()
+    nodes = doc.get("nodes", type=Map)
+    deep: list[object] = []
+    cursor = deep
+    for _ in range(3000):
+        inner: list[object] = []
+        cursor.append(inner)
+        cursor = inner
+    with doc.transaction():
+        doc.get("trees", type=Map)["t"] = Map({"name": "t"})
+        nodes["deep"] = {"treeId": "t", "position": deep}
+        nodes["ok"] = {"treeId": "t", "position": [1, 2, 3]}
+    assert read_map(nodes)["deep"] == TOO_DEEP
+    source = jobs.index_source(doc.get_update(), [])  # what the worker runs on load
+    assert source is not None
