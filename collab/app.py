@@ -105,33 +105,36 @@ def create_app(
                     RoomRegistry(pool, settings, metrics, workers, served) as rooms,
                 ):
                     volumes = Volumes(settings, pool, metrics)
-                    # The segmentation's voxels follow its log (collab/segmentation/materialise.py).
-                    materialiser = Materialiser(pool, DatasetFallback(pool, volumes))
-                    await materialiser.__aenter__()
-                    rooms.listen_durable(
-                        SEGMENTATION.name, lambda key, _v: materialiser.nudge(key.annotation_id)
-                    )
-                    app.state.materialiser = materialiser
-                    app.state.services = Services(
-                        settings,
-                        pool,
-                        rooms,
-                        metrics,
-                        workers,
-                        volumes,
-                        Limits(settings.limits),
-                        served,
-                        AuthCache(settings.auth_cache_seconds),
-                    )
-                    log.info(
-                        "server ready", extra={"database": "embedded" if embedded else "external"}
-                    )
-                    if on_ready is not None:
-                        await on_ready(app.state.services)
                     try:
-                        yield
+                        # The segmentation's voxels follow its log
+                        # (collab/segmentation/materialise.py).
+                        async with Materialiser(
+                            pool, DatasetFallback(pool, volumes)
+                        ) as materialiser:
+                            rooms.listen_durable(
+                                SEGMENTATION.name,
+                                lambda key, _v: materialiser.nudge(key.annotation_id),
+                            )
+                            app.state.materialiser = materialiser
+                            app.state.services = Services(
+                                settings,
+                                pool,
+                                rooms,
+                                metrics,
+                                workers,
+                                volumes,
+                                Limits(settings.limits),
+                                served,
+                                AuthCache(settings.auth_cache_seconds),
+                            )
+                            log.info(
+                                "server ready",
+                                extra={"database": "embedded" if embedded else "external"},
+                            )
+                            if on_ready is not None:
+                                await on_ready(app.state.services)
+                            yield
                     finally:
-                        await materialiser.__aexit__(None, None, None)
                         volumes.close()
                 log.info("rooms flushed")
             finally:

@@ -3,9 +3,6 @@ bricks of its volume layers at any version (docs/api.md, "Segmentation")."""
 
 from __future__ import annotations
 
-import asyncio
-
-import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -16,10 +13,9 @@ from collab.errors import BadRequest, InvalidJSON, NotFound, Unprocessable
 from collab.http.annotations import authorised
 from collab.http.common import JSON, field_int, field_str, query_int, read_json, services
 from collab.segmentation import ids
-from collab.segmentation.fallback import DatasetFallback
 from collab.segmentation.kind import SEGMENTATION
 from collab.segmentation.materialise import Materialiser, layer_info
-from collab.store import counters, identity, materialised
+from collab.store import counters, identity
 from collab.volume import encoding as enc
 from collab.volume.mags import parse_mag
 
@@ -88,20 +84,8 @@ async def get_volume_brick(request: Request) -> Response:
         info = layer_info(room.doc, layer)
     if info is None:
         raise NotFound(f"the segmentation document has no volume layer {layer!r}")
-    async with svc.pool.acquire() as db:
-        found = await materialised.bricks_at(db, key, layer, str(mag), [brick], version)
-    data = found.get(brick)
-    if data is not None:
-        raw = await asyncio.to_thread(enc.decompress, data)
-    else:
-        fallback = DatasetFallback(svc.pool, svc.volumes)
-        voxels = (
-            await fallback(annotation_id, info.fallback, str(mag), brick) if info.fallback else None
-        )
-        array = (
-            voxels.astype(info.dtype) if voxels is not None else np.zeros((32, 32, 32), info.dtype)
-        )
-        raw = enc.to_raw(array)
+    voxels = await materialiser.read_brick(annotation_id, layer, info, str(mag), brick, version)
+    raw = enc.to_raw(voxels)
     headers = {
         "x-brick-dtype": info.dtype.name,
         "x-brick-shape": "32,32,32",

@@ -318,6 +318,38 @@ class Materialiser:
                     changed[(layer, str(coarser), cb)] = down
             finer = coarser
 
+    async def read_brick(
+        self,
+        annotation_id: int,
+        layer: str,
+        info: LayerInfo,
+        mag: str,
+        brick: tuple[int, int, int],
+        version: int | None,
+    ) -> np.ndarray:
+        """A brick of the annotation's volume layer as of ``version`` (None:
+        the newest materialised): what the ops wrote, else the fallback's,
+        else zeros."""
+        key = RoomKey(annotation_id, DOC)
+        async with self._pool.acquire() as conn:
+            stored = await materialised.bricks_at(conn, key, layer, mag, [brick], version)
+        data = stored.get(brick)
+        if data is not None:
+            raw = await asyncio.to_thread(enc.decompress, data)
+            return enc.from_raw(raw, info.dtype)
+        return await self._unwritten(annotation_id, info, mag, brick)
+
+    async def _unwritten(
+        self, annotation_id: int, info: LayerInfo, mag: str, brick: tuple[int, int, int]
+    ) -> np.ndarray:
+        """A brick the annotation never wrote: its fallback's voxels, else zeros."""
+        voxels = None
+        if info.fallback is not None and self._fallback is not None:
+            voxels = await self._fallback(annotation_id, info.fallback, mag, brick)
+        if voxels is not None:
+            return voxels.astype(info.dtype)
+        return np.zeros((BRICK, BRICK, BRICK), dtype=info.dtype)
+
     async def _current(
         self,
         key: RoomKey,
@@ -343,13 +375,7 @@ class Materialiser:
             if data is not None:
                 out[b] = enc.from_raw(enc.decompress(data), info.dtype).copy()
                 continue
-            voxels = None
-            if info.fallback is not None and self._fallback is not None:
-                voxels = await self._fallback(key.annotation_id, info.fallback, mag, b)
-            if voxels is not None:
-                out[b] = voxels.astype(info.dtype)
-            else:
-                out[b] = np.zeros((BRICK, BRICK, BRICK), dtype=info.dtype)
+            out[b] = await self._unwritten(key.annotation_id, info, mag, b)
         return out
 
 
