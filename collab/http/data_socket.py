@@ -39,7 +39,7 @@ from collab.auth import Access
 from collab.document.log import RoomKey
 from collab.errors import CollabError, Forbidden, NotFound, RateLimited
 from collab.http.common import Services, bearer, path_int, query_int, services
-from collab.http.datasets import check_dataset_access
+from collab.http.datasets import check_annotation_dataset, check_dataset_access
 from collab.http.sync_socket import close_reason
 from collab.http.throttle import Caller, admit
 from collab.segmentation.kind import SEGMENTATION
@@ -456,7 +456,8 @@ async def volume_endpoint(ws: WebSocket) -> None:
             who = await identity.authenticate(db, bearer(ws))
             if await identity.access_to(db, who, annotation_id) < Access.READ:
                 raise Forbidden(f"no access to annotation {annotation_id}")
-        done = await materialiser.catch_up(annotation_id)
+            await check_annotation_dataset(db, who, annotation_id)
+        done = await materialiser.newest(annotation_id)
         if version is not None and version > done:
             raise NotFound(f"the segmentation has no version {version}; newest is {done}")
         async with svc.rooms.hold(RoomKey(annotation_id, SEGMENTATION.name)) as room:

@@ -47,8 +47,9 @@ import numpy as np
 from pycrdt import Doc, Map
 
 from collab.document.log import RoomKey
-from collab.errors import CollabError
+from collab.errors import CollabError, Unavailable, Unprocessable
 from collab.segmentation import paint
+from collab.segmentation.ops import MAX_MAG_STEP, check_op
 from collab.store import materialised, oplog
 from collab.store.database import Database
 from collab.store.materialised import BrickRow, OpRow
@@ -61,6 +62,10 @@ BRICK = 32
 DOC = "segmentation"
 #: Documents kept between catch-ups (annotations being painted at once).
 DOCS_KEPT = 64
+#: How long a reader waits for the newest version to be materialised.
+READ_WAIT_SECONDS = 30.0
+#: Versions read from the log at a time while catching up.
+UPDATES_PAGE = 256
 _COUNTER = re.compile(r"-(\d+)$")
 
 #: Reads a fallback brick: (the annotation, the layer's fallback name, mag,
@@ -166,6 +171,17 @@ class Materialiser:
             self._progress.notify_all()
         return reached
 
+    async def newest(self, annotation_id: int, timeout: float = READ_WAIT_SECONDS) -> int:
+        """The newest version, materialised (what a reader of the newest
+        waits for): 503 when the backlog takes longer than ``timeout``."""
+        try:
+            return await asyncio.wait_for(self.catch_up(annotation_id), timeout)
+        except TimeoutError:
+            self.nudge(annotation_id)  # the follower goes on with it
+            raise Unavailable(
+                "the volume is still being written (a long backlog); try again shortly"
+            ) from None
+
     async def wait_until(self, annotation_id: int, version: int) -> None:
         """Until the annotation's segmentation is materialised up to ``version``
         (by the follower or a reader); callers bound it with a timeout."""
@@ -184,42 +200,43 @@ class Materialiser:
             doc = cached[1]  # the document at ``done``, kept from the last catch-up
         else:
             assert state is not None
-            doc = Doc()
-            for root in ("layers", "ops"):
-                doc.get(root, type=Map)
-            if state.snapshot:
-                doc.apply_update(state.snapshot)
-            for update in state.updates:
-                doc.apply_update(update)
-        async with self._pool.acquire() as conn, conn.transaction(readonly=True):
-            updates = [
-                (info.version, data)
-                async for info, data in oplog.iter_updates(conn, key, done + 1, head)
-            ]
+            doc = await asyncio.to_thread(_build, state.snapshot, state.updates)
         # What each update does to ``ops``: keys added, deleted (an undo), or
         # rewritten (taken as deleted and added again).
         events: list[dict[str, Any]] = []
         ops_map = doc.get("ops", type=Map)
         subscription = ops_map.observe(lambda event: events.append(dict(event.keys)))
-        last_written = done
+        last_written = now = done
         try:
-            for version, data in updates:
-                events.clear()
-                doc.apply_update(data)
-                added, deleted = _ops_changed(events)
-                if not added and not deleted:
-                    continue
-                rows, applied, gone = await self._apply_version(key, doc, version, added, deleted)
-                async with self._pool.acquire() as conn:
-                    await materialised.write_version(conn, key, version, rows, applied, gone)
-                last_written = version
-                self._announce(key.annotation_id, version, rows)
+            # A page of versions at a time: a long backlog is never all in memory.
+            while now < head:
+                upto = min(head, now + UPDATES_PAGE)
+                async with self._pool.acquire() as conn, conn.transaction(readonly=True):
+                    updates = [
+                        (info.version, data)
+                        async for info, data in oplog.iter_updates(conn, key, now + 1, upto)
+                    ]
+                if not updates:
+                    break
+                for version, data in updates:
+                    events.clear()
+                    await asyncio.to_thread(doc.apply_update, data)
+                    now = version
+                    added, deleted = _ops_changed(events)
+                    if not added and not deleted:
+                        continue
+                    rows, applied, gone = await self._apply_version(
+                        key, doc, version, added, deleted
+                    )
+                    async with self._pool.acquire() as conn:
+                        await materialised.write_version(conn, key, version, rows, applied, gone)
+                    last_written = version
+                    self._announce(key.annotation_id, version, rows)
         finally:
             ops_map.unobserve(subscription)
-        if updates and updates[-1][0] > last_written:
+        if now > last_written:
             async with self._pool.acquire() as conn:
-                await materialised.write_version(conn, key, updates[-1][0], [])
-        now = updates[-1][0] if updates else done
+                await materialised.write_version(conn, key, now, [])
         self._docs[key.annotation_id] = (now, doc)
         while len(self._docs) > DOCS_KEPT:
             self._docs.pop(next(iter(self._docs)))
@@ -241,11 +258,11 @@ class Materialiser:
             async with self._pool.acquire() as conn:
                 undone = await materialised.applied_ops(conn, key, ops=deleted)
             if undone:
-                await self._recompute(key, doc, undone, changed)
+                await self._recompute(key, doc, version, undone, changed)
                 gone = [row.op for row in undone]
         applied: list[OpRow] = []
         for op_key, op in added:
-            row = await self._apply_op(key, doc, op_key, op, version, changed, None)
+            row = await self._apply_op(key, doc, op_key, op, version, changed, version - 1)
             if row is not None:
                 applied.append(row)
         # Only what differs from the version before is written.
@@ -257,7 +274,7 @@ class Materialiser:
             info = layer_info(doc, layer)
             if info is None:
                 continue
-            before = await self._read(key, layer, mag, info, bricks, None)
+            before = await self._read(key, layer, mag, info, bricks, version - 1)
             for b in bricks:
                 voxels = changed[(layer, mag, b)]
                 if not np.array_equal(voxels, before[b]):
@@ -283,16 +300,27 @@ class Materialiser:
         op: dict[str, Any],
         version: int,
         changed: Changed,
-        base: int | None,
+        base: int,
+        replay: bool = False,
     ) -> OpRow | None:
         """Apply one op over ``changed`` (bricks not in it read as of
-        ``base``, None: the newest); its row, or None when it reaches nothing."""
+        ``base``); its row, or None when it reaches nothing or is no op
+        (an op is checked when it arrives; one that slipped by — a rewrite
+        of an existing op is not seen by the check — is skipped here).
+        A ``replay``'s coarser mags follow once, over its whole region."""
         layer = op.get("layer")
         if not isinstance(layer, str):
             return None
         info = layer_info(doc, layer)
         if info is None:
             return None  # checked when it arrived; its layer went since
+        try:
+            check_op(op_key, op, _layer_lookup(doc), op.get("author"))
+        except Unprocessable as exc:
+            log.warning(
+                "op skipped", extra={"annotation": key.annotation_id, "op": op_key, "why": str(exc)}
+            )
+            return None
         mag = parse_mag(str(op.get("mag", "1")))
         f = (mag.x, mag.y, mag.z)
         low, high = paint.reach(op, f)
@@ -300,25 +328,36 @@ class Materialiser:
             return None
         b0 = (low[0] // BRICK, low[1] // BRICK, low[2] // BRICK)
         b1 = ((high[0] - 1) // BRICK, (high[1] - 1) // BRICK, (high[2] - 1) // BRICK)
-        bricks = _bricks_in(b0, b1)
         mag_name = str(mag)
-        current = await self._current(key, layer, mag_name, info, bricks, changed, base)
-        shape = tuple((b1[a] - b0[a] + 1) * BRICK for a in range(3))
-        origin = (b0[0] * BRICK, b0[1] * BRICK, b0[2] * BRICK)
-        block = await asyncio.to_thread(
-            _paint, op, current, bricks, b0, shape, origin, f, info.dtype
-        )
-        for b in bricks:
-            s = tuple(slice((b[a] - b0[a]) * BRICK, (b[a] - b0[a] + 1) * BRICK) for a in range(3))
-            piece = block[s]
-            if not np.array_equal(piece, current[b]):
-                changed[(layer, mag_name, b)] = piece.copy()
-        if base is None:  # a replay's coarser mags follow once, over its region
-            await self._follow_coarser(key, layer, info, mag, (low, high), changed, None)
+        if op["kind"] == "brush":
+            # A brush is local: each brick it comes near is painted alone, so
+            # a long diagonal stroke costs its bricks, not its bounding box's.
+            bricks = paint.brush_bricks(op, f, b0, b1, BRICK)
+            current = await self._current(key, layer, mag_name, info, bricks, changed, base)
+            painted = await asyncio.to_thread(_paint_each, op, current, f)
+            for b, piece in painted.items():
+                changed[(layer, mag_name, b)] = piece
+        else:
+            bricks = _bricks_in(b0, b1)
+            current = await self._current(key, layer, mag_name, info, bricks, changed, base)
+            shape = tuple((b1[a] - b0[a] + 1) * BRICK for a in range(3))
+            origin = (b0[0] * BRICK, b0[1] * BRICK, b0[2] * BRICK)
+            block = await asyncio.to_thread(
+                _paint, op, current, bricks, b0, shape, origin, f, info.dtype
+            )
+            for b in bricks:
+                s = tuple(
+                    slice((b[a] - b0[a]) * BRICK, (b[a] - b0[a] + 1) * BRICK) for a in range(3)
+                )
+                piece = block[s]
+                if not np.array_equal(piece, current[b]):
+                    changed[(layer, mag_name, b)] = piece.copy()
+        if not replay:
+            await self._follow_coarser(key, layer, info, mag, (low, high), changed, base)
         return OpRow(op_key, version, op_order(op_key)[0], layer, mag_name, b0, b1)
 
     async def _recompute(
-        self, key: RoomKey, doc: Doc, undone: list[OpRow], changed: Changed
+        self, key: RoomKey, doc: Doc, version: int, undone: list[OpRow], changed: Changed
     ) -> None:
         """Ops were deleted (an undo): the bricks they reached, computed again
         from the version before the first of them and every op that remains
@@ -356,7 +395,7 @@ class Materialiser:
         for row in replay:
             op = ops_map.get(row.op)
             if isinstance(op, dict):
-                await self._apply_op(key, doc, row.op, op, row.version, changed, base)
+                await self._apply_op(key, doc, row.op, op, row.version, changed, base, True)
         # Coarser mags follow over each region.
         for (layer, mag), place in region.items():
             info = layer_info(doc, layer)
@@ -365,7 +404,7 @@ class Materialiser:
             low = tuple(min(b[a] for b in place) * BRICK for a in range(3))
             high = tuple((max(b[a] for b in place) + 1) * BRICK for a in range(3))
             box = ((low[0], low[1], low[2]), (high[0], high[1], high[2]))
-            await self._follow_coarser(key, layer, info, parse_mag(mag), box, changed, None)
+            await self._follow_coarser(key, layer, info, parse_mag(mag), box, changed, version - 1)
 
     async def _follow_coarser(
         self,
@@ -375,7 +414,7 @@ class Materialiser:
         mag: Mag,
         box: tuple[tuple[int, int, int], tuple[int, int, int]],
         changed: Changed,
-        base: int | None,
+        base: int,
     ) -> None:
         """Each coarser mag of the layer after ``mag``, over the box the op
         reached: its bricks computed again from the next finer mag's (the
@@ -386,8 +425,12 @@ class Materialiser:
             if coarser.volume <= finer.volume:
                 continue
             ratio = (coarser.x // finer.x, coarser.y // finer.y, coarser.z // finer.z)
-            if any(r < 1 for r in ratio) or any(c % f for c, f in zip(coarser, finer, strict=True)):
-                continue  # not a coarsening of the finer mag: left as it is
+            if (
+                any(r < 1 for r in ratio)
+                or any(c % f for c, f in zip(coarser, finer, strict=True))
+                or ratio[0] * ratio[1] * ratio[2] > MAX_MAG_STEP
+            ):
+                continue  # not a (checked) coarsening of the finer mag: left as it is
             # The box at the coarser mag, and its bricks.
             low = (low[0] // ratio[0], low[1] // ratio[1], low[2] // ratio[2])
             high = tuple(-(-high[a] // ratio[a]) for a in range(3))  # type: ignore[assignment]
@@ -520,11 +563,17 @@ class Materialiser:
         async with self._pool.acquire() as conn:
             stored = await materialised.bricks_at(conn, key, layer, mag, bricks, version)
         out: dict[Brick, np.ndarray] = {}
+        if stored:
+            out.update(
+                await asyncio.to_thread(
+                    lambda: {
+                        b: enc.from_raw(enc.decompress(data), info.dtype).copy()
+                        for b, data in stored.items()
+                    }
+                )
+            )
         for b in bricks:
-            data = stored.get(b)
-            if data is not None:
-                out[b] = enc.from_raw(enc.decompress(data), info.dtype).copy()
-            else:
+            if b not in out:
                 out[b] = await self._unwritten(key.annotation_id, info, mag, b)
         return out
 
@@ -585,6 +634,41 @@ def _bricks_in(b0: Brick, b1: Brick) -> list[Brick]:
         for y in range(b0[1], b1[1] + 1)
         for z in range(b0[2], b1[2] + 1)
     ]
+
+
+def _build(snapshot: bytes | None, updates: list[bytes]) -> Doc:
+    """The document from its stored state (in a thread: it may be large)."""
+    doc: Doc = Doc()
+    for root in ("layers", "ops"):
+        doc.get(root, type=Map)
+    if snapshot:
+        doc.apply_update(snapshot)
+    for update in updates:
+        doc.apply_update(update)
+    return doc
+
+
+def _paint_each(
+    op: dict[str, Any], current: dict[Brick, np.ndarray], f: tuple[int, int, int]
+) -> dict[Brick, np.ndarray]:
+    """Paint a (local) op brick by brick; the bricks it changed."""
+    out = {}
+    for b, voxels in current.items():
+        piece = voxels.copy()
+        paint.apply(op, piece, (b[0] * BRICK, b[1] * BRICK, b[2] * BRICK), f)
+        if not np.array_equal(piece, voxels):
+            out[b] = piece
+    return out
+
+
+def _layer_lookup(doc: Doc) -> Callable[[str], dict[str, Any] | None]:
+    layers = doc.get("layers", type=Map)
+
+    def find(name: str) -> dict[str, Any] | None:
+        entry = layers.get(name)
+        return entry.to_py() if isinstance(entry, Map) else None
+
+    return find
 
 
 def _paint(
