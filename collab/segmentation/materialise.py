@@ -50,7 +50,7 @@ from pycrdt import Doc, Map
 from collab.document.log import RoomKey
 from collab.errors import BadRequest, CollabError, Unavailable, Unprocessable
 from collab.segmentation import paint
-from collab.segmentation.ops import MAX_MAG_STEP, check_op
+from collab.segmentation.ops import MAX_LAYER_MAGS, MAX_MAG_STEP, check_op
 from collab.store import materialised, oplog
 from collab.store.database import Database
 from collab.store.materialised import BrickRow, OpRow
@@ -101,16 +101,18 @@ def layer_info(doc: Doc, layer: str) -> LayerInfo | None:
     fallback = entry.get("fallback")
     mags: list[Mag] = []
     names = entry.get("mags")
-    for name in names if isinstance(names, list) else []:
+    for name in names[:MAX_LAYER_MAGS] if isinstance(names, list) else []:
+        if not isinstance(name, str):
+            continue
         try:
-            mags.append(parse_mag(str(name)))
+            mags.append(parse_mag(name[:20]))
         except CollabError:
             continue  # a name that is no mag: not kept
     mags.sort(key=lambda m: m.volume)
     return LayerInfo(
         np.dtype(dtype if dtype in ("uint8", "uint16", "uint32", "uint64") else "uint32"),
         fallback if isinstance(fallback, str) else None,
-        mags[:16],
+        mags,
     )
 
 
