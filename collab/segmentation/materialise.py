@@ -69,6 +69,8 @@ HEAD_CACHE_BYTES = 256 * 2**20
 MAX_SCAN_BRICKS = 512
 #: How long a reader waits for the newest version to be materialised.
 READ_WAIT_SECONDS = 30.0
+#: Annotations whose lock and progress are kept between catch-ups.
+ANNOTATIONS_KEPT = 4096
 #: Versions read from the log at a time while catching up.
 UPDATES_PAGE = 256
 _COUNTER = re.compile(r"-(\d+)$")
@@ -182,6 +184,11 @@ class Materialiser:
         async with self._progress:
             self._reached[annotation_id] = reached
             self._progress.notify_all()
+        if len(self._locks) > ANNOTATIONS_KEPT:  # bounded: idle annotations go
+            for idle in [a for a, held in self._locks.items() if not held.locked()]:
+                del self._locks[idle]
+                self._reached.pop(idle, None)
+                self._head_at.pop(idle, None)
         return reached
 
     async def newest(self, annotation_id: int, patience: float = READ_WAIT_SECONDS) -> int:
