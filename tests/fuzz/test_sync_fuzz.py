@@ -256,7 +256,7 @@ def voxel_ops(draw: st.DrawFn, author: int) -> tuple[str, Any]:
     }  # fmt: skip
     for name in draw(st.lists(st.sampled_from(sorted(op)), max_size=2)):
         if draw(st.booleans()):
-            del op[name]
+            op.pop(name, None)  # the same name may be drawn twice
         else:
             op[name] = draw(values)
     key = draw(st.one_of(st.integers(1, 10**6).map(lambda n: f"f-{n}"), texts))
