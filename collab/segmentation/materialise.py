@@ -48,7 +48,7 @@ from pycrdt import Doc, Map
 
 from collab.document.log import RoomKey
 from collab.errors import CollabError
-from collab.segmentation import paint
+from collab.segmentation import imports, paint
 from collab.store import materialised, oplog
 from collab.store.database import Database
 from collab.store.materialised import BrickRow, OpRow
@@ -293,6 +293,15 @@ class Materialiser:
         info = layer_info(doc, layer)
         if info is None:
             return None  # checked when it arrived; its layer went since
+        if op.get("kind") == imports.KIND:  # voxels uploaded with a WEBKNOSSOS zip
+            reach = await imports.apply(
+                self._pool, key, layer, info, op, version, changed, base, self._current
+            )
+            return (
+                None
+                if reach is None
+                else OpRow(op_key, version, op_order(op_key)[0], layer, *reach)
+            )
         mag = parse_mag(str(op.get("mag", "1")))
         f = (mag.x, mag.y, mag.z)
         low, high = paint.reach(op, f)
