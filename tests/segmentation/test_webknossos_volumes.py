@@ -373,3 +373,32 @@ async def test_clients_cannot_write_import_ops(live: LiveServer) -> None:
     assert code == 4422 and "import" in reason, (code, reason)
     seg = await versions(live, a, ann, "segmentation")
     assert len(seg) == 1  # the layer; nothing of the op
+
+
+async def test_deleting_the_import_op_undoes_its_voxels(live: LiveServer, wk_zips: Path) -> None:
+    """An import op deleted (an undo) takes its voxels with it; a stroke
+    drawn over them after the import stays."""
+    a_id, token = await live.user("Ada")
+    ann = await live.annotation(token)
+    async with live.client(token) as http:
+        r = await http.post(
+            f"/api/annotations/{ann}/nml",
+            content=(wk_zips / "skeleton_volume.zip").read_bytes(),
+            headers=ZIP,
+        )
+        assert r.status_code == 200, r.text
+        lid = r.json()["segmentation"]["layers"][0]["id"]
+    writer = await YClient(live.sync_url(ann, "segmentation", token=token, acks="1")).connect()
+    stroke = {"kind": "brush", "layer": lid, "author": a_id, "time": 1, "mag": "1",
+              "plane": "xy", "points": [[20, 20, 6]], "radius": 2, "segment": 5,
+              "erase": False, "mode": "all"}  # fmt: skip
+    assert await writer.write(lambda: writer.map("ops").__setitem__(f"{a_id}-1", stroke))
+    url = f"/api/annotations/{ann}/volume/{lid}/1/0/0/0"
+    async with live.client(token) as http:
+        painted = enc.from_raw((await http.get(url)).content, np.dtype("uint32"))
+        assert (painted == 7).sum() == 8**3 and (painted == 5).sum() > 0
+        assert await writer.write(lambda: writer.map("ops").__delitem__(lid))
+        undone = enc.from_raw((await http.get(url)).content, np.dtype("uint32"))
+    assert (undone == 7).sum() == 0 and (undone == 2504698).sum() == 0
+    np.testing.assert_array_equal(undone == 5, painted == 5)
+    await writer.close()
