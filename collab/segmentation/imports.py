@@ -42,7 +42,7 @@ import numpy as np
 from pycrdt import Doc, Map
 
 from collab.document.log import RoomKey
-from collab.errors import InvalidVolume, PayloadTooLarge
+from collab.errors import CollabError, InvalidVolume, PayloadTooLarge
 from collab.segmentation import paint
 from collab.segmentation.ids import DTYPE_MAX
 from collab.segmentation.ops import SERVER_KIND
@@ -121,7 +121,15 @@ def scan(path: str, folder: str, max_nml_bytes: int, max_bytes: int, max_bricks:
         members = {i.filename: i for i in archive.infolist()}
         layers = []
         for spec in specs:
-            layers.append(_scan_layer(archive, members, spec, folder, budget))
+            try:
+                layers.append(_scan_layer(archive, members, spec, folder, budget))
+            except CollabError:
+                raise
+            except Exception as exc:  # whatever else bytes from outside make our readers raise
+                raise InvalidVolume(
+                    f"volume layer {spec.name[:60]!r} (id {spec.id}) cannot be read: "
+                    f"{type(exc).__name__}: {str(exc)[:200]}"
+                ) from None
         return ImportPlan(layers)
 
 
