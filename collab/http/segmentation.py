@@ -75,6 +75,9 @@ async def get_volume_brick(request: Request) -> Response:
     brick = (_coord(request, "x"), _coord(request, "y"), _coord(request, "z"))
     version = query_int(request, "version", None, 0)
     materialiser: Materialiser = request.app.state.materialiser
+    # Every version made so far (a restore, an import just answered) stored
+    # first: the materialiser follows the stored log.
+    await services(request).rooms.committer.flush()
     done = await materialiser.catch_up(annotation_id)
     if version is not None and version > done:
         raise NotFound(f"the segmentation has no version {version}; newest is {done}")
