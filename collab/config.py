@@ -87,6 +87,8 @@ _MINIMUMS: dict[str, Any] = {
     "auth_cache_seconds": 0.0,
     "max_document_bytes": 0,
     "repair_merge_max_nodes": 0,
+    "max_volume_bytes": 1024,
+    "max_volume_bricks": 1,
 }
 
 
@@ -173,6 +175,16 @@ class Settings:
     #: (measured: 0.2 s and 48 MiB at 20,000 nodes, 0.7-1.2 s and 244 MiB at
     #: 100,000); 0: never.
     repair_merge_max_nodes: int = 20_000
+    #: Bytes the volume layers of one uploaded WEBKNOSSOS zip may inflate to
+    #: (data zips and their members, counted as declared and as read): a
+    #: zip bomb stops here. Segmentation compresses 10-1000x, so 4 GiB holds
+    #: far more than the body limit lets in.
+    max_volume_bytes: int = 4 * 1024 * 1024 * 1024
+    #: 32³ bricks of one volume import or export, all layers and mags
+    #: together. The materialiser holds a version's changed bricks in
+    #: memory (up to 128 KiB each for uint32 at the mags an import lacks)
+    #: and an import is one version: 16,384 bricks is 2^29 voxels.
+    max_volume_bricks: int = 16_384
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

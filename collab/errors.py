@@ -24,7 +24,8 @@ carries its HTTP status, its WebSocket close code and a machine-readable
     ├── Unprocessable                (422, 4422)  well-formed but semantically invalid
     │   ├── BadUpdate                (422, 4422)  a CRDT update pycrdt cannot apply
     │   ├── InvalidTask              (422)        an element of a task batch (its index given)
-    │   └── LayoutError              (422)        a dataset's files do not describe a dataset
+    │   ├── LayoutError              (422)        a dataset's files do not describe a dataset
+    │   └── InvalidVolume            (422)        a volume layer of a WEBKNOSSOS zip we cannot import
     └── Unavailable                  (503, 1013)  database down, server shutting down
 
 WebSocket close codes 4400–4499 are final (the stock y-websocket client stops
@@ -141,6 +142,14 @@ class InvalidTask(Unprocessable):
     """One element of a task batch is wrong; ``index`` says which (nothing is stored)."""
 
     code = "invalid_task"
+
+
+class InvalidVolume(Unprocessable):
+    """A volume layer of an uploaded WEBKNOSSOS zip (its ``<volume>`` element
+    or its data zip) that cannot be imported; the message names the layer,
+    the file and what is wrong."""
+
+    code = "invalid_volume"
 
 
 class LayoutError(Unprocessable):

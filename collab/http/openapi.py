@@ -97,8 +97,15 @@ OPENAPI: dict[str, Any] = {
             "post": _op("undo one version", 200, _obj(version=INT, doc=S), A)
         },
         "/api/annotations/{annotation_id}/nml": {
-            "post": _op("merge an NML or zip into the skeleton (raw body)", params=A),
-            "get": _op("the skeleton as NML (?format=zip)", params=A),
+            "post": _op(
+                "merge an NML or WEBKNOSSOS zip into the skeleton; a zip's volume layers "
+                "into the segmentation (raw body)",
+                params=A,
+            ),
+            "get": _op(
+                "the skeleton as NML (?format=zip: with a zarr3 data zip per volume layer)",
+                params=A,
+            ),
         },
         "/api/annotations/{annotation_id}/skeleton": {"get": _op("skeleton summary", params=A)},
         "/api/annotations/{annotation_id}/skeleton/lengths": {

@@ -23,8 +23,10 @@ from collab.document.log import RoomKey
 from collab.errors import BadRequest, PayloadTooLarge
 from collab.gc_policy import settle
 from collab.history import doc_at
+from collab.http import volume_layers
 from collab.http.annotations import authorised
 from collab.http.common import JSON, Services, query_int, services
+from collab.segmentation.volume_nml import write_volumes
 from collab.skeleton import jobs, queries
 from collab.skeleton.convert import Existing, ExportSource, ImportResult
 from collab.skeleton.kind import LARGE_ROOM, SKELETON, live_index
@@ -175,12 +177,30 @@ async def import_nml_endpoint(request: Request) -> JSON:
             index = live_index(room)
             known = index.tree_of.keys() if index is not None else None
             existing = Existing.of(Skeleton(room.doc), known)
+            # A zip's volume layers are read and their voxels stored first
+            # (refused: nothing changes); the segmentation document names
+            # them once the skeleton is merged (collab/http/volume_layers.py).
+            volumes = (
+                await volume_layers.prepare(svc, annotation_id, who.user_id, path)
+                if is_zip
+                else None
+            )
             # Parse and build in a worker process; the event loop applies
             # each piece of the update as it comes (while the worker builds
             # the next), and the pieces land as one version.
             started = time.perf_counter()
-            result, version, pieces, size, applied_ms = await _import_in_pieces(
-                svc, room, who.user_id, path, is_zip, existing
+            try:
+                result, version, pieces, size, applied_ms = await _import_in_pieces(
+                    svc, room, who.user_id, path, is_zip, existing
+                )
+            except BaseException:
+                if volumes is not None:
+                    await volume_layers.discard(svc, volumes.upload_ids)
+                raise
+            segmentation = (
+                await volume_layers.commit(svc, annotation_id, who.user_id, volumes)
+                if volumes is not None
+                else None
             )
             if result.nodes >= LARGE_ROOM:
                 settle()
@@ -198,15 +218,16 @@ async def import_nml_endpoint(request: Request) -> JSON:
             )
     finally:
         await asyncio.to_thread(path.unlink, True)
-    return JSON(
-        {
-            "version": version,
-            "trees": result.trees,
-            "nodes": result.nodes,
-            "renamedTrees": result.renamed_trees,
-            "renamedNodes": result.renamed_nodes,
-        }
-    )
+    answer: dict[str, object] = {
+        "version": version,
+        "trees": result.trees,
+        "nodes": result.nodes,
+        "renamedTrees": result.renamed_trees,
+        "renamedNodes": result.renamed_nodes,
+    }
+    if segmentation is not None:
+        answer["segmentation"] = segmentation
+    return JSON(answer)
 
 
 async def export_nml_endpoint(request: Request) -> Response:
@@ -229,6 +250,7 @@ async def export_nml_endpoint(request: Request) -> Response:
             # of a second at a million nodes); the worker assembles and writes.
             index = live_index(room)
             sk = Skeleton(room.doc)
+            voxel_size = _voxel_size(sk.meta.get("voxelSize"))
             src = ExportSource.of_index(sk, index) if index is not None else ExportSource.of_doc(sk)
             await svc.workers.run(jobs.write_export, src, str(out), info["dataset"] or info["name"])
         del src
@@ -236,15 +258,28 @@ async def export_nml_endpoint(request: Request) -> Response:
             "format"
         ) == "zip" or "application/zip" in request.headers.get("accept", "")
         if wants_zip:
+            # With a zarr3 data zip per volume layer and their <volume>
+            # elements in the NML, as WEBKNOSSOS downloads are.
+            volumes_dir = Path(await asyncio.to_thread(tempfile.mkdtemp, dir=folder))
+            try:
+                volumes = await volume_layers.export(
+                    svc, request.app.state.materialiser, annotation_id, volumes_dir, voxel_size
+                )
 
-            def build() -> Path:
-                zipped = out.with_suffix(".zip")
-                with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as archive:
-                    archive.write(out, f"{filename}.nml")
-                out.unlink()
-                return zipped
+                def build() -> Path:
+                    if volumes.specs:
+                        _append_volumes(out, "".join(write_volumes(volumes.specs)))
+                    zipped = out.with_suffix(".zip")
+                    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as archive:
+                        archive.write(out, f"{filename}.nml")
+                        for name, data in volumes.files:
+                            archive.write(data, name, compress_type=zipfile.ZIP_STORED)
+                    out.unlink()
+                    return zipped
 
-            target = await asyncio.to_thread(build)
+                target = await asyncio.to_thread(build)
+            finally:
+                await asyncio.to_thread(shutil.rmtree, volumes_dir, True)
             media, download = "application/zip", f"{filename}.zip"
         else:
             target, media, download = out, "application/xml", f"{filename}.nml"
@@ -257,6 +292,35 @@ async def export_nml_endpoint(request: Request) -> Response:
         filename=download,
         background=BackgroundTask(target.unlink, True),
     )
+
+
+def _voxel_size(value: object) -> tuple[float, float, float]:
+    """The skeleton's ``voxelSize`` (the data zips' scale), else 1 nm."""
+    to_py = getattr(value, "to_py", None)
+    value = to_py() if callable(to_py) else value
+    if (
+        isinstance(value, list)
+        and len(value) == 3
+        and all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in value)
+    ):
+        return (float(value[0]), float(value[1]), float(value[2]))
+    return (1.0, 1.0, 1.0)
+
+
+_CLOSING = b"</things>\n"
+
+
+def _append_volumes(nml: Path, volumes: str) -> None:
+    """Put ``<volume>`` elements before the closing ``</things>`` of an NML
+    that :func:`collab.skeleton.nml.write` wrote (it ends with that line)."""
+    with nml.open("r+b") as f:
+        f.seek(-len(_CLOSING), os.SEEK_END)
+        if f.read() != _CLOSING:
+            raise RuntimeError("the exported NML does not end with </things>")
+        f.seek(-len(_CLOSING), os.SEEK_END)
+        f.truncate()
+        f.write(volumes.encode("utf-8"))
+        f.write(_CLOSING)
 
 
 async def _skeleton_read(request: Request) -> tuple[Skeleton, int]:

@@ -49,7 +49,7 @@ from pycrdt import Doc, Map
 
 from collab.document.log import RoomKey
 from collab.errors import BadRequest, CollabError, Unavailable, Unprocessable
-from collab.segmentation import paint
+from collab.segmentation import imports, paint
 from collab.segmentation.ops import MAX_LAYER_MAGS, MAX_MAG_STEP, check_op
 from collab.store import materialised, oplog
 from collab.store.database import Database
@@ -347,6 +347,27 @@ class Materialiser:
         info = layer_info(doc, layer)
         if info is None:
             return None  # checked when it arrived; its layer went since
+        if op.get("kind") == imports.KIND:  # voxels uploaded with a WEBKNOSSOS zip
+            if not replay:
+                # Its bricks are written beside ``changed`` (they may be
+                # thousands): what is kept in memory of them is stale.
+                self._drop_head(key.annotation_id)
+            reach = await imports.apply(
+                self._pool,
+                key,
+                layer,
+                info,
+                op,
+                version,
+                changed,
+                base if replay else None,
+                self._current,
+            )
+            return (
+                None
+                if reach is None
+                else OpRow(op_key, version, op_order(op_key)[0], layer, *reach)
+            )
         try:
             check_op(op_key, op, _layer_lookup(doc), op.get("author"))
         except Unprocessable as exc:

@@ -41,6 +41,9 @@ DTYPES = ("uint8", "uint16", "uint32", "uint64")
 
 PLANES = {"xy": 2, "xz": 1, "yz": 0}  # plane → the axis through it (the slice)
 KINDS = ("brush", "fill2d", "fill3d", "eraseSegment", "interpolate")
+#: The op kind only the server writes: voxels uploaded with a WEBKNOSSOS zip
+#: (collab/segmentation/imports.py).
+SERVER_KIND = "import"
 
 
 def check_update(doc: Doc, update: bytes, author: int | None) -> None:
@@ -143,6 +146,11 @@ def check_op(key: str, op: Any, layer_of: Any, author: int | None) -> None:
     if not isinstance(op, dict):
         raise Unprocessable(f"{where}: an op is a JSON object, got {type(op).__name__}")
     kind = op.get("kind")
+    if kind == SERVER_KIND:
+        raise Unprocessable(
+            f"{where}.kind: 'import' ops are written by the server only "
+            "(a WEBKNOSSOS zip sent to POST /api/annotations/{id}/nml)"
+        )
     if kind not in KINDS:
         raise Unprocessable(f"{where}.kind: expected one of {', '.join(KINDS)}")
     layer = op.get("layer")

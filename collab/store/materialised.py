@@ -8,7 +8,7 @@ one transaction with the document's materialised version.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -202,3 +202,39 @@ async def written_bricks(
     if len(rows) > limit:
         raise ValueError(f"more than {limit} bricks written")
     return {(r["bx"], r["by"], r["bz"]): bytes(r["data"]) for r in rows}
+
+
+async def written_count(conn: asyncpg.Connection, key: RoomKey, layer: str) -> int:
+    """How many bricks (of every mag) the document ever wrote in ``layer``."""
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM (SELECT DISTINCT mag, bx, by, bz FROM materialised_bricks "
+        "WHERE annotation_id = $1 AND doc = $2 AND layer = $3) AS b",
+        key.annotation_id,
+        key.doc,
+        layer,
+    )
+    return count
+
+
+async def iter_written(
+    conn: asyncpg.Connection, key: RoomKey, layer: str, version: int, batch: int = 256
+) -> AsyncIterator[list[tuple[str, Brick, bytes]]]:
+    """Every brick of ``layer`` the document wrote, as of ``version``, in
+    batches of (mag, brick, bytes); run inside a transaction (a cursor)."""
+    out: list[tuple[str, Brick, bytes]] = []
+    async for r in conn.cursor(
+        "SELECT DISTINCT ON (mag, bx, by, bz) mag, bx, by, bz, data FROM materialised_bricks "
+        "WHERE annotation_id = $1 AND doc = $2 AND layer = $3 AND version <= $4 "
+        "ORDER BY mag, bx, by, bz, version DESC",
+        key.annotation_id,
+        key.doc,
+        layer,
+        version,
+        prefetch=batch,
+    ):
+        out.append((r["mag"], (r["bx"], r["by"], r["bz"]), bytes(r["data"])))
+        if len(out) >= batch:
+            yield out
+            out = []
+    if out:
+        yield out

@@ -72,7 +72,10 @@ async def _zip_import_and_both_exports(live: LiveServer, download: bytes) -> dic
         zipped = await http.get(f"/api/annotations/{ann}/nml", params={"format": "zip"})
         assert zipped.headers["content-type"] == "application/zip"
         with zipfile.ZipFile(io.BytesIO(zipped.content)) as z:
-            assert z.namelist() == [f"annotation-{ann}.nml"]
+            # The NML, then a data zip per volume layer that holds voxels.
+            names = z.namelist()
+            assert names[0] == f"annotation-{ann}.nml"
+            assert all(n.startswith("data_") and n.endswith(".zip") for n in names[1:])
         assert nmlmod.read_zip(zipped.content, 1 << 30).node_count == nodes
     return body
 

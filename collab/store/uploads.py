@@ -1,0 +1,145 @@
+"""Volume data uploaded with a WEBKNOSSOS zip, kept immutably (migration
+``0008_volume_uploads.sql``): one upload per volume layer of the zip, its
+bricks as zstd-compressed raw bytes (x fastest), the bytes
+``materialised_bricks`` holds. The segmentation document's ``import`` op
+names an upload; materialising it copies the upload's bricks into the
+layer's (collab/segmentation/imports.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Iterable
+from dataclasses import dataclass
+
+import asyncpg
+
+from collab.document.log import RoomKey
+
+Brick = tuple[int, int, int]
+#: (mag, brick, zstd bytes)
+UploadBrick = tuple[str, Brick, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    id: int
+    annotation_id: int
+    name: str
+    format: str | None
+    dtype: str
+    mags: list[str]
+    bricks: int
+
+
+async def create(
+    conn: asyncpg.Connection,
+    annotation_id: int,
+    author: int | None,
+    name: str,
+    fmt: str | None,
+    dtype: str,
+    mags: list[str],
+) -> int:
+    """A new upload (its bricks follow with :func:`add_bricks`); its id."""
+    upload_id: int = await conn.fetchval(
+        "INSERT INTO volume_uploads (annotation_id, author_id, name, format, dtype, mags, bricks) "
+        "VALUES ($1, $2, $3, $4, $5, $6, 0) RETURNING id",
+        annotation_id,
+        author,
+        name,
+        fmt,
+        dtype,
+        mags,
+    )
+    return upload_id
+
+
+async def add_bricks(
+    conn: asyncpg.Connection, upload_id: int, bricks: AsyncIterable[list[UploadBrick]]
+) -> int:
+    """Store the upload's bricks, batch by batch (COPY); return how many."""
+    count = 0
+    async for batch in bricks:
+        if not batch:
+            continue
+        await conn.copy_records_to_table(
+            "volume_upload_bricks",
+            records=[(upload_id, mag, b[0], b[1], b[2], data) for mag, b, data in batch],
+            columns=["upload_id", "mag", "bx", "by", "bz", "data"],
+        )
+        count += len(batch)
+    await conn.execute("UPDATE volume_uploads SET bricks = $2 WHERE id = $1", upload_id, count)
+    return count
+
+
+async def delete(conn: asyncpg.Connection, upload_ids: Iterable[int]) -> None:
+    """Remove uploads no document names (an import refused after storing them)."""
+    await conn.execute("DELETE FROM volume_uploads WHERE id = ANY($1::bigint[])", list(upload_ids))
+
+
+async def get(conn: asyncpg.Connection, annotation_id: int, upload_id: int) -> Upload | None:
+    """The upload, if it belongs to the annotation."""
+    row = await conn.fetchrow(
+        "SELECT id, annotation_id, name, format, dtype, mags, bricks FROM volume_uploads "
+        "WHERE id = $1 AND annotation_id = $2",
+        upload_id,
+        annotation_id,
+    )
+    if row is None:
+        return None
+    return Upload(
+        row["id"],
+        row["annotation_id"],
+        row["name"],
+        row["format"],
+        row["dtype"],
+        list(row["mags"]),
+        row["bricks"],
+    )
+
+
+async def copy_into(
+    conn: asyncpg.Connection, key: RoomKey, layer: str, version: int, upload_id: int
+) -> dict[str, list[Brick]]:
+    """Write the upload's bricks as the layer's bricks of ``version`` (one
+    statement, in the database; again: the same bytes); return the bricks
+    written, by mag. The materialised version is not moved: the caller's
+    :func:`collab.store.materialised.write_version` does."""
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO materialised_bricks "
+            "(annotation_id, doc, layer, mag, bx, by, bz, version, data) "
+            "SELECT $1, $2, $3, u.mag, u.bx, u.by, u.bz, $4, u.data "
+            "FROM volume_upload_bricks u WHERE u.upload_id = $5 "
+            "ON CONFLICT (annotation_id, doc, layer, mag, bx, by, bz, version) "
+            "DO UPDATE SET data = EXCLUDED.data",
+            key.annotation_id,
+            key.doc,
+            layer,
+            version,
+            upload_id,
+        )
+        return await brick_places(conn, upload_id)
+
+
+async def brick_places(conn: asyncpg.Connection, upload_id: int) -> dict[str, list[Brick]]:
+    """The upload's bricks (coordinates only), by mag."""
+    rows = await conn.fetch(
+        "SELECT mag, bx, by, bz FROM volume_upload_bricks WHERE upload_id = $1 "
+        "ORDER BY mag, bz, by, bx",
+        upload_id,
+    )
+    out: dict[str, list[Brick]] = {}
+    for r in rows:
+        out.setdefault(r["mag"], []).append((r["bx"], r["by"], r["bz"]))
+    return out
+
+
+async def bricks_of(conn: asyncpg.Connection, upload_id: int, mag: str) -> dict[Brick, bytes]:
+    """The upload's bricks at ``mag``, with their bytes."""
+    rows = await conn.fetch(
+        "SELECT bx, by, bz, data FROM volume_upload_bricks WHERE upload_id = $1 AND mag = $2",
+        upload_id,
+        mag,
+    )
+    return {(r["bx"], r["by"], r["bz"]): bytes(r["data"]) for r in rows}

@@ -1,0 +1,404 @@
+"""Volume layers of WEBKNOSSOS zips over REST, against the live server:
+``POST /api/annotations/{id}/nml`` imports them (layers, segments, voxels)
+as one version of each document, ``GET …/nml?format=zip`` exports them, and
+``webknossos.Annotation.load`` (the AGPL library, in its own venv, driven by
+tests/segmentation/wk/read_volumes.py) reads the export with the same voxels
+and segments as the file imported. Broken zips are refused with a 4xx JSON
+error and change nothing; clients cannot write the server's ``import`` op."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import struct
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from pycrdt import Map
+
+from collab.document.log import RoomKey
+from collab.segmentation.paint import downsample_labels
+from collab.store import materialised
+from collab.volume import encoding as enc
+from tests.conftest import LiveServer
+from tests.fixtures import shared_files, webknossos_annotations
+from tests.venvs import WEBKNOSSOS, run_script, tool_python
+from tests.yclient import YClient
+
+# Creating the webknossos venv and its zips on a fresh machine: minutes, once.
+pytestmark = pytest.mark.timeout(900)
+
+READ_VOLUMES = Path(__file__).parent / "wk" / "read_volumes.py"
+ZIP = {"content-type": "application/zip"}
+
+
+@pytest.fixture(scope="module")
+def wk_python() -> Path:
+    return tool_python(WEBKNOSSOS)
+
+
+@pytest.fixture(scope="module")
+def wk_zips() -> Path:
+    return webknossos_annotations()[0]
+
+
+def library_reads(python: Path, path: Path, out: Path) -> list[dict[str, Any]]:
+    """What the webknossos library reads of the volume layers of ``path``,
+    each with its non-zero voxels (``xyz``, ``v``) where it has data."""
+    out.mkdir(parents=True, exist_ok=True)
+    run_script(python, READ_VOLUMES, str(path), str(out), timeout=600)
+    layers: list[dict[str, Any]] = json.loads((out / "layers.json").read_text())
+    for layer in layers:
+        npz = out / f"{layer['id']}.npz"
+        if npz.exists():
+            with np.load(npz) as data:
+                layer["xyz"], layer["v"] = data["xyz"], data["v"]
+    return layers
+
+
+def assert_same_volumes(want: list[dict[str, Any]], got: list[dict[str, Any]]) -> None:
+    assert [w["name"] for w in want] == [g["name"] for g in got]
+    for w, g in zip(want, got, strict=True):
+        where = w["name"]
+        assert g["segments"] == w["segments"], where
+        assert g["fallback"] == w["fallback"], where
+        assert g.get("dtype") == w.get("dtype"), where
+        assert g["voxels"] == w["voxels"], where
+        if w["voxels"]:
+            np.testing.assert_array_equal(g["xyz"], w["xyz"], err_msg=where)
+            np.testing.assert_array_equal(g["v"], w["v"], err_msg=where)
+
+
+async def versions(live: LiveServer, token: str, ann: int, doc: str) -> list[dict[str, Any]]:
+    async with live.client(token) as http:
+        r = await http.get(f"/api/annotations/{ann}/versions", params={"doc": doc})
+        assert r.status_code == 200, r.text
+        found: list[dict[str, Any]] = r.json()["versions"]
+        return found
+
+
+async def round_trip(
+    live: LiveServer, python: Path, original: Path, tmp: Path
+) -> tuple[dict[str, Any], float, float]:
+    """Import ``original``, export it again, and compare what the library
+    reads of both. Returns the import's answer and both durations (s)."""
+    _, token = await live.user()
+    ann = await live.annotation(token)
+    async with live.client(token) as http:
+        t0 = time.perf_counter()
+        r = await http.post(
+            f"/api/annotations/{ann}/nml", content=original.read_bytes(), headers=ZIP
+        )
+        t1 = time.perf_counter()
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        exported = await http.get(f"/api/annotations/{ann}/nml", params={"format": "zip"})
+        t2 = time.perf_counter()
+        assert exported.status_code == 200, exported.text
+    path = tmp / "export.zip"
+    path.write_bytes(exported.content)
+    want, got = await asyncio.gather(
+        asyncio.to_thread(library_reads, python, original, tmp / "want"),
+        asyncio.to_thread(library_reads, python, path, tmp / "got"),
+    )
+    assert_same_volumes(want, got)
+    # One version of each document the zip changed.
+    if body["segmentation"]["layers"]:
+        seg = await versions(live, token, ann, "segmentation")
+        assert len(seg) == 1 and "import" in seg[0]["summary"], seg
+    if body["trees"]:
+        assert len(await versions(live, token, ann, "skeleton")) == 1
+    return body, t1 - t0, t2 - t1
+
+
+@pytest.mark.parametrize("name", ["skeleton_volume.zip", "two_segmented.zip", "two_volumes.zip"])
+async def test_library_zip_round_trip(
+    live: LiveServer, wk_python: Path, wk_zips: Path, tmp_path: Path, name: str
+) -> None:
+    """Zips the library wrote at test time: one zarr3 layer with segments;
+    two layers (uint32, uint16) with named, coloured segments; a zarr3, a
+    WKW and an empty layer. The export reads back with the same voxels and
+    segments per layer."""
+    body, _, _ = await round_trip(live, wk_python, wk_zips / name, tmp_path)
+    layers = body["segmentation"]["layers"]
+    if name == "two_segmented.zip":
+        assert [(x["name"], x["dtype"], x["segments"]) for x in layers] == [
+            ("cells", "uint32", 2),
+            ("synapses", "uint16", 2),
+        ]
+        assert body["trees"] == 1 and body["nodes"] == 2
+    if name == "two_volumes.zip":
+        assert [(x["name"], x["format"]) for x in layers] == [
+            ("Volume_2", "zarr3"),
+            ("Volume", "wkw"),
+            ("empty", None),
+        ]
+
+
+@pytest.mark.parametrize("path", shared_files(".zip"))
+async def test_real_webknossos_zip_round_trip(
+    live: LiveServer, wk_python: Path, tmp_path: Path, path: Path
+) -> None:
+    """The files the WEBKNOSSOS server wrote (../shared): zarr3 and WKW layers."""
+    body, import_s, export_s = await round_trip(live, wk_python, path, tmp_path)
+    bricks = sum(x["bricks"] for x in body["segmentation"]["layers"])
+    print(f"{path.name}: {bricks} bricks, import {import_s:.3f} s, export {export_s:.3f} s")
+
+
+async def test_import_writes_the_document_and_replays(live: LiveServer, wk_zips: Path) -> None:
+    """The layer entry, segments and the server's op; the voxels at mag 1
+    as the library wrote them, the fallback's coarser mag downsampled over
+    them; a materialiser starting from nothing writes the same bytes."""
+    from tests.volume.helpers import make_dataset
+
+    make_dataset(Path(live.settings.roots[0]) / "small")
+    async with live.client(live.admin_token) as http:
+        r = await http.post("/api/datasets", json={"name": "small", "url": "small"})
+        assert r.status_code == 201, r.text
+    a_id, token = await live.user()
+    async with live.client(token) as http:
+        r = await http.post("/api/annotations", json={"name": "v", "dataset": "small"})
+        ann = r.json()["id"]
+        r = await http.post(
+            f"/api/annotations/{ann}/nml",
+            content=(wk_zips / "skeleton_volume.zip").read_bytes(),
+            headers=ZIP,
+        )
+        assert r.status_code == 200, r.text
+        (layer,) = r.json()["segmentation"]["layers"]
+        lid = layer["id"]
+        content = (
+            await http.get(f"/api/annotations/{ann}/versions/1", params={"doc": "segmentation"})
+        ).json()["content"]
+        entry = content["layers"][lid]
+        assert entry["name"] == "Volume" and entry["dtype"] == "uint32"
+        assert entry["fallback"] == "segmentation" and entry["mags"] == ["1", "2"]
+        assert entry["largestSegmentId"] == 2504698
+        assert content["segments"][f"{lid}/7"]["name"] == "bouton"
+        assert content["segments"][f"{lid}/7"]["color"] == [0.1, 0.9, 0.1, 1.0]
+        assert content["segments"][f"{lid}/2504698"]["anchor"] == [35, 40, 15]
+        (op,) = content["ops"].values()
+        assert op["kind"] == "import" and op["author"] == a_id and op["mags"] == ["1"]
+        brick = await http.get(f"/api/annotations/{ann}/volume/{lid}/1/0/0/0")
+        assert brick.status_code == 200, brick.text
+        fine = enc.from_raw(brick.content, np.dtype("uint32"))
+        want = np.zeros((32, 32, 32), np.uint32)
+        want[4:12, 4:12, 4:12] = 7
+        want[30:32, 30:32, 10:20] = 2504698  # the corner of the mitochondrion
+        np.testing.assert_array_equal(fine, want)  # an imported brick replaces the fallback
+        coarse = await http.get(f"/api/annotations/{ann}/volume/{lid}/2/0/0/0")
+        whole = np.zeros((64, 64, 64), np.uint32)
+        for x in (0, 1):
+            for y in (0, 1):
+                for z in (0, 1):
+                    got = await http.get(f"/api/annotations/{ann}/volume/{lid}/1/{x}/{y}/{z}")
+                    whole[x * 32 : x * 32 + 32, y * 32 : y * 32 + 32, z * 32 : z * 32 + 32] = (
+                        enc.from_raw(got.content, np.dtype("uint32"))
+                    )
+        np.testing.assert_array_equal(
+            enc.from_raw(coarse.content, np.dtype("uint32")), downsample_labels(whole, (2, 2, 2))
+        )
+    key = RoomKey(ann, "segmentation")
+
+    async def rows() -> list[tuple[Any, ...]]:
+        async with live.services.pool.acquire() as conn:
+            found = await conn.fetch(
+                "SELECT layer, mag, bx, by, bz, version, data FROM materialised_bricks "
+                "WHERE annotation_id = $1 ORDER BY 1, 2, 3, 4, 5, 6",
+                ann,
+            )
+        return [tuple(r) for r in found]
+
+    before = await rows()
+    assert len(before) == 5  # 4 bricks at mag 1, one at mag 2
+    async with live.services.pool.acquire() as conn:
+        await conn.execute("DELETE FROM materialised_bricks WHERE annotation_id = $1", ann)
+        await conn.execute("DELETE FROM materialised_ops WHERE annotation_id = $1", ann)
+        await conn.execute("DELETE FROM materialised_versions WHERE annotation_id = $1", ann)
+        assert await materialised.materialised_version(conn, key) == 0
+    # The server's materialiser (it reads the fallback), starting over.
+    assert await live.server.config.app.state.materialiser.catch_up(ann) == 1
+    assert await rows() == before
+
+
+def _rewrite(source: Path, change: dict[str, bytes | None]) -> bytes:
+    """``source`` with members replaced (bytes) or left out (None)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            if info.filename in change:
+                data = change[info.filename]
+                if data is not None:
+                    dst.writestr(info.filename, data)
+            else:
+                dst.writestr(info, src.read(info))
+    return out.getvalue()
+
+
+def _inner(source: Path, change: dict[str, bytes | None]) -> bytes:
+    """``source`` (skeleton_volume.zip) with members of its data zip changed."""
+    with zipfile.ZipFile(source) as z:
+        inner = z.read("data_0_Volume.zip")
+    path = Path(str(source) + ".inner")
+    path.write_bytes(inner)
+    try:
+        return _rewrite(source, {"data_0_Volume.zip": _rewrite(path, change)})
+    finally:
+        path.unlink()
+
+
+def _declare_size(data: bytes, member: str, size: int) -> bytes:
+    """The zip ``data`` with ``member``'s declared size (central directory) changed."""
+    name = member.encode()
+    at = data.rindex(name) - 46  # the central directory comes after the local headers
+    assert data[at : at + 4] == b"PK\x01\x02"
+    return data[: at + 24] + struct.pack("<I", size) + data[at + 28 :]
+
+
+async def test_broken_zips_are_refused_and_change_nothing(live: LiveServer, wk_zips: Path) -> None:
+    source = wk_zips / "skeleton_volume.zip"
+    with zipfile.ZipFile(source) as z:
+        inner = zipfile.ZipFile(io.BytesIO(z.read("data_0_Volume.zip")))
+    props = json.loads(inner.read("datasource-properties.json"))
+    array = json.loads(inner.read("volumeAnnotationData/1/zarr.json"))
+    chunk = inner.read("volumeAnnotationData/1/c.0.0.0.0")
+    as_float = json.loads(json.dumps(props))
+    as_float["dataLayers"][0]["elementClass"] = "float32"
+    other_type = dict(array, data_type="uint16")
+    damaged = chunk[:16] + bytes(b ^ 0x5A for b in chunk[16:])
+    outer_huge = _declare_size(source.read_bytes(), "data_0_Volume.zip", 0xFFFFFFF0)
+    with zipfile.ZipFile(source) as z:
+        inner_bytes = z.read("data_0_Volume.zip")
+    chunk_huge = _rewrite(
+        source,
+        {
+            "data_0_Volume.zip": _declare_size(
+                inner_bytes, "volumeAnnotationData/1/c.0.0.0.0", 1 << 31
+            )
+        },
+    )
+    cases = {
+        "volume member missing": (
+            _rewrite(source, {"data_0_Volume.zip": None}),
+            422,
+            "data_0_Volume.zip",
+        ),
+        "data zip not a zip": (
+            _rewrite(source, {"data_0_Volume.zip": b"PK\x03\x04 no zip"}),
+            422,
+            "damaged",
+        ),
+        "damaged chunk": (
+            _inner(source, {"volumeAnnotationData/1/c.0.0.0.0": damaged}),
+            422,
+            "c.0.0.0.0",
+        ),
+        "cut chunk": (
+            _inner(source, {"volumeAnnotationData/1/c.0.0.0.0": chunk[:40]}),
+            422,
+            "c.0.0.0.0",
+        ),
+        "float layer": (
+            _inner(source, {"datasource-properties.json": json.dumps(as_float).encode()}),
+            422,
+            "float32",
+        ),
+        "dtype mismatch": (
+            _inner(source, {"volumeAnnotationData/1/zarr.json": json.dumps(other_type).encode()}),
+            422,
+            "uint16",
+        ),
+        "sharded": (
+            _inner(
+                source,
+                {
+                    "volumeAnnotationData/1/zarr.json": json.dumps(
+                        dict(array, codecs=[{"name": "sharding_indexed", "configuration": {}}])
+                    ).encode()
+                },
+            ),
+            422,
+            "sharding_indexed",
+        ),
+        "huge data zip": (outer_huge, 413, "inflates past"),
+        "huge chunk": (chunk_huge, 413, "c.0.0.0.0"),
+    }
+    _, token = await live.user()
+    ann = await live.annotation(token)
+    async with live.client(token) as http:
+        for what, (body, status, named) in cases.items():
+            r = await http.post(f"/api/annotations/{ann}/nml", content=body, headers=ZIP)
+            assert r.status_code == status, (what, r.status_code, r.text)
+            error = r.json()["error"]
+            assert named in error["message"], (what, error)
+            assert error["code"] in ("invalid_volume", "too_large"), (what, error)
+    assert await versions(live, token, ann, "skeleton") == []
+    assert await versions(live, token, ann, "segmentation") == []
+    async with live.services.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM volume_uploads") == 0
+
+
+async def test_too_many_bricks_is_413(live: LiveServer, wk_zips: Path) -> None:
+    from tests.conftest import live_with, with_settings
+
+    async with live_with(
+        with_settings(live.settings, port=live.settings.port + 1, max_volume_bricks=3)
+    ) as small:
+        _, token = await small.user()
+        ann = await small.annotation(token)
+        async with small.client(token) as http:
+            r = await http.post(
+                f"/api/annotations/{ann}/nml",
+                content=(wk_zips / "skeleton_volume.zip").read_bytes(),
+                headers=ZIP,
+            )
+            assert r.status_code == 413, r.text
+            assert "3 bricks" in r.json()["error"]["message"]
+
+
+async def test_clients_cannot_write_import_ops(live: LiveServer) -> None:
+    a_id, a = await live.user("Ada")
+    ann = await live.annotation(a, "ops")
+    writer = await YClient(live.sync_url(ann, "segmentation", token=a, acks="1")).connect()
+    layer = {"name": "L1", "dtype": "uint32"}
+    assert await writer.write(lambda: writer.map("layers").__setitem__("L1", Map(layer)))
+    op = {"kind": "import", "layer": "L1", "upload": 1, "author": a_id, "time": 1, "mag": "1"}
+    writer.map("ops")[f"{a_id}-1"] = op
+    code, reason = await writer.wait_closed()
+    assert code == 4422 and "import" in reason, (code, reason)
+    seg = await versions(live, a, ann, "segmentation")
+    assert len(seg) == 1  # the layer; nothing of the op
+
+
+async def test_deleting_the_import_op_undoes_its_voxels(live: LiveServer, wk_zips: Path) -> None:
+    """An import op deleted (an undo) takes its voxels with it; a stroke
+    drawn over them after the import stays."""
+    a_id, token = await live.user("Ada")
+    ann = await live.annotation(token)
+    async with live.client(token) as http:
+        r = await http.post(
+            f"/api/annotations/{ann}/nml",
+            content=(wk_zips / "skeleton_volume.zip").read_bytes(),
+            headers=ZIP,
+        )
+        assert r.status_code == 200, r.text
+        lid = r.json()["segmentation"]["layers"][0]["id"]
+    writer = await YClient(live.sync_url(ann, "segmentation", token=token, acks="1")).connect()
+    stroke = {"kind": "brush", "layer": lid, "author": a_id, "time": 1, "mag": "1",
+              "plane": "xy", "points": [[20, 20, 6]], "radius": 2, "segment": 5,
+              "erase": False, "mode": "all"}  # fmt: skip
+    assert await writer.write(lambda: writer.map("ops").__setitem__(f"{a_id}-1", stroke))
+    url = f"/api/annotations/{ann}/volume/{lid}/1/0/0/0"
+    async with live.client(token) as http:
+        painted = enc.from_raw((await http.get(url)).content, np.dtype("uint32"))
+        assert (painted == 7).sum() == 8**3 and (painted == 5).sum() > 0
+        assert await writer.write(lambda: writer.map("ops").__delitem__(lid))
+        undone = enc.from_raw((await http.get(url)).content, np.dtype("uint32"))
+    assert (undone == 7).sum() == 0 and (undone == 2504698).sum() == 0
+    np.testing.assert_array_equal(undone == 5, painted == 5)
+    await writer.close()
