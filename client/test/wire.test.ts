@@ -1,6 +1,7 @@
 // The brick frames against the golden bytes the Python tests read too.
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
+import { decodeFrame } from '../src/volume/brick_decode'
 import { type Coord, packCancel, packRequest, unpack } from '../src/volume/wire'
 
 const golden = JSON.parse(
@@ -41,6 +42,29 @@ describe('brick frames', () => {
       kind: 'error',
       error: { code: e.code, requestId: e.request_id, message: e.message },
     })
+  })
+
+  it('unpacks a pushed frame (the /volume socket)', () => {
+    const g = golden.pushed
+    const data = bytes(g.hex)
+    // The 16-byte header laid out by hand: type, reserved, count, version, mag x/y/z, reserved.
+    expect(hex(data.subarray(0, 16))).toBe('84' + '00' + '0200' + '2a000000' + '0200' + '0200' + '0100' + '0000')
+    const frame = unpack(data)
+    expect(frame.kind).toBe('pushed')
+    if (frame.kind !== 'pushed') return
+    expect(frame.pushed.version).toBe(g.version)
+    expect(frame.pushed.mag).toEqual(g.mag)
+    expect(frame.pushed.records.map((r) => [r.requestId, r.brick, r.status, r.dtype, r.encoding, r.shape, hex(r.payload)])).toEqual(
+      g.records.map((r: Record<string, unknown>) => [r.request_id, r.brick, r.status, r.dtype, r.encoding, [32, 32, 32], r.payload]),
+    )
+    for (let cut = 1; cut < data.length; cut++) expect(() => unpack(data.subarray(0, cut))).toThrow()
+    const decoded = decodeFrame(data)
+    expect(decoded).toMatchObject({ kind: 'pushed', version: 42, mag: [2, 2, 1] })
+    if (decoded.kind !== 'pushed') return
+    expect(decoded.records.map((r) => [r.brick, r.voxels && [...new Uint32Array(r.voxels)]])).toEqual([
+      [[1, 2, 3], [7]],
+      [[-1, 0, 65536], null],
+    ])
   })
 
   it('refuses truncated and unknown frames', () => {
