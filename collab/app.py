@@ -27,7 +27,7 @@ from collab.http import skeleton as skeleton_routes
 from collab.http import work as work_routes
 from collab.http.access_log import AccessLog
 from collab.http.common import JSON, Services, error_response
-from collab.http.data_socket import data_endpoint
+from collab.http.data_socket import data_endpoint, volume_endpoint
 from collab.http.replay_socket import replay_endpoint
 from collab.http.sync_socket import sync_endpoint
 from collab.http.throttle import Throttle
@@ -156,6 +156,7 @@ def create_app(
         *work_routes.routes,
         WebSocketRoute("/sync/{annotation_id}/{doc}", sync_endpoint),
         WebSocketRoute("/data/{dataset}/{layer}", data_endpoint),
+        WebSocketRoute("/volume/{annotation_id}/{layer}", volume_endpoint),
         WebSocketRoute("/replay/{annotation_id}/{doc}", replay_endpoint),
         *web.routes,
     ]

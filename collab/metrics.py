@@ -80,6 +80,11 @@ class Metrics:
             "collab_ws_refused", "Sync sockets closed for bad input or access", ["code"], registry=r
         )
 
+        self.bricks_pushed = Counter(
+            "collab_bricks_pushed",
+            "Bricks of annotation layers pushed to viewers when a version changed them",
+            registry=r,
+        )
         self.bricks_sent = Counter(
             "collab_bricks_sent", "Bricks sent over data sockets and HTTP", ["encoding"], registry=r
         )

@@ -24,6 +24,7 @@ from collab.http.common import (
     read_json,
     services,
 )
+from collab.http.datasets import check_dataset_access
 from collab.store import datasets as dataset_rows
 from collab.store import identity, oplog, work
 
@@ -65,6 +66,8 @@ async def create_annotation(request: Request) -> JSON:
     async with services(request).pool.acquire() as db:
         if dataset is not None and not await dataset_rows.exists(db, dataset):
             raise Unprocessable(f"no registered dataset named {dataset!r}", field="dataset")
+        if dataset is not None:
+            await check_dataset_access(db, who, dataset)  # 403 for another team's dataset
         annotation_id = await identity.create_annotation(db, name or "", dataset, who.user_id)
     return JSON({"id": annotation_id}, status_code=201)
 

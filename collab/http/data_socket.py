@@ -1,4 +1,6 @@
-"""``ws /data/{dataset}/{layer}?token=``: bricks over binary frames.
+"""Brick sockets: ``ws /data/{dataset}/{layer}?token=`` (a dataset's layer)
+and ``ws /volume/{annotation}/{layer}?token=[&version=]`` (an annotation's
+volume layer over its fallback), bricks over binary frames.
 
 Each REQUEST frame starts a producer task that answers its bricks as they
 become ready: cache hits at once, misses through the volume service with a
@@ -6,6 +8,14 @@ few reads in flight. Answers go to one bounded buffer drained by a sender
 task that packs whatever is ready into BRICKS frames of up to
 ``brick_frame_bytes``. When the buffer holds ``brick_send_buffer_bytes``,
 producers wait: a slow client slows its own producers and nothing else.
+
+An annotation's layer also pushes: once a version is materialised, the
+bricks it changed that the socket was sent (the ``WATCH_MAX`` most recent)
+go out unasked in PUSHED frames. Pushes are coalesced per brick (a slow
+viewer gets each brick's newest version once, never a backlog), sent when
+the answers queued before them are out, and a brick being read when its
+change lands is pushed again after its answer, so no answer read before a
+change ever overwrites it on the client.
 
 Bad frames get an ERROR frame and the socket goes on; refusals before the
 stream starts close with 4401/4403/4404 (docs/protocol.md).
@@ -16,24 +26,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
-from collections.abc import Collection
+from collections import OrderedDict, deque
+from collections.abc import Callable, Collection
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol
 
 from starlette.websockets import WebSocket
 
-from collab.errors import CollabError, RateLimited
-from collab.http.common import Services, bearer, services
-from collab.http.datasets import check_dataset_access
+from collab.auth import Access
+from collab.document.log import RoomKey
+from collab.errors import CollabError, Forbidden, NotFound, RateLimited
+from collab.http.common import Services, bearer, path_int, query_int, services
+from collab.http.datasets import check_annotation_dataset, check_dataset_access
 from collab.http.sync_socket import close_reason
 from collab.http.throttle import Caller, admit
+from collab.segmentation.kind import SEGMENTATION
+from collab.segmentation.materialise import Materialiser, Watcher, layer_info
+from collab.segmentation.reader import AnnotationLayerReader
 from collab.store import identity
+from collab.store.materialised import BrickRow
 from collab.volume import encoding as enc
 from collab.volume import wire
 from collab.volume.cache import Brick
 from collab.volume.dataset import Dataset, Layer
-from collab.volume.mags import MAX_FACTOR, Mag
+from collab.volume.mags import MAX_FACTOR, Mag, parse_mag
 from collab.volume.service import Volumes
 
 log = logging.getLogger("collab.http.data")
@@ -42,6 +60,9 @@ log = logging.getLogger("collab.http.data")
 READ_BATCH = 32
 #: ... with this many batches of one request in flight.
 READERS_PER_REQUEST = 3
+#: Bricks of an annotation's layer a socket hears about when they change:
+#: the most recent it was sent (the client's brick cache holds fewer).
+WATCH_MAX = 16_384
 
 
 class LayerReader(Protocol):
@@ -62,6 +83,10 @@ class LayerReader(Protocol):
 
     @property
     def mappings(self) -> Collection[str]: ...
+
+    @property
+    def dtype_code(self) -> int:
+        """Its voxels' dtype on the wire (collab/volume/encoding.py)."""
 
     def cached(
         self, mag: Mag, b: tuple[int, int, int], encoding: int, mapping: str | None
@@ -97,6 +122,10 @@ class DatasetReader:
     @property
     def mappings(self) -> Collection[str]:
         return self.layer.mappings.keys()
+
+    @property
+    def dtype_code(self) -> int:
+        return enc.DTYPE_CODES[self.layer.dtype.name]
 
     def cached(
         self, mag: Mag, b: tuple[int, int, int], encoding: int, mapping: str | None
@@ -144,6 +173,14 @@ class BrickStream:
     space: asyncio.Event = field(default_factory=asyncio.Event)
     requests: dict[int, RequestState] = field(default_factory=dict)
     pending: int = 0
+    #: Pushes: bricks sent (mag, brick) → the encoding they were asked in,
+    #: oldest first; whether this stream pushes at all.
+    live: bool = False
+    watched: OrderedDict[tuple[Mag, tuple[int, int, int]], int] = field(default_factory=OrderedDict)
+    #: Changes waiting to go out, newest per brick: (version, zstd bytes).
+    pushes: dict[tuple[Mag, tuple[int, int, int]], tuple[int, bytes]] = field(default_factory=dict)
+    #: Changes of bricks being read when they landed: pushed after the answer.
+    stale: dict[tuple[Mag, tuple[int, int, int]], tuple[int, bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.space.set()
@@ -165,6 +202,8 @@ class BrickStream:
         self.pending -= 1
         if status == wire.STATUS_OK:
             state.sent += 1
+            if self.live:
+                self._watch(state.mag, b, state.encoding)
         elif status == wire.STATUS_MISSING:
             state.missing += 1
         else:
@@ -175,6 +214,65 @@ class BrickStream:
         )
         self.peak_bytes = max(self.peak_bytes, self.ready_bytes)
         self.wake.set()
+
+    # -- pushes (an annotation's layer) ---------------------------------------
+
+    def _watch(self, mag: Mag, b: tuple[int, int, int], encoding: int) -> None:
+        where = (mag, b)
+        self.watched[where] = encoding
+        self.watched.move_to_end(where)
+        if len(self.watched) > WATCH_MAX:
+            self.watched.popitem(last=False)
+        late = self.stale.pop(where, None)
+        if late is not None:
+            self.pushes[where] = late
+
+    def changed(self, version: int, rows: list[BrickRow]) -> None:
+        """The materialiser wrote ``version``: queue the bricks it changed
+        that this socket shows (never blocks: coalesced per brick)."""
+        layer = self.reader.name
+        reading = {(st.mag, b) for st in self.requests.values() for b in st.remaining}
+        for row in rows:
+            if row.layer != layer:
+                continue
+            try:
+                where = (parse_mag(row.mag), row.brick)
+            except CollabError:
+                continue
+            if where in reading:
+                self.stale[where] = (version, row.data)
+            if where in self.watched:
+                self.pushes[where] = (version, row.data)
+        if self.pushes:
+            self.wake.set()
+
+    def _push_frames(self) -> list[bytes]:
+        """The queued pushes as PUSHED frames (one per version and mag)."""
+        groups: dict[tuple[int, Mag], list[bytes]] = {}
+        sizes: dict[tuple[int, Mag], int] = {}
+        frames: list[bytes] = []
+        dtype = self.reader.dtype_code
+        for (mag, b), (version, data) in self.pushes.items():
+            encoding = self.watched.get((mag, b), enc.ZSTD)
+            payload = data if encoding == enc.ZSTD else enc.decompress(data)
+            group = (version, mag)
+            parts = groups.setdefault(group, [])
+            parts.append(wire.record_head(0, b, wire.STATUS_OK, dtype, encoding, len(payload)))
+            parts.append(payload)
+            sizes[group] = sizes.get(group, 0) + wire.RECORD_BYTES + len(payload)
+            if sizes[group] >= self.frame_limit or len(parts) >= 2 * 65535:
+                frames.append(
+                    wire.pushed_head(len(parts) // 2, version, (mag.x, mag.y, mag.z))
+                    + b"".join(parts)
+                )
+                del groups[group], sizes[group]
+        for (version, mag), parts in groups.items():
+            frames.append(
+                wire.pushed_head(len(parts) // 2, version, (mag.x, mag.y, mag.z)) + b"".join(parts)
+            )
+        self.svc.metrics.bricks_pushed.inc(len(self.pushes))
+        self.pushes.clear()
+        return frames
 
     def control(self, frame: bytes) -> None:
         self.ready.append(frame)
@@ -217,6 +315,10 @@ class BrickStream:
                     self.ready_bytes -= size
                     if self.ready_bytes < self.buffer_limit:
                         self.space.set()
+                    await send({"type": "websocket.send", "bytes": frame})
+                    counter.inc(len(frame))
+            if self.pushes:  # after every answer queued before them
+                for frame in self._push_frames():
                     await send({"type": "websocket.send", "bytes": frame})
                     counter.inc(len(frame))
 
@@ -336,23 +438,66 @@ async def data_endpoint(ws: WebSocket) -> None:
         svc.metrics.refused.labels(str(exc.close_code)).inc()
         await ws.close(exc.close_code, close_reason(exc.message))
         return
+    await _serve(ws, svc, caller, DatasetReader(volumes, dataset, layer), None)
+
+
+async def volume_endpoint(ws: WebSocket) -> None:
+    """An annotation's volume layer (docs/protocol.md, "Bricks of an
+    annotation's volume layer")."""
+    svc = services(ws)
+    await ws.accept()
+    materialiser: Materialiser = ws.app.state.materialiser
+    try:
+        caller = admit(ws)
+        annotation_id = path_int(ws, "annotation_id")
+        layer = ws.path_params["layer"]
+        version = query_int(ws, "version", None, 0)
+        async with svc.pool.acquire() as db:
+            who = await identity.authenticate(db, bearer(ws))
+            if await identity.access_to(db, who, annotation_id) < Access.READ:
+                raise Forbidden(f"no access to annotation {annotation_id}")
+            await check_annotation_dataset(db, who, annotation_id)
+        done = await materialiser.newest(annotation_id)
+        if version is not None and version > done:
+            raise NotFound(f"the segmentation has no version {version}; newest is {done}")
+        async with svc.rooms.hold(RoomKey(annotation_id, SEGMENTATION.name)) as room:
+            info = layer_info(room.doc, layer)
+        if info is None:
+            raise NotFound(f"the segmentation document has no volume layer {layer[:100]!r}")
+    except CollabError as exc:
+        svc.metrics.refused.labels(str(exc.close_code)).inc()
+        await ws.close(exc.close_code, close_reason(exc.message))
+        return
+    reader = AnnotationLayerReader(materialiser, annotation_id, layer, info, version)
+    watch = None if version is not None else partial(materialiser.watch, annotation_id)
+    await _serve(ws, svc, caller, reader, watch)
+
+
+async def _serve(
+    ws: WebSocket,
+    svc: Services,
+    caller: Caller,
+    reader: LayerReader,
+    watch: Callable[[Watcher], AbstractContextManager[None]] | None,
+) -> None:
+    """Answer the socket's requests until it leaves; with ``watch`` (how to
+    hear of changed bricks), the bricks it was sent are pushed as they change."""
     settings = svc.settings
     stream = BrickStream(
-        ws,
-        svc,
-        DatasetReader(volumes, dataset, layer),
-        settings.brick_send_buffer_bytes,
-        settings.brick_frame_bytes,
+        ws, svc, reader, settings.brick_send_buffer_bytes, settings.brick_frame_bytes
     )
+    stream.live = watch is not None
+    volumes = svc.volumes
     svc.metrics.data_sockets.inc()
     volumes.streams.add(stream)
     refused: CollabError | None = None
     try:
-        async with asyncio.TaskGroup() as tg:
-            pump = tg.create_task(stream.pump())
-            refused = await _receive(ws, stream, tg, caller)
-            pump.cancel()
-            raise _Leave()
+        with watch(stream.changed) if watch is not None else contextlib.nullcontext():
+            async with asyncio.TaskGroup() as tg:
+                pump = tg.create_task(stream.pump())
+                refused = await _receive(ws, stream, tg, caller)
+                pump.cancel()
+                raise _Leave()
     except* _Leave:
         pass
     finally:

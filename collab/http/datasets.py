@@ -57,6 +57,14 @@ async def check_dataset_access(db: Any, who: Principal, name: str) -> None:
         raise Forbidden(f"dataset {name!r} is shared with other teams only")
 
 
+async def check_annotation_dataset(db: Any, who: Principal, annotation_id: int) -> None:
+    """Reading an annotation's voxels reads its dataset's (the fallback of
+    its volume layers): the caller must be allowed that dataset too."""
+    name = (await identity.get_annotation(db, annotation_id)).get("dataset")
+    if isinstance(name, str):
+        await check_dataset_access(db, who, name)
+
+
 async def create_dataset(request: Request) -> JSON:
     who = await caller(request)
     if who.is_link or not (who.roles & REGISTRARS):

@@ -9,13 +9,14 @@ from starlette.routing import Route
 
 from collab.auth import Access
 from collab.document.log import RoomKey
-from collab.errors import BadRequest, InvalidJSON, NotFound, Unprocessable
+from collab.errors import BadRequest, Forbidden, InvalidJSON, NotFound, Unprocessable
 from collab.http.annotations import authorised
 from collab.http.common import JSON, field_int, field_str, query_int, read_json, services
+from collab.http.datasets import check_annotation_dataset
 from collab.segmentation import ids
 from collab.segmentation.kind import SEGMENTATION
 from collab.segmentation.materialise import Materialiser, layer_info
-from collab.store import counters, identity
+from collab.store import counters, identity, work
 from collab.volume import encoding as enc
 from collab.volume.mags import parse_mag
 
@@ -30,6 +31,11 @@ async def take_segment_ids(request: Request) -> JSON:
     if count > ids.MAX_BLOCK:
         raise InvalidJSON(f"'count' must be between 1 and {ids.MAX_BLOCK}")
     svc = services(request)
+    async with svc.pool.acquire() as db:
+        # A task's annotation changes only the documents of its task type's modes.
+        modes = await work.task_modes(db, annotation_id)
+    if modes is not None and not SEGMENTATION.edited_in(modes):
+        raise Forbidden("this task's annotation does not edit its segmentation")
     async with svc.rooms.hold(RoomKey(annotation_id, SEGMENTATION.name)) as room:
         fallback = ids.layer_entry(room.doc, layer).get("fallback")
         largest = await _fallback_largest(request, annotation_id, fallback)
@@ -69,16 +75,18 @@ async def _fallback_largest(request: Request, annotation_id: int, fallback: obje
 async def get_volume_brick(request: Request) -> Response:
     """A brick of the annotation's volume layer, as of ``?version=`` (default:
     the newest): what its ops wrote over its fallback."""
-    _who, annotation_id = await authorised(request, Access.READ)
+    who, annotation_id = await authorised(request, Access.READ)
+    svc = services(request)
+    async with svc.pool.acquire() as db:
+        await check_annotation_dataset(db, who, annotation_id)
     layer = request.path_params["layer"]
     mag = parse_mag(request.path_params["mag"])
     brick = (_coord(request, "x"), _coord(request, "y"), _coord(request, "z"))
     version = query_int(request, "version", None, 0)
     materialiser: Materialiser = request.app.state.materialiser
-    done = await materialiser.catch_up(annotation_id)
+    done = await materialiser.newest(annotation_id)
     if version is not None and version > done:
         raise NotFound(f"the segmentation has no version {version}; newest is {done}")
-    svc = services(request)
     key = RoomKey(annotation_id, SEGMENTATION.name)
     async with svc.rooms.hold(key) as room:
         info = layer_info(room.doc, layer)

@@ -38,8 +38,8 @@ class DatasetFallback:
             return None
         dataset = await self._volumes.dataset(name)
         source = dataset.layers.get(layer)
-        if source is None:
-            return None
+        if source is None or source.spec.category != "segmentation":
+            return None  # only a segmentation layer falls through (never the EM)
         parsed = parse_mag(mag)
         if parsed not in source.sources:
             return None

@@ -11,6 +11,7 @@ writes into the document.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pycrdt import Doc, Map
@@ -67,6 +68,6 @@ def record_block(doc: Doc, layer: str, first: int, count: int, user: int | None)
 
 
 def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return 0
     return int(value) if value >= 0 else 0

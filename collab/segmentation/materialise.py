@@ -19,16 +19,27 @@ V is materialised.
 
 Coarser mags of the layer (its ``mags``) follow each op: their bricks over
 the op's reach are computed again from the next finer mag by the most
-frequent label of each cell. Not yet: finer mags than the op's, and ops
-deleted by an undo (their bricks computed again from the ops that remain).
+frequent label of each cell. Not yet: finer mags than the op's.
+
+An undo deletes an op. The bricks it reached are computed again: from the
+version before it (the per-version rows keep it) and every op that remains
+and reaches them, in order, each replayed whole (``materialised_ops`` keeps
+which version added each op and the bricks it may change, so no log is
+read). A later fill that read a changed voxel is replayed too, and its
+bricks join. Restore and revert delete and add ops like any client, so
+they work for voxels through the same path.
+
+Viewers learn of changed bricks through :meth:`Materialiser.watch` (the
+brick socket of the annotation's layer pushes them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,11 +47,12 @@ import numpy as np
 from pycrdt import Doc, Map
 
 from collab.document.log import RoomKey
-from collab.errors import CollabError
+from collab.errors import CollabError, Unavailable, Unprocessable
 from collab.segmentation import paint
+from collab.segmentation.ops import MAX_MAG_STEP, check_op
 from collab.store import materialised, oplog
 from collab.store.database import Database
-from collab.store.materialised import BrickRow
+from collab.store.materialised import BrickRow, OpRow
 from collab.volume import encoding as enc
 from collab.volume.mags import Mag, parse_mag
 
@@ -50,6 +62,10 @@ BRICK = 32
 DOC = "segmentation"
 #: Documents kept between catch-ups (annotations being painted at once).
 DOCS_KEPT = 64
+#: How long a reader waits for the newest version to be materialised.
+READ_WAIT_SECONDS = 30.0
+#: Versions read from the log at a time while catching up.
+UPDATES_PAGE = 256
 _COUNTER = re.compile(r"-(\d+)$")
 
 #: Reads a fallback brick: (the annotation, the layer's fallback name, mag,
@@ -61,22 +77,6 @@ def op_order(key: str) -> tuple[int, str]:
     """Ops added in one version are applied by their id's counter."""
     match = _COUNTER.search(key)
     return (int(match[1]) if match else 0, key)
-
-
-def added_ops(doc: Doc, update: bytes) -> list[tuple[str, dict[str, Any]]]:
-    """The ops ``update`` adds to ``doc`` (fresh keys of ``ops``), in order;
-    ``doc`` is the document before the update (not changed)."""
-    scratch: Doc = Doc()
-    fresh = scratch.get("ops", type=Map)
-    scratch.apply_update(update)
-    existing = doc.get("ops", type=Map)
-    out = [
-        (key, value)
-        for key, value in fresh.items()
-        if key not in existing and isinstance(value, dict)
-    ]
-    out.sort(key=lambda item: op_order(item[0]))
-    return out
 
 
 @dataclass
@@ -126,6 +126,7 @@ class Materialiser:
         self._progress = asyncio.Condition()
         self._due: set[int] = set()
         self._wake = asyncio.Event()
+        self._watchers: dict[int, set[Watcher]] = {}
         self._tg: asyncio.TaskGroup | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -170,6 +171,17 @@ class Materialiser:
             self._progress.notify_all()
         return reached
 
+    async def newest(self, annotation_id: int, timeout: float = READ_WAIT_SECONDS) -> int:
+        """The newest version, materialised (what a reader of the newest
+        waits for): 503 when the backlog takes longer than ``timeout``."""
+        try:
+            return await asyncio.wait_for(self.catch_up(annotation_id), timeout)
+        except TimeoutError:
+            self.nudge(annotation_id)  # the follower goes on with it
+            raise Unavailable(
+                "the volume is still being written (a long backlog); try again shortly"
+            ) from None
+
     async def wait_until(self, annotation_id: int, version: int) -> None:
         """Until the annotation's segmentation is materialised up to ``version``
         (by the follower or a reader); callers bound it with a timeout."""
@@ -188,64 +200,146 @@ class Materialiser:
             doc = cached[1]  # the document at ``done``, kept from the last catch-up
         else:
             assert state is not None
-            doc = Doc()
-            for root in ("layers", "ops"):
-                doc.get(root, type=Map)
-            if state.snapshot:
-                doc.apply_update(state.snapshot)
-            for update in state.updates:
-                doc.apply_update(update)
-        async with self._pool.acquire() as conn, conn.transaction(readonly=True):
-            updates = [
-                (info.version, data)
-                async for info, data in oplog.iter_updates(conn, key, done + 1, head)
-            ]
-        last_written = done
-        for version, data in updates:
-            ops = added_ops(doc, data)
-            doc.apply_update(data)
-            if not ops:
-                continue
-            rows = await self._apply_ops(key, doc, ops)
+            doc = await asyncio.to_thread(_build, state.snapshot, state.updates)
+        # What each update does to ``ops``: keys added, deleted (an undo), or
+        # rewritten (taken as deleted and added again).
+        events: list[dict[str, Any]] = []
+        ops_map = doc.get("ops", type=Map)
+        subscription = ops_map.observe(lambda event: events.append(dict(event.keys)))
+        last_written = now = done
+        try:
+            # A page of versions at a time: a long backlog is never all in memory.
+            while now < head:
+                upto = min(head, now + UPDATES_PAGE)
+                async with self._pool.acquire() as conn, conn.transaction(readonly=True):
+                    updates = [
+                        (info.version, data)
+                        async for info, data in oplog.iter_updates(conn, key, now + 1, upto)
+                    ]
+                if not updates:
+                    break
+                for version, data in updates:
+                    events.clear()
+                    await asyncio.to_thread(doc.apply_update, data)
+                    now = version
+                    added, deleted = _ops_changed(events)
+                    if not added and not deleted:
+                        continue
+                    rows, applied, gone = await self._apply_version(
+                        key, doc, version, added, deleted
+                    )
+                    async with self._pool.acquire() as conn:
+                        await materialised.write_version(conn, key, version, rows, applied, gone)
+                    last_written = version
+                    self._announce(key.annotation_id, version, rows)
+        finally:
+            ops_map.unobserve(subscription)
+        if now > last_written:
             async with self._pool.acquire() as conn:
-                await materialised.write_version(conn, key, version, rows)
-            last_written = version
-        if updates and updates[-1][0] > last_written:
-            async with self._pool.acquire() as conn:
-                await materialised.write_version(conn, key, updates[-1][0], [])
-        now = updates[-1][0] if updates else done
+                await materialised.write_version(conn, key, now, [])
         self._docs[key.annotation_id] = (now, doc)
         while len(self._docs) > DOCS_KEPT:
             self._docs.pop(next(iter(self._docs)))
         return now
 
-    async def _apply_ops(
-        self, key: RoomKey, doc: Doc, ops: list[tuple[str, dict[str, Any]]]
-    ) -> list[BrickRow]:
-        """Apply one version's ops; the bricks they changed, as rows."""
-        changed: dict[tuple[str, str, tuple[int, int, int]], np.ndarray] = {}
-        for _key, op in ops:
-            layer = op.get("layer")
-            if not isinstance(layer, str):
-                continue
+    async def _apply_version(
+        self,
+        key: RoomKey,
+        doc: Doc,
+        version: int,
+        added: list[tuple[str, dict[str, Any]]],
+        deleted: list[str],
+    ) -> tuple[list[BrickRow], list[OpRow], list[str]]:
+        """One version's effect on the voxels: the bricks it changed (as
+        rows), the ops it applied and the applied ops it deleted."""
+        changed: Changed = {}
+        gone: list[str] = []
+        if deleted:
+            async with self._pool.acquire() as conn:
+                undone = await materialised.applied_ops(conn, key, ops=deleted)
+            if undone:
+                await self._recompute(key, doc, version, undone, changed)
+                gone = [row.op for row in undone]
+        applied: list[OpRow] = []
+        for op_key, op in added:
+            row = await self._apply_op(key, doc, op_key, op, version, changed, version - 1)
+            if row is not None:
+                applied.append(row)
+        # Only what differs from the version before is written.
+        rows: list[BrickRow] = []
+        by_place: dict[tuple[str, str], list[Brick]] = {}
+        for layer, mag, b in changed:
+            by_place.setdefault((layer, mag), []).append(b)
+        for (layer, mag), bricks in by_place.items():
             info = layer_info(doc, layer)
             if info is None:
-                continue  # checked when it arrived; its layer went since
-            mag = parse_mag(str(op.get("mag", "1")))
-            f = (mag.x, mag.y, mag.z)
-            low, high = paint.reach(op, f)
-            if any(high[a] <= low[a] for a in range(3)):
                 continue
-            b0 = tuple(low[a] // BRICK for a in range(3))
-            b1 = tuple((high[a] - 1) // BRICK for a in range(3))
-            bricks = [
-                (x, y, z)
-                for x in range(b0[0], b1[0] + 1)
-                for y in range(b0[1], b1[1] + 1)
-                for z in range(b0[2], b1[2] + 1)
+            before = await self._read(key, layer, mag, info, bricks, version - 1)
+            for b in bricks:
+                voxels = changed[(layer, mag, b)]
+                if not np.array_equal(voxels, before[b]):
+                    rows.append(BrickRow(layer, mag, b, b""))
+        packed = await asyncio.to_thread(
+            lambda: [
+                BrickRow(
+                    r.layer,
+                    r.mag,
+                    r.brick,
+                    enc.compress(enc.to_raw(changed[(r.layer, r.mag, r.brick)])),
+                )
+                for r in rows
             ]
-            mag_name = str(mag)
-            current = await self._current(key, layer, mag_name, info, bricks, changed)
+        )
+        return packed, applied, gone
+
+    async def _apply_op(
+        self,
+        key: RoomKey,
+        doc: Doc,
+        op_key: str,
+        op: dict[str, Any],
+        version: int,
+        changed: Changed,
+        base: int,
+        replay: bool = False,
+    ) -> OpRow | None:
+        """Apply one op over ``changed`` (bricks not in it read as of
+        ``base``); its row, or None when it reaches nothing or is no op
+        (an op is checked when it arrives; one that slipped by — a rewrite
+        of an existing op is not seen by the check — is skipped here).
+        A ``replay``'s coarser mags follow once, over its whole region."""
+        layer = op.get("layer")
+        if not isinstance(layer, str):
+            return None
+        info = layer_info(doc, layer)
+        if info is None:
+            return None  # checked when it arrived; its layer went since
+        try:
+            check_op(op_key, op, _layer_lookup(doc), op.get("author"))
+        except Unprocessable as exc:
+            log.warning(
+                "op skipped", extra={"annotation": key.annotation_id, "op": op_key, "why": str(exc)}
+            )
+            return None
+        mag = parse_mag(str(op.get("mag", "1")))
+        f = (mag.x, mag.y, mag.z)
+        low, high = paint.reach(op, f)
+        if any(high[a] <= low[a] for a in range(3)):
+            return None
+        b0 = (low[0] // BRICK, low[1] // BRICK, low[2] // BRICK)
+        b1 = ((high[0] - 1) // BRICK, (high[1] - 1) // BRICK, (high[2] - 1) // BRICK)
+        mag_name = str(mag)
+        if op["kind"] == "brush":
+            # A brush is local: each brick it comes near is painted alone, so
+            # a long diagonal stroke costs its bricks, not its bounding box's.
+            bricks = paint.brush_bricks(op, f, b0, b1, BRICK)
+            current = await self._current(key, layer, mag_name, info, bricks, changed, base)
+            painted = await asyncio.to_thread(_paint_each, op, current, f)
+            for b, piece in painted.items():
+                changed[(layer, mag_name, b)] = piece
+        else:
+            bricks = _bricks_in(b0, b1)
+            current = await self._current(key, layer, mag_name, info, bricks, changed, base)
             shape = tuple((b1[a] - b0[a] + 1) * BRICK for a in range(3))
             origin = (b0[0] * BRICK, b0[1] * BRICK, b0[2] * BRICK)
             block = await asyncio.to_thread(
@@ -258,14 +352,59 @@ class Materialiser:
                 piece = block[s]
                 if not np.array_equal(piece, current[b]):
                     changed[(layer, mag_name, b)] = piece.copy()
-            await self._follow_coarser(key, layer, info, mag, (low, high), changed)
-        rows = await asyncio.to_thread(
-            lambda: [
-                BrickRow(layer, mag, b, enc.compress(enc.to_raw(voxels)))
-                for (layer, mag, b), voxels in changed.items()
-            ]
-        )
-        return rows
+        if not replay:
+            await self._follow_coarser(key, layer, info, mag, (low, high), changed, base)
+        return OpRow(op_key, version, op_order(op_key)[0], layer, mag_name, b0, b1)
+
+    async def _recompute(
+        self, key: RoomKey, doc: Doc, version: int, undone: list[OpRow], changed: Changed
+    ) -> None:
+        """Ops were deleted (an undo): the bricks they reached, computed again
+        from the version before the first of them and every op that remains
+        on them since, in order. An op that remains and reaches one of those
+        bricks is replayed whole, and the bricks it reaches join the region
+        (a later fill may read what it changed)."""
+        first = min(row.version for row in undone)
+        base = first - 1
+        gone = {row.op for row in undone}
+        region: dict[tuple[str, str], set[Brick]] = {}
+        for row in undone:
+            region.setdefault((row.layer, row.mag), set()).update(_bricks_in(row.b0, row.b1))
+        async with self._pool.acquire() as conn:
+            since = await materialised.applied_ops(conn, key, since=first)
+        ops_map = doc.get("ops", type=Map)
+        replay: list[OpRow] = []
+        for row in since:
+            if row.op in gone:
+                continue
+            reached = region.get((row.layer, row.mag))
+            if reached is None:
+                continue
+            bricks = _bricks_in(row.b0, row.b1)
+            if any(b in reached for b in bricks):
+                reached.update(bricks)
+                replay.append(row)
+        # Every brick of the region starts as it was before the first undone op.
+        for (layer, mag), place in region.items():
+            info = layer_info(doc, layer)
+            if info is None:
+                continue
+            start = await self._read(key, layer, mag, info, sorted(place), base)
+            for b, voxels in start.items():
+                changed[(layer, mag, b)] = voxels
+        for row in replay:
+            op = ops_map.get(row.op)
+            if isinstance(op, dict):
+                await self._apply_op(key, doc, row.op, op, row.version, changed, base, True)
+        # Coarser mags follow over each region.
+        for (layer, mag), place in region.items():
+            info = layer_info(doc, layer)
+            if info is None:
+                continue
+            low = tuple(min(b[a] for b in place) * BRICK for a in range(3))
+            high = tuple((max(b[a] for b in place) + 1) * BRICK for a in range(3))
+            box = ((low[0], low[1], low[2]), (high[0], high[1], high[2]))
+            await self._follow_coarser(key, layer, info, parse_mag(mag), box, changed, version - 1)
 
     async def _follow_coarser(
         self,
@@ -274,7 +413,8 @@ class Materialiser:
         info: LayerInfo,
         mag: Mag,
         box: tuple[tuple[int, int, int], tuple[int, int, int]],
-        changed: dict[tuple[str, str, tuple[int, int, int]], np.ndarray],
+        changed: Changed,
+        base: int,
     ) -> None:
         """Each coarser mag of the layer after ``mag``, over the box the op
         reached: its bricks computed again from the next finer mag's (the
@@ -285,8 +425,12 @@ class Materialiser:
             if coarser.volume <= finer.volume:
                 continue
             ratio = (coarser.x // finer.x, coarser.y // finer.y, coarser.z // finer.z)
-            if any(r < 1 for r in ratio) or any(c % f for c, f in zip(coarser, finer, strict=True)):
-                continue  # not a coarsening of the finer mag: left as it is
+            if (
+                any(r < 1 for r in ratio)
+                or any(c % f for c, f in zip(coarser, finer, strict=True))
+                or ratio[0] * ratio[1] * ratio[2] > MAX_MAG_STEP
+            ):
+                continue  # not a (checked) coarsening of the finer mag: left as it is
             # The box at the coarser mag, and its bricks.
             low = (low[0] // ratio[0], low[1] // ratio[1], low[2] // ratio[2])
             high = tuple(-(-high[a] // ratio[a]) for a in range(3))  # type: ignore[assignment]
@@ -305,8 +449,8 @@ class Materialiser:
                     for j in range(ratio[1])
                     for k in range(ratio[2])
                 ]
-                under = await self._current(key, layer, str(finer), info, fine, changed)
-                before = await self._current(key, layer, str(coarser), info, [cb], changed)
+                under = await self._current(key, layer, str(finer), info, fine, changed, base)
+                before = await self._current(key, layer, str(coarser), info, [cb], changed, base)
                 block = np.zeros(
                     (ratio[0] * BRICK, ratio[1] * BRICK, ratio[2] * BRICK), dtype=info.dtype
                 )
@@ -324,20 +468,51 @@ class Materialiser:
         layer: str,
         info: LayerInfo,
         mag: str,
-        brick: tuple[int, int, int],
+        brick: Brick,
         version: int | None,
     ) -> np.ndarray:
         """A brick of the annotation's volume layer as of ``version`` (None:
         the newest materialised): what the ops wrote, else the fallback's,
         else zeros."""
         key = RoomKey(annotation_id, DOC)
+        return (await self._read(key, layer, mag, info, [brick], version))[brick]
+
+    async def read_encoded(
+        self,
+        annotation_id: int,
+        layer: str,
+        info: LayerInfo,
+        mag: str,
+        bricks: list[Brick],
+        version: int | None,
+        encoding: int,
+    ) -> dict[Brick, bytes]:
+        """Bricks as of ``version`` (None: the newest written), each encoded
+        for the wire: stored bricks are zstd already and go as they are."""
+        key = RoomKey(annotation_id, DOC)
         async with self._pool.acquire() as conn:
-            stored = await materialised.bricks_at(conn, key, layer, mag, [brick], version)
-        data = stored.get(brick)
-        if data is not None:
-            raw = await asyncio.to_thread(enc.decompress, data)
-            return enc.from_raw(raw, info.dtype)
-        return await self._unwritten(annotation_id, info, mag, brick)
+            stored = await materialised.bricks_at(conn, key, layer, mag, bricks, version)
+        out: dict[Brick, bytes] = {}
+        unwritten: list[Brick] = []
+        for b in bricks:
+            data = stored.get(b)
+            if data is None:
+                unwritten.append(b)
+            elif encoding == enc.ZSTD:
+                out[b] = data
+            else:
+                out[b] = await asyncio.to_thread(enc.decompress, data)
+        async with asyncio.TaskGroup() as tg:
+            reads = {
+                b: tg.create_task(self._unwritten(annotation_id, info, mag, b)) for b in unwritten
+            }
+        encode = enc.compress if encoding == enc.ZSTD else (lambda raw: raw)
+        if reads:
+            encoded = await asyncio.to_thread(
+                lambda: {b: encode(enc.to_raw(task.result())) for b, task in reads.items()}
+            )
+            out.update(encoded)
+        return out
 
     async def _unwritten(
         self, annotation_id: int, info: LayerInfo, mag: str, brick: tuple[int, int, int]
@@ -356,27 +531,144 @@ class Materialiser:
         layer: str,
         mag: str,
         info: LayerInfo,
-        bricks: list[tuple[int, int, int]],
-        changed: dict[tuple[str, str, tuple[int, int, int]], np.ndarray],
-    ) -> dict[tuple[int, int, int], np.ndarray]:
-        """The bricks as they are now: changed in this version, else written
-        before, else the fallback's, else zeros."""
-        out: dict[tuple[int, int, int], np.ndarray] = {}
+        bricks: list[Brick],
+        changed: Changed,
+        version: int | None,
+    ) -> dict[Brick, np.ndarray]:
+        """The bricks as they are now: changed in this version, else as of
+        ``version`` (None: the newest written)."""
+        out: dict[Brick, np.ndarray] = {}
         missing = []
         for b in bricks:
             if (layer, mag, b) in changed:
                 out[b] = changed[(layer, mag, b)]
             else:
                 missing.append(b)
-        async with self._pool.acquire() as conn:
-            stored = await materialised.bricks_at(conn, key, layer, mag, missing)
-        for b in missing:
-            data = stored.get(b)
-            if data is not None:
-                out[b] = enc.from_raw(enc.decompress(data), info.dtype).copy()
-                continue
-            out[b] = await self._unwritten(key.annotation_id, info, mag, b)
+        out.update(await self._read(key, layer, mag, info, missing, version))
         return out
+
+    async def _read(
+        self,
+        key: RoomKey,
+        layer: str,
+        mag: str,
+        info: LayerInfo,
+        bricks: list[Brick],
+        version: int | None,
+    ) -> dict[Brick, np.ndarray]:
+        """The bricks as of ``version`` (None: the newest written): what the
+        ops wrote, else the fallback's, else zeros (writable copies)."""
+        if not bricks:
+            return {}
+        async with self._pool.acquire() as conn:
+            stored = await materialised.bricks_at(conn, key, layer, mag, bricks, version)
+        out: dict[Brick, np.ndarray] = {}
+        if stored:
+            out.update(
+                await asyncio.to_thread(
+                    lambda: {
+                        b: enc.from_raw(enc.decompress(data), info.dtype).copy()
+                        for b, data in stored.items()
+                    }
+                )
+            )
+        for b in bricks:
+            if b not in out:
+                out[b] = await self._unwritten(key.annotation_id, info, mag, b)
+        return out
+
+    # -- live -----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def watch(self, annotation_id: int, callback: Watcher) -> Iterator[None]:
+        """Call ``callback(version, rows)`` with the bricks each version of the
+        annotation's segmentation changed, once they are written (brick
+        sockets push them to their viewers). It must not block."""
+        watchers = self._watchers.setdefault(annotation_id, set())
+        watchers.add(callback)
+        try:
+            yield
+        finally:
+            watchers.discard(callback)
+            if not watchers:
+                self._watchers.pop(annotation_id, None)
+
+    def _announce(self, annotation_id: int, version: int, rows: list[BrickRow]) -> None:
+        for callback in list(self._watchers.get(annotation_id, ())):
+            try:
+                callback(version, rows)
+            except Exception:
+                log.exception("a brick watcher failed", extra={"annotation": annotation_id})
+
+
+Brick = tuple[int, int, int]
+#: Bricks a version changed so far, by (layer, mag name, brick).
+Changed = dict[tuple[str, str, Brick], np.ndarray]
+#: Told the bricks a version changed: (version, rows).
+Watcher = Callable[[int, list[BrickRow]], None]
+
+
+def _ops_changed(
+    events: list[dict[str, Any]],
+) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+    """Ops an update added (in order) and deleted, from the ``ops`` map's
+    events; a rewritten op counts as both."""
+    added: dict[str, dict[str, Any]] = {}
+    deleted: list[str] = []
+    for keys in events:
+        for op_key, change in keys.items():
+            action = change.get("action")
+            if action in ("delete", "update"):
+                deleted.append(op_key)
+                added.pop(op_key, None)
+            if action in ("add", "update") and isinstance(change.get("newValue"), dict):
+                added[op_key] = change["newValue"]
+    ordered = sorted(added.items(), key=lambda item: op_order(item[0]))
+    return ordered, deleted
+
+
+def _bricks_in(b0: Brick, b1: Brick) -> list[Brick]:
+    return [
+        (x, y, z)
+        for x in range(b0[0], b1[0] + 1)
+        for y in range(b0[1], b1[1] + 1)
+        for z in range(b0[2], b1[2] + 1)
+    ]
+
+
+def _build(snapshot: bytes | None, updates: list[bytes]) -> Doc:
+    """The document from its stored state (in a thread: it may be large)."""
+    doc: Doc = Doc()
+    for root in ("layers", "ops"):
+        doc.get(root, type=Map)
+    if snapshot:
+        doc.apply_update(snapshot)
+    for update in updates:
+        doc.apply_update(update)
+    return doc
+
+
+def _paint_each(
+    op: dict[str, Any], current: dict[Brick, np.ndarray], f: tuple[int, int, int]
+) -> dict[Brick, np.ndarray]:
+    """Paint a (local) op brick by brick; the bricks it changed."""
+    out = {}
+    for b, voxels in current.items():
+        piece = voxels.copy()
+        paint.apply(op, piece, (b[0] * BRICK, b[1] * BRICK, b[2] * BRICK), f)
+        if not np.array_equal(piece, voxels):
+            out[b] = piece
+    return out
+
+
+def _layer_lookup(doc: Doc) -> Callable[[str], dict[str, Any] | None]:
+    layers = doc.get("layers", type=Map)
+
+    def find(name: str) -> dict[str, Any] | None:
+        entry = layers.get(name)
+        return entry.to_py() if isinstance(entry, Map) else None
+
+    return find
 
 
 def _paint(

@@ -14,8 +14,9 @@ from typing import Any
 
 from pycrdt import Doc, Map
 
-from collab.errors import Unprocessable
+from collab.errors import CollabError, Unprocessable
 from collab.segmentation.ids import DTYPE_MAX
+from collab.volume.mags import Mag, parse_mag
 
 #: Centres in one brush stroke.
 MAX_POINTS = 10_000
@@ -29,6 +30,14 @@ MAX_BOX_VOXELS = 256**3
 MAX_INTERPOLATION_SLICES = 64
 #: Coordinates are voxels of mag 1 within this (2^31, as brick paths).
 MAX_COORD = 2**31
+#: How far a stroke's centres may lie apart along each axis, voxels of mag 1
+#: (a viewport's width at mag 1): what bounds the bricks one stroke reaches.
+MAX_STROKE_SPAN = 1024
+#: Mags a volume layer keeps, and how much coarser each may be than the one
+#: before it (voxels of the finer per voxel of the coarser; 4³ = 64).
+MAX_LAYER_MAGS = 16
+MAX_MAG_STEP = 64
+DTYPES = ("uint8", "uint16", "uint32", "uint64")
 
 PLANES = {"xy": 2, "xz": 1, "yz": 0}  # plane → the axis through it (the slice)
 KINDS = ("brush", "fill2d", "fill3d", "eraseSegment", "interpolate")
@@ -51,12 +60,68 @@ def check_update(doc: Doc, update: bytes, author: int | None) -> None:
         scratch.apply_update(update)
     except Exception:
         return  # the room's own apply refuses what pycrdt cannot apply
+    for key in list(fresh_layers.keys()):
+        check_layer(key, fresh_layers[key])
+    if len(scratch.get("idBlocks", type=Map)) > 0:
+        raise Unprocessable("idBlocks: written by the server only (POST …/segment-ids)")
     if len(ops) == 0:
         return
     layers = doc.get("layers", type=Map)
     for key in list(ops.keys()):
         layer_of = _layer_lookup(layers, fresh_layers)
         check_op(key, ops[key], layer_of, author)
+
+
+def check_layer(key: str, entry: Any) -> None:
+    """A volume layer a client creates: its dtype, mags and bounding box are
+    what materialisation relies on; ``largestSegmentId`` is the server's."""
+    where = f"layers[{key[:40]!r}]"
+    if "," in key or "/" in key or not key:
+        raise Unprocessable(f"{where}: a layer id must be non-empty, without ',' or '/'")
+    if not isinstance(entry, Map):
+        raise Unprocessable(f"{where}: a layer is a Y.Map")
+    values = entry.to_py() or {}
+    if "largestSegmentId" in values:
+        raise Unprocessable(f"{where}.largestSegmentId: written by the server only")
+    if values.get("dtype", "uint32") not in DTYPES:
+        raise Unprocessable(f"{where}.dtype: expected one of {', '.join(DTYPES)}")
+    names = values.get("mags")
+    if names is not None:
+        layer_mags(names, f"{where}.mags")
+    if values.get("boundingBox") is not None:
+        box = values["boundingBox"]
+        if not isinstance(box, dict):
+            raise Unprocessable(f"{where}.boundingBox: expected {{topLeft, size}}")
+        _point(box.get("topLeft"), f"{where}.boundingBox.topLeft", None)
+        _point(box.get("size"), f"{where}.boundingBox.size", None)
+
+
+def layer_mags(names: Any, where: str) -> list[Mag]:
+    """A layer's ``mags``: mag names, finest first, at most MAX_LAYER_MAGS,
+    each a whole multiple of the one before and at most MAX_MAG_STEP coarser."""
+    if not isinstance(names, list) or not 1 <= len(names) <= MAX_LAYER_MAGS:
+        raise Unprocessable(f"{where}: 1 to {MAX_LAYER_MAGS} mag names, finest first")
+    out: list[Mag] = []
+    for name in names:
+        try:
+            mag = parse_mag(str(name)[:20])
+        except CollabError:
+            raise Unprocessable(f"{where}: {str(name)[:20]!r} is no mag") from None
+        if out:
+            prev = out[-1]
+            ratio = [c // p for c, p in zip(mag, prev, strict=True)]
+            if (
+                any(c % p for c, p in zip(mag, prev, strict=True))
+                or min(ratio) < 1
+                or math.prod(ratio) <= 1
+                or math.prod(ratio) > MAX_MAG_STEP
+            ):
+                raise Unprocessable(
+                    f"{where}: {mag} must be a whole multiple of {prev}, "
+                    f"at most {MAX_MAG_STEP} of its voxels per voxel"
+                )
+        out.append(mag)
+    return out
 
 
 def _layer_lookup(live: Map, fresh: Map) -> Any:
@@ -90,6 +155,13 @@ def check_op(key: str, op: Any, layer_of: Any, author: int | None) -> None:
     mag = op.get("mag")
     if not isinstance(mag, str) or not 0 < len(mag) <= 20:
         raise Unprocessable(f"{where}.mag: expected a mag name such as '1' or '2-2-1'")
+    try:
+        parsed = parse_mag(mag)
+    except CollabError:
+        raise Unprocessable(f"{where}.mag: {mag!r} is no mag name such as '1' or '2-2-1'") from None
+    kept = entry.get("mags")
+    if isinstance(kept, list) and kept and parsed not in _mags_of(kept):
+        raise Unprocessable(f"{where}.mag: the layer keeps no mag {mag!r}")
     largest = DTYPE_MAX.get(str(entry.get("dtype")), DTYPE_MAX["uint32"])
     segment = _int(op, "segment", where, 0, largest)
     if segment == 0 and not (kind == "brush" and op.get("erase") is True):
@@ -101,11 +173,19 @@ def check_op(key: str, op: Any, layer_of: Any, author: int | None) -> None:
         if not isinstance(points, list) or not 1 <= len(points) <= MAX_POINTS:
             raise Unprocessable(f"{where}.points: 1 to {MAX_POINTS} centres [x, y, z]")
         first = None
+        lo = [MAX_COORD] * 3
+        hi = [0] * 3
         for i, p in enumerate(points):
             point = _point(p, f"{where}.points[{i}]", box)
             first = point[axis] if first is None else first
             if point[axis] != first:
                 raise Unprocessable(f"{where}.points[{i}]: a stroke stays in one slice")
+            lo = [min(lo[a], point[a]) for a in range(3)]
+            hi = [max(hi[a], point[a]) for a in range(3)]
+        if max(hi[a] - lo[a] for a in range(3)) > MAX_STROKE_SPAN:
+            raise Unprocessable(
+                f"{where}.points: a stroke's centres lie at most {MAX_STROKE_SPAN} voxels apart"
+            )
         radius = _number(op, "radius", where)
         if not 0 < radius <= MAX_RADIUS:
             raise Unprocessable(f"{where}.radius: must be in (0, {MAX_RADIUS}]")
@@ -193,6 +273,16 @@ def _bounds(entry: dict[str, Any]) -> tuple[list[int], list[int]] | None:
     try:
         top = [int(c) for c in box["topLeft"]]
         size = [int(c) for c in box["size"]]
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):  # OverflowError: inf
         return None
     return (top, size) if len(top) == 3 and len(size) == 3 else None
+
+
+def _mags_of(names: list[Any]) -> list[Mag]:
+    out = []
+    for name in names[:MAX_LAYER_MAGS]:
+        try:
+            out.append(parse_mag(str(name)[:20]))
+        except CollabError:
+            continue
+    return out

@@ -140,6 +140,28 @@ def _brush(op: dict[str, Any], block: np.ndarray, origin: Vec, f: Vec, segment: 
         plane[mask] = segment
 
 
+def brush_bricks(op: dict[str, Any], f: Vec, b0: Vec, b1: Vec, size: int) -> list[Vec]:
+    """The bricks (``size``³, of mag ``f``, within b0…b1) a brush stroke may
+    change: those whose square in the slice comes within the radius of the
+    polyline (measured, as the brush does, in voxels of mag 1)."""
+    axis = PLANES[op["plane"]]
+    u, v = (a for a in range(3) if a != axis)
+    points = [_scaled(p, f) for p in op["points"]]
+    w = points[0][axis] // size
+    gu = (np.arange(b0[u], b1[u] + 1) + 0.5) * size * f[u]
+    gv = (np.arange(b0[v], b1[v] + 1) + 0.5) * size * f[v]
+    cu = [(p[u] + 0.5) * f[u] for p in points]
+    cv = [(p[v] + 0.5) * f[v] for p in points]
+    slack = size / 2 * math.hypot(f[u], f[v]) + max(f[u], f[v])
+    mask = _near_polyline(gu, gv, cu, cv, float(op["radius"]) + slack)
+    out: list[Vec] = []
+    for i, j in zip(*np.nonzero(mask), strict=True):
+        b = [0, 0, 0]
+        b[axis], b[u], b[v] = w, b0[u] + int(i), b0[v] + int(j)
+        out.append((b[0], b[1], b[2]))
+    return out
+
+
 def _near_polyline(
     gu: np.ndarray, gv: np.ndarray, cu: list[float], cv: list[float], radius: float
 ) -> np.ndarray:
@@ -150,7 +172,16 @@ def _near_polyline(
     r2 = radius * radius
     if len(cu) == 1:
         return ((U - cu[0]) ** 2 + (V - cv[0]) ** 2) <= r2
-    for k in range(len(cu) - 1):
+    # Only segments that come near the grid are looked at (one numpy pass),
+    # so painting brick by brick costs what each brick's own segments cost.
+    pu, pv = np.asarray(cu), np.asarray(cv)
+    near = np.flatnonzero(
+        (np.minimum(pu[:-1], pu[1:]) - radius <= gu[-1])
+        & (np.maximum(pu[:-1], pu[1:]) + radius >= gu[0])
+        & (np.minimum(pv[:-1], pv[1:]) - radius <= gv[-1])
+        & (np.maximum(pv[:-1], pv[1:]) + radius >= gv[0])
+    )
+    for k in near.tolist():
         au, av, bu, bv = cu[k], cv[k], cu[k + 1], cv[k + 1]
         du, dv = bu - au, bv - av
         length2 = du * du + dv * dv

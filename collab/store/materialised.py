@@ -26,6 +26,20 @@ class BrickRow:
     data: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class OpRow:
+    """An applied op: the version that added it, its order within that
+    version, and the bricks it may change (``b0 ≤ b ≤ b1`` at ``mag``)."""
+
+    op: str
+    version: int
+    seq: int
+    layer: str
+    mag: str
+    b0: Brick
+    b1: Brick
+
+
 async def materialised_version(conn: asyncpg.Connection, key: RoomKey) -> int:
     """The last version whose bricks are all written (0: none)."""
     found = await conn.fetchval(
@@ -37,12 +51,50 @@ async def materialised_version(conn: asyncpg.Connection, key: RoomKey) -> int:
 
 
 async def write_version(
-    conn: asyncpg.Connection, key: RoomKey, version: int, rows: Sequence[BrickRow]
+    conn: asyncpg.Connection,
+    key: RoomKey,
+    version: int,
+    rows: Sequence[BrickRow],
+    added: Sequence[OpRow] = (),
+    deleted: Sequence[str] = (),
 ) -> None:
-    """The bricks ``version`` changed, and the materialised version moved to
-    it, in one transaction. Writing a version again replaces its rows (a
-    materialiser that resumes after a crash repeats the version it was on)."""
+    """The bricks ``version`` changed, the ops it added and deleted, and the
+    materialised version moved to it, in one transaction. Writing a version
+    again replaces its rows (a materialiser that resumes after a crash
+    repeats the version it was on)."""
     async with conn.transaction():
+        if deleted:
+            await conn.execute(
+                "DELETE FROM materialised_ops WHERE annotation_id = $1 AND doc = $2 "
+                "AND op = ANY($3::text[])",
+                key.annotation_id,
+                key.doc,
+                list(deleted),
+            )
+        if added:
+            await conn.executemany(
+                "INSERT INTO materialised_ops (annotation_id, doc, op, version, seq, layer, mag, "
+                "b0x, b0y, b0z, b1x, b1y, b1z) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+                "ON CONFLICT (annotation_id, doc, op) DO UPDATE SET version = EXCLUDED.version, "
+                "seq = EXCLUDED.seq, layer = EXCLUDED.layer, mag = EXCLUDED.mag, "
+                "b0x = EXCLUDED.b0x, b0y = EXCLUDED.b0y, b0z = EXCLUDED.b0z, "
+                "b1x = EXCLUDED.b1x, b1y = EXCLUDED.b1y, b1z = EXCLUDED.b1z",
+                [
+                    (
+                        key.annotation_id,
+                        key.doc,
+                        o.op,
+                        o.version,
+                        o.seq,
+                        o.layer,
+                        o.mag,
+                        *o.b0,
+                        *o.b1,
+                    )
+                    for o in added
+                ],
+            )
         if rows:
             await conn.executemany(
                 "INSERT INTO materialised_bricks "
@@ -94,3 +146,32 @@ async def bricks_at(
         version,
     )
     return {(r["x"], r["y"], r["z"]): bytes(r["data"]) for r in rows}
+
+
+async def applied_ops(
+    conn: asyncpg.Connection, key: RoomKey, *, ops: Sequence[str] | None = None, since: int = 0
+) -> list[OpRow]:
+    """Applied ops in the order they were applied: those named in ``ops``, or
+    every one added at ``since`` or later."""
+    rows = await conn.fetch(
+        "SELECT op, version, seq, layer, mag, b0x, b0y, b0z, b1x, b1y, b1z "
+        "FROM materialised_ops WHERE annotation_id = $1 AND doc = $2 "
+        "AND ($3::text[] IS NULL OR op = ANY($3::text[])) AND version >= $4 "
+        "ORDER BY version, seq, op",
+        key.annotation_id,
+        key.doc,
+        None if ops is None else list(ops),
+        since,
+    )
+    return [
+        OpRow(
+            r["op"],
+            r["version"],
+            r["seq"],
+            r["layer"],
+            r["mag"],
+            (r["b0x"], r["b0y"], r["b0z"]),
+            (r["b1x"], r["b1y"], r["b1z"]),
+        )
+        for r in rows
+    ]

@@ -2,7 +2,8 @@
 
 All integers little-endian. Client → server: REQUEST (0x01) and CANCEL
 (0x02). Server → client: BRICKS (0x81, one or more bricks per frame), ERROR
-(0x82) and DONE (0x83, a request fully answered).
+(0x82), DONE (0x83, a request fully answered) and PUSHED (0x84, bricks a
+new version of an annotation's volume layer changed, unasked).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ CANCEL = 0x02
 BRICKS = 0x81
 ERROR = 0x82
 DONE = 0x83
+PUSHED = 0x84
 
 STATUS_OK = 0
 STATUS_MISSING = 1
@@ -47,6 +49,7 @@ _BRICKS_HEAD = struct.Struct("<BBH")  # 4 bytes
 _RECORD = struct.Struct("<IiiiBBBBHHHHI")  # 32 bytes
 _ERROR_HEAD = struct.Struct("<BBHI")  # 8 bytes
 _DONE = struct.Struct("<BBBBIIIII")  # 24 bytes
+_PUSHED_HEAD = struct.Struct("<BBHIHHHH")  # 16 bytes
 RECORD_BYTES = _RECORD.size
 MAX_MAPPING_NAME = 255
 
@@ -193,6 +196,11 @@ def bricks_head(count: int) -> bytes:
     return _BRICKS_HEAD.pack(BRICKS, 0, count)
 
 
+def pushed_head(count: int, version: int, mag: tuple[int, int, int]) -> bytes:
+    """Head of a PUSHED frame; its records follow as in BRICKS (request id 0)."""
+    return _PUSHED_HEAD.pack(PUSHED, 0, count, version, mag[0], mag[1], mag[2], 0)
+
+
 def pack_error(code: int, message: str, request_id: int = 0) -> bytes:
     return _ERROR_HEAD.pack(ERROR, 0, code, request_id) + message.encode()[:1024]
 
@@ -208,8 +216,19 @@ def unpack_bricks(frame: bytes | memoryview) -> list[Record]:
     kind, _, count = _BRICKS_HEAD.unpack_from(frame)
     if kind != BRICKS:
         raise ValueError(f"not a bricks frame: 0x{kind:02x}")
+    return _records(frame, _BRICKS_HEAD.size, count)
+
+
+def unpack_pushed(frame: bytes | memoryview) -> tuple[int, tuple[int, int, int], list[Record]]:
+    """A PUSHED frame: (version, mag, records)."""
+    kind, _, count, version, mx, my, mz, _r = _PUSHED_HEAD.unpack_from(frame)
+    if kind != PUSHED:
+        raise ValueError(f"not a pushed frame: 0x{kind:02x}")
+    return version, (mx, my, mz), _records(frame, _PUSHED_HEAD.size, count)
+
+
+def _records(frame: bytes | memoryview, offset: int, count: int) -> list[Record]:
     out = []
-    offset = _BRICKS_HEAD.size
     for _ in range(count):
         rid, x, y, z, status, dtype, encoding, _r, sx, sy, sz, _r2, n = _RECORD.unpack_from(
             frame, offset

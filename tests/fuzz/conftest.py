@@ -82,6 +82,16 @@ def annotation(server: ServerProcess, token: str) -> int:
     return int(r.json()["id"])
 
 
+#: Log events that mean the server broke on an input instead of refusing it.
+FAILURES = (
+    "repair failed",
+    "unhandled error",
+    "frame handling failed",
+    "room failed to load",
+    "materialising failed",
+)
+
+
 def assert_still_saving(server: ServerProcess, token: str, ann: int) -> None:
     """The server answers /healthz 200 and acknowledges a new update in
     ``ann`` (a room only this check writes to, or one quiet by now), and its
@@ -91,7 +101,7 @@ def assert_still_saving(server: ServerProcess, token: str, ann: int) -> None:
     failures = [
         line
         for line in server.log.read_text(errors="replace").splitlines()
-        if '"event":"repair failed"' in line or '"event":"unhandled error"' in line
+        if any(f'"event":"{event}"' in line for event in FAILURES)
     ]
     assert not failures, f"{len(failures)} failures logged; the first: {failures[0][:3000]}"
     r = httpx.get(f"{server.url}/healthz", timeout=10)

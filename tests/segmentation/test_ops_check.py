@@ -78,7 +78,15 @@ BAD = [
       "segment": 9, "from": 10, "to": 200, "box": {"topLeft": [0, 0, 0], "size": [9, 9, 9]}},
      "slices apart"),
     ("a string", "JSON object"),
+    (brush(mag="nonsense"), "no mag name"),
+    (brush(points=[[0, 0, 5], [400, 100, 5], [0, 1100, 5]]), "apart"),
+    (brush(mag="4"), "keeps no mag"),  # the layer of MAGGED keeps 1 and 2 only
 ]  # fmt: skip
+MAGGED = {
+    **LAYER,
+    "mags": ["1", "2"],
+    "boundingBox": {"topLeft": [0, 0, 0], "size": [512, 2048, 512]},
+}
 
 
 @pytest.mark.parametrize("op", GOOD)
@@ -89,7 +97,7 @@ def test_good_ops_pass(op: dict[str, Any]) -> None:
 @pytest.mark.parametrize(("op", "named"), BAD)
 def test_bad_ops_are_refused_naming_the_field(op: Any, named: str) -> None:
     with pytest.raises(Unprocessable) as caught:
-        check_op("7-1", op, layer_of, 7)
+        check_op("7-1", op, lambda name: MAGGED if name == "L1" else None, 7)
     assert named in caught.value.message and "ops['7-1']" in caught.value.message
 
 
@@ -138,3 +146,37 @@ async def test_a_bad_op_closes_only_its_sender(live: LiveServer) -> None:
     assert sorted(reader.map("ops").keys()) == sorted([f"{a_id}-1", f"{c_id}-1"])
     for client in (watcher, reader):
         await client.close()
+
+
+@pytest.mark.parametrize(
+    ("entry", "named"),
+    [
+        ({"name": "x", "largestSegmentId": 5}, "largestSegmentId"),
+        ({"name": "x", "dtype": "float32"}, "dtype"),
+        ({"name": "x", "mags": ["1", "1024"]}, "mags"),
+        ({"name": "x", "mags": ["2", "1"]}, "mags"),
+        ({"name": "x", "mags": ["1", "nonsense"]}, "no mag"),
+        ({"name": "x", "mags": [str(2**k) for k in range(17)]}, "mags"),
+        ({"name": "x", "boundingBox": {"topLeft": [0, 0, 0], "size": [1e300, 1, 1]}}, "size"),
+    ],
+)
+def test_bad_layers_are_refused(entry: dict[str, Any], named: str) -> None:
+    from pycrdt import Doc
+
+    from collab.segmentation.ops import check_layer
+
+    doc: Doc = Doc()
+    layers = doc.get("layers", type=Map)
+    layers["x"] = Map(entry)
+    with pytest.raises(Unprocessable) as caught:
+        check_layer("x", layers["x"])
+    assert named in caught.value.message
+    check_layer("ok", _integrated({"name": "ok", "mags": ["1", "2", "4-4-2", "16-16-8"]}))
+
+
+def _integrated(entry: dict[str, Any]) -> Map:
+    from pycrdt import Doc
+
+    doc: Doc = Doc()
+    doc.get("layers", type=Map)["k"] = Map(entry)
+    return doc.get("layers", type=Map)["k"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pycrdt import Map
 
+from collab.document.log import RoomKey
 from tests.conftest import LiveServer
 from tests.volume.helpers import make_dataset
 from tests.yclient import YClient
@@ -17,6 +18,17 @@ from tests.yclient import YClient
 async def add_layer(client: YClient, layer: str, **fields: object) -> None:
     entry = {"name": layer, "dtype": "uint32", "fallback": None, **fields}
     assert await client.write(lambda: client.map("layers").__setitem__(layer, Map(entry)))
+
+
+async def server_layer(live: LiveServer, ann: int, layer: str, **fields: object) -> None:
+    """A layer written by the server (as an import writes one: with its
+    ``largestSegmentId``, which clients may not write)."""
+    entry = {"name": layer, "dtype": "uint32", "fallback": None, **fields}
+    async with live.services.rooms.hold(RoomKey(ann, "segmentation")) as room:
+        await room.quiet()
+        room.change(
+            lambda doc: doc.get("layers", type=Map).__setitem__(layer, Map(entry)), None, {}
+        )
 
 
 async def test_concurrent_blocks_never_overlap(live: LiveServer) -> None:
@@ -71,7 +83,7 @@ async def test_blocks_start_above_the_fallback_and_the_recorded_largest(live: Li
         ]
     writer = await YClient(live.sync_url(ann, "segmentation", token=token, acks="1")).connect()
     await add_layer(writer, "over-fallback", fallback="segmentation")
-    await add_layer(writer, "imported", largestSegmentId=5000)
+    await server_layer(live, ann, "imported", largestSegmentId=5000)
     async with live.client(token) as http:
         url = f"/api/annotations/{ann}/segment-ids"
         first = (await http.post(url, json={"layer": "over-fallback", "count": 3})).json()
@@ -87,7 +99,12 @@ async def test_bad_requests(live: LiveServer) -> None:
     ann = await live.annotation(token, "bad")
     writer = await YClient(live.sync_url(ann, "segmentation", token=token, acks="1")).connect()
     await add_layer(writer, "L1", dtype="uint8")
-    await add_layer(writer, "huge", largestSegmentId=1e300)  # a client may write anything
+    await server_layer(live, ann, "huge", largestSegmentId=1e300)
+    # Clients may not write it: the sender is refused, nothing applied.
+    other_writer = await YClient(live.sync_url(ann, "segmentation", token=token)).connect()
+    other_writer.map("layers")["forged"] = Map({"name": "f", "largestSegmentId": 2**32})
+    await other_writer.wait_closed()
+    assert other_writer.closed is not None and other_writer.closed[0] == 4422
     url = f"/api/annotations/{ann}/segment-ids"
     async with live.client(token) as http:
         for body, status in (

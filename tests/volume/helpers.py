@@ -56,6 +56,8 @@ class BrickClient:
     records: list[wire.Record] = field(default_factory=list)
     errors: list[tuple[int, int, str]] = field(default_factory=list)
     done: dict[int, tuple[int, int, int, int, int]] = field(default_factory=dict)
+    #: PUSHED frames: (version, mag, records).
+    pushed: list[tuple[int, tuple[int, int, int], list[wire.Record]]] = field(default_factory=list)
     frames: int = 0
     closed: tuple[int, str] | None = None
 
@@ -76,6 +78,8 @@ class BrickClient:
         elif kind == wire.DONE:
             d = wire.unpack_done(frame)
             self.done[d[0]] = d
+        elif kind == wire.PUSHED:
+            self.pushed.append(wire.unpack_pushed(frame))
         else:
             raise AssertionError(f"unknown frame 0x{kind:02x}")
 

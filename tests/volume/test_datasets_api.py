@@ -277,3 +277,24 @@ async def test_datasets_shared_with_teams(live: LiveServer, small: SmallDataset)
         with pytest.raises(websockets.ConnectionClosed) as info:
             await ws.recv()
         assert info.value.rcvd is not None and info.value.rcvd.code == 4403
+    # Nor through an annotation: the outsider cannot create one on it, and
+    # one shared with them does not show them its voxels (the fallback).
+    async with org.client(org.outsider) as http:
+        r = await http.post("/api/annotations", json={"name": "sneak", "dataset": "lab-a"})
+        assert r.status_code == 403, r.text
+    async with org.client(org.annotator) as http:
+        ann = (await http.post("/api/annotations", json={"name": "a", "dataset": "lab-a"})).json()
+        r = await http.post(
+            f"/api/annotations/{ann['id']}/grants",
+            json={"user": org.outsider.id, "role": "viewer"},
+        )
+        assert r.status_code == 201, r.text
+    async with org.client(org.outsider) as http:
+        r = await http.get(f"/api/annotations/{ann['id']}/volume/L1/1/0/0/0")
+        assert r.status_code == 403, r.text
+    async with websockets.connect(
+        f"{live.ws_url}/volume/{ann['id']}/L1?token={org.outsider.token}"
+    ) as ws:
+        with pytest.raises(websockets.ConnectionClosed) as info:
+            await ws.recv()
+        assert info.value.rcvd is not None and info.value.rcvd.code == 4403

@@ -94,3 +94,19 @@ def test_truncations_are_frame_errors() -> None:
     for n in range(len(frame)):
         with pytest.raises(wire.FrameError):
             wire.parse(frame[:n])
+
+
+def test_golden_pushed() -> None:
+    """PUSHED (0x84): bricks a new version changed, unasked (request id 0)."""
+    golden = GOLDEN["pushed"]
+    frame = bytes.fromhex(golden["hex"])
+    assert frame[:16].hex() == "840001002a000000020002000100" + "0000"
+    version, mag, records = wire.unpack_pushed(frame)
+    assert (version, list(mag)) == (golden["version"], golden["mag"])
+    assert [(r.request_id, list(r.brick), r.status, r.dtype, r.encoding, r.payload.hex())
+            for r in records] == [
+        (g["request_id"], g["brick"], g["status"], g["dtype"], g["encoding"], g["payload"])
+        for g in golden["records"]
+    ]  # fmt: skip
+    rebuilt = wire.pushed_head(1, 42, (2, 2, 1)) + wire.record_head(0, (4, 5, 6), 0, 3, 0, 4)
+    assert rebuilt + bytes.fromhex("0a000000") == frame

@@ -1,0 +1,202 @@
+"""The annotation's volume layer live: undo (an op deleted) computes its
+bricks again from the ops that remain, revert and restore work for voxels,
+a replay from the log gives the same bytes, and the brick socket of the
+layer pushes changed bricks to its viewers (docs/protocol.md, "Bricks of
+an annotation's volume layer")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import websockets
+from pycrdt import Map
+
+from collab.segmentation.materialise import Materialiser
+from collab.volume import wire
+from collab.volume.encoding import RAW, ZSTD, decompress, from_raw
+from tests.conftest import LiveServer
+from tests.segmentation.test_materialise import brush
+from tests.volume.helpers import BrickClient
+from tests.yclient import YClient
+
+U32 = np.dtype("uint32")
+
+
+async def _layer(live: LiveServer, name: str = "paint") -> tuple[int, str, int, YClient]:
+    a_id, a = await live.user("Ada")
+    ann = await live.annotation(a, name)
+    writer = await YClient(live.sync_url(ann, "segmentation", token=a, acks="1")).connect()
+    entry = {"name": "L1", "dtype": "uint32", "mags": ["1", "2"]}
+    assert await writer.write(lambda: writer.map("layers").__setitem__("L1", Map(entry)))
+    return a_id, a, ann, writer
+
+
+async def _stored(live: LiveServer, ann: int, mag: str = "1") -> dict[Any, bytes]:
+    """Every brick's newest bytes (decompressed) of layer L1 at ``mag``."""
+    async with live.services.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT DISTINCT ON (bx, by, bz) bx, by, bz, data FROM materialised_bricks "
+            "WHERE annotation_id = $1 AND layer = 'L1' AND mag = $2 "
+            "ORDER BY bx, by, bz, version DESC",
+            ann,
+            mag,
+        )
+    return {(r["bx"], r["by"], r["bz"]): decompress(bytes(r["data"])) for r in rows}
+
+
+def _nonzero(stored: dict[Any, bytes]) -> dict[Any, bytes]:
+    return {b: raw for b, raw in stored.items() if from_raw(raw, U32).any()}
+
+
+async def test_undo_replays_the_ops_that_remain(live: LiveServer) -> None:
+    a_id, _a, ann, w = await _layer(live)
+    ops = w.map("ops")
+    first = brush(a_id, 5, [[20, 10, 3], [44, 10, 3]], 3)
+    # Only empty voxels: where segment 5 lies, this stroke writes nothing ...
+    second = {**brush(a_id, 6, [[40, 10, 3], [40, 30, 3]], 4), "mode": "empty"}
+    third = brush(a_id, 8, [[100, 100, 9]], 2)  # far away: untouched by the undo
+    for n, op in enumerate((first, second, third), 1):
+        assert await w.write(lambda n=n, op=op: ops.__setitem__(f"{a_id}-{n}", op))
+    m = live.server.config.app.state.materialiser
+    assert await m.catch_up(ann) == 4
+    before = _nonzero(await _stored(live, ann))
+    row = np.concatenate([from_raw(before[(0, 0, 0)], U32)[:, 10, 3],
+                          from_raw(before[(1, 0, 0)], U32)[:, 10, 3]])  # fmt: skip
+    assert row[40] == 5
+    # ... until it is undone: then the second stroke is replayed over zeros.
+    assert await w.write(lambda: ops.__delitem__(f"{a_id}-1"))
+    assert await m.catch_up(ann) == 5
+    after = _nonzero(await _stored(live, ann))
+    assert after[(3, 3, 0)] == before[(3, 3, 0)]  # the far stroke as it was
+    left = from_raw(after[(1, 0, 0)], U32)
+    assert left[40 - 32, 10, 3] == 6 and not (left == 5).any()
+    # Replay: a materialiser on an annotation holding only the remaining ops
+    # writes the same bytes, and so does one starting over on this log.
+    b_id, _b, other, w2 = await _layer(live, "replay")
+    for n, op in ((2, second), (3, third)):
+        op = {**op, "author": b_id}
+        assert await w2.write(lambda n=n, op=op: w2.map("ops").__setitem__(f"{b_id}-{n}", op))
+    assert await m.catch_up(other) == 3
+    assert _nonzero(await _stored(live, other)) == after
+    async with live.services.pool.acquire() as conn:
+        await conn.execute("DELETE FROM materialised_bricks WHERE annotation_id = $1", ann)
+        await conn.execute("DELETE FROM materialised_ops WHERE annotation_id = $1", ann)
+        await conn.execute("DELETE FROM materialised_versions WHERE annotation_id = $1", ann)
+    assert await Materialiser(live.services.pool).catch_up(ann) == 5
+    assert _nonzero(await _stored(live, ann)) == after
+    # Coarser mags follow the undo: mag 2 holds no 5 either.
+    coarse = _nonzero(await _stored(live, ann, "2"))
+    assert coarse and not any((from_raw(raw, U32) == 5).any() for raw in coarse.values())
+    await w.close()
+    await w2.close()
+
+
+async def test_revert_and_restore_voxels(live: LiveServer) -> None:
+    a_id, a, ann, w = await _layer(live)
+    ops = w.map("ops")
+    assert await w.write(lambda: ops.__setitem__(f"{a_id}-1", brush(a_id, 5, [[10, 10, 1]], 3)))
+    assert await w.write(lambda: ops.__setitem__(f"{a_id}-2", brush(a_id, 6, [[20, 20, 1]], 3)))
+    url = f"/api/annotations/{ann}/volume/L1/1/0/0/0"
+    async with live.client(a) as http:
+
+        async def now() -> np.ndarray:
+            r = await http.get(url)
+            assert r.status_code == 200, r.text
+            return from_raw(r.content, U32)
+
+        both = await now()
+        assert both[10, 10, 1] == 5 and both[20, 20, 1] == 6
+        r = await http.post(
+            f"/api/annotations/{ann}/revert", json={"version": 2, "doc": "segmentation"}
+        )
+        assert r.status_code == 200, r.text
+        reverted = await now()
+        assert reverted[10, 10, 1] == 0 and reverted[20, 20, 1] == 6
+        r = await http.post(
+            f"/api/annotations/{ann}/restore", json={"version": 3, "doc": "segmentation"}
+        )
+        assert r.status_code == 200, r.text
+        np.testing.assert_array_equal(await now(), both)
+        # Every version stays readable as it was.
+        r = await http.get(url, params={"version": 4})
+        np.testing.assert_array_equal(from_raw(r.content, U32), reverted)
+    await w.close()
+
+
+async def test_the_layer_socket_pushes_changed_bricks(live: LiveServer) -> None:
+    a_id, a, ann, w = await _layer(live)
+    _v_id, viewer = await live.user("Vera")
+    async with live.client(a) as http:
+        r = await http.post(
+            f"/api/annotations/{ann}/grants", json={"user": _v_id, "role": "viewer"}
+        )
+        assert r.status_code in (200, 201), r.text
+    url = f"{live.ws_url}/volume/{ann}/L1?token={viewer}"
+    client = await BrickClient.connect(url)
+    records = await client.fetch(1, (1, 1, 1), [(0, 0, 0), (1, 0, 0), (-1, 0, 0)], RAW)
+    status = {r.brick: r.status for r in records}
+    assert status == {(0, 0, 0): wire.STATUS_OK, (1, 0, 0): wire.STATUS_OK,
+                      (-1, 0, 0): wire.STATUS_MISSING}  # fmt: skip
+    assert all(not from_raw(r.payload, U32).any() for r in records if r.payload)
+    coarse = await client.fetch(2, (2, 2, 2), [(0, 0, 0)], ZSTD)
+    assert coarse[0].status == wire.STATUS_OK
+    # A stroke over bricks (0,0,0) and (1,0,0): both are pushed, unasked.
+    op = brush(a_id, 7, [[28, 5, 2], [36, 5, 2]], 2)
+    assert await w.write(lambda: w.map("ops").__setitem__(f"{a_id}-1", op))
+    seen: dict[tuple[Any, Any], np.ndarray] = {}
+
+    def pushed_all() -> bool:
+        for version, mag, recs in client.pushed:
+            assert version == 2
+            for r in recs:
+                raw = decompress(r.payload) if r.encoding == ZSTD else r.payload
+                seen[(mag, r.brick)] = from_raw(raw, U32)
+        client.pushed.clear()
+        return {((1, 1, 1), (0, 0, 0)), ((1, 1, 1), (1, 0, 0)), ((2, 2, 2), (0, 0, 0))} <= set(seen)
+
+    await client.until(pushed_all)
+    assert seen[((1, 1, 1), (0, 0, 0))][28:32, 5, 2].tolist() == [7] * 4
+    assert seen[((1, 1, 1), (1, 0, 0))][0:5, 5, 2].tolist() == [7] * 5
+    assert (seen[((2, 2, 2), (0, 0, 0))] == 7).any()  # the coarser mag, as asked: zstd
+    # A socket at a fixed version shows it and hears nothing.
+    old = await BrickClient.connect(f"{live.ws_url}/volume/{ann}/L1?token={viewer}&version=1")
+    rec = await old.fetch(1, (1, 1, 1), [(0, 0, 0)], RAW)
+    assert not from_raw(rec[0].payload, U32).any()
+    assert await w.write(
+        lambda: w.map("ops").__setitem__(f"{a_id}-2", brush(a_id, 9, [[1, 1, 2]], 1))
+    )
+    await client.until(lambda: any(v == 3 for v, _m, _r in client.pushed))
+    assert old.pushed == [] and not old.frames > 2
+    for c in (client, old):
+        await c.close()
+    await w.close()
+
+
+async def test_layer_socket_refusals(live: LiveServer) -> None:
+    _a_id, a, ann, w = await _layer(live)
+    _o, stranger = await live.user("Otto")
+    cases = [
+        (f"/volume/{ann}/L1?token=nope", 4401),
+        (f"/volume/{ann}/L1?token={stranger}", 4403),
+        (f"/volume/{ann}/L9?token={a}", 4404),
+        (f"/volume/{ann}/L1?token={a}&version=99", 4404),
+        (f"/volume/{ann}/L1?token={a}&version=x", 4400),
+        (f"/volume/999999/L1?token={a}", 4404),
+    ]
+    for path, code in cases:
+        async with websockets.connect(live.ws_url + path) as ws:
+            try:
+                await ws.recv()
+            except websockets.ConnectionClosed as exc:
+                assert exc.rcvd is not None and exc.rcvd.code == code, (path, exc.rcvd)
+            else:
+                raise AssertionError(f"{path} was not closed")
+    # A frame that is no request: an ERROR frame, the socket goes on.
+    client = await BrickClient.connect(f"{live.ws_url}/volume/{ann}/L1?token={a}")
+    await client.ws.send(b"\x07")
+    await client.until(lambda: client.errors)
+    assert client.errors[0][0] == wire.E_UNKNOWN_TYPE
+    assert (await client.fetch(1, (1, 1, 1), [(0, 0, 0)]))[0].status == wire.STATUS_OK
+    await client.close()
+    await w.close()
