@@ -6,6 +6,8 @@ import { IdBlocks, unusedBlocks } from '../src/segmentation/ids'
 import {
   type BrushOp,
   brushBricks,
+  layerMags,
+  magFactors,
   MAX_POINTS,
   paintBrush,
   planeAxes,
@@ -183,6 +185,13 @@ describe('stroke → op', () => {
     })
   })
 
+  it('a drag longer than one op takes stops the stroke (the page goes on with a next one)', () => {
+    const stroke = new Stroke({ ...settings, mag: { name: '1', factor: [1, 1, 1] }, box: null }, [10, 10, 5])
+    expect(stroke.add([1034, 10, 5])).toEqual([[1034, 10, 5]])
+    expect(stroke.add([1035, 12, 5])).toBeNull()
+    expect(stroke.last).toEqual([1034, 10, 5])
+  })
+
   it('thins a stroke: a straight drag is its two ends; never more than the server takes', () => {
     const line: Vec3[] = [...Array(200).keys()].map((x) => [x, 7, 1])
     expect(thinStroke(line, 0.5)).toEqual([[0, 7, 1], [199, 7, 1]])
@@ -207,6 +216,18 @@ describe('stroke → op', () => {
     expect(fillOp({ ...settings }, [5, 5, 5], 1)).toEqual({
       kind: 'fill2d', layer: 'L1', author: 4, time: 1, mag: '2-2-1', plane: 'xy', seed: [5, 5, 5], segment: 12,
     })
+  })
+})
+
+describe("a new layer's mags, as the server takes them", () => {
+  it('finest first, each a whole multiple of the one before, at most 64 voxels a step', () => {
+    expect(layerMags(['1', '2', '4-4-2', '8-8-4'])).toEqual(['1', '2', '4-4-2', '8-8-4'])
+    expect(layerMags(['1', '2-2-1', '4-4-1', '16-16-4'])).toEqual(['1', '2-2-1', '4-4-1', '16-16-4'])
+    expect(layerMags(['1', '8', '16'])).toEqual(['1']) // 512 voxels a step
+    expect(layerMags(['1', '3-2-2', '4'])).toEqual(['1', '3-2-2'])
+    expect(layerMags(['1', '1'])).toEqual(['1'])
+    expect(layerMags(['x'])).toEqual([])
+    expect(magFactors('2-2-1')).toEqual([2, 2, 1])
   })
 })
 

@@ -48,23 +48,26 @@ describe('brick frames', () => {
     const g = golden.pushed
     const data = bytes(g.hex)
     // The 16-byte header laid out by hand: type, reserved, count, version, mag x/y/z, reserved.
-    expect(hex(data.subarray(0, 16))).toBe('84' + '00' + '0200' + '2a000000' + '0200' + '0200' + '0100' + '0000')
+    const u16 = (n: number) => hex(new Uint8Array(new Uint16Array([n]).buffer))
+    const u32 = (n: number) => hex(new Uint8Array(new Uint32Array([n]).buffer))
+    expect(hex(data.subarray(0, 16))).toBe(
+      '84' + '00' + u16(g.records.length) + u32(g.version) + g.mag.map(u16).join('') + '0000',
+    )
     const frame = unpack(data)
     expect(frame.kind).toBe('pushed')
     if (frame.kind !== 'pushed') return
     expect(frame.pushed.version).toBe(g.version)
     expect(frame.pushed.mag).toEqual(g.mag)
-    expect(frame.pushed.records.map((r) => [r.requestId, r.brick, r.status, r.dtype, r.encoding, r.shape, hex(r.payload)])).toEqual(
-      g.records.map((r: Record<string, unknown>) => [r.request_id, r.brick, r.status, r.dtype, r.encoding, [32, 32, 32], r.payload]),
-    )
+    const records = g.records.map((r: Record<string, unknown>) => [r.request_id, r.brick, r.status, r.dtype, r.encoding, r.payload])
+    expect(frame.pushed.records.map((r) => [r.requestId, r.brick, r.status, r.dtype, r.encoding, hex(r.payload)])).toEqual(records)
     for (let cut = 1; cut < data.length; cut++) expect(() => unpack(data.subarray(0, cut))).toThrow()
+    // As the brick worker hands it to the page: each brick's voxels in a buffer of its own.
     const decoded = decodeFrame(data)
-    expect(decoded).toMatchObject({ kind: 'pushed', version: 42, mag: [2, 2, 1] })
+    expect(decoded).toMatchObject({ kind: 'pushed', version: g.version, mag: g.mag })
     if (decoded.kind !== 'pushed') return
-    expect(decoded.records.map((r) => [r.brick, r.voxels && [...new Uint32Array(r.voxels)]])).toEqual([
-      [[1, 2, 3], [7]],
-      [[-1, 0, 65536], null],
-    ])
+    expect(decoded.records.map((r) => [r.brick, r.voxels && hex(new Uint8Array(r.voxels))])).toEqual(
+      g.records.map((r: Record<string, unknown>) => [r.brick, r.status === 0 ? r.payload : null]),
+    )
   })
 
   it('refuses truncated and unknown frames', () => {

@@ -111,8 +111,7 @@ export class SegmentationDoc {
   /** Write one voxel op (one undo step); a segment it paints that has no
    *  entry yet gets one, anchored at ``anchor`` (WEBKNOSSOS lists a segment
    *  once it is painted). */
-  write(op: VoxelOp, anchor: Vec3 | null): string {
-    const id = this.newId()
+  write(op: VoxelOp, anchor: Vec3 | null, id = this.newId()): string {
     this.doc.transact(() => {
       this.ops.set(id, op)
       const paints = op.kind !== 'brush' || !op.erase

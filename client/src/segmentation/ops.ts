@@ -15,6 +15,11 @@ export const PLANE_AXIS: Record<PlaneName, 0 | 1 | 2> = { xy: 2, xz: 1, yz: 0 }
 export const MAX_POINTS = 10_000
 export const MAX_RADIUS = 256
 export const MAX_COORD = 2 ** 31
+/** How far a stroke's centres may lie apart along each axis (voxels of mag 1). */
+export const MAX_STROKE_SPAN = 1024
+/** Mags a layer keeps, each at most this many voxels of the one before per voxel. */
+export const MAX_LAYER_MAGS = 16
+export const MAX_MAG_STEP = 64
 
 const BRICK = 32
 
@@ -227,6 +232,38 @@ function distanceToSegment(p: Vec3, a: Vec3, b: Vec3): number {
   const length2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
   const t = length2 ? Math.min(1, Math.max(0, ((p[0] - a[0]) * d[0] + (p[1] - a[1]) * d[1] + (p[2] - a[2]) * d[2]) / length2)) : 0
   return Math.hypot(p[0] - a[0] - t * d[0], p[1] - a[1] - t * d[1], p[2] - a[2] - t * d[2])
+}
+
+/** A mag name's factors ("2" → 2, 2, 2; "2-2-1" → 2, 2, 1), or null when it is none. */
+export function magFactors(name: string): Vec3 | null {
+  const parts = name.split('-').map(Number)
+  const f = parts.length === 1 ? [parts[0], parts[0], parts[0]] : parts
+  return f.length === 3 && f.every((c) => Number.isInteger(c) && c >= 1) ? (f as Vec3) : null
+}
+
+/**
+ * The mags a new layer keeps, as the server takes them (ops.py's
+ * ``layer_mags``; a layer it refuses closes the socket for good): finest
+ * first, each a whole multiple of the one before and at most
+ * ``MAX_MAG_STEP`` of its voxels per voxel; the list ends before the first
+ * that is not.
+ */
+export function layerMags(names: string[]): string[] {
+  const out: string[] = []
+  let previous: Vec3 | null = null
+  for (const name of names.slice(0, MAX_LAYER_MAGS)) {
+    const f = magFactors(name)
+    if (!f) break
+    if (previous) {
+      const p: Vec3 = previous
+      const ratio = f.map((c, a) => Math.floor(c / p[a]))
+      const volume = ratio[0] * ratio[1] * ratio[2]
+      if (f.some((c, a) => c % p[a] !== 0) || Math.min(...ratio) < 1 || volume <= 1 || volume > MAX_MAG_STEP) break
+    }
+    out.push(name)
+    previous = f
+  }
+  return out
 }
 
 /** The largest segment id a layer's dtype holds (JavaScript numbers: at most 2^53 − 1). */

@@ -1,9 +1,22 @@
 // The brush and the eraser (WEBKNOSSOS's B and E): a stroke is the cursor's
 // path while the button is down, in the plane's slice at the viewport's
 // mag; released, it becomes one `brush` op (docs/schema.md): its centres
-// thinned, inside the layer's box. Pure: client/test/segmentation.test.ts.
+// thinned, inside the layer's box, its centres at most MAX_STROKE_SPAN
+// apart (a longer drag goes on as a next stroke). Pure:
+// client/test/segmentation.test.ts.
 
-import { type BoundingBox, type BrushOp, clampToBox, MAX_RADIUS, PLANE_AXIS, type PlaneName, strokePoint, thinStroke, type Vec3 } from '../segmentation/ops'
+import {
+  type BoundingBox,
+  type BrushOp,
+  clampToBox,
+  MAX_RADIUS,
+  MAX_STROKE_SPAN,
+  PLANE_AXIS,
+  type PlaneName,
+  strokePoint,
+  thinStroke,
+  type Vec3,
+} from '../segmentation/ops'
 
 export interface StrokeSettings {
   layer: string
@@ -24,6 +37,8 @@ export class Stroke {
   readonly points: Vec3[] = []
   private readonly axis: number
   private readonly slice: number
+  private readonly low: Vec3 = [Infinity, Infinity, Infinity]
+  private readonly high: Vec3 = [-Infinity, -Infinity, -Infinity]
 
   /** ``start``: the cursor's voxel (mag 1) where the button went down; its slice is the stroke's. */
   constructor(
@@ -35,14 +50,26 @@ export class Stroke {
     this.add(start)
   }
 
-  /** The cursor moved to ``p``: the centres it adds (none when still in the same mag voxel). */
-  add(p: Vec3): Vec3[] {
+  /** The cursor moved to ``p``: the centres it adds (none when still in the
+   *  same mag voxel); null when ``p`` lies too far from the stroke's start
+   *  for one op (the page then goes on with a next stroke). */
+  add(p: Vec3): Vec3[] | null {
     const { mag, box } = this.settings
     const point = strokePoint(p, mag.factor, box, this.axis, this.slice)
     const last = this.points[this.points.length - 1]
     if (last && last.every((c, a) => c === point[a])) return []
+    const low = point.map((c, a) => Math.min(c, this.low[a]))
+    const high = point.map((c, a) => Math.max(c, this.high[a]))
+    if (last && high.some((c, a) => c - low[a] > MAX_STROKE_SPAN)) return null
+    this.low.splice(0, 3, ...low)
+    this.high.splice(0, 3, ...high)
     this.points.push(point)
     return [point]
+  }
+
+  /** Where the stroke is now (its last centre). */
+  get last(): Vec3 {
+    return this.points[this.points.length - 1]
   }
 
   /** The op as the preview shows it now (every centre). */

@@ -38,7 +38,22 @@ const TYPED: Record<number, (b: ArrayBuffer) => Exclude<BrickData, null>> = {
   3: (b) => new Uint32Array(b),
 }
 
+/** The value at mag-1 voxel ``p`` in ``source`` at ``mag``; undefined: not loaded (null brick: 0). */
+export function voxelAt(source: BrickSource, mag: Mag, p: Coord): number | undefined {
+  const v = p.map((c, a) => Math.floor(c / mag.factor[a])) as Coord
+  const brick = v.map((c) => Math.floor(c / BRICK)) as Coord
+  const data = source.get(mag, brick)
+  if (data === undefined) return undefined
+  if (data === null) return 0
+  const [i, j, k] = v.map((c, a) => c - brick[a] * BRICK)
+  return data[i + BRICK * (j + BRICK * k)]
+}
+
+let sources = 0
+
 export class BrickSource {
+  /** Which source this is (views tell one layer's bricks from another's). */
+  readonly serial = ++sources
   /** The socket lives in a worker (./brick_worker.ts), which decodes frames off the main thread. */
   private readonly worker: Worker
   private open = false
