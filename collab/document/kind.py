@@ -146,6 +146,11 @@ class DocumentKind:
     #: sender's user id. None: every update pycrdt can apply is taken (and
     #: repaired afterwards, as the skeleton's are).
     check: Callable[[Doc, bytes, int | None], None] | None = None
+    #: True when the order of its versions matters beyond the merged state
+    #: (the segmentation applies voxel ops in the order they were sequenced):
+    #: a copy of the document (a task's base) keeps every version instead of
+    #: merging them into one.
+    keeps_order: bool = False
 
     def __post_init__(self) -> None:
         names = [root.name for root in self.roots]

@@ -457,6 +457,7 @@ async def volume_endpoint(ws: WebSocket) -> None:
             if await identity.access_to(db, who, annotation_id) < Access.READ:
                 raise Forbidden(f"no access to annotation {annotation_id}")
             await check_annotation_dataset(db, who, annotation_id)
+        await svc.rooms.committer.flush()  # "newest" is every version accepted so far
         done = await materialiser.newest(annotation_id)
         if version is not None and version > done:
             raise NotFound(f"the segmentation has no version {version}; newest is {done}")

@@ -84,6 +84,7 @@ async def get_volume_brick(request: Request) -> Response:
     brick = (_coord(request, "x"), _coord(request, "y"), _coord(request, "z"))
     version = query_int(request, "version", None, 0)
     materialiser: Materialiser = request.app.state.materialiser
+    await svc.rooms.committer.flush()  # "newest" is every version accepted so far
     done = await materialiser.newest(annotation_id)
     if version is not None and version > done:
         raise NotFound(f"the segmentation has no version {version}; newest is {done}")

@@ -298,7 +298,9 @@ async def get_task(request: Request) -> JSON:
 
 
 async def next_task(request: Request) -> JSON:
-    return JSON(await flow.take_next(services(request).pool, await caller(request)))
+    return JSON(
+        await flow.take_next(services(request).pool, await caller(request), services(request).kinds)
+    )
 
 
 # -- instances --------------------------------------------------------------------------
@@ -322,7 +324,13 @@ async def assign_instance(request: Request) -> JSON:
     body = await read_json(request)
     user = field_int(body, "user", minimum=1) or 0
     return JSON(
-        await flow.assign(services(request).pool, me, path_int(request, "instance_id"), user)
+        await flow.assign(
+            services(request).pool,
+            me,
+            path_int(request, "instance_id"),
+            user,
+            services(request).kinds,
+        )
     )
 
 

@@ -27,4 +27,5 @@ SEGMENTATION = DocumentKind(
     ),
     modes=("volume", "proofreading"),
     check=check_update,
+    keeps_order=True,
 )

@@ -39,6 +39,7 @@ import asyncio
 import contextlib
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +63,8 @@ BRICK = 32
 DOC = "segmentation"
 #: Documents kept between catch-ups (annotations being painted at once).
 DOCS_KEPT = 64
+#: Newest voxels kept in memory for painting (bricks of 32³ uint32: 128 KiB).
+HEAD_CACHE_BYTES = 256 * 2**20
 #: How long a reader waits for the newest version to be materialised.
 READ_WAIT_SECONDS = 30.0
 #: Versions read from the log at a time while catching up.
@@ -127,6 +130,12 @@ class Materialiser:
         self._due: set[int] = set()
         self._wake = asyncio.Event()
         self._watchers: dict[int, set[Watcher]] = {}
+        #: The newest voxels of bricks touched lately, per (annotation, layer,
+        #: mag, brick), as of ``_head_at[annotation]``: painting one stroke
+        #: after another reads them from here, not from PostgreSQL (zstd).
+        self._head: OrderedDict[tuple[int, str, str, Brick], np.ndarray] = OrderedDict()
+        self._head_bytes = 0
+        self._head_at: dict[int, int] = {}
         self._tg: asyncio.TaskGroup | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -171,11 +180,11 @@ class Materialiser:
             self._progress.notify_all()
         return reached
 
-    async def newest(self, annotation_id: int, timeout: float = READ_WAIT_SECONDS) -> int:
+    async def newest(self, annotation_id: int, patience: float = READ_WAIT_SECONDS) -> int:
         """The newest version, materialised (what a reader of the newest
-        waits for): 503 when the backlog takes longer than ``timeout``."""
+        waits for): 503 when the backlog takes longer than ``patience`` seconds."""
         try:
-            return await asyncio.wait_for(self.catch_up(annotation_id), timeout)
+            return await asyncio.wait_for(self.catch_up(annotation_id), patience)
         except TimeoutError:
             self.nudge(annotation_id)  # the follower goes on with it
             raise Unavailable(
@@ -192,6 +201,9 @@ class Materialiser:
         async with self._pool.acquire() as conn:
             done = await materialised.materialised_version(conn, key)
             head = await oplog.head(conn, key)
+            if self._head_at.get(key.annotation_id) != done:
+                self._drop_head(key.annotation_id)  # another writer moved it (or none yet)
+                self._head_at[key.annotation_id] = done
             if done >= head:
                 return done
             cached = self._docs.pop(key.annotation_id, None)
@@ -225,18 +237,27 @@ class Materialiser:
                     added, deleted = _ops_changed(events)
                     if not added and not deleted:
                         continue
+                    changed: Changed = {}
                     rows, applied, gone = await self._apply_version(
-                        key, doc, version, added, deleted
+                        key, doc, version, added, deleted, changed
                     )
-                    async with self._pool.acquire() as conn:
-                        await materialised.write_version(conn, key, version, rows, applied, gone)
+                    try:
+                        async with self._pool.acquire() as conn:
+                            await materialised.write_version(
+                                conn, key, version, rows, applied, gone
+                            )
+                    except BaseException:
+                        self._drop_head(key.annotation_id)
+                        raise
                     last_written = version
+                    self._keep_head(key.annotation_id, version, changed)
                     self._announce(key.annotation_id, version, rows)
         finally:
             ops_map.unobserve(subscription)
         if now > last_written:
             async with self._pool.acquire() as conn:
                 await materialised.write_version(conn, key, now, [])
+            self._head_at[key.annotation_id] = now  # no voxel changed since
         self._docs[key.annotation_id] = (now, doc)
         while len(self._docs) > DOCS_KEPT:
             self._docs.pop(next(iter(self._docs)))
@@ -249,10 +270,11 @@ class Materialiser:
         version: int,
         added: list[tuple[str, dict[str, Any]]],
         deleted: list[str],
+        changed: Changed,
     ) -> tuple[list[BrickRow], list[OpRow], list[str]]:
         """One version's effect on the voxels: the bricks it changed (as
-        rows), the ops it applied and the applied ops it deleted."""
-        changed: Changed = {}
+        rows; ``changed`` holds their voxels), the ops it applied and the
+        applied ops it deleted."""
         gone: list[str] = []
         if deleted:
             async with self._pool.acquire() as conn:
@@ -436,30 +458,24 @@ class Materialiser:
             high = tuple(-(-high[a] // ratio[a]) for a in range(3))  # type: ignore[assignment]
             c0 = tuple(low[a] // BRICK for a in range(3))
             c1 = tuple((high[a] - 1) // BRICK for a in range(3))
-            for cb in [
-                (x, y, z)
-                for x in range(c0[0], c1[0] + 1)
-                for y in range(c0[1], c1[1] + 1)
-                for z in range(c0[2], c1[2] + 1)
-            ]:
-                # The finer bricks under this coarser brick.
-                fine = [
-                    (cb[0] * ratio[0] + i, cb[1] * ratio[1] + j, cb[2] * ratio[2] + k)
-                    for i in range(ratio[0])
-                    for j in range(ratio[1])
-                    for k in range(ratio[2])
-                ]
+            for cb in _bricks_in(c0, c1):  # type: ignore[arg-type]
+                # Only the cells of this brick inside the box are computed
+                # again, from the finer voxels under them; the rest stays.
+                lo = tuple(max(low[a], cb[a] * BRICK) for a in range(3))
+                hi = tuple(min(high[a], (cb[a] + 1) * BRICK) for a in range(3))
+                f_lo = tuple(lo[a] * ratio[a] for a in range(3))
+                f_hi = tuple(hi[a] * ratio[a] for a in range(3))
+                fine = _bricks_in(
+                    (f_lo[0] // BRICK, f_lo[1] // BRICK, f_lo[2] // BRICK),
+                    ((f_hi[0] - 1) // BRICK, (f_hi[1] - 1) // BRICK, (f_hi[2] - 1) // BRICK),
+                )
                 under = await self._current(key, layer, str(finer), info, fine, changed, base)
                 before = await self._current(key, layer, str(coarser), info, [cb], changed, base)
-                block = np.zeros(
-                    (ratio[0] * BRICK, ratio[1] * BRICK, ratio[2] * BRICK), dtype=info.dtype
+                after = await asyncio.to_thread(
+                    _downsampled_into, before[cb], cb, under, lo, hi, f_lo, f_hi, ratio
                 )
-                for b in fine:
-                    o = [(b[a] - cb[a] * ratio[a]) * BRICK for a in range(3)]
-                    block[o[0] : o[0] + BRICK, o[1] : o[1] + BRICK, o[2] : o[2] + BRICK] = under[b]
-                down = await asyncio.to_thread(paint.downsample_labels, block, ratio)
-                if not np.array_equal(down, before[cb]):
-                    changed[(layer, str(coarser), cb)] = down
+                if after is not None:
+                    changed[(layer, str(coarser), cb)] = after
             finer = coarser
 
     async def read_brick(
@@ -560,9 +576,21 @@ class Materialiser:
         ops wrote, else the fallback's, else zeros (writable copies)."""
         if not bricks:
             return {}
+        ann = key.annotation_id
+        out: dict[Brick, np.ndarray] = {}
+        at = self._head_at.get(ann)
+        head = version is not None and at is not None and version >= at
+        if head:
+            for b in bricks:
+                hit = self._head.get((ann, layer, mag, b))
+                if hit is not None:
+                    self._head.move_to_end((ann, layer, mag, b))
+                    out[b] = hit
+            bricks = [b for b in bricks if b not in out]
+            if not bricks:
+                return out
         async with self._pool.acquire() as conn:
             stored = await materialised.bricks_at(conn, key, layer, mag, bricks, version)
-        out: dict[Brick, np.ndarray] = {}
         if stored:
             out.update(
                 await asyncio.to_thread(
@@ -575,7 +603,32 @@ class Materialiser:
         for b in bricks:
             if b not in out:
                 out[b] = await self._unwritten(key.annotation_id, info, mag, b)
+        if head and self._head_at.get(ann) == at:
+            for b in bricks:
+                self._cache(ann, layer, mag, b, out[b])
         return out
+
+    def _cache(self, ann: int, layer: str, mag: str, b: Brick, voxels: np.ndarray) -> None:
+        where = (ann, layer, mag, b)
+        old = self._head.pop(where, None)
+        if old is not None:
+            self._head_bytes -= old.nbytes
+        self._head[where] = voxels
+        self._head_bytes += voxels.nbytes
+        while self._head_bytes > HEAD_CACHE_BYTES and self._head:
+            _, gone = self._head.popitem(last=False)
+            self._head_bytes -= gone.nbytes
+
+    def _keep_head(self, ann: int, version: int, changed: Changed) -> None:
+        """``version`` is written: its bricks are the newest."""
+        for (layer, mag, b), voxels in changed.items():
+            self._cache(ann, layer, mag, b, voxels)
+        self._head_at[ann] = version
+
+    def _drop_head(self, ann: int) -> None:
+        for where in [w for w in self._head if w[0] == ann]:
+            self._head_bytes -= self._head.pop(where).nbytes
+        self._head_at.pop(ann, None)
 
     # -- live -----------------------------------------------------------------
 
@@ -634,6 +687,48 @@ def _bricks_in(b0: Brick, b1: Brick) -> list[Brick]:
         for y in range(b0[1], b1[1] + 1)
         for z in range(b0[2], b1[2] + 1)
     ]
+
+
+def _downsampled_into(
+    before: np.ndarray,
+    cb: Brick,
+    under: dict[Brick, np.ndarray],
+    lo: tuple[int, ...],
+    hi: tuple[int, ...],
+    f_lo: tuple[int, ...],
+    f_hi: tuple[int, ...],
+    ratio: tuple[int, int, int],
+) -> np.ndarray | None:
+    """Coarser brick ``cb`` with its cells lo…hi (coarser voxels) computed
+    again from the finer voxels f_lo…f_hi (the bricks ``under``); None when
+    nothing changes."""
+    block = np.empty(tuple(f_hi[a] - f_lo[a] for a in range(3)), dtype=before.dtype)
+    for b, voxels in under.items():
+        a0 = [max(f_lo[a], b[a] * BRICK) for a in range(3)]
+        a1 = [min(f_hi[a], (b[a] + 1) * BRICK) for a in range(3)]
+        if any(a1[a] <= a0[a] for a in range(3)):
+            continue
+        block[
+            a0[0] - f_lo[0] : a1[0] - f_lo[0],
+            a0[1] - f_lo[1] : a1[1] - f_lo[1],
+            a0[2] - f_lo[2] : a1[2] - f_lo[2],
+        ] = voxels[
+            a0[0] - b[0] * BRICK : a1[0] - b[0] * BRICK,
+            a0[1] - b[1] * BRICK : a1[1] - b[1] * BRICK,
+            a0[2] - b[2] * BRICK : a1[2] - b[2] * BRICK,
+        ]
+    down = paint.downsample_labels(block, ratio)
+    o = [lo[a] - cb[a] * BRICK for a in range(3)]
+    target = (
+        slice(o[0], o[0] + down.shape[0]),
+        slice(o[1], o[1] + down.shape[1]),
+        slice(o[2], o[2] + down.shape[2]),
+    )
+    if np.array_equal(before[target], down):
+        return None
+    after = before.copy()
+    after[target] = down
+    return after
 
 
 def _build(snapshot: bytes | None, updates: list[bytes]) -> Doc:

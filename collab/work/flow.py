@@ -16,6 +16,7 @@ import orjson
 from pycrdt import merge_updates
 
 from collab.auth import Principal
+from collab.document.kind import Kinds
 from collab.document.log import RoomKey, UpdateRecord
 from collab.errors import Forbidden, NoTask, NotFound, Unprocessable
 from collab.store import identity, oplog, work
@@ -23,9 +24,25 @@ from collab.store.database import Connection, Database, Record
 from collab.work.access import Actor
 
 
-async def _copy_base(db: Connection, base: int, target: int) -> None:
-    """The base annotation's stored documents become version 1 of ``target``."""
+async def _copy_base(db: Connection, base: int, target: int, kinds: Kinds) -> None:
+    """The base annotation's stored documents become version 1 of ``target``
+    (a kind that ``keeps_order``: its versions 1…n, as they were)."""
     for kind in await oplog.stored_docs(db, base):
+        if kind in kinds and kinds[kind].keeps_order:
+            records = [
+                UpdateRecord(
+                    RoomKey(target, kind),
+                    info.version,
+                    None,
+                    time.time(),
+                    orjson.dumps({"copiedFrom": base, "version": info.version}),
+                    data,
+                )
+                async for info, data in oplog.iter_updates(db, RoomKey(base, kind), 1, 2**31 - 1)
+            ]
+            if records:
+                await oplog.append(db, records)
+            continue
         stored = await oplog.load_in(db, RoomKey(base, kind))
         parts = ([stored.snapshot] if stored.snapshot else []) + list(stored.updates)
         if not parts:
@@ -38,14 +55,14 @@ async def _copy_base(db: Connection, base: int, target: int) -> None:
 
 
 async def _start(
-    db: Connection, row: Record, annotator: int, actor_id: int | None, action: str
+    db: Connection, row: Record, annotator: int, actor_id: int | None, action: str, kinds: Kinds
 ) -> Record:
     task = await work.task_row(db, row["task_id"])
     annotation = await identity.create_annotation(
         db, f"task {task['id']} / instance {row['id']}", task["dataset"], annotator
     )
     if task["base_annotation_id"] is not None:
-        await _copy_base(db, task["base_annotation_id"], annotation)
+        await _copy_base(db, task["base_annotation_id"], annotation, kinds)
     updated = await work.set_instance(
         db, row["id"], "in_progress", annotator, annotation, assigned=True
     )
@@ -63,7 +80,7 @@ async def _start(
     return updated
 
 
-async def take_next(pool: Database, principal: Principal) -> dict[str, Any]:
+async def take_next(pool: Database, principal: Principal, kinds: Kinds) -> dict[str, Any]:
     """``POST /api/tasks/next``: one statement picks, locks and starts the
     instance (store.work.take_next); a base annotation is copied in the same
     transaction."""
@@ -77,11 +94,13 @@ async def take_next(pool: Database, principal: Principal) -> dict[str, Any]:
         if row is None:
             raise NoTask("no open task instance fits you (team, experience, not done before)")
         if row["base_annotation_id"] is not None:
-            await _copy_base(db, row["base_annotation_id"], row["annotation_id"])
+            await _copy_base(db, row["base_annotation_id"], row["annotation_id"], kinds)
     return {"task": row["task_id"], "instance": row["id"], "annotation": row["annotation_id"]}
 
 
-async def assign(pool: Database, actor: Actor, instance_id: int, user: int) -> dict[str, Any]:
+async def assign(
+    pool: Database, actor: Actor, instance_id: int, user: int, kinds: Kinds
+) -> dict[str, Any]:
     """A manager hands an open instance to a user, or moves an in-progress one to another."""
     async with pool.acquire() as db, db.transaction():
         row = await work.instance_row(db, instance_id, lock=True)
@@ -97,7 +116,7 @@ async def assign(pool: Database, actor: Actor, instance_id: int, user: int) -> d
         if held:
             raise Unprocessable(f"user {user} already held an instance of task {row['task_id']}")
         if row["state"] == "open":
-            updated = await _start(db, row, user, actor.user_id, "assign")
+            updated = await _start(db, row, user, actor.user_id, "assign", kinds)
         else:
             work.ensure_state(row, ("in_progress", "rejected"), "reassign")
             annotation = row["annotation_id"]

@@ -200,3 +200,41 @@ async def test_layer_socket_refusals(live: LiveServer) -> None:
     assert (await client.fetch(1, (1, 1, 1), [(0, 0, 0)]))[0].status == wire.STATUS_OK
     await client.close()
     await w.close()
+
+
+async def test_a_task_base_keeps_the_order_of_its_strokes(live: LiveServer) -> None:
+    """A task's base annotation is copied with every segmentation version as
+    it was: merged into one, its ops would be applied by id counter, not in
+    the order the server sequenced them, and overlapping strokes would come
+    out differently."""
+    from tests.work.helpers import make_org
+
+    org = await make_org(live)
+    async with org.client(org.manager) as http:
+        base = (await http.post("/api/annotations", json={"name": "base"})).json()["id"]
+    token = org.manager.token
+    a = await YClient(live.sync_url(base, "segmentation", token=token, acks="1")).connect()
+    b = await YClient(live.sync_url(base, "segmentation", token=token, acks="1")).connect()
+    entry = {"name": "L1", "dtype": "uint32", "mags": ["1"]}
+    assert await a.write(lambda: a.map("layers").__setitem__("L1", Map(entry)))
+    await b.wait(lambda: "L1" in b.map("layers"))
+    me = org.manager.id
+    # Sequenced: a-1, a-2, then b-1 over a-2. By counter: a-1, b-1, a-2.
+    assert await a.write(lambda: a.map("ops").__setitem__("a-1", brush(me, 3, [[5, 5, 1]], 3)))
+    assert await a.write(lambda: a.map("ops").__setitem__("a-2", brush(me, 4, [[20, 20, 1]], 4)))
+    await b.wait(lambda: "a-2" in b.map("ops"))
+    assert await b.write(lambda: b.map("ops").__setitem__("b-1", brush(me, 5, [[22, 20, 1]], 4)))
+    r = await org.tasks({"project": org.project, "taskType": org.task_type,
+                         "position": [1, 2, 3], "baseAnnotation": base})  # fmt: skip
+    assert r.status_code == 201, r.text
+    async with org.client(org.annotator) as http:
+        copy = (await http.post("/api/tasks/next")).json()["annotation"]
+        mine = from_raw((await http.get(f"/api/annotations/{copy}/volume/L1/1/0/0/0")).content, U32)
+    async with org.client(org.manager) as http:
+        theirs = from_raw(
+            (await http.get(f"/api/annotations/{base}/volume/L1/1/0/0/0")).content, U32
+        )
+    assert theirs[21, 20, 1] == 5  # b-1 last: it wins where it overlaps a-2
+    np.testing.assert_array_equal(mine, theirs)
+    await a.close()
+    await b.close()
