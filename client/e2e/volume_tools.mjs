@@ -2,7 +2,8 @@
 // annotation together"): A adds the volume layer, takes a segment id (C)
 // and draws a brush stroke in XY; the stroke shows on A at once (preview)
 // and on B once the server has painted it (pushed bricks); B picks the
-// segment with Shift+click and lists it in the Segments tab; Ctrl+Z on A
+// segment with Shift+click and lists it in the Segments tab, where hiding
+// it hides it on A too; Ctrl+Z on A
 // removes the stroke on both; a read-only link gets no tools. Prints one
 // JSON line of what it saw (pixels as RGB, read from screenshots).
 //   node e2e/volume_tools.mjs <base-url> <annotation> <token A> <token B> <read link> <probes JSON>
@@ -133,6 +134,16 @@ try {
     () => b.locator('[data-testid="segments"] li[data-segment] .segment-name').allTextContents().then((t) => (t.length ? t : null)),
     'the segment listed on B',
   )
+
+  // Hidden in B's list: not drawn (the EM shows), on A too; shown again.
+  const visible = b.locator(`[data-testid="segments"] li[data-segment="${out.segment}"] .segment-visible`)
+  await visible.uncheck()
+  out.hiddenOnA = await until(async () => {
+    const [px] = await pixels(a, [probes.stroke])
+    return px[0] === px[1] && px[1] === px[2] ? px : null
+  }, 'the hidden segment not drawn on A', 10000)
+  await visible.check()
+  await until(async () => same((await pixels(a, [probes.stroke]))[0], out.afterOnA[0]), 'the segment shown again on A', 10000)
 
   // A undoes its stroke: it goes on both pages (B's pick wrote nothing to undo).
   await testid(a, 'xy').focus()

@@ -252,7 +252,8 @@ export class VolumeTools {
   /** A press in a plane; true when a volume tool took it. */
   mousedown(plane: PlaneView, event: MouseEvent, scene: Scene): boolean {
     if (!this.painting || !this.volume) return false
-    const classicErase = this.o.classic() && event.button === 2
+    // Classic controls: a right drag erases (with the brush or the eraser).
+    const classicErase = this.o.classic() && event.button === 2 && this.tool !== 'fill'
     if (event.button !== 0 && !classicErase) return false
     const p = plane.toVoxel(event.offsetX, event.offsetY, scene)
     const volume = this.volume
