@@ -66,9 +66,12 @@ async def test_two_pages_paint_together(live: LiveServer, built_client: Path) ->
     assert op["points"][0] == [30, 30, 20] and op["points"][-1] == [50, 30, 20], op
     assert seen["strokeOnB"] == painted, seen
     assert seen["afterOnB"] == [painted, fallback[1]] and seen["afterOnA"] == [painted, fallback[1]]
-    # B picks the segment (Shift+click) and lists it; picking writes nothing.
+    # B picks the segment (Shift+click) and lists it; picking writes nothing;
+    # hidden in B's list, A draws the EM there instead.
     assert seen["pickedOnB"] == segment and seen["opsAfterPick"] == 1, seen
     assert seen["listedOnB"] == [f"Segment {segment} ({segment})"], seen
+    grey = int(data.color[stroke[0], stroke[1], 20])
+    assert seen["hiddenOnA"] == [grey, grey, grey], seen
     # Undo on A: the op is gone from the document, the stroke from both pages.
     assert seen["opsAfterUndo"] == {"a": 0, "b": 0}, seen
     assert seen["afterUndo"] == {"a": fallback, "b": fallback}, seen
