@@ -17,7 +17,7 @@ import {
 import { Stroke, strokeKind } from '../src/tools/brush'
 import { fillOp } from '../src/tools/fill'
 import { brickKey } from '../src/volume/brick_cache'
-import { Preview } from '../src/volume/preview'
+import { Preview, SETTLED_MS } from '../src/volume/preview'
 
 const brush = (points: Vec3[], radius: number, segment = 5, extra: Partial<BrushOp> = {}): BrushOp => ({
   kind: 'brush',
@@ -269,6 +269,17 @@ describe('the preview of strokes not painted yet', () => {
     preview.remove('s1')
     expect(preview.touches(key)).toBe(false)
     expect(preview.size).toBe(0)
+  })
+
+  it('a stroke that changed nothing somewhere goes a while after pushes of its version', () => {
+    const preview = new Preview()
+    preview.add('s1', brush([[5, 5, 0]], 2, 8), [1, 1, 1])
+    preview.setVersion('s1', 4)
+    const elsewhere = brickKey('1', [7, 7, 0])
+    preview.pushed(5, [elsewhere], 1000)
+    expect(preview.touches(key)).toBe(true)
+    preview.pushed(6, [elsewhere], 1000 + SETTLED_MS + 1)
+    expect(preview.touches(key)).toBe(false)
   })
 
   it('a stroke across bricks shows in each', () => {

@@ -124,7 +124,7 @@ export class BrickSource {
       this.outstanding = 0
       // A live layer missed what was pushed meanwhile: its bricks are asked for again.
       if (this.live) this.dropCache()
-      if (!this.closed) setTimeout(() => this.connect(), 500 + Math.random() * 1000)
+      if (!this.closed) setTimeout(() => this.closed || this.connect(), 500 + Math.random() * 1000)
     } else this.receive(message)
   }
 

@@ -4,10 +4,16 @@
 // (../segmentation/ops.ts paints as the server does). A stroke leaves a
 // brick when the server pushes that brick at a version holding the stroke
 // (the pushed voxels include it), or when the stroke's op leaves the
-// document (undone). Pure (no DOM, no socket): client/test/segmentation.test.ts.
+// document (undone). A stroke that changed nothing in a brick gets no push
+// there: it goes ``SETTLED_MS`` after pushes of its version began to
+// arrive (what it shows is then what the server has). Pure (no DOM, no
+// socket): client/test/segmentation.test.ts.
 
 import { type BrushOp, brushBricks, paintBrush, type Vec3, type Voxels } from '../segmentation/ops'
 import { brickKey } from './brick_cache'
+
+/** How long a stroke stays after the first push at or after its version. */
+export const SETTLED_MS = 10_000
 
 interface Pending {
   id: string
@@ -17,6 +23,8 @@ interface Pending {
   bricks: Map<string, Vec3>
   /** The version that holds it, once the server has taken it. */
   version: number | null
+  /** When a push at or after its version first arrived. */
+  coveredAt: number | null
 }
 
 interface Composed {
@@ -43,7 +51,14 @@ export class Preview {
 
   /** A stroke (its op, at mag factors ``factor``) starts showing. */
   add(id: string, op: BrushOp, factor: Vec3): void {
-    const stroke: Pending = { id, op: { ...op, points: [...op.points] }, factor, bricks: new Map(), version: null }
+    const stroke: Pending = {
+      id,
+      op: { ...op, points: [...op.points] },
+      factor,
+      bricks: new Map(),
+      version: null,
+      coveredAt: null,
+    }
     this.strokes.push(stroke)
     this.reach(stroke, 0)
   }
@@ -81,7 +96,12 @@ export class Preview {
   }
 
   /** Bricks ``keys`` arrived as of ``version``: strokes it holds leave them. */
-  pushed(version: number, keys: Iterable<string>): void {
+  pushed(version: number, keys: Iterable<string>, now = Date.now()): void {
+    for (const stroke of [...this.strokes]) {
+      if (stroke.version === null || stroke.version > version) continue
+      stroke.coveredAt ??= now
+      if (now - stroke.coveredAt > SETTLED_MS) this.remove(stroke.id)
+    }
     for (const key of keys) {
       if (!this.touching.has(key)) continue
       for (const stroke of this.strokes) {
