@@ -15,10 +15,10 @@ from collab.http.common import JSON, field_int, field_str, query_int, read_json,
 from collab.http.datasets import check_annotation_dataset
 from collab.segmentation import ids
 from collab.segmentation.kind import SEGMENTATION
-from collab.segmentation.materialise import Materialiser, layer_info
+from collab.segmentation.materialise import MAX_SCAN_BRICKS, Materialiser, layer_info
 from collab.store import counters, identity, work
 from collab.volume import encoding as enc
-from collab.volume.mags import parse_mag
+from collab.volume.mags import Mag, parse_mag
 
 
 async def take_segment_ids(request: Request) -> JSON:
@@ -104,6 +104,73 @@ async def get_volume_brick(request: Request) -> Response:
     return Response(raw, media_type="application/octet-stream", headers=headers)
 
 
+async def get_segment_stats(request: Request) -> JSON:
+    """Voxel count and bounding box of a segment of the annotation's volume
+    layer (what its ops wrote, over its fallback), as of ``?version=``."""
+    who, annotation_id = await authorised(request, Access.READ)
+    svc = services(request)
+    async with svc.pool.acquire() as db:
+        await check_annotation_dataset(db, who, annotation_id)
+        annotation = await identity.get_annotation(db, annotation_id)
+    layer = request.path_params["layer"]
+    raw_id = request.path_params["segment"]
+    if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 20 or int(raw_id) >= 1 << 64:
+        raise BadRequest(f"segment id must be a non-negative integer, got {raw_id[:30]!r}")
+    version = query_int(request, "version", None, 0)
+    materialiser: Materialiser = request.app.state.materialiser
+    await svc.rooms.committer.flush()
+    done = await materialiser.newest(annotation_id)
+    if version is not None and version > done:
+        raise NotFound(f"the segmentation has no version {version}; newest is {done}")
+    async with svc.rooms.hold(RoomKey(annotation_id, SEGMENTATION.name)) as room:
+        info = layer_info(room.doc, layer)
+    if info is None:
+        raise NotFound(f"the segmentation document has no volume layer {layer[:100]!r}")
+    # Where the annotation wrote nothing, the fallback's bricks count.
+    source_layer = None
+    dataset_name = annotation.get("dataset")
+    if info.fallback is not None and isinstance(dataset_name, str):
+        dataset = await svc.volumes.dataset(dataset_name)
+        source_layer = dataset.layers.get(info.fallback)
+
+    def fallback_bricks(mag: Mag) -> list[tuple[int, int, int]]:
+        if source_layer is None or mag not in source_layer.sources:
+            return []
+        source = source_layer.sources[mag]
+        lo = [source.valid_lo[a] // 32 for a in range(3)]
+        hi = [(source.valid_hi[a] - 1) // 32 for a in range(3)]
+        return [
+            (x, y, z)
+            for x in range(lo[0], hi[0] + 1)
+            for y in range(lo[1], hi[1] + 1)
+            for z in range(lo[2], hi[2] + 1)
+        ]
+
+    raw_mag = request.query_params.get("mag")
+    mags = info.mags or [parse_mag("1")]
+    if raw_mag:
+        mag = parse_mag(raw_mag)
+        if mag not in mags:
+            raise BadRequest(f"layer {layer!r} keeps no mag {raw_mag!r}")
+    else:  # the finest mag whose fallback extent can be scanned
+        mag = next((m for m in mags if len(fallback_bricks(m)) <= MAX_SCAN_BRICKS), mags[-1])
+    segment = int(raw_id)
+    count, low, high = await materialiser.segment_stats(
+        annotation_id, layer, info, mag, segment, version, fallback_bricks(mag)
+    )
+    if not count:
+        raise NotFound(f"segment {segment} does not occur in layer {layer!r} at mag {mag}")
+    return JSON(
+        {
+            "segment": segment,
+            "mag": str(mag),
+            "voxelCount": count,
+            "boundingBox": {"topLeft": low, "size": [high[a] - low[a] + 1 for a in range(3)]},
+            "version": version if version is not None else done,
+        }
+    )
+
+
 def _coord(request: Request, axis: str) -> int:
     raw = request.path_params[axis]
     if not (raw.isascii() and raw.lstrip("-").isdigit()) or abs(int(raw)) > 1 << 26:
@@ -112,6 +179,11 @@ def _coord(request: Request, axis: str) -> int:
 
 
 routes = [
+    Route(
+        "/api/annotations/{annotation_id}/volume/{layer}/segments/{segment}",
+        get_segment_stats,
+        methods=["GET"],
+    ),
     Route("/api/annotations/{annotation_id}/segment-ids", take_segment_ids, methods=["POST"]),
     Route(
         "/api/annotations/{annotation_id}/volume/{layer}/{mag}/{x}/{y}/{z}",

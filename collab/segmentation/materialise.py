@@ -48,9 +48,9 @@ import numpy as np
 from pycrdt import Doc, Map
 
 from collab.document.log import RoomKey
-from collab.errors import CollabError, Unavailable, Unprocessable
+from collab.errors import BadRequest, CollabError, Unavailable, Unprocessable
 from collab.segmentation import paint
-from collab.segmentation.ops import MAX_MAG_STEP, check_op
+from collab.segmentation.ops import MAX_LAYER_MAGS, MAX_MAG_STEP, check_op
 from collab.store import materialised, oplog
 from collab.store.database import Database
 from collab.store.materialised import BrickRow, OpRow
@@ -65,8 +65,12 @@ DOC = "segmentation"
 DOCS_KEPT = 64
 #: Newest voxels kept in memory for painting (bricks of 32³ uint32: 128 KiB).
 HEAD_CACHE_BYTES = 256 * 2**20
+#: Bricks a segment's statistics may scan (2^24 voxels of 32³ bricks).
+MAX_SCAN_BRICKS = 512
 #: How long a reader waits for the newest version to be materialised.
 READ_WAIT_SECONDS = 30.0
+#: Annotations whose lock and progress are kept between catch-ups.
+ANNOTATIONS_KEPT = 4096
 #: Versions read from the log at a time while catching up.
 UPDATES_PAGE = 256
 _COUNTER = re.compile(r"-(\d+)$")
@@ -99,16 +103,18 @@ def layer_info(doc: Doc, layer: str) -> LayerInfo | None:
     fallback = entry.get("fallback")
     mags: list[Mag] = []
     names = entry.get("mags")
-    for name in names if isinstance(names, list) else []:
+    for name in names[:MAX_LAYER_MAGS] if isinstance(names, list) else []:
+        if not isinstance(name, str):
+            continue
         try:
-            mags.append(parse_mag(str(name)))
+            mags.append(parse_mag(name[:20]))
         except CollabError:
             continue  # a name that is no mag: not kept
     mags.sort(key=lambda m: m.volume)
     return LayerInfo(
         np.dtype(dtype if dtype in ("uint8", "uint16", "uint32", "uint64") else "uint32"),
         fallback if isinstance(fallback, str) else None,
-        mags[:16],
+        mags,
     )
 
 
@@ -178,6 +184,11 @@ class Materialiser:
         async with self._progress:
             self._reached[annotation_id] = reached
             self._progress.notify_all()
+        if len(self._locks) > ANNOTATIONS_KEPT:  # bounded: idle annotations go
+            for idle in [a for a, held in self._locks.items() if not held.locked()]:
+                del self._locks[idle]
+                self._reached.pop(idle, None)
+                self._head_at.pop(idle, None)
         return reached
 
     async def newest(self, annotation_id: int, patience: float = READ_WAIT_SECONDS) -> int:
@@ -530,6 +541,56 @@ class Materialiser:
             out.update(encoded)
         return out
 
+    async def segment_stats(
+        self,
+        annotation_id: int,
+        layer: str,
+        info: LayerInfo,
+        mag: Mag,
+        segment: int,
+        version: int | None,
+        fallback_bricks: list[Brick],
+    ) -> tuple[int, list[int], list[int]]:
+        """Voxel count (at ``mag``) and box (mag-1 voxels, low and high
+        inclusive) of ``segment`` in the annotation's layer: the bricks it
+        wrote, and ``fallback_bricks`` (the fallback's extent at ``mag``)
+        where it wrote nothing. BadRequest past MAX_SCAN_BRICKS."""
+        key = RoomKey(annotation_id, DOC)
+        try:
+            async with self._pool.acquire() as conn:
+                written = await materialised.written_bricks(
+                    conn, key, layer, str(mag), version, MAX_SCAN_BRICKS
+                )
+        except ValueError:
+            raise BadRequest(
+                f"layer {layer!r} has more than {MAX_SCAN_BRICKS} bricks written at mag {mag}; "
+                "ask at a coarser mag"
+            ) from None
+        rest = [b for b in fallback_bricks if b not in written]
+        if len(written) + len(rest) > MAX_SCAN_BRICKS:
+            raise BadRequest(
+                f"mag {mag} of layer {layer!r} spans more than {MAX_SCAN_BRICKS} bricks; "
+                "ask at a coarser mag"
+            )
+        total = _Extent(segment)
+        batch: dict[Brick, np.ndarray | bytes] = {}
+        for b, data in written.items():
+            batch[b] = data
+            if len(batch) >= 64:
+                await asyncio.to_thread(total.add, batch, info.dtype)
+                batch = {}
+        for b in rest:
+            batch[b] = await self._unwritten(annotation_id, info, str(mag), b)
+            if len(batch) >= 64:
+                await asyncio.to_thread(total.add, batch, info.dtype)
+                batch = {}
+        if batch:
+            await asyncio.to_thread(total.add, batch, info.dtype)
+        f = (mag.x, mag.y, mag.z)
+        low = [total.low[a] * f[a] for a in range(3)]
+        high = [(total.high[a] + 1) * f[a] - 1 for a in range(3)]
+        return total.count, low, high
+
     async def _unwritten(
         self, annotation_id: int, info: LayerInfo, mag: str, brick: tuple[int, int, int]
     ) -> np.ndarray:
@@ -729,6 +790,30 @@ def _downsampled_into(
     after = before.copy()
     after[target] = down
     return after
+
+
+class _Extent:
+    """Count and box of one segment over bricks (voxels of their mag)."""
+
+    def __init__(self, segment: int) -> None:
+        self.segment = segment
+        self.count = 0
+        self.low = [2**62] * 3
+        self.high = [-1] * 3
+
+    def add(self, bricks: dict[Brick, np.ndarray | bytes], dtype: np.dtype[Any]) -> None:
+        for b, data in bricks.items():
+            voxels = enc.from_raw(enc.decompress(data), dtype) if isinstance(data, bytes) else data
+            mask = voxels == self.segment
+            n = int(np.count_nonzero(mask))
+            if not n:
+                continue
+            self.count += n
+            for axis in range(3):
+                other = tuple(a for a in range(3) if a != axis)
+                hit = np.flatnonzero(mask.any(axis=other))
+                self.low[axis] = min(self.low[axis], b[axis] * BRICK + int(hit[0]))
+                self.high[axis] = max(self.high[axis], b[axis] * BRICK + int(hit[-1]))
 
 
 def _build(snapshot: bytes | None, updates: list[bytes]) -> Doc:

@@ -104,9 +104,9 @@ def layer_mags(names: Any, where: str) -> list[Mag]:
     out: list[Mag] = []
     for name in names:
         try:
-            mag = parse_mag(str(name)[:20])
+            mag = parse_mag(_text(name, 20))
         except CollabError:
-            raise Unprocessable(f"{where}: {str(name)[:20]!r} is no mag") from None
+            raise Unprocessable(f"{where}: {_text(name, 20)!r} is no mag") from None
         if out:
             prev = out[-1]
             ratio = [c // p for c, p in zip(mag, prev, strict=True)]
@@ -148,7 +148,7 @@ def check_op(key: str, op: Any, layer_of: Any, author: int | None) -> None:
     layer = op.get("layer")
     entry = layer_of(layer) if isinstance(layer, str) else None
     if entry is None:
-        raise Unprocessable(f"{where}.layer: no volume layer {str(layer)[:40]!r} in the document")
+        raise Unprocessable(f"{where}.layer: no volume layer {_text(layer, 40)!r} in the document")
     if op.get("author") != author:
         raise Unprocessable(f"{where}.author: must be the sender's user id ({author})")
     _number(op, "time", where)
@@ -162,7 +162,7 @@ def check_op(key: str, op: Any, layer_of: Any, author: int | None) -> None:
     kept = entry.get("mags")
     if isinstance(kept, list) and kept and parsed not in _mags_of(kept):
         raise Unprocessable(f"{where}.mag: the layer keeps no mag {mag!r}")
-    largest = DTYPE_MAX.get(str(entry.get("dtype")), DTYPE_MAX["uint32"])
+    largest = DTYPE_MAX.get(_text(entry.get("dtype"), 10), DTYPE_MAX["uint32"])
     segment = _int(op, "segment", where, 0, largest)
     if segment == 0 and not (kind == "brush" and op.get("erase") is True):
         raise Unprocessable(f"{where}.segment: 0 is no segment (erase with a brush's 'erase')")
@@ -282,7 +282,14 @@ def _mags_of(names: list[Any]) -> list[Mag]:
     out = []
     for name in names[:MAX_LAYER_MAGS]:
         try:
-            out.append(parse_mag(str(name)[:20]))
+            out.append(parse_mag(_text(name, 20)))
         except CollabError:
             continue
     return out
+
+
+def _text(value: Any, limit: int) -> str:
+    """A client's value for a message or a lookup: a string's first
+    ``limit`` characters, else its type's name (never ``str()`` of a value
+    nested thousands deep: that raises RecursionError)."""
+    return value[:limit] if isinstance(value, str) else f"<{type(value).__name__}>"

@@ -175,3 +175,30 @@ async def applied_ops(
         )
         for r in rows
     ]
+
+
+async def written_bricks(
+    conn: asyncpg.Connection,
+    key: RoomKey,
+    layer: str,
+    mag: str,
+    version: int | None,
+    limit: int,
+) -> dict[Brick, bytes]:
+    """Every brick of the layer at ``mag`` the document wrote, as of
+    ``version`` (None: the newest); at most ``limit`` (more: ValueError)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT ON (bx, by, bz) bx, by, bz, data FROM materialised_bricks "
+        "WHERE annotation_id = $1 AND doc = $2 AND layer = $3 AND mag = $4 "
+        "AND ($5::int IS NULL OR version <= $5) "
+        "ORDER BY bx, by, bz, version DESC LIMIT $6",
+        key.annotation_id,
+        key.doc,
+        layer,
+        mag,
+        version,
+        limit + 1,
+    )
+    if len(rows) > limit:
+        raise ValueError(f"more than {limit} bricks written")
+    return {(r["bx"], r["by"], r["bz"]): bytes(r["data"]) for r in rows}

@@ -79,20 +79,47 @@ def _answered(ws: ClientConnection, rid: int) -> int:
     raise AssertionError(f"request {rid} never done")
 
 
+def _volume_layer(server: ServerProcess, token: str) -> str:
+    """An annotation with a volume layer (its brick socket's path)."""
+    from pycrdt import Doc, Map
+
+    from collab.sync import messages as m
+    from tests.fuzz.test_sync_fuzz import Session
+
+    ann = annotation(server, token)
+    doc = Doc()
+    updates: list[bytes] = []
+    sub = doc.observe(lambda e: updates.append(e.update))
+    entry = {"name": "L1", "dtype": "uint32", "mags": ["1", "2-2-1", "4-4-2"]}
+    doc.get("layers", type=Map)["L1"] = Map(entry)
+    doc.unobserve(sub)
+    session = Session(f"{server.ws_url}/sync/{ann}/segmentation?token={token}")
+    session.open().send(m.pack_update(updates[0]))
+    assert session.probe() is None
+    session.close()
+    return f"/volume/{ann}/L1"
+
+
 @pytest.mark.timeout(FUZZ_TIMEOUT)
-def test_brick_frames(server: ServerProcess) -> None:
-    make_dataset(Path(server.data_dir) / "datasets" / "small")
-    r = httpx.post(
-        f"{server.url}/api/datasets",
-        json={"name": "small", "url": "small"},
-        headers=server.headers(),
-        timeout=30,
-    )
-    assert r.status_code == 201, r.text
-    _, token = user(server, "brick fuzzer")
+@pytest.mark.parametrize("where", ["dataset", "annotation"])
+def test_brick_frames(server: ServerProcess, where: str) -> None:
+    """The same frames on a dataset's layer and on an annotation's volume layer."""
+    _, token = user(server, f"brick fuzzer {where}")
+    if where == "dataset":
+        make_dataset(Path(server.data_dir) / "datasets" / "small")
+        r = httpx.post(
+            f"{server.url}/api/datasets",
+            json={"name": "small", "url": "small"},
+            headers=server.headers(),
+            timeout=30,
+        )
+        assert r.status_code == 201, r.text
+        path = "/data/small/color"
+    else:
+        path = _volume_layer(server, token)
     probe = [(0, 0, 0), (1, 0, 1)]
     with connect(
-        f"{server.ws_url}/data/small/color?token={token}",
+        f"{server.ws_url}{path}?token={token}",
         max_size=None,
         compression=None,
         open_timeout=10,

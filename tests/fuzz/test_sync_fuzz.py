@@ -227,3 +227,103 @@ def test_oversized_frame_is_refused_with_a_reason(
     assert closed.value.rcvd is not None, "no close frame (a bare 1006)"
     assert closed.value.rcvd.code == 1009 and "exceeds limit" in closed.value.rcvd.reason
     assert_still_saving(server, token, ann)
+
+
+#: Values an op's field may take: mostly plausible, sometimes hostile.
+_coord = st.one_of(
+    st.integers(0, 300), st.sampled_from([-1, 2**31 - 1, 2**31, 2**53, 1e300, 0.5, "7", None])
+)
+_point = st.one_of(st.lists(_coord, min_size=3, max_size=3), values)
+_box = st.one_of(
+    st.fixed_dictionaries({"topLeft": _point, "size": st.lists(st.integers(0, 80), min_size=3, max_size=3)}),
+    values,
+)  # fmt: skip
+
+
+@st.composite
+def voxel_ops(draw: st.DrawFn, author: int) -> tuple[str, Any]:
+    """An op id and a voxel op: well formed but for what hypothesis breaks."""
+    kind = draw(st.sampled_from(["brush", "fill2d", "fill3d", "eraseSegment", "interpolate", "x"]))
+    op: dict[str, Any] = {
+        "kind": kind, "layer": draw(st.sampled_from(["L1", "L1", "L9", ""])),
+        "author": draw(st.one_of(st.just(author), st.just(author), values)),
+        "time": draw(st.one_of(st.just(1.0), values)), "mag": draw(st.sampled_from(["1", "2", "4", "2-2-1", "x", ""])),
+        "plane": draw(st.sampled_from(["xy", "xz", "yz", "q"])),
+        "points": draw(st.lists(_point, min_size=0, max_size=6)),
+        "radius": draw(st.one_of(st.integers(1, 12), values)), "segment": draw(st.one_of(st.integers(0, 2**32), values)),
+        "erase": draw(st.one_of(st.booleans(), values)), "mode": draw(st.sampled_from(["all", "empty", "none"])),
+        "seed": draw(_point), "box": draw(_box), "from": draw(_coord), "to": draw(_coord),
+    }  # fmt: skip
+    for name in draw(st.lists(st.sampled_from(sorted(op)), max_size=2)):
+        if draw(st.booleans()):
+            del op[name]
+        else:
+            op[name] = draw(values)
+    key = draw(st.one_of(st.integers(1, 10**6).map(lambda n: f"f-{n}"), texts))
+    return key, op
+
+
+@pytest.mark.timeout(FUZZ_TIMEOUT)
+def test_segmentation_ops(server: ServerProcess) -> None:
+    """Hostile voxel ops into the segmentation document: refused with 4422
+    and a reason, or taken and materialised; the materialiser keeps going
+    (its failures are in the log check) and the volume stays readable."""
+    import httpx
+
+    author, token = user(server, "painter")
+    bystander = annotation(server, token)
+    rooms: list[int] = []
+    session: Session | None = None
+    inputs = 0
+    layer = {"name": "L1", "dtype": "uint32", "mags": ["1", "2"],
+             "boundingBox": {"topLeft": [0, 0, 0], "size": [512, 512, 512]}}  # fmt: skip
+
+    def fresh_room() -> Session:
+        rooms.append(annotation(server, token))
+        s = Session(f"{server.ws_url}/sync/{rooms[-1]}/segmentation?token={token}")
+        doc = Doc()
+        updates: list[bytes] = []
+        sub = doc.observe(lambda e: updates.append(e.update))
+        doc.get("layers", type=Map)["L1"] = Map(layer)
+        doc.unobserve(sub)
+        s.open().send(m.pack_update(updates[0]))
+        assert s.probe() is None
+        return s
+
+    @FUZZ
+    @given(ops=st.lists(voxel_ops(author), min_size=1, max_size=3))
+    def attack(ops: list[tuple[str, Any]]) -> None:
+        nonlocal session, inputs
+        inputs += 1
+        if session is None or inputs % INPUTS_PER_ROOM == 0:
+            if session is not None:
+                session.close()
+            session = fresh_room()
+        ws = session.open()
+        doc = Doc()
+        updates: list[bytes] = []
+        sub = doc.observe(lambda e: updates.append(e.update))
+        try:
+            with doc.transaction():
+                for key, op in ops:
+                    doc.get("ops", type=Map)[key] = op
+        except Exception:
+            return  # pycrdt itself refuses to build it
+        finally:
+            doc.unobserve(sub)
+        try:
+            for update in updates:
+                ws.send(m.pack_update(update))
+        except ConnectionClosed:
+            session.ws = None
+        session.probe()
+
+    attack()
+    assert_still_saving(server, token, bystander)
+    for room in {rooms[0], rooms[-1]}:  # their voxels are readable: materialised
+        r = httpx.get(
+            f"{server.url}/api/annotations/{room}/volume/L1/1/0/0/0",
+            headers=server.headers(token),
+            timeout=120,
+        )
+        assert r.status_code == 200, r.text

@@ -80,7 +80,8 @@ BAD = [
     ("a string", "JSON object"),
     (brush(mag="nonsense"), "no mag name"),
     (brush(points=[[0, 0, 5], [400, 100, 5], [0, 1100, 5]]), "apart"),
-    (brush(mag="4"), "keeps no mag"),  # the layer of MAGGED keeps 1 and 2 only
+    (brush(mag="4"), "keeps no mag"),
+    (brush(layer=[[[]]] * 3 + [{"d": {"d": "x"}}]), "no volume layer '<list>'"),  # the layer of MAGGED keeps 1 and 2 only
 ]  # fmt: skip
 MAGGED = {
     **LAYER,
@@ -180,3 +181,11 @@ def _integrated(entry: dict[str, Any]) -> Map:
     doc: Doc = Doc()
     doc.get("layers", type=Map)["k"] = Map(entry)
     return doc.get("layers", type=Map)["k"]
+
+
+def test_a_value_nested_past_the_recursion_limit_is_named_by_its_type() -> None:
+    deep: Any = "bottom"
+    for _ in range(5000):
+        deep = {"d": deep}
+    with pytest.raises(Unprocessable, match="<dict>"):
+        check_op("7-1", brush(layer=deep), lambda name: None, 7)

@@ -238,3 +238,48 @@ async def test_a_task_base_keeps_the_order_of_its_strokes(live: LiveServer) -> N
     np.testing.assert_array_equal(mine, theirs)
     await a.close()
     await b.close()
+
+
+async def test_segment_statistics_over_the_fallback(live: LiveServer) -> None:
+    from pathlib import Path
+
+    from tests.volume.helpers import make_dataset
+
+    make_dataset(Path(live.settings.roots[0]) / "small")  # segment 1: x<25, y<20, z<35
+    async with live.client(live.admin_token) as http:
+        assert (
+            await http.post("/api/datasets", json={"name": "small", "url": "small"})
+        ).status_code == 201
+    a_id, a = await live.user("Ada")
+    async with live.client(a) as http:
+        r = await http.post("/api/annotations", json={"name": "s", "dataset": "small"})
+        ann = r.json()["id"]
+    w = await YClient(live.sync_url(ann, "segmentation", token=a, acks="1")).connect()
+    entry = {"name": "L1", "dtype": "uint32", "fallback": "segmentation", "mags": ["1", "2"]}
+    assert await w.write(lambda: w.map("layers").__setitem__("L1", Map(entry)))
+    op = brush(a_id, 99, [[5, 5, 2], [9, 5, 2]], 2)
+    assert await w.write(lambda: w.map("ops").__setitem__(f"{a_id}-1", op))
+    url = f"/api/annotations/{ann}/volume/L1/segments"
+    async with live.client(a) as http:
+        brick = from_raw((await http.get(f"/api/annotations/{ann}/volume/L1/1/0/0/0")).content, U32)
+        painted = int((brick == 99).sum())
+        xs, ys, _zs = np.nonzero(brick == 99)
+        r = await http.get(f"{url}/99", params={"mag": "1"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["voxelCount"] == painted and body["version"] == 2
+        assert body["boundingBox"] == {
+            "topLeft": [int(xs.min()), int(ys.min()), 2],
+            "size": [int(xs.max() - xs.min()) + 1, int(ys.max() - ys.min()) + 1, 1],
+        }
+        one = (await http.get(f"{url}/1", params={"mag": "1"})).json()
+        assert one["voxelCount"] == 25 * 20 * 35 - painted
+        assert one["boundingBox"] == {"topLeft": [0, 0, 0], "size": [25, 20, 35]}
+        before = (await http.get(f"{url}/1", params={"mag": "1", "version": 1})).json()
+        assert before["voxelCount"] == 25 * 20 * 35
+        assert (await http.get(f"{url}/99", params={"version": 1})).status_code == 404
+        coarse = (await http.get(f"{url}/1")).json()  # default: the finest mag that fits
+        assert coarse["mag"] == "1"
+        for bad, status in (("x", 400), ("-1", 400), ("1?mag=8", 400)):
+            assert (await http.get(f"{url}/{bad}")).status_code == status, bad
+    await w.close()
