@@ -1,6 +1,7 @@
 // The brick frames against the golden bytes the Python tests read too.
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
+import { decodeFrame } from '../src/volume/brick_decode'
 import { type Coord, packCancel, packRequest, unpack } from '../src/volume/wire'
 
 const golden = JSON.parse(
@@ -41,6 +42,32 @@ describe('brick frames', () => {
       kind: 'error',
       error: { code: e.code, requestId: e.request_id, message: e.message },
     })
+  })
+
+  it('unpacks a pushed frame (the /volume socket)', () => {
+    const g = golden.pushed
+    const data = bytes(g.hex)
+    // The 16-byte header laid out by hand: type, reserved, count, version, mag x/y/z, reserved.
+    const u16 = (n: number) => hex(new Uint8Array(new Uint16Array([n]).buffer))
+    const u32 = (n: number) => hex(new Uint8Array(new Uint32Array([n]).buffer))
+    expect(hex(data.subarray(0, 16))).toBe(
+      '84' + '00' + u16(g.records.length) + u32(g.version) + g.mag.map(u16).join('') + '0000',
+    )
+    const frame = unpack(data)
+    expect(frame.kind).toBe('pushed')
+    if (frame.kind !== 'pushed') return
+    expect(frame.pushed.version).toBe(g.version)
+    expect(frame.pushed.mag).toEqual(g.mag)
+    const records = g.records.map((r: Record<string, unknown>) => [r.request_id, r.brick, r.status, r.dtype, r.encoding, r.payload])
+    expect(frame.pushed.records.map((r) => [r.requestId, r.brick, r.status, r.dtype, r.encoding, hex(r.payload)])).toEqual(records)
+    for (let cut = 1; cut < data.length; cut++) expect(() => unpack(data.subarray(0, cut))).toThrow()
+    // As the brick worker hands it to the page: each brick's voxels in a buffer of its own.
+    const decoded = decodeFrame(data)
+    expect(decoded).toMatchObject({ kind: 'pushed', version: g.version, mag: g.mag })
+    if (decoded.kind !== 'pushed') return
+    expect(decoded.records.map((r) => [r.brick, r.voxels && hex(new Uint8Array(r.voxels))])).toEqual(
+      g.records.map((r: Record<string, unknown>) => [r.brick, r.status === 0 ? r.payload : null]),
+    )
   })
 
   it('refuses truncated and unknown frames', () => {

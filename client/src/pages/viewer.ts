@@ -8,7 +8,10 @@
 // node connected to the active one; right click selects the nearest node;
 // scroll or f/d moves through slices, Alt+scroll zooms; Delete removes the
 // active node; B marks a branchpoint, J jumps to the last one, C starts a
-// new tree; Ctrl+Z / Ctrl+Shift+Z undo and redo this page's edits only.
+// new tree; Ctrl+Z / Ctrl+Y undo and redo this page's edits only (strokes
+// and skeleton edits alike). The segmentation document is synced too: its
+// volume layer is drawn over the EM and painted with the volume tools
+// (./volume_tools.ts).
 
 import { Api, type Me } from '../api'
 import { Connection, describe } from '../sync/connection'
@@ -19,7 +22,11 @@ import { renderTreeList } from './tree_list'
 import { type Contrast, PLANES, type Peer, PlaneView, type Scene } from '../view/plane'
 import { VolumeCanvas } from '../view/volume_gl'
 import { type MenuItem, openContextMenu } from './context_menu'
-import { openLayers } from '../volume/layers'
+import { openLayers, segmentColour } from '../volume/layers'
+import { SegmentationDoc } from '../segmentation/model'
+import type { BoundingBox } from '../segmentation/ops'
+import { PageUndo } from '../sync/undo'
+import { VolumeTools } from './volume_tools'
 
 const USER_COLORS = ['#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#46f0f0', '#f032e6']
 
@@ -28,6 +35,10 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
   // Only a writer keeps a local copy (what a read-only page holds is the server's).
   const connection = new Connection(id, 'skeleton', api.token, info.access !== 'read')
   const sk = new SkeletonDoc(connection.doc)
+  // The volume layers, segments and voxel ops: synced, kept and counted the same way.
+  const segConnection = new Connection(id, 'segmentation', api.token, info.access !== 'read')
+  const seg = new SegmentationDoc(segConnection.doc)
+  const undo = new PageUndo({ skeleton: sk.undo, segmentation: seg.undo })
   /** What the plane shows: the live document, or an earlier version while replaying. */
   let view: SkeletonDoc = sk
   const params = new URLSearchParams(location.search)
@@ -51,6 +62,7 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
         <button data-testid="accept">Accept</button>
         <button data-testid="reject">Reject…</button></span>
       <span data-testid="status" class="status">connecting…</span>
+      <span data-testid="seg-status" class="seg-status" title="the segmentation document (volume layers, segments, strokes)"></span>
     </header>
     <main class="viewer">
       <div class="planes">
@@ -61,6 +73,15 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
         <canvas data-testid="3d" width="512" height="384"></canvas>
       </div>
       <aside>
+        <div data-testid="volume-tools" class="tools" hidden>
+          <p><button data-testid="tool-skeleton" title="skeleton (Ctrl+K S)">skeleton</button><button data-testid="tool-brush" title="brush (B; Ctrl+K B)">brush</button><button data-testid="tool-erase" title="eraser (E; Ctrl+Shift+drag with the brush)">erase</button><button data-testid="tool-fill" title="2D fill (F; Ctrl+K F)">fill</button></p>
+          <p><label>brush <input type="range" data-testid="brush-size" min="1" max="256" step="1" /></label> <span data-testid="brush-size-value"></span>
+             <select data-testid="overwrite" title="Ctrl+drag inverts it for one stroke"><option value="all">overwrite everything</option><option value="empty">only empty voxels</option></select></p>
+          <p>segment <span class="swatch" data-testid="active-segment-swatch"></span><span data-testid="active-segment">none</span>
+             <button data-testid="new-segment" title="a new segment id (C)">new segment</button> <span data-testid="tool-note" class="error"></span></p>
+        </div>
+        <p data-testid="add-volume-layer-row" hidden><button data-testid="add-volume-layer">Add volume layer</button> (over the dataset's segmentation)</p>
+        <p data-testid="volume-layer-row" hidden>volume layer: <span data-testid="volume-layer"></span></p>
         <p><label>brightness <input type="range" data-testid="brightness" min="-0.5" max="0.5" step="0.01" /></label>
            <label>contrast <input type="range" data-testid="contrast" min="0.25" max="4" step="0.05" /></label></p>
         <p data-testid="segmentation-controls" hidden><label><input type="checkbox" data-testid="seg-shown" /> segmentation</label>
@@ -72,7 +93,9 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
         <p>active node: <span data-testid="active-node">none</span></p>
         <p class="node-edit"><label>comment <input data-testid="comment" size="18" /></label>
            <label>radius <input data-testid="radius" type="number" min="0.1" step="0.5" style="width: 5em" /></label></p>
-        <h3>Trees</h3><ul data-testid="trees" class="trees"></ul>
+        <h3 class="tabs"><button data-testid="tab-trees" class="tab active">Trees</button><button data-testid="tab-segments" class="tab">Segments</button></h3>
+        <div data-testid="trees-panel"><ul data-testid="trees" class="trees"></ul></div>
+        <div data-testid="segments-panel" hidden><ul data-testid="segments" class="trees segments"></ul></div>
         <p><button data-testid="nml-export">Download NML</button>
            <label class="button">Import NML… <input data-testid="nml-import" type="file" accept=".nml,.zip" hidden /></label>
            <span data-testid="nml-status"></span></p>
@@ -175,6 +198,15 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
   const volume = layers.color
   const segmentation = layers.segmentation
   for (const layer of [volume, segmentation]) if (layer) layer.source.onBrick = () => redraw()
+  const boxes = [volume, segmentation].flatMap((l) => (l ? [l.info.boundingBox] : []))
+  const datasetBox: BoundingBox | null = boxes.length
+    ? (() => {
+        const low = [0, 1, 2].map((a) => Math.min(...boxes.map((b) => b.topLeft[a])))
+        const high = [0, 1, 2].map((a) => Math.max(...boxes.map((b) => b.topLeft[a] + b.size[a])))
+        return { topLeft: low, size: high.map((h, a) => h - low[a]) } as BoundingBox
+      })()
+    : null
+
   const overlay = {
     shown: params.get('seg') !== '0',
     alpha: Number(params.get('alpha') ?? 0.35),
@@ -192,10 +224,14 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
     activeNode,
     peers: peers(),
     volume: volume ? { source: volume.source, mags: volume.mags, contrast } : null,
-    segmentation:
-      segmentation && overlay.shown
-        ? { source: segmentation.source, mags: segmentation.mags, alpha: overlay.alpha }
-        : null,
+    // The annotation's volume layer when it has one, else the dataset's segmentation.
+    segmentation: !overlay.shown
+      ? null
+      : (tools.overlay(overlay.alpha) ??
+        (segmentation
+          ? { source: segmentation.source, mags: segmentation.mags, alpha: overlay.alpha, colour: segmentColour, look: '' }
+          : null)),
+    brush: tools.brushCursor(),
   })
 
   // The view in the URL (a link opens the same view), without a history entry per move.
@@ -208,7 +244,7 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
       url.searchParams.set('zoom', String(Math.round(zoom * 1000) / 1000))
       url.searchParams.set('brightness', String(contrast.brightness))
       url.searchParams.set('contrast', String(contrast.contrast))
-      if (segmentation) {
+      if (segmentation || tools.volume) {
         url.searchParams.set('seg', overlay.shown ? '1' : '0')
         url.searchParams.set('alpha', String(overlay.alpha))
         if (overlay.mapping) url.searchParams.set('mapping', overlay.mapping)
@@ -218,12 +254,11 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
     }, 200)
   }
   const history_ = window.history
-  if (segmentation) {
-    text('segmentation-controls').hidden = false
+  {
     const shown = text('seg-shown') as HTMLInputElement
     const alpha = text('seg-alpha') as HTMLInputElement
     const mapping = text('seg-mapping') as HTMLSelectElement
-    for (const name of segmentation.info.mappings ?? []) mapping.append(new Option(name, name))
+    for (const name of segmentation?.info.mappings ?? []) mapping.append(new Option(name, name))
     shown.checked = overlay.shown
     alpha.value = String(overlay.alpha)
     mapping.value = overlay.mapping ?? ''
@@ -237,7 +272,7 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
     })
     mapping.addEventListener('change', () => {
       overlay.mapping = mapping.value || null
-      segmentation.source.setMapping(overlay.mapping)
+      segmentation?.source.setMapping(overlay.mapping)
       redraw()
     })
   }
@@ -254,6 +289,26 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
   const redraw = () => {
     if (!frame) frame = requestAnimationFrame(draw)
   }
+  // The volume layer and its tools (they ask for redraws: made once redraw is).
+  const tools = new VolumeTools({
+    root,
+    api,
+    annotation: id,
+    me,
+    seg,
+    connection: segConnection,
+    writable: info.access !== 'read',
+    datasetSegmentation: segmentation,
+    datasetBox,
+    live: () => view === sk,
+    classic: () => classic,
+    redraw: () => redraw(),
+    centreOn: (p) => {
+      centre.splice(0, 3, ...p)
+      redraw()
+    },
+  })
+
   function draw(): void {
     frame = 0
     if (centre.some((c, axis) => c !== previous[axis])) {
@@ -270,6 +325,12 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
     }
     volume?.source.flush()
     segmentation?.source.flush()
+    tools.volume?.layer.source.flush()
+    // The overlay controls: for the volume layer or the dataset's segmentation
+    // (a mapping applies to the dataset's layer only).
+    text('segmentation-controls').hidden = !(segmentation || tools.volume)
+    text('seg-mapping').hidden = !segmentation?.info.mappings?.length || tools.volume !== null
+    tools.render()
     overview.draw(view, centre, [256 / zoom, 192 / zoom, 192 / zoom])
     if (volume) {
       const shown = text('bricks')
@@ -328,6 +389,13 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
       }),
     )
   }
+  segConnection.onChange((state) => {
+    const status = text('seg-status')
+    status.textContent = `volume: ${describe(state)}`
+    status.dataset.saved = String(state.savedVersion)
+    status.dataset.pending = String(state.pending)
+  })
+  segConnection.doc.on('update', redraw)
   connection.onChange((state) => {
     text('status').textContent = describe(state)
     text('status').dataset.saved = String(state.savedVersion)
@@ -453,15 +521,19 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
     const canvas = plane.canvas
     const w = plane.spec.w
     canvas.addEventListener('mousemove', (event) => {
-      cursor.splice(0, 3, ...plane.toVoxel(event.offsetX, event.offsetY, scene()))
+      const now = scene()
+      cursor.splice(0, 3, ...plane.toVoxel(event.offsetX, event.offsetY, now))
       publish()
+      tools.mousemove(plane, event, now)
     })
+    canvas.addEventListener('mouseleave', () => tools.mouseleave(plane))
     canvas.addEventListener('contextmenu', (event) => event.preventDefault())
     // WEBKNOSSOS's default controls (classic: right click places, Shift+click selects).
     let dragging: string | null = null
     canvas.addEventListener('mousedown', (event) => {
       canvas.focus()
       const now = scene()
+      if (tools.mousedown(plane, event, now)) return // a volume tool took it
       const hit = plane.nearest(event.offsetX, event.offsetY, now)
       const editable = writable && view === sk
       const place = classic ? event.button === 2 : event.button === 0 && !(event.shiftKey && !event.altKey && !event.ctrlKey)
@@ -491,6 +563,7 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
     window.addEventListener('mouseup', () => (dragging = null))
     canvas.addEventListener('wheel', (event) => {
       event.preventDefault()
+      if (tools.wheel(event)) return // the brush size
       if (event.shiftKey && activeNode && writable && view === sk) {
         const node = sk.nodes.get(activeNode)
         if (node) sk.setRadius(activeNode, Math.max(0.5, node.radius * (event.deltaY < 0 ? 1.1 : 0.9)))
@@ -501,14 +574,25 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
     canvas.addEventListener('keydown', (event) => keys(event, plane))
   }
 
+  // A stroke ends wherever the button is released.
+  window.addEventListener('mouseup', () => tools.mouseup())
+
   function keys(event: KeyboardEvent, plane: PlaneView): void {
     const key = event.key.toLowerCase()
     const { u, v, w } = plane.spec
-    if ((event.ctrlKey || event.metaKey) && key === 'z') {
+    const ctrl = event.ctrlKey || event.metaKey
+    if (ctrl && (key === 'z' || key === 'y')) {
+      // This page's last edit, whichever document it went to; never anyone else's.
       event.preventDefault()
-      if (event.shiftKey) sk.undo.redo()
-      else sk.undo.undo()
+      if (view !== sk) return
+      if (key === 'y' || event.shiftKey) undo.redo()
+      else undo.undo()
       if (activeNode && !sk.nodes.has(activeNode)) select(null)
+      redraw()
+      return
+    }
+    if (tools.key(event)) {
+      redraw()
       return
     }
     if (key === 'f' || (key === ' ' && !event.shiftKey)) centre[w] += event.shiftKey && key === 'f' ? 5 : 1
@@ -579,5 +663,13 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
   text('history-revert').addEventListener('click', () => void act('revert'))
 
   redraw()
-  ;(window as unknown as { collab: unknown }).collab = { connection, skeleton: sk, me: me as Me }
+  ;(window as unknown as { collab: unknown }).collab = {
+    connection,
+    skeleton: sk,
+    segConnection,
+    segmentation: seg,
+    tools,
+    undo,
+    me: me as Me,
+  }
 }

@@ -61,6 +61,8 @@ export class Connection {
   private inFlight: number[] = []
   /** (version, local changes it completes), oldest first, not yet saved. */
   private accepted: [number, number][] = []
+  /** Who waits for the version holding a local change: (change, resolve). */
+  private waiting: [number, (version: number) => void][] = []
 
   constructor(
     annotation: number,
@@ -95,7 +97,12 @@ export class Connection {
     this.provider.messageHandlers[MESSAGE_ACCEPTED] = (_encoder, decoder) => {
       const version = decoding.readVarUint(decoder)
       const upTo = this.inFlight.shift()
-      if (upTo !== undefined) this.accepted.push([version, upTo])
+      if (upTo !== undefined) {
+        this.accepted.push([version, upTo])
+        const ready = this.waiting.filter(([change]) => change <= upTo)
+        this.waiting = this.waiting.filter(([change]) => change > upTo)
+        for (const [, resolve] of ready) resolve(version)
+      }
       this.settle()
     }
     // The server's sync step 1 is answered with our step 2: all it lacks.
@@ -136,6 +143,17 @@ export class Connection {
       if (this.provider.wsconnected) this.inFlight.push(this.changes) // sent as it is
       this.settle()
     })
+  }
+
+  /** Local changes made so far: the number of the one just made. */
+  get changeCount(): number {
+    return this.changes
+  }
+
+  /** The version the server took local change ``change`` in (its "accepted"
+   *  answer; after a lost connection, the step 2 that carried it again). */
+  versionHolding(change: number): Promise<number> {
+    return new Promise((resolve) => this.waiting.push([change, resolve]))
   }
 
   /** Count what a saved version holds as durable. */

@@ -41,8 +41,11 @@ export interface Scene {
   /** The direction the view last moved in (-1, 0 or 1 per axis): bricks one
    *  step ahead are asked for after those in view (prefetch). */
   heading: Vec3
-  /** The segmentation drawn over the EM, each id in its hashed colour. */
-  segmentation: { source: BrickSource; mags: Mag[]; alpha: number } | null
+  /** The segmentation drawn over the EM: each id in ``colour(id)`` (RGBA
+   *  word, 0: not drawn), which changes only when ``look`` does. */
+  segmentation: { source: BrickSource; mags: Mag[]; alpha: number; colour: (id: number) => number; look: string } | null
+  /** The brush under the cursor: a circle of ``radius`` voxels (mag 1) in that plane. */
+  brush: { plane: string; at: [number, number]; radius: number; erase: boolean } | null
 }
 
 export interface Contrast {
@@ -59,6 +62,8 @@ export class PlaneView {
   complete = true
   /** Every pixel showed EM at the last draw, at that mag or the coarser one. */
   filled = true
+  /** The mag the volume was drawn at, at full resolution, at the last draw (what tools paint at). */
+  levelMag: Mag | null = null
   private readonly greyTexels = new Uint8Array(BRICK * BRICK)
   private readonly colourTexels = new Uint32Array(BRICK * BRICK)
 
@@ -95,6 +100,7 @@ export class PlaneView {
     this.complete = this.drawVolume(scene)
     this.drawSkeleton(scene)
     this.drawPeers(scene)
+    this.drawBrush(scene)
     ctx.fillStyle = '#aaa'
     ctx.fillText(this.spec.name.toUpperCase(), 6, 14)
   }
@@ -161,6 +167,7 @@ export class PlaneView {
     near[w] = bw
     // The same mag in the segmentation layer, if it has it (else no overlay here).
     const segMag = seg?.mags.find((m) => m.name === mag.name) ?? null
+    if (prefetch) this.levelMag = mag
     volume?.source.want(mag, bricks, near)
     if (seg && segMag) seg.source.want(segMag, bricks, near)
     if (prefetch && scene.heading.some((d) => d !== 0)) {
@@ -174,14 +181,17 @@ export class PlaneView {
     const du = stride[u]
     const dv = stride[v]
     const first = k * stride[w]
-    const overlay = seg && segMag ? `${seg.source.epoch}` : '-'
+    const overlay = seg && segMag ? `${seg.source.serial}.${seg.source.epoch}/${seg.look}` : '-'
     const look = `${mag.name}/${k}/${overlay}`
+    const colour = seg?.colour ?? segmentColour
     grid.reserve(bu1 - bu0 + 1, bv1 - bv0 + 1)
     grid.clearMarks()
     let complete = true
     for (const b of bricks) {
       const slot = grid.slotOf(b[u], b[v])
-      const key = `${look}/${b[0]},${b[1]},${b[2]}`
+      // A brick pushed again, or under a stroke of this page's, is uploaded again.
+      const revision = seg && segMag ? seg.source.revision(segMag, b) : ''
+      const key = `${look}/${b[0]},${b[1]},${b[2]}/${revision}`
       if (!grid.holds(slot, key)) {
         const grey = volume ? volume.source.get(mag, b) : null
         const ids: BrickData | undefined = seg && segMag ? seg.source.get(segMag, b) : null
@@ -196,7 +206,7 @@ export class PlaneView {
             if (grey) this.greyTexels[j * BRICK + i] = grey[at] & 0xff
             if (ids) {
               const id = ids[at]
-              this.colourTexels[j * BRICK + i] = id ? segmentColour(id) : 0
+              this.colourTexels[j * BRICK + i] = id ? colour(id) : 0
             }
           }
         }
@@ -277,6 +287,19 @@ export class PlaneView {
       ctx.fillStyle = peer.color
       ctx.fillText(peer.name, x + 10, y - 10)
     }
+  }
+
+  private drawBrush(scene: Scene): void {
+    const brush = scene.brush
+    if (!brush || brush.plane !== this.spec.name) return
+    const ctx = this.ctx
+    ctx.strokeStyle = brush.erase ? '#f66' : '#fff'
+    ctx.lineWidth = 1
+    ctx.setLineDash(brush.erase ? [4, 3] : [])
+    ctx.beginPath()
+    ctx.arc(brush.at[0], brush.at[1], Math.max(1, brush.radius * scene.zoom), 0, 2 * Math.PI)
+    ctx.stroke()
+    ctx.setLineDash([])
   }
 
   /** The node nearest a screen point within 10 pixels, near this plane. */

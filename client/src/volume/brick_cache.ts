@@ -53,3 +53,8 @@ export class BrickCache {
     this.bytes = 0
   }
 }
+
+/** A brick's key in a layer's cache: its mag's name and its coordinates at that mag. */
+export function brickKey(magName: string, brick: readonly number[]): string {
+  return `${magName}/${brick[0]}/${brick[1]}/${brick[2]}`
+}

@@ -9,6 +9,7 @@ import { ENCODING_ZSTD, STATUS_OK, unpack } from './wire'
 /** A frame as the worker hands it to the page. */
 export type Decoded =
   | { kind: 'bricks'; records: DecodedBrick[] }
+  | { kind: 'pushed'; version: number; mag: [number, number, number]; records: DecodedBrick[] }
   | { kind: 'done'; requestId: number }
   | { kind: 'error'; requestId: number; code: number; message: string }
   | { kind: 'bad'; message: string } // not a frame of the protocol
@@ -30,7 +31,7 @@ export function decodeFrame(data: Uint8Array): Decoded {
   }
   if (frame.kind === 'done') return { kind: 'done', requestId: frame.done.requestId }
   if (frame.kind === 'error') return { kind: 'error', ...frame.error }
-  const records = frame.records.map((record): DecodedBrick => {
+  const records = (frame.kind === 'pushed' ? frame.pushed.records : frame.records).map((record): DecodedBrick => {
     let voxels: ArrayBuffer | null = null
     if (record.status === STATUS_OK) {
       try {
@@ -45,10 +46,11 @@ export function decodeFrame(data: Uint8Array): Decoded {
     }
     return { requestId: record.requestId, brick: record.brick, dtype: record.dtype, voxels }
   })
+  if (frame.kind === 'pushed') return { kind: 'pushed', version: frame.pushed.version, mag: frame.pushed.mag, records }
   return { kind: 'bricks', records }
 }
 
 /** Buffers a decoded frame can hand over without copying. */
 export function transferables(decoded: Decoded): ArrayBuffer[] {
-  return decoded.kind === 'bricks' ? decoded.records.flatMap((r) => (r.voxels ? [r.voxels] : [])) : []
+  return decoded.kind === 'bricks' || decoded.kind === 'pushed' ? decoded.records.flatMap((r) => (r.voxels ? [r.voxels] : [])) : []
 }

@@ -1,9 +1,13 @@
 // Bricks of one layer over the brick socket (docs/protocol.md, "Bricks"):
 // a cache under a memory budget (least recently used out), requests ordered
-// by distance to the view centre, bricks that left the view cancelled.
+// by distance to the view centre, bricks that left the view cancelled. An
+// annotation's volume layer comes over its /volume socket, the same frames
+// plus PUSHED: bricks a new version changed replace the cached ones, and
+// this page's strokes not painted yet show over them (./preview.ts).
 
-import { BrickCache, type BrickData } from './brick_cache'
+import { BrickCache, type BrickData, brickKey } from './brick_cache'
 import type { Decoded, DecodedBrick } from './brick_decode'
+import type { Preview } from './preview'
 import { type Coord, ENCODING_RAW, packCancel, packRequest } from './wire'
 
 export type { BrickData } from './brick_cache'
@@ -21,7 +25,12 @@ export function parseMag(name: string): Mag {
   return { name, factor }
 }
 
-const key = (mag: Mag, b: Coord) => `${mag.name}/${b[0]}/${b[1]}/${b[2]}`
+/** A mag's name from its factors, as the server writes them ("2", "2-2-1"). */
+export function magName(factor: Coord): string {
+  return factor[0] === factor[1] && factor[1] === factor[2] ? String(factor[0]) : factor.join('-')
+}
+
+const key = (mag: Mag, b: Coord) => brickKey(mag.name, b)
 
 const TYPED: Record<number, (b: ArrayBuffer) => Exclude<BrickData, null>> = {
   1: (b) => new Uint8Array(b),
@@ -29,7 +38,22 @@ const TYPED: Record<number, (b: ArrayBuffer) => Exclude<BrickData, null>> = {
   3: (b) => new Uint32Array(b),
 }
 
+/** The value at mag-1 voxel ``p`` in ``source`` at ``mag``; undefined: not loaded (null brick: 0). */
+export function voxelAt(source: BrickSource, mag: Mag, p: Coord): number | undefined {
+  const v = p.map((c, a) => Math.floor(c / mag.factor[a])) as Coord
+  const brick = v.map((c) => Math.floor(c / BRICK)) as Coord
+  const data = source.get(mag, brick)
+  if (data === undefined) return undefined
+  if (data === null) return 0
+  const [i, j, k] = v.map((c, a) => c - brick[a] * BRICK)
+  return data[i + BRICK * (j + BRICK * k)]
+}
+
+let sources = 0
+
 export class BrickSource {
+  /** Which source this is (views tell one layer's bricks from another's). */
+  readonly serial = ++sources
   /** The socket lives in a worker (./brick_worker.ts), which decodes frames off the main thread. */
   private readonly worker: Worker
   private open = false
@@ -50,6 +74,14 @@ export class BrickSource {
   outstanding = 0
   errors = 0
   onBrick: () => void = () => undefined
+  /** A PUSHED frame arrived: the version and the bricks it replaced. */
+  onPushed: (version: number, keys: string[]) => void = () => undefined
+  /** This page's strokes shown over the bricks until the server's arrive. */
+  preview: Preview | null = null
+  /** Per brick replaced since it was first cached (pushed): views upload it again. */
+  private readonly replaced = new Map<string, number>()
+  /** Mags by their factors ("2,2,1"), as asked for: pushed frames name a mag by them. */
+  private readonly magsSeen = new Map<string, Mag>()
 
   /**
    * ``encoding``: how bricks travel. Segmentation ids compress ~30:1 with
@@ -58,12 +90,14 @@ export class BrickSource {
    * Measured: the demo's first view took 5.5–6.2 s with raw segmentation,
    * 0.9–2.5 s without it (docs/performance.md).
    */
+  /** ``path``: the socket, ``/data/{dataset}/{layer}`` or (``live``: bricks
+   *  change while shown) ``/volume/{annotation}/{layer}``. */
   constructor(
-    readonly dataset: string,
-    readonly layer: string,
+    readonly path: string,
     readonly token: string,
     readonly encoding = ENCODING_RAW,
     readonly budgetBytes = 256 * 1024 * 1024,
+    readonly live = false,
   ) {
     this.cache = new BrickCache(budgetBytes)
     this.worker = new Worker(new URL('./brick_worker.ts', import.meta.url), { type: 'module' })
@@ -73,7 +107,7 @@ export class BrickSource {
 
   private connect(): void {
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
-    const url = `${scheme}://${location.host}/data/${encodeURIComponent(this.dataset)}/${encodeURIComponent(this.layer)}?token=${encodeURIComponent(this.token)}`
+    const url = `${scheme}://${location.host}${this.path}?token=${encodeURIComponent(this.token)}`
     this.worker.postMessage({ connect: url })
   }
 
@@ -88,7 +122,9 @@ export class BrickSource {
       this.pending.clear()
       this.openRequests.clear()
       this.outstanding = 0
-      if (!this.closed) setTimeout(() => this.connect(), 500 + Math.random() * 1000)
+      // A live layer missed what was pushed meanwhile: its bricks are asked for again.
+      if (this.live) this.dropCache()
+      if (!this.closed) setTimeout(() => this.closed || this.connect(), 500 + Math.random() * 1000)
     } else this.receive(message)
   }
 
@@ -107,18 +143,34 @@ export class BrickSource {
     }
     this.openRequests.clear()
     this.pending.clear()
+    this.dropCache()
+  }
+
+  private dropCache(): void {
     this.cache.clear()
+    this.replaced.clear()
     this.version += 1
     this.epoch += 1
   }
 
+  /** A brick's voxels as shown (this page's pending strokes over them);
+   *  undefined: not here yet; null: the layer has none there. */
   get(mag: Mag, brick: Coord): BrickData | undefined {
-    return this.cache.get(key(mag, brick))
+    const k = key(mag, brick)
+    const data = this.cache.get(k)
+    return data && this.preview?.touches(k) ? this.preview.compose(k, data) : data
+  }
+
+  /** Changes when what :meth:`get` gives for the brick changes (pushed, previewed). */
+  revision(mag: Mag, brick: Coord): string {
+    const k = key(mag, brick)
+    return `${this.replaced.get(k) ?? 0}.${this.preview?.revision(k) ?? 0}`
   }
 
   /** Bricks one view needs (a plane at one mag); :meth:`flush` asks for them all,
    *  nearest ``centre`` first; ``after`` puts a group behind the others (prefetch). */
   want(mag: Mag, bricks: Coord[], centre: Coord, after = 0): void {
+    if (!this.magsSeen.has(mag.factor.join(','))) this.magsSeen.set(mag.factor.join(','), mag)
     for (const b of bricks) {
       const k = key(mag, b)
       const d = after + (b[0] - centre[0]) ** 2 + (b[1] - centre[1]) ** 2 + (b[2] - centre[2]) ** 2
@@ -166,6 +218,22 @@ export class BrickSource {
   private receive(frame: Decoded): void {
     if (frame.kind === 'bricks') {
       for (const record of frame.records) this.store(record)
+      this.onBrick()
+    } else if (frame.kind === 'pushed') {
+      // Newer voxels of bricks this socket was sent: they replace the cached
+      // ones (an answer still due for one comes after, and is as new).
+      const mag = this.magsSeen.get(frame.mag.join(',')) ?? parseMag(magName(frame.mag))
+      const keys: string[] = []
+      for (const record of frame.records) {
+        const k = key(mag, record.brick)
+        const typed = TYPED[record.dtype]
+        this.cache.set(k, record.voxels && typed ? typed(record.voxels) : null)
+        this.replaced.set(k, (this.replaced.get(k) ?? 0) + 1)
+        keys.push(k)
+      }
+      this.version += 1
+      this.preview?.pushed(frame.version, keys)
+      this.onPushed(frame.version, keys)
       this.onBrick()
     } else if (frame.kind === 'done') {
       this.openRequests.delete(frame.requestId)

@@ -1,5 +1,5 @@
 // A dataset's layers (GET /api/datasets/{name}) and the bricks of the one
-// the viewer shows as EM greyscale.
+// the viewer shows as EM greyscale; an annotation's volume layer.
 
 import type { Api } from '../api'
 import { BrickSource, type Mag, parseMag } from './bricks'
@@ -32,11 +32,31 @@ export async function openLayers(
       ? {
           info,
           mags: info.mags.map(parseMag),
-          source: new BrickSource(dataset, info.name, api.token, info.dtype === 'uint8' ? ENCODING_RAW : ENCODING_ZSTD),
+          source: new BrickSource(
+            `/data/${encodeURIComponent(dataset)}/${encodeURIComponent(info.name)}`,
+            api.token,
+            info.dtype === 'uint8' ? ENCODING_RAW : ENCODING_ZSTD,
+          ),
         }
       : null
   }
   return { color: open('color'), segmentation: open('segmentation') }
+}
+
+/** An annotation's volume layer (an entry of the segmentation document's
+ *  `layers`): its bricks over the /volume socket, live (docs/protocol.md). */
+export function openVolumeLayer(api: Api, annotation: number, layerId: string, info: LayerInfo): Layer {
+  return {
+    info,
+    mags: info.mags.map(parseMag),
+    source: new BrickSource(
+      `/volume/${annotation}/${encodeURIComponent(layerId)}`,
+      api.token,
+      ENCODING_ZSTD,
+      256 * 1024 * 1024,
+      true,
+    ),
+  }
 }
 
 /** A segment id's colour, as WEBKNOSSOS hashes them: hues spread by the golden ratio. */

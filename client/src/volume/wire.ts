@@ -1,12 +1,15 @@
-// The brick socket's binary frames (docs/protocol.md, "Bricks"): pure pack
-// and unpack, little-endian. tests/golden/brick_frames.json holds golden
-// bytes of every kind, read by these tests and by the Python ones.
+// The brick socket's binary frames (docs/protocol.md, "Bricks"; PUSHED is
+// the annotation volume socket's): pure pack and unpack, little-endian.
+// tests/golden/brick_frames.json holds golden bytes of every kind, read by
+// these tests and by the Python ones.
 
 export const REQUEST = 0x01
 export const CANCEL = 0x02
 export const BRICKS = 0x81
 export const ERROR = 0x82
 export const DONE = 0x83
+/** Bricks of an annotation's volume layer that a new version changed (the /volume socket). */
+export const PUSHED = 0x84
 
 export const STATUS_OK = 0
 export const STATUS_MISSING = 1
@@ -41,8 +44,16 @@ export interface WireError {
   message: string
 }
 
+/** What a materialised version changed: its bricks at one mag (records as in BRICKS, request id 0). */
+export interface Pushed {
+  version: number
+  mag: Coord
+  records: BrickRecord[]
+}
+
 export type ServerFrame =
   | { kind: 'bricks'; records: BrickRecord[] }
+  | { kind: 'pushed'; pushed: Pushed }
   | { kind: 'done'; done: Done }
   | { kind: 'error'; error: WireError }
 
@@ -98,26 +109,14 @@ export function unpack(data: Uint8Array): ServerFrame {
   const kind = data[0]
   if (kind === BRICKS) {
     if (data.length < 4) throw new FrameError('truncated bricks frame')
-    const count = view.getUint16(2, true)
-    const records: BrickRecord[] = []
-    let at = 4
-    for (let k = 0; k < count; k++) {
-      if (at + 32 > data.length) throw new FrameError('truncated record header')
-      const length = view.getUint32(at + 28, true)
-      if (at + 32 + length > data.length) throw new FrameError('truncated payload')
-      records.push({
-        requestId: view.getUint32(at, true),
-        brick: [view.getInt32(at + 4, true), view.getInt32(at + 8, true), view.getInt32(at + 12, true)],
-        status: view.getUint8(at + 16),
-        dtype: view.getUint8(at + 17),
-        encoding: view.getUint8(at + 18),
-        shape: [view.getUint16(at + 20, true), view.getUint16(at + 22, true), view.getUint16(at + 24, true)],
-        payload: data.subarray(at + 32, at + 32 + length),
-      })
-      at += 32 + length
-    }
-    if (at !== data.length) throw new FrameError('trailing bytes after the records')
-    return { kind: 'bricks', records }
+    return { kind: 'bricks', records: unpackRecords(data, view, 4, view.getUint16(2, true)) }
+  }
+  if (kind === PUSHED) {
+    // u8 0x84, u8 reserved, u16 record count, u32 version, 3 × u16 mag, u16 reserved.
+    if (data.length < 16) throw new FrameError('truncated pushed frame')
+    const mag: Coord = [view.getUint16(8, true), view.getUint16(10, true), view.getUint16(12, true)]
+    const records = unpackRecords(data, view, 16, view.getUint16(2, true))
+    return { kind: 'pushed', pushed: { version: view.getUint32(4, true), mag, records } }
   }
   if (kind === DONE) {
     if (data.length !== 24) throw new FrameError('a done frame has 24 bytes')
@@ -144,4 +143,26 @@ export function unpack(data: Uint8Array): ServerFrame {
     }
   }
   throw new FrameError(`unknown frame type 0x${kind.toString(16)}`)
+}
+
+/** ``count`` records of 32-byte headers and payloads from ``at`` to the frame's end. */
+function unpackRecords(data: Uint8Array, view: DataView, at: number, count: number): BrickRecord[] {
+  const records: BrickRecord[] = []
+  for (let k = 0; k < count; k++) {
+    if (at + 32 > data.length) throw new FrameError('truncated record header')
+    const length = view.getUint32(at + 28, true)
+    if (at + 32 + length > data.length) throw new FrameError('truncated payload')
+    records.push({
+      requestId: view.getUint32(at, true),
+      brick: [view.getInt32(at + 4, true), view.getInt32(at + 8, true), view.getInt32(at + 12, true)],
+      status: view.getUint8(at + 16),
+      dtype: view.getUint8(at + 17),
+      encoding: view.getUint8(at + 18),
+      shape: [view.getUint16(at + 20, true), view.getUint16(at + 22, true), view.getUint16(at + 24, true)],
+      payload: data.subarray(at + 32, at + 32 + length),
+    })
+    at += 32 + length
+  }
+  if (at !== data.length) throw new FrameError('trailing bytes after the records')
+  return records
 }
