@@ -283,3 +283,40 @@ async def test_segment_statistics_over_the_fallback(live: LiveServer) -> None:
         for bad, status in (("x", 400), ("-1", 400), ("1?mag=8", 400)):
             assert (await http.get(f"{url}/{bad}")).status_code == status, bad
     await w.close()
+
+
+async def test_two_painters_at_once_converge(live: LiveServer) -> None:
+    """Two clients paint overlapping strokes at the same time, neither
+    waiting for the other: both see the same voxels, and a materialiser that
+    replays the log from nothing writes the same bytes."""
+    a_id, a, ann, w = await _layer(live)
+    b_id, b = await live.user("Bo")
+    async with live.client(a) as http:
+        r = await http.post(f"/api/annotations/{ann}/grants", json={"user": b_id, "role": "editor"})
+        assert r.status_code == 201, r.text
+    wa = await YClient(live.sync_url(ann, "segmentation", token=a, acks="1")).connect()
+    wb = await YClient(live.sync_url(ann, "segmentation", token=b, acks="1")).connect()
+    await wb.wait(lambda: "L1" in wb.map("layers"))
+    for k in range(20):  # interleaved, unacknowledged: the server sequences them
+        wa.map("ops")[f"a-{k + 1}"] = brush(a_id, 100 + k, [[10 + k, 5, 2], [40, 20 + k, 2]], 3)
+        wb.map("ops")[f"b-{k + 1}"] = brush(b_id, 200 + k, [[40 - k, 5, 2], [10, 20 + k, 2]], 3)
+    for c in (wa, wb):
+        await c.wait(lambda c=c: len(c.map("ops")) == 40, timeout=20)
+    bricks = [(0, 0, 0), (1, 0, 0)]
+    seen = []
+    for token in (a, b):
+        client = await BrickClient.connect(f"{live.ws_url}/volume/{ann}/L1?token={token}")
+        records = await client.fetch(1, (1, 1, 1), bricks, ZSTD)
+        seen.append({r.brick: decompress(r.payload) for r in records})
+        await client.close()
+    assert seen[0] == seen[1]
+    painted = from_raw(seen[0][(0, 0, 0)], U32)
+    assert {int(v) for v in np.unique(painted)} >= {0, 119, 219}  # the last of each
+    async with live.services.pool.acquire() as conn:
+        for table in ("materialised_bricks", "materialised_ops", "materialised_versions"):
+            await conn.execute(f"DELETE FROM {table} WHERE annotation_id = $1", ann)
+    await Materialiser(live.services.pool).catch_up(ann)
+    again = await _stored(live, ann)
+    assert {b: again[b] for b in bricks} == seen[0]
+    for c in (w, wa, wb):
+        await c.close()
