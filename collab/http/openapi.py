@@ -129,6 +129,9 @@ OPENAPI: dict[str, Any] = {
         "/api/annotations/{annotation_id}/volume/{layer}/{mag}/{x}/{y}/{z}": {
             "get": _op("a 32³ brick of the annotation's volume layer, octet-stream (?version=)")
         },
+        "/api/annotations/{annotation_id}/volume/{layer}/segments/{segment}": {
+            "get": _op("a segment's voxel count and box in the volume layer (?mag=&version=)")
+        },
         "/api/teams": {
             "post": _op("create a team (admin)", 201, _obj(name=S)),
             "get": _op("teams"),
