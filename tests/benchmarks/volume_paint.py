@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import statistics
 import tempfile
 import time
@@ -219,13 +220,22 @@ async def main() -> None:
     p.add_argument("--viewers", type=int, default=2)
     p.add_argument("--reads", type=int, default=300)
     p.add_argument("--runs", type=int, default=1)
+    p.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server")
+    p.add_argument("--keep", type=Path, default=None, help="the server's data dir (its log)")
     a = p.parse_args()
+    # The clients' own pauses would count as latency: ten painters' replicas
+    # and the viewers' decoded bricks make this process's full collections
+    # take 100+ ms. The load generator does not collect; the server does.
+    gc.disable()
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory(prefix="collab-paint-") as tmp:
         pg = EmbeddedPostgres(Path(tmp) / "pg")
         dsn = await asyncio.to_thread(pg.start)
         try:
-            async with collab_server({"COLLAB_DATABASE_URL": dsn}) as server:
+            extra = dict(item.split("=", 1) for item in a.env)
+            async with collab_server(
+                {"COLLAB_DATABASE_URL": dsn, **extra}, data_dir=a.keep
+            ) as server:
                 for run in range(a.runs):
                     r = await run_once(server, dsn, a)
                     lat = r["latencies"]
