@@ -3,6 +3,8 @@ bricks of its volume layers at any version (docs/api.md, "Segmentation")."""
 
 from __future__ import annotations
 
+import math
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -133,18 +135,18 @@ async def get_segment_stats(request: Request) -> JSON:
         dataset = await svc.volumes.dataset(dataset_name)
         source_layer = dataset.layers.get(info.fallback)
 
-    def fallback_bricks(mag: Mag) -> list[tuple[int, int, int]]:
+    def fallback_extent(mag: Mag) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+        """The fallback's bricks at ``mag`` (low and high inclusive), if any."""
         if source_layer is None or mag not in source_layer.sources:
-            return []
+            return None
         source = source_layer.sources[mag]
-        lo = [source.valid_lo[a] // 32 for a in range(3)]
-        hi = [(source.valid_hi[a] - 1) // 32 for a in range(3)]
-        return [
-            (x, y, z)
-            for x in range(lo[0], hi[0] + 1)
-            for y in range(lo[1], hi[1] + 1)
-            for z in range(lo[2], hi[2] + 1)
-        ]
+        lo = tuple(source.valid_lo[a] // 32 for a in range(3))
+        hi = tuple((source.valid_hi[a] - 1) // 32 for a in range(3))
+        return lo, hi
+
+    def count(extent: tuple[tuple[int, ...], tuple[int, ...]] | None) -> int:
+        # Counted, never listed: an extent may hold millions of bricks.
+        return 0 if extent is None else math.prod(extent[1][a] - extent[0][a] + 1 for a in range(3))
 
     raw_mag = request.query_params.get("mag")
     mags = info.mags or [parse_mag("1")]
@@ -153,18 +155,25 @@ async def get_segment_stats(request: Request) -> JSON:
         if mag not in mags:
             raise BadRequest(f"layer {layer!r} keeps no mag {raw_mag!r}")
     else:  # the finest mag whose fallback extent can be scanned
-        mag = next((m for m in mags if len(fallback_bricks(m)) <= MAX_SCAN_BRICKS), mags[-1])
+        mag = next((m for m in mags if count(fallback_extent(m)) <= MAX_SCAN_BRICKS), mags[-1])
     segment = int(raw_id)
-    count, low, high = await materialiser.segment_stats(
-        annotation_id, layer, info, mag, segment, version, fallback_bricks(mag)
+    extent = fallback_extent(mag)
+    if count(extent) > MAX_SCAN_BRICKS:
+        raise BadRequest(
+            f"mag {mag} of layer {layer!r} spans more than {MAX_SCAN_BRICKS} bricks; "
+            "ask at a coarser mag"
+        )
+    fallback = [] if extent is None else _bricks_between(extent[0], extent[1])
+    voxels, low, high = await materialiser.segment_stats(
+        annotation_id, layer, info, mag, segment, version, fallback
     )
-    if not count:
+    if not voxels:
         raise NotFound(f"segment {segment} does not occur in layer {layer!r} at mag {mag}")
     return JSON(
         {
             "segment": segment,
             "mag": str(mag),
-            "voxelCount": count,
+            "voxelCount": voxels,
             "boundingBox": {"topLeft": low, "size": [high[a] - low[a] + 1 for a in range(3)]},
             "version": version if version is not None else done,
         }
@@ -191,3 +200,12 @@ routes = [
         methods=["GET"],
     ),
 ]
+
+
+def _bricks_between(lo: tuple[int, ...], hi: tuple[int, ...]) -> list[tuple[int, int, int]]:
+    return [
+        (x, y, z)
+        for x in range(lo[0], hi[0] + 1)
+        for y in range(lo[1], hi[1] + 1)
+        for z in range(lo[2], hi[2] + 1)
+    ]

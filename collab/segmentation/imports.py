@@ -392,22 +392,23 @@ async def apply(
     key: RoomKey,
     layer: str,
     info: Any,
+    op_key: str,
     op: dict[str, Any],
-    version: int,
-    changed: dict[tuple[str, str, Brick], np.ndarray],
-    base: int | None,
+    changed: dict[tuple[str, str, Brick], np.ndarray | bytes],
     current: Current,
-) -> tuple[str, Brick, Brick] | None:
+) -> tuple[str, list[Brick]] | None:
     """Materialise an ``import`` op (collab/segmentation/materialise.py
-    calls this for that kind). Returns the op's reach for ``materialised_ops``
-    (its finest mag and the box of its bricks there), None if it has none.
+    calls this for that kind, applied or replayed after an undo alike).
+    Returns the op's reach for ``materialised_ops`` (its finest mag and the
+    bricks it has there), None if it has none.
 
-    Applied (``base`` None): the upload's bricks are copied into the layer
-    in the database, at ``version`` (not through ``changed``: an import may
-    hold thousands of bricks); mags of the layer the upload lacks follow
-    from the next finer one, over the bricks it wrote, into ``changed``.
-    Replayed after an undo (``base`` set): the upload's bricks of its finest
-    mag go into ``changed``; the caller downsamples over its region."""
+    The upload's bricks go into ``changed`` as they are stored (compressed:
+    an import may hold thousands), so they are written with the op's
+    version in one transaction and pushed to viewers like any op's. A
+    coarser mag the upload carries keeps only its bricks over the finest
+    mag's (the op's reach there is what an undo computes again); mags of
+    the layer the upload lacks follow from the next finer one, over the
+    bricks it wrote."""
     upload = op.get("upload")
     if isinstance(upload, float) and upload.is_integer():
         upload = int(upload)
@@ -418,27 +419,28 @@ async def apply(
         if found is None or not found.mags:
             return None  # not this annotation's upload: nothing to write
         finest = found.mags[0]
-        if base is not None:
-            stored = await uploads.bricks_of(conn, upload, finest)
-            places = {finest: list(stored)}
-        else:
-            places = await uploads.copy_into(conn, key, layer, version, upload)
-    if base is not None:
-        decoded = await asyncio.to_thread(
-            lambda: {
-                b: enc.from_raw(enc.decompress(d), info.dtype).copy() for b, d in stored.items()
-            }
-        )
-        for b, voxels in decoded.items():
-            changed[(layer, finest, b)] = voxels
-    else:
-        await _follow_coarser(key, layer, info, places, changed, current)
+        finest_mag = parse_mag(finest)
+        places: dict[str, list[Brick]] = {}
+        reach: set[Brick] | None = None
+        for mag in found.mags:
+            stored = await uploads.bricks_of(conn, upload, mag)
+            if reach is None:
+                reach = set(stored)
+            else:
+                coarse = parse_mag(mag)
+                if any(c % f for c, f in zip(coarse, finest_mag, strict=True)):
+                    continue  # no coarsening of the finest: not written
+                ratio = tuple(c // f for c, f in zip(coarse, finest_mag, strict=True))
+                over = {(b[0] // ratio[0], b[1] // ratio[1], b[2] // ratio[2]) for b in reach}
+                stored = {b: d for b, d in stored.items() if b in over}
+            for b, data in stored.items():
+                changed[(layer, mag, b)] = data
+            places[mag] = sorted(stored)
+    await _follow_coarser(key, layer, info, places, changed, current)
     bricks = places.get(finest) or []
     if not bricks:
         return None
-    b0 = (min(b[0] for b in bricks), min(b[1] for b in bricks), min(b[2] for b in bricks))
-    b1 = (max(b[0] for b in bricks), max(b[1] for b in bricks), max(b[2] for b in bricks))
-    return finest, b0, b1
+    return finest, bricks
 
 
 async def _follow_coarser(
@@ -446,7 +448,7 @@ async def _follow_coarser(
     layer: str,
     info: Any,
     places: dict[str, list[Brick]],
-    changed: dict[tuple[str, str, Brick], np.ndarray],
+    changed: dict[tuple[str, str, Brick], np.ndarray | bytes],
     current: Current,
 ) -> None:
     """Each mag of the layer that the upload lacks, coarser than one it

@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
@@ -73,6 +74,15 @@ READ_WAIT_SECONDS = 30.0
 ANNOTATIONS_KEPT = 4096
 #: Versions read from the log at a time while catching up.
 UPDATES_PAGE = 256
+#: Bricks read, compared or compressed at a time (an import, a large undo).
+BATCH_BRICKS = 256
+#: Voxel arrays one version may hold in memory; past it they are kept
+#: compressed (zstd: labels shrink 10-100x), so an undo over thousands of
+#: bricks or an import costs their compressed size.
+CHANGED_ARRAY_BYTES = 64 * 2**20
+#: Rounds an undo's region may take to settle (each grows it or moves the
+#: base back; bounded by the ops, this only guards against a fault).
+MAX_RECOMPUTE_ROUNDS = 10_000
 _COUNTER = re.compile(r"-(\d+)$")
 
 #: Reads a fallback brick: (the annotation, the layer's fallback name, mag,
@@ -126,6 +136,8 @@ class Materialiser:
         self._pool = pool
         self._fallback = fallback
         self._locks: dict[int, asyncio.Lock] = {}
+        #: Per annotation: catch-ups holding or waiting for its lock.
+        self._users: dict[int, int] = {}
         #: Per annotation: the document at its materialised version, so a
         #: catch-up applies only the new updates (oldest out past DOCS_KEPT).
         self._docs: dict[int, tuple[int, Doc]] = {}
@@ -179,13 +191,21 @@ class Materialiser:
         """Materialise every stored version not yet materialised; return the
         materialised version."""
         lock = self._locks.setdefault(annotation_id, asyncio.Lock())
-        async with lock:
-            reached = await self._catch_up(RoomKey(annotation_id, DOC))
+        self._users[annotation_id] = self._users.get(annotation_id, 0) + 1
+        try:
+            async with lock:
+                reached = await self._catch_up(RoomKey(annotation_id, DOC))
+        finally:
+            self._users[annotation_id] -= 1
+            if not self._users[annotation_id]:
+                del self._users[annotation_id]
         async with self._progress:
             self._reached[annotation_id] = reached
             self._progress.notify_all()
         if len(self._locks) > ANNOTATIONS_KEPT:  # bounded: idle annotations go
-            for idle in [a for a, held in self._locks.items() if not held.locked()]:
+            # Idle: nobody holds or waits for its lock (a waiter keeps the
+            # lock it waits on: a new one would let two catch up at once).
+            for idle in [a for a in self._locks if a not in self._users]:
                 del self._locks[idle]
                 self._reached.pop(idle, None)
                 self._head_at.pop(idle, None)
@@ -289,7 +309,7 @@ class Materialiser:
         gone: list[str] = []
         if deleted:
             async with self._pool.acquire() as conn:
-                undone = await materialised.applied_ops(conn, key, ops=deleted)
+                undone = await materialised.standing_ops(conn, key, deleted)
             if undone:
                 await self._recompute(key, doc, version, undone, changed)
                 gone = [row.op for row in undone]
@@ -298,32 +318,31 @@ class Materialiser:
             row = await self._apply_op(key, doc, op_key, op, version, changed, version - 1)
             if row is not None:
                 applied.append(row)
-        # Only what differs from the version before is written.
-        rows: list[BrickRow] = []
+            await _spill(changed)
+        return await self._differing(key, doc, version, changed), applied, gone
+
+    async def _differing(
+        self, key: RoomKey, doc: Doc, version: int, changed: Changed
+    ) -> list[BrickRow]:
+        """The rows to write: each changed brick that differs from the version
+        before, compressed (in batches: memory stays bounded)."""
         by_place: dict[tuple[str, str], list[Brick]] = {}
         for layer, mag, b in changed:
             by_place.setdefault((layer, mag), []).append(b)
+        rows: list[BrickRow] = []
         for (layer, mag), bricks in by_place.items():
             info = layer_info(doc, layer)
             if info is None:
                 continue
-            before = await self._read(key, layer, mag, info, bricks, version - 1)
-            for b in bricks:
-                voxels = changed[(layer, mag, b)]
-                if not np.array_equal(voxels, before[b]):
-                    rows.append(BrickRow(layer, mag, b, b""))
-        packed = await asyncio.to_thread(
-            lambda: [
-                BrickRow(
-                    r.layer,
-                    r.mag,
-                    r.brick,
-                    enc.compress(enc.to_raw(changed[(r.layer, r.mag, r.brick)])),
+            for start in range(0, len(bricks), BATCH_BRICKS):
+                batch = bricks[start : start + BATCH_BRICKS]
+                before = await self._read(key, layer, mag, info, batch, version - 1)
+                rows.extend(
+                    await asyncio.to_thread(
+                        _rows_if_changed, layer, mag, batch, changed, before, info.dtype
+                    )
                 )
-                for r in rows
-            ]
-        )
-        return packed, applied, gone
+        return rows
 
     async def _apply_op(
         self,
@@ -333,41 +352,29 @@ class Materialiser:
         op: dict[str, Any],
         version: int,
         changed: Changed,
-        base: int,
-        replay: bool = False,
+        read_at: int,
     ) -> OpRow | None:
         """Apply one op over ``changed`` (bricks not in it read as of
-        ``base``); its row, or None when it reaches nothing or is no op
-        (an op is checked when it arrives; one that slipped by — a rewrite
-        of an existing op is not seen by the check — is skipped here).
-        A ``replay``'s coarser mags follow once, over its whole region."""
+        ``read_at``), its coarser mags following; its row (the bricks it
+        reaches), or None when it reaches nothing or is no op (an op is
+        checked when it arrives; one that slipped by — a rewrite of an
+        existing op is not seen by the check — is skipped here)."""
         layer = op.get("layer")
         if not isinstance(layer, str):
             return None
         info = layer_info(doc, layer)
         if info is None:
             return None  # checked when it arrived; its layer went since
+        seq = op_order(op_key)[0]
         if op.get("kind") == imports.KIND:  # voxels uploaded with a WEBKNOSSOS zip
-            if not replay:
-                # Its bricks are written beside ``changed`` (they may be
-                # thousands): what is kept in memory of them is stale.
-                self._drop_head(key.annotation_id)
             reach = await imports.apply(
-                self._pool,
-                key,
-                layer,
-                info,
-                op,
-                version,
-                changed,
-                base if replay else None,
-                self._current,
+                self._pool, key, layer, info, op_key, op, changed, self._current
             )
-            return (
-                None
-                if reach is None
-                else OpRow(op_key, version, op_order(op_key)[0], layer, *reach)
-            )
+            if reach is None:
+                return None
+            finest, placed = reach
+            b0, b1 = _box_around(placed)
+            return OpRow(op_key, version, seq, layer, finest, b0, b1, tuple(placed))
         try:
             check_op(op_key, op, _layer_lookup(doc), op.get("author"))
         except Unprocessable as exc:
@@ -383,17 +390,20 @@ class Materialiser:
         b0 = (low[0] // BRICK, low[1] // BRICK, low[2] // BRICK)
         b1 = ((high[0] - 1) // BRICK, (high[1] - 1) // BRICK, (high[2] - 1) // BRICK)
         mag_name = str(mag)
+        exact: list[Brick] | None = None
         if op["kind"] == "brush":
             # A brush is local: each brick it comes near is painted alone, so
             # a long diagonal stroke costs its bricks, not its bounding box's.
-            bricks = paint.brush_bricks(op, f, b0, b1, BRICK)
-            current = await self._current(key, layer, mag_name, info, bricks, changed, base)
+            exact = paint.brush_bricks(op, f, b0, b1, BRICK)
+            if not exact:
+                return None
+            current = await self._current(key, layer, mag_name, info, exact, changed, read_at)
             painted = await asyncio.to_thread(_paint_each, op, current, f)
             for b, piece in painted.items():
                 changed[(layer, mag_name, b)] = piece
         else:
             bricks = _bricks_in(b0, b1)
-            current = await self._current(key, layer, mag_name, info, bricks, changed, base)
+            current = await self._current(key, layer, mag_name, info, bricks, changed, read_at)
             shape = tuple((b1[a] - b0[a] + 1) * BRICK for a in range(3))
             origin = (b0[0] * BRICK, b0[1] * BRICK, b0[2] * BRICK)
             block = await asyncio.to_thread(
@@ -406,59 +416,89 @@ class Materialiser:
                 piece = block[s]
                 if not np.array_equal(piece, current[b]):
                     changed[(layer, mag_name, b)] = piece.copy()
-        if not replay:
-            await self._follow_coarser(key, layer, info, mag, (low, high), changed, base)
-        return OpRow(op_key, version, op_order(op_key)[0], layer, mag_name, b0, b1)
+        only = None if exact is None else set(exact)
+        await self._follow_coarser(key, layer, info, mag, (low, high), changed, read_at, only)
+        return OpRow(
+            op_key, version, seq, layer, mag_name, b0, b1, None if exact is None else tuple(exact)
+        )
 
     async def _recompute(
         self, key: RoomKey, doc: Doc, version: int, undone: list[OpRow], changed: Changed
     ) -> None:
-        """Ops were deleted (an undo): the bricks they reached, computed again
-        from the version before the first of them and every op that remains
-        on them since, in order. An op that remains and reaches one of those
-        bricks is replayed whole, and the bricks it reaches join the region
-        (a later fill may read what it changed)."""
-        first = min(row.version for row in undone)
-        base = first - 1
-        gone = {row.op for row in undone}
-        region: dict[tuple[str, str], set[Brick]] = {}
+        """Ops were deleted (an undo): the bricks they reached (the *region*,
+        at every mag) computed again, from a *base* version, by the ops that
+        stand and reach the region, replayed in their order, each whole, its
+        coarser mags following.
+
+        The base is the version before the first undone op, or earlier: it
+        must hold no op deleted since (an earlier undo of an op that still
+        stood then), so it goes back before every such op that reaches the
+        region. Each replayed op's bricks join the region (it may read or
+        write beyond it: a fill, a coarser mag), and so on to a fixed point.
+        Bricks outside the region are as the newest version has them: no op
+        that changed them since the base is replayed."""
+        infos: dict[str, LayerInfo | None] = {}
+
+        def info_of(layer: str) -> LayerInfo | None:
+            if layer not in infos:
+                infos[layer] = layer_info(doc, layer)
+            return infos[layer]
+
+        region: Region = {}
+        gone = {(row.op, row.version) for row in undone}
         for row in undone:
-            region.setdefault((row.layer, row.mag), set()).update(_bricks_in(row.b0, row.b1))
-        async with self._pool.acquire() as conn:
-            since = await materialised.applied_ops(conn, key, since=first)
-        ops_map = doc.get("ops", type=Map)
-        replay: list[OpRow] = []
-        for row in since:
-            if row.op in gone:
-                continue
-            reached = region.get((row.layer, row.mag))
-            if reached is None:
-                continue
-            bricks = _bricks_in(row.b0, row.b1)
-            if any(b in reached for b in bricks):
-                reached.update(bricks)
-                replay.append(row)
-        # Every brick of the region starts as it was before the first undone op.
+            info = info_of(row.layer)
+            if info is not None:
+                _join(region, row, info)
+        base = min(row.version for row in undone) - 1
+        fetched: int | None = None
+        rows: list[OpRow] = []
+        for _ in range(MAX_RECOMPUTE_ROUNDS):
+            if fetched != base:
+                async with self._pool.acquire() as conn:
+                    rows = await materialised.ops_after(conn, key, base)
+                fetched = base
+            moved = False
+            for row in rows:
+                info = info_of(row.layer)
+                if (row.op, row.version) in gone or info is None:
+                    continue
+                if row.deleted_at is not None:
+                    if row.version <= base < row.deleted_at and _touches(region, row, info):
+                        base = row.version - 1
+                        moved = True
+                elif row.version > base and _touches(region, row, info):
+                    moved = _join(region, row, info) or moved
+            if not moved:
+                break
+        else:  # pragma: no cover - bounded by the rows; never seen
+            raise Unavailable("an undo's region did not settle; try again")
+        replay = [
+            row
+            for row in rows
+            if row.deleted_at is None
+            and row.version > base
+            and (row.op, row.version) not in gone
+            and (info := info_of(row.layer)) is not None
+            and _touches(region, row, info)
+        ]
+        # Every brick of the region starts as it was at the base.
         for (layer, mag), place in region.items():
-            info = layer_info(doc, layer)
+            info = info_of(layer)
             if info is None:
                 continue
-            start = await self._read(key, layer, mag, info, sorted(place), base)
-            for b, voxels in start.items():
-                changed[(layer, mag, b)] = voxels
+            ordered = sorted(place)
+            for start in range(0, len(ordered), BATCH_BRICKS):
+                batch = ordered[start : start + BATCH_BRICKS]
+                for b, voxels in (await self._read(key, layer, mag, info, batch, base)).items():
+                    changed[(layer, mag, b)] = voxels
+                await _spill(changed)
+        ops_map = doc.get("ops", type=Map)
         for row in replay:
             op = ops_map.get(row.op)
             if isinstance(op, dict):
-                await self._apply_op(key, doc, row.op, op, row.version, changed, base, True)
-        # Coarser mags follow over each region.
-        for (layer, mag), place in region.items():
-            info = layer_info(doc, layer)
-            if info is None:
-                continue
-            low = tuple(min(b[a] for b in place) * BRICK for a in range(3))
-            high = tuple((max(b[a] for b in place) + 1) * BRICK for a in range(3))
-            box = ((low[0], low[1], low[2]), (high[0], high[1], high[2]))
-            await self._follow_coarser(key, layer, info, parse_mag(mag), box, changed, version - 1)
+                await self._apply_op(key, doc, row.op, op, row.version, changed, version - 1)
+                await _spill(changed)
 
     async def _follow_coarser(
         self,
@@ -468,29 +508,27 @@ class Materialiser:
         mag: Mag,
         box: tuple[tuple[int, int, int], tuple[int, int, int]],
         changed: Changed,
-        base: int,
+        read_at: int,
+        only: set[Brick] | None = None,
     ) -> None:
         """Each coarser mag of the layer after ``mag``, over the box the op
         reached: its bricks computed again from the next finer mag's (the
-        most frequent label of each cell)."""
-        finer = mag
+        most frequent label of each cell). ``only``: the bricks of ``mag``
+        the op reached (a brush), where the box is far larger — coarser
+        bricks over none of them stay as they are."""
         low, high = box
-        for coarser in info.mags:
-            if coarser.volume <= finer.volume:
-                continue
-            ratio = (coarser.x // finer.x, coarser.y // finer.y, coarser.z // finer.z)
-            if (
-                any(r < 1 for r in ratio)
-                or any(c % f for c, f in zip(coarser, finer, strict=True))
-                or ratio[0] * ratio[1] * ratio[2] > MAX_MAG_STEP
-            ):
-                continue  # not a (checked) coarsening of the finer mag: left as it is
+        for coarser, ratio in coarsenings(info, mag):
+            finer = Mag(*(c // r for c, r in zip(coarser, ratio, strict=True)))
             # The box at the coarser mag, and its bricks.
             low = (low[0] // ratio[0], low[1] // ratio[1], low[2] // ratio[2])
             high = tuple(-(-high[a] // ratio[a]) for a in range(3))  # type: ignore[assignment]
+            if only is not None:
+                only = {(b[0] // ratio[0], b[1] // ratio[1], b[2] // ratio[2]) for b in only}
             c0 = tuple(low[a] // BRICK for a in range(3))
             c1 = tuple((high[a] - 1) // BRICK for a in range(3))
             for cb in _bricks_in(c0, c1):  # type: ignore[arg-type]
+                if only is not None and cb not in only:
+                    continue
                 # Only the cells of this brick inside the box are computed
                 # again, from the finer voxels under them; the rest stays.
                 lo = tuple(max(low[a], cb[a] * BRICK) for a in range(3))
@@ -501,14 +539,13 @@ class Materialiser:
                     (f_lo[0] // BRICK, f_lo[1] // BRICK, f_lo[2] // BRICK),
                     ((f_hi[0] - 1) // BRICK, (f_hi[1] - 1) // BRICK, (f_hi[2] - 1) // BRICK),
                 )
-                under = await self._current(key, layer, str(finer), info, fine, changed, base)
-                before = await self._current(key, layer, str(coarser), info, [cb], changed, base)
+                under = await self._current(key, layer, str(finer), info, fine, changed, read_at)
+                before = await self._current(key, layer, str(coarser), info, [cb], changed, read_at)
                 after = await asyncio.to_thread(
                     _downsampled_into, before[cb], cb, under, lo, hi, f_lo, f_hi, ratio
                 )
                 if after is not None:
                     changed[(layer, str(coarser), cb)] = after
-            finer = coarser
 
     async def read_brick(
         self,
@@ -636,12 +673,22 @@ class Materialiser:
         """The bricks as they are now: changed in this version, else as of
         ``version`` (None: the newest written)."""
         out: dict[Brick, np.ndarray] = {}
+        packed: dict[Brick, bytes] = {}
         missing = []
         for b in bricks:
-            if (layer, mag, b) in changed:
-                out[b] = changed[(layer, mag, b)]
-            else:
+            held = changed.get((layer, mag, b))
+            if held is None:
                 missing.append(b)
+            elif isinstance(held, bytes):
+                packed[b] = held
+            else:
+                out[b] = held
+        if packed:
+            out.update(
+                await asyncio.to_thread(
+                    lambda: {b: _voxels(data, info.dtype) for b, data in packed.items()}
+                )
+            )
         out.update(await self._read(key, layer, mag, info, missing, version))
         return out
 
@@ -704,7 +751,12 @@ class Materialiser:
     def _keep_head(self, ann: int, version: int, changed: Changed) -> None:
         """``version`` is written: its bricks are the newest."""
         for (layer, mag, b), voxels in changed.items():
-            self._cache(ann, layer, mag, b, voxels)
+            if isinstance(voxels, np.ndarray):
+                self._cache(ann, layer, mag, b, voxels)
+            else:  # kept compressed (a large version): not kept here
+                old = self._head.pop((ann, layer, mag, b), None)
+                if old is not None:
+                    self._head_bytes -= old.nbytes
         self._head_at[ann] = version
 
     def _drop_head(self, ann: int) -> None:
@@ -737,8 +789,129 @@ class Materialiser:
 
 
 Brick = tuple[int, int, int]
-#: Bricks a version changed so far, by (layer, mag name, brick).
-Changed = dict[tuple[str, str, Brick], np.ndarray]
+#: Bricks a version changed so far, by (layer, mag name, brick): voxels, or
+#: their compressed bytes (zstd of the raw bytes, as stored).
+Changed = dict[tuple[str, str, Brick], np.ndarray | bytes]
+#: An undo's region: bricks by (layer, mag name).
+Region = dict[tuple[str, str], set[Brick]]
+
+
+def coarsenings(info: LayerInfo, mag: Mag) -> list[tuple[Mag, tuple[int, int, int]]]:
+    """The coarser mags of the layer that follow an op drawn at ``mag``, in
+    order, each with its ratio to the one before: each a whole multiple of
+    it, at most MAX_MAG_STEP of its voxels per voxel (others are left as
+    they are)."""
+    out = []
+    finer = mag
+    for coarser in info.mags:
+        if coarser.volume <= finer.volume:
+            continue
+        ratio = (coarser.x // finer.x, coarser.y // finer.y, coarser.z // finer.z)
+        if (
+            any(r < 1 for r in ratio)
+            or any(c % f for c, f in zip(coarser, finer, strict=True))
+            or ratio[0] * ratio[1] * ratio[2] > MAX_MAG_STEP
+        ):
+            continue
+        out.append((coarser, ratio))
+        finer = coarser
+    return out
+
+
+def _reach_of(row: OpRow, info: LayerInfo) -> list[tuple[str, set[Brick] | tuple[Brick, Brick]]]:
+    """The bricks an applied op may change, at its mag and each coarser one
+    that follows: a set where the row lists them, else a box (b0, b1)."""
+    out: list[tuple[str, set[Brick] | tuple[Brick, Brick]]] = []
+    exact = set(row.bricks) if row.bricks is not None else None
+    low = tuple(row.b0[a] * BRICK for a in range(3))
+    high = tuple((row.b1[a] + 1) * BRICK for a in range(3))
+    out.append((row.mag, exact if exact is not None else (row.b0, row.b1)))
+    try:
+        mag = parse_mag(row.mag)
+    except CollabError:
+        return out
+    for coarser, ratio in coarsenings(info, mag):
+        low = tuple(low[a] // ratio[a] for a in range(3))
+        high = tuple(-(-high[a] // ratio[a]) for a in range(3))
+        if exact is not None:
+            exact = {(b[0] // ratio[0], b[1] // ratio[1], b[2] // ratio[2]) for b in exact}
+            out.append((str(coarser), exact))
+        else:
+            c0 = (low[0] // BRICK, low[1] // BRICK, low[2] // BRICK)
+            c1 = ((high[0] - 1) // BRICK, (high[1] - 1) // BRICK, (high[2] - 1) // BRICK)
+            out.append((str(coarser), (c0, c1)))
+    return out
+
+
+def _touches(region: Region, row: OpRow, info: LayerInfo) -> bool:
+    for mag, place in _reach_of(row, info):
+        held = region.get((row.layer, mag))
+        if not held:
+            continue
+        if isinstance(place, set):
+            if not place.isdisjoint(held):
+                return True
+            continue
+        b0, b1 = place
+        if math.prod(b1[a] - b0[a] + 1 for a in range(3)) <= len(held):
+            if any(b in held for b in _bricks_in(b0, b1)):
+                return True
+        elif any(all(b0[a] <= b[a] <= b1[a] for a in range(3)) for b in held):
+            return True
+    return False
+
+
+def _join(region: Region, row: OpRow, info: LayerInfo) -> bool:
+    """Add the row's reach to the region; whether it grew."""
+    grew = False
+    for mag, place in _reach_of(row, info):
+        held = region.setdefault((row.layer, mag), set())
+        before = len(held)
+        held.update(place if isinstance(place, set) else _bricks_in(*place))
+        grew = grew or len(held) > before
+    return grew
+
+
+def _box_around(bricks: list[Brick]) -> tuple[Brick, Brick]:
+    return (
+        (min(b[0] for b in bricks), min(b[1] for b in bricks), min(b[2] for b in bricks)),
+        (max(b[0] for b in bricks), max(b[1] for b in bricks), max(b[2] for b in bricks)),
+    )
+
+
+def _voxels(data: bytes, dtype: np.dtype[Any]) -> np.ndarray:
+    return enc.from_raw(enc.decompress(data), dtype).copy()
+
+
+async def _spill(changed: Changed) -> None:
+    """Past CHANGED_ARRAY_BYTES of arrays, keep them compressed."""
+    arrays = {k: v for k, v in changed.items() if isinstance(v, np.ndarray)}
+    if sum(v.nbytes for v in arrays.values()) <= CHANGED_ARRAY_BYTES:
+        return
+    packed = await asyncio.to_thread(
+        lambda: {k: enc.compress(enc.to_raw(v)) for k, v in arrays.items()}
+    )
+    changed.update(packed)
+
+
+def _rows_if_changed(
+    layer: str,
+    mag: str,
+    batch: list[Brick],
+    changed: Changed,
+    before: dict[Brick, np.ndarray],
+    dtype: np.dtype[Any],
+) -> list[BrickRow]:
+    out = []
+    for b in batch:
+        held = changed[(layer, mag, b)]
+        voxels = _voxels(held, dtype) if isinstance(held, bytes) else held
+        if not np.array_equal(voxels, before[b]):
+            data = held if isinstance(held, bytes) else enc.compress(enc.to_raw(held))
+            out.append(BrickRow(layer, mag, b, data))
+    return out
+
+
 #: Told the bricks a version changed: (version, rows).
 Watcher = Callable[[int, list[BrickRow]], None]
 

@@ -33,6 +33,9 @@ MAX_COORD = 2**31
 #: How far a stroke's centres may lie apart along each axis, voxels of mag 1
 #: (a viewport's width at mag 1): what bounds the bricks one stroke reaches.
 MAX_STROKE_SPAN = 1024
+#: Bricks (32³ at the op's mag) a box op may reach: a 256³ box reaches at
+#: most 9³ = 729; a flat box of as many voxels would reach thousands.
+MAX_OP_BRICKS = 1024
 #: Mags a volume layer keeps, and how much coarser each may be than the one
 #: before it (voxels of the finer per voxel of the coarser; 4³ = 64).
 MAX_LAYER_MAGS = 16
@@ -206,11 +209,11 @@ def check_op(key: str, op: Any, layer_of: Any, author: int | None) -> None:
         _point(op.get("seed"), f"{where}.seed", box)
     elif kind == "fill3d":
         seed = _point(op.get("seed"), f"{where}.seed", box)
-        top, size = _box(op, where)
+        top, size = _box(op, where, parsed)
         if not all(top[a] <= seed[a] < top[a] + size[a] for a in range(3)):
             raise Unprocessable(f"{where}.seed: must lie in the box")
     elif kind == "eraseSegment":
-        _box(op, where)
+        _box(op, where, parsed)
     else:  # interpolate
         _plane(op, where)
         low = _int(op, "from", where, 0, MAX_COORD - 1)
@@ -219,7 +222,7 @@ def check_op(key: str, op: Any, layer_of: Any, author: int | None) -> None:
             raise Unprocessable(
                 f"{where}: 'from' and 'to' are 2 to {MAX_INTERPOLATION_SLICES} slices apart"
             )
-        _box(op, where)
+        _box(op, where, parsed)
 
 
 def _plane(op: dict[str, Any], where: str) -> int:
@@ -262,7 +265,7 @@ def _point(value: Any, where: str, box: tuple[list[int], list[int]] | None) -> l
     return out
 
 
-def _box(op: dict[str, Any], where: str) -> tuple[list[int], list[int]]:
+def _box(op: dict[str, Any], where: str, mag: Mag) -> tuple[list[int], list[int]]:
     box = op.get("box")
     if not isinstance(box, dict):
         raise Unprocessable(f"{where}.box: expected {{topLeft, size}}")
@@ -270,6 +273,16 @@ def _box(op: dict[str, Any], where: str) -> tuple[list[int], list[int]]:
     size = _point(box.get("size"), f"{where}.box.size", None)
     if 0 in size or math.prod(size) > MAX_BOX_VOXELS:
         raise Unprocessable(f"{where}.box.size: 1 to {MAX_BOX_VOXELS} voxels")
+    # The bricks it reaches at its mag (as collab/segmentation/paint.py
+    # scales it: mag-1 voxels floor-divided by the mag).
+    f = (mag.x, mag.y, mag.z)
+    bricks = math.prod(
+        (top[a] + size[a] - 1) // f[a] // 32 - top[a] // f[a] // 32 + 1 for a in range(3)
+    )
+    if bricks > MAX_OP_BRICKS:
+        raise Unprocessable(
+            f"{where}.box: reaches {bricks} bricks of 32³ at mag {mag}; at most {MAX_OP_BRICKS}"
+        )
     return top, size
 
 

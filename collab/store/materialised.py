@@ -29,7 +29,10 @@ class BrickRow:
 @dataclass(frozen=True, slots=True)
 class OpRow:
     """An applied op: the version that added it, its order within that
-    version, and the bricks it may change (``b0 ≤ b ≤ b1`` at ``mag``)."""
+    version, and the bricks it may change at ``mag`` (``b0 ≤ b ≤ b1``;
+    ``bricks`` lists them where far fewer than the box, a brush stroke).
+    ``deleted_at``: the version that deleted it (an undo), None while it
+    stands."""
 
     op: str
     version: int
@@ -38,6 +41,8 @@ class OpRow:
     mag: str
     b0: Brick
     b1: Brick
+    bricks: tuple[Brick, ...] | None = None
+    deleted_at: int | None = None
 
 
 async def materialised_version(conn: asyncpg.Connection, key: RoomKey) -> int:
@@ -64,22 +69,25 @@ async def write_version(
     repeats the version it was on)."""
     async with conn.transaction():
         if deleted:
+            # Kept, marked: a later undo must know the op stood until then.
             await conn.execute(
-                "DELETE FROM materialised_ops WHERE annotation_id = $1 AND doc = $2 "
-                "AND op = ANY($3::text[])",
+                "UPDATE materialised_ops SET deleted_at = $4 WHERE annotation_id = $1 "
+                "AND doc = $2 AND op = ANY($3::text[]) AND deleted_at IS NULL AND version < $4",
                 key.annotation_id,
                 key.doc,
                 list(deleted),
+                version,
             )
         if added:
             await conn.executemany(
                 "INSERT INTO materialised_ops (annotation_id, doc, op, version, seq, layer, mag, "
-                "b0x, b0y, b0z, b1x, b1y, b1z) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
-                "ON CONFLICT (annotation_id, doc, op) DO UPDATE SET version = EXCLUDED.version, "
+                "b0x, b0y, b0z, b1x, b1y, b1z, bricks) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
+                "ON CONFLICT (annotation_id, doc, op, version) DO UPDATE SET "
                 "seq = EXCLUDED.seq, layer = EXCLUDED.layer, mag = EXCLUDED.mag, "
                 "b0x = EXCLUDED.b0x, b0y = EXCLUDED.b0y, b0z = EXCLUDED.b0z, "
-                "b1x = EXCLUDED.b1x, b1y = EXCLUDED.b1y, b1z = EXCLUDED.b1z",
+                "b1x = EXCLUDED.b1x, b1y = EXCLUDED.b1y, b1z = EXCLUDED.b1z, "
+                "bricks = EXCLUDED.bricks, deleted_at = NULL",
                 [
                     (
                         key.annotation_id,
@@ -91,6 +99,7 @@ async def write_version(
                         o.mag,
                         *o.b0,
                         *o.b1,
+                        None if o.bricks is None else [c for b in o.bricks for c in b],
                     )
                     for o in added
                 ],
@@ -148,33 +157,48 @@ async def bricks_at(
     return {(r["x"], r["y"], r["z"]): bytes(r["data"]) for r in rows}
 
 
-async def applied_ops(
-    conn: asyncpg.Connection, key: RoomKey, *, ops: Sequence[str] | None = None, since: int = 0
-) -> list[OpRow]:
-    """Applied ops in the order they were applied: those named in ``ops``, or
-    every one added at ``since`` or later."""
+_OP_COLUMNS = "op, version, seq, layer, mag, b0x, b0y, b0z, b1x, b1y, b1z, bricks, deleted_at"
+
+
+def _op_row(r: asyncpg.Record) -> OpRow:
+    flat = r["bricks"]
+    return OpRow(
+        r["op"],
+        r["version"],
+        r["seq"],
+        r["layer"],
+        r["mag"],
+        (r["b0x"], r["b0y"], r["b0z"]),
+        (r["b1x"], r["b1y"], r["b1z"]),
+        None if flat is None else tuple(zip(flat[0::3], flat[1::3], flat[2::3], strict=True)),
+        r["deleted_at"],
+    )
+
+
+async def standing_ops(conn: asyncpg.Connection, key: RoomKey, ops: Sequence[str]) -> list[OpRow]:
+    """The rows of the named ops that stand (not deleted), in applied order."""
     rows = await conn.fetch(
-        "SELECT op, version, seq, layer, mag, b0x, b0y, b0z, b1x, b1y, b1z "
-        "FROM materialised_ops WHERE annotation_id = $1 AND doc = $2 "
-        "AND ($3::text[] IS NULL OR op = ANY($3::text[])) AND version >= $4 "
-        "ORDER BY version, seq, op",
+        f"SELECT {_OP_COLUMNS} FROM materialised_ops WHERE annotation_id = $1 AND doc = $2 "
+        "AND op = ANY($3::text[]) AND deleted_at IS NULL ORDER BY version, seq, op",
         key.annotation_id,
         key.doc,
-        None if ops is None else list(ops),
-        since,
+        list(ops),
     )
-    return [
-        OpRow(
-            r["op"],
-            r["version"],
-            r["seq"],
-            r["layer"],
-            r["mag"],
-            (r["b0x"], r["b0y"], r["b0z"]),
-            (r["b1x"], r["b1y"], r["b1z"]),
-        )
-        for r in rows
-    ]
+    return [_op_row(r) for r in rows]
+
+
+async def ops_after(conn: asyncpg.Connection, key: RoomKey, base: int) -> list[OpRow]:
+    """What an undo computing bricks again from version ``base`` needs, in
+    applied order: the ops added after ``base`` (standing or not), and the
+    ops that stood at ``base`` and were deleted since."""
+    rows = await conn.fetch(
+        f"SELECT {_OP_COLUMNS} FROM materialised_ops WHERE annotation_id = $1 AND doc = $2 "
+        "AND (version > $3 OR deleted_at > $3) ORDER BY version, seq, op",
+        key.annotation_id,
+        key.doc,
+        base,
+    )
+    return [_op_row(r) for r in rows]
 
 
 async def written_bricks(

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from collab.document.log import RoomKey
-
 Brick = tuple[int, int, int]
 #: (mag, brick, zstd bytes)
 UploadBrick = tuple[str, Brick, bytes]
@@ -96,30 +94,6 @@ async def get(conn: asyncpg.Connection, annotation_id: int, upload_id: int) -> U
         list(row["mags"]),
         row["bricks"],
     )
-
-
-async def copy_into(
-    conn: asyncpg.Connection, key: RoomKey, layer: str, version: int, upload_id: int
-) -> dict[str, list[Brick]]:
-    """Write the upload's bricks as the layer's bricks of ``version`` (one
-    statement, in the database; again: the same bytes); return the bricks
-    written, by mag. The materialised version is not moved: the caller's
-    :func:`collab.store.materialised.write_version` does."""
-    async with conn.transaction():
-        await conn.execute(
-            "INSERT INTO materialised_bricks "
-            "(annotation_id, doc, layer, mag, bx, by, bz, version, data) "
-            "SELECT $1, $2, $3, u.mag, u.bx, u.by, u.bz, $4, u.data "
-            "FROM volume_upload_bricks u WHERE u.upload_id = $5 "
-            "ON CONFLICT (annotation_id, doc, layer, mag, bx, by, bz, version) "
-            "DO UPDATE SET data = EXCLUDED.data",
-            key.annotation_id,
-            key.doc,
-            layer,
-            version,
-            upload_id,
-        )
-        return await brick_places(conn, upload_id)
 
 
 async def brick_places(conn: asyncpg.Connection, upload_id: int) -> dict[str, list[Brick]]:

@@ -74,6 +74,9 @@ BAD = [
       "segment": 9, "box": {"topLeft": [0, 0, 0], "size": [64, 64, 64]}}, "seed"),
     ({"kind": "fill3d", "layer": "L1", "author": 7, "time": 1, "mag": "1", "seed": [3, 4, 5],
       "segment": 9, "box": {"topLeft": [0, 0, 0], "size": [512, 512, 512]}}, "box.size"),
+    # Flat: few voxels, thousands of bricks along one axis.
+    ({"kind": "eraseSegment", "layer": "L1", "author": 7, "time": 1, "mag": "1",
+      "segment": 9, "box": {"topLeft": [0, 0, 0], "size": [2**24, 1, 1]}}, "bricks"),
     ({"kind": "interpolate", "layer": "L1", "author": 7, "time": 1, "mag": "1", "plane": "xy",
       "segment": 9, "from": 10, "to": 200, "box": {"topLeft": [0, 0, 0], "size": [9, 9, 9]}},
      "slices apart"),
