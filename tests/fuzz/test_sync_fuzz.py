@@ -87,6 +87,8 @@ class Session:
     def __init__(self, url: str) -> None:
         self.url = url
         self.ws: ClientConnection | None = None
+        #: The room's whole state, as the last sync step 2 gave it.
+        self.state = b""
 
     def open(self) -> ClientConnection:
         if self.ws is None:
@@ -108,6 +110,7 @@ class Session:
         for _ in range(100_000):  # bounded
             frame = self.ws.recv(timeout=20)
             if isinstance(frame, bytes) and frame[:2] == bytes((0, 1)):
+                self.state = m.read_varbytes(frame, 2)[0]
                 return
         raise AssertionError("no sync step 2")
 
@@ -278,45 +281,62 @@ def test_segmentation_ops(server: ServerProcess) -> None:
     layer = {"name": "L1", "dtype": "uint32", "mags": ["1", "2"],
              "boundingBox": {"topLeft": [0, 0, 0], "size": [512, 512, 512]}}  # fmt: skip
 
+    #: The client's own document in the current room: its later updates
+    #: build on it, so it can delete (undo) what it added before.
+    mine = Doc()
+
     def fresh_room() -> Session:
+        nonlocal mine
         rooms.append(annotation(server, token))
         s = Session(f"{server.ws_url}/sync/{rooms[-1]}/segmentation?token={token}")
-        doc = Doc()
+        mine = Doc()
         updates: list[bytes] = []
-        sub = doc.observe(lambda e: updates.append(e.update))
-        doc.get("layers", type=Map)["L1"] = Map(layer)
-        doc.unobserve(sub)
+        sub = mine.observe(lambda e: updates.append(e.update))
+        mine.get("layers", type=Map)["L1"] = Map(layer)
+        mine.unobserve(sub)
         s.open().send(m.pack_update(updates[0]))
         assert s.probe() is None
         return s
 
     @FUZZ
-    @given(ops=st.lists(voxel_ops(author), min_size=1, max_size=3))
-    def attack(ops: list[tuple[str, Any]]) -> None:
-        nonlocal session, inputs
+    @given(
+        ops=st.lists(voxel_ops(author), min_size=0, max_size=3),
+        undo=st.lists(st.integers(0, 50), max_size=2),
+    )
+    def attack(ops: list[tuple[str, Any]], undo: list[int]) -> None:
+        nonlocal session, inputs, mine
         inputs += 1
         if session is None or inputs % INPUTS_PER_ROOM == 0:
             if session is not None:
                 session.close()
             session = fresh_room()
         ws = session.open()
-        doc = Doc()
         updates: list[bytes] = []
-        sub = doc.observe(lambda e: updates.append(e.update))
+        sub = mine.observe(lambda e: updates.append(e.update))
         try:
-            with doc.transaction():
+            with mine.transaction():
+                held = mine.get("ops", type=Map)
+                keys = sorted(held.keys())
+                for i in undo:  # undo: delete ops this client added before
+                    if keys and keys[i % len(keys)] in held:
+                        del held[keys[i % len(keys)]]
                 for key, op in ops:
-                    doc.get("ops", type=Map)[key] = op
+                    held[key] = op
         except Exception:
             return  # pycrdt itself refuses to build it
         finally:
-            doc.unobserve(sub)
+            mine.unobserve(sub)
         try:
             for update in updates:
                 ws.send(m.pack_update(update))
         except ConnectionClosed:
             session.ws = None
-        session.probe()
+        if session.probe() is not None:
+            # Refused: this client's document holds what the room does not;
+            # it starts again from the room's state (the reconnect's step 2).
+            session.open()
+            mine = Doc()
+            mine.apply_update(session.state)
 
     attack()
     assert_still_saving(server, token, bystander)
