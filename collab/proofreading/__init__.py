@@ -1,0 +1,1 @@
+"""Proofreading: merges and splits of agglomerates (docs/schema.md, "Proofreading")."""
