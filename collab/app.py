@@ -22,6 +22,7 @@ from collab.gc_policy import collector_policy
 from collab.http import annotations as annotation_routes
 from collab.http import datasets as dataset_routes
 from collab.http import ops, users, web
+from collab.http import proofreading as proofreading_routes
 from collab.http import segmentation as segmentation_routes
 from collab.http import skeleton as skeleton_routes
 from collab.http import work as work_routes
@@ -33,6 +34,8 @@ from collab.http.sync_socket import sync_endpoint
 from collab.http.throttle import Throttle
 from collab.limits import Limits
 from collab.metrics import Metrics
+from collab.proofreading.base import BaseOf
+from collab.proofreading.service import Proofreading
 from collab.segmentation.fallback import DatasetFallback
 from collab.segmentation.kind import SEGMENTATION
 from collab.segmentation.materialise import Materialiser
@@ -116,6 +119,11 @@ def create_app(
                                 lambda key, _v: materialiser.nudge(key.annotation_id),
                             )
                             app.state.materialiser = materialiser
+                            # Editable mappings follow the same log
+                            # (collab/proofreading/service.py).
+                            proofreading = Proofreading(BaseOf(pool, volumes))
+                            materialiser.listen_ops(proofreading.follow)
+                            app.state.proofreading = proofreading
                             app.state.services = Services(
                                 settings,
                                 pool,
@@ -152,6 +160,7 @@ def create_app(
         *annotation_routes.routes,
         *skeleton_routes.routes,
         *segmentation_routes.routes,
+        *proofreading_routes.routes,
         *dataset_routes.routes,
         *work_routes.routes,
         WebSocketRoute("/sync/{annotation_id}/{doc}", sync_endpoint),

@@ -41,7 +41,7 @@ import logging
 import math
 import re
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +51,7 @@ from pycrdt import Doc, Map
 from collab.document.log import RoomKey
 from collab.errors import BadRequest, CollabError, Unavailable, Unprocessable
 from collab.segmentation import imports, paint
-from collab.segmentation.ops import MAX_LAYER_MAGS, MAX_MAG_STEP, check_op
+from collab.segmentation.ops import MAPPING_KINDS, MAX_LAYER_MAGS, MAX_MAG_STEP, check_op
 from collab.store import materialised, oplog
 from collab.store.database import Database
 from collab.store.materialised import BrickRow, OpRow
@@ -156,6 +156,7 @@ class Materialiser:
         self._head_at: dict[int, int] = {}
         self._tg: asyncio.TaskGroup | None = None
         self._task: asyncio.Task[None] | None = None
+        self._op_listeners: list[OpsListener] = []
 
     async def __aenter__(self) -> Materialiser:
         """Follow the logs in a task of its own (:meth:`nudge` says which)."""
@@ -169,6 +170,37 @@ class Materialiser:
         if self._task is not None:
             self._task.cancel()  # what it had not written, the next start resumes
         await self._tg.__aexit__(None, None, None)
+
+    def listen_ops(self, listener: OpsListener) -> None:
+        """Call ``listener(annotation, doc, version, added, deleted)`` for each
+        version that adds or deletes ops, once its voxels are written, in
+        version order, under the annotation's lock (the editable mapping of
+        proofreading follows the log this way: collab/proofreading/service.py).
+        A listener that fails is logged; the voxels go on."""
+        self._op_listeners.append(listener)
+
+    @contextlib.asynccontextmanager
+    async def document(self, annotation_id: int) -> AsyncIterator[tuple[int, Doc]]:
+        """The annotation's segmentation document at its newest materialised
+        version, held still (its lock) while the caller reads it: nothing
+        is materialised, and no listener called, meanwhile."""
+        lock = self._locks.setdefault(annotation_id, asyncio.Lock())
+        self._users[annotation_id] = self._users.get(annotation_id, 0) + 1
+        try:
+            async with lock:
+                key = RoomKey(annotation_id, DOC)
+                reached = await self._catch_up(key)
+                cached = self._docs.get(annotation_id)
+                if cached is None or cached[0] != reached:
+                    async with self._pool.acquire() as conn:
+                        state = await oplog.load(conn, key, reached)
+                    doc = await asyncio.to_thread(_build, state.snapshot, state.updates)
+                    self._docs[annotation_id] = cached = (reached, doc)
+                yield cached
+        finally:
+            self._users[annotation_id] -= 1
+            if not self._users[annotation_id]:
+                del self._users[annotation_id]
 
     def nudge(self, annotation_id: int) -> None:
         """A version of the annotation's segmentation is durable: materialise it soon."""
@@ -283,6 +315,13 @@ class Materialiser:
                     last_written = version
                     self._keep_head(key.annotation_id, version, changed)
                     self._announce(key.annotation_id, version, rows)
+                    for listener in self._op_listeners:
+                        try:
+                            await listener(key.annotation_id, doc, version, added, deleted)
+                        except Exception:
+                            log.exception(
+                                "an ops listener failed", extra={"annotation": key.annotation_id}
+                            )
         finally:
             ops_map.unobserve(subscription)
         if now > last_written:
@@ -366,6 +405,8 @@ class Materialiser:
         if info is None:
             return None  # checked when it arrived; its layer went since
         seq = op_order(op_key)[0]
+        if op.get("kind") in MAPPING_KINDS:
+            return None  # no voxels: the editable mapping's (collab/proofreading/)
         if op.get("kind") == imports.KIND:  # voxels uploaded with a WEBKNOSSOS zip
             reach = await imports.apply(
                 self._pool, key, layer, info, op_key, op, changed, self._current
@@ -914,6 +955,11 @@ def _rows_if_changed(
 
 #: Told the bricks a version changed: (version, rows).
 Watcher = Callable[[int, list[BrickRow]], None]
+#: Told the ops a version added (key, value) and deleted (keys):
+#: (annotation, document at the version, version, added, deleted).
+OpsListener = Callable[
+    [int, Doc, int, list[tuple[str, dict[str, Any]]], list[str]], Awaitable[None]
+]
 
 
 def _ops_changed(

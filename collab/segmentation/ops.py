@@ -47,6 +47,10 @@ KINDS = ("brush", "fill2d", "fill3d", "eraseSegment", "interpolate")
 #: The op kind only the server writes: voxels uploaded with a WEBKNOSSOS zip
 #: (collab/segmentation/imports.py).
 SERVER_KIND = "import"
+#: Proofreading ops: written by the server (POST …/merge, …/split:
+#: collab/http/proofreading.py), which checks them against the editable
+#: mapping and computes a split's cut as it sequences them.
+MAPPING_KINDS = ("merge", "split")
 
 
 def check_update(doc: Doc, update: bytes, author: int | None) -> None:
@@ -153,6 +157,11 @@ def check_op(key: str, op: Any, layer_of: Any, author: int | None) -> None:
         raise Unprocessable(
             f"{where}.kind: 'import' ops are written by the server only "
             "(a WEBKNOSSOS zip sent to POST /api/annotations/{id}/nml)"
+        )
+    if kind in MAPPING_KINDS:
+        raise Unprocessable(
+            f"{where}.kind: {kind!r} ops are written by the server only "
+            f"(POST /api/annotations/{{id}}/volume/{{layer}}/{kind})"
         )
     if kind not in KINDS:
         raise Unprocessable(f"{where}.kind: expected one of {', '.join(KINDS)}")

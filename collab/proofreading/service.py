@@ -1,0 +1,243 @@
+"""Editable mappings of annotation layers, live: sequencing merges and
+splits, following the log, telling viewers.
+
+A request (collab/http/proofreading.py) takes the annotation's proofreading
+lock, brings the layer's mapping up to the newest materialised version,
+checks the request against it (unknown supervoxels, a merge within one
+agglomerate, a split across agglomerates: refused, nothing written),
+computes a split's minimum cut (collab/proofreading/graph.py, in a thread),
+and writes the op into the segmentation document as a server change, with
+its author, time and a ``seq`` from the annotation's counter. It then waits
+until the materialiser has followed the log past that version.
+
+The mapping itself follows the log, not the requests: the materialiser
+calls :meth:`Proofreading.follow` for every version that adds or deletes
+ops (collab/segmentation/materialise.py, ``listen_ops``), so an undo (a
+client deleting the op), a restore or a revert changes the mapping through
+the same path as a request. A new op with a seq past the last applied is
+applied to the mapping in memory; anything else (an op deleted, an older op
+added again) rebuilds the layer's mapping from the standing ops. The
+supervoxels whose agglomerate changed go to the watchers (the volume socket
+of the layer pushes them: collab/http/data_socket.py).
+
+Mappings are built on first use from the document and the dataset's
+agglomerate file, and kept for MAPPINGS_KEPT layers (least recently used
+out; they are rebuilt from the log when needed again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+from pycrdt import Doc, Map
+
+from collab.errors import Conflict, NotFound
+from collab.proofreading.connectome import SynapseTable
+from collab.proofreading.mapping import EditableMapping
+from collab.segmentation.ops import MAPPING_KINDS
+
+log = logging.getLogger("collab.proofreading")
+
+#: Layers whose editable mapping is kept in memory.
+MAPPINGS_KEPT = 64
+#: Datasets whose synapse table is kept in memory.
+DATASETS_KEPT = 8
+
+#: Told the supervoxels whose agglomerate changed: (version, layer, changes).
+MappingWatcher = Callable[[int, str, dict[int, int]], None]
+#: Builds the base of a layer's mapping: (annotation, layer entry) → base.
+BaseOf = Callable[[int, dict[str, Any]], Any]
+
+
+def standing_ops(doc: Doc, layer: str) -> list[tuple[str, dict[str, Any]]]:
+    """The layer's merge and split ops in the document, in seq order."""
+    ops = doc.get("ops", type=Map)
+    found = []
+    for key in list(ops.keys()):
+        op = ops.get(key)
+        if isinstance(op, dict) and op.get("kind") in MAPPING_KINDS and op.get("layer") == layer:
+            found.append((key, op))
+    return sorted(found, key=lambda item: (_seq(item[1]), item[0]))
+
+
+def _seq(op: dict[str, Any]) -> int:
+    seq = op.get("seq")
+    return int(seq) if isinstance(seq, int | float) and not isinstance(seq, bool) else 0
+
+
+class Proofreading:
+    """The editable mappings of this server's annotation layers."""
+
+    def __init__(self, base_of: Any) -> None:
+        #: ``await base_of(annotation, layer entry)`` → the mapping's base.
+        self._base_of = base_of
+        #: (annotation, layer) → (the active mapping's name, the mapping).
+        self._mappings: OrderedDict[tuple[int, str], tuple[str, EditableMapping]] = OrderedDict()
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._users: dict[int, int] = {}
+        self._watchers: dict[int, set[MappingWatcher]] = {}
+        #: Synapse tables by dataset name (read once; DATASETS_KEPT at most).
+        self._synapses: OrderedDict[str, SynapseTable] = OrderedDict()
+
+    async def synapses(self, dataset: str, volumes: Any) -> SynapseTable:
+        """The dataset's synapse table (its synapses.json), read once."""
+        table = self._synapses.get(dataset)
+        if table is None:
+            entries = await (await volumes.dataset(dataset)).synapses()
+            table = await asyncio.to_thread(SynapseTable.from_json, entries)
+            self._synapses[dataset] = table
+            while len(self._synapses) > DATASETS_KEPT:
+                self._synapses.popitem(last=False)
+        return table
+
+    # -- requests ----------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def sequencing(self, annotation_id: int) -> Any:
+        """One request of the annotation at a time (from the check of a
+        request to its op followed into the mapping)."""
+        lock = self._locks.setdefault(annotation_id, asyncio.Lock())
+        self._users[annotation_id] = self._users.get(annotation_id, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[annotation_id] -= 1
+            if not self._users[annotation_id]:  # nobody holds or waits: it goes
+                del self._users[annotation_id]
+                del self._locks[annotation_id]
+
+    async def mapping(self, annotation_id: int, layer: str, doc: Doc) -> EditableMapping:
+        """The layer's mapping as of ``doc`` (the document at the newest
+        materialised version, held still by the caller): kept, or built."""
+        entry = _layer_entry(doc, layer)
+        active = entry.get("activeMapping")
+        if not isinstance(active, str) or not active:
+            raise Conflict(
+                f"layer {layer!r} has no active mapping: set the layer's activeMapping "
+                "to an agglomerate mapping of its fallback layer first"
+            )
+        held = self._mappings.get((annotation_id, layer))
+        if held is not None and held[0] == active:
+            self._mappings.move_to_end((annotation_id, layer))
+            return held[1]
+        base = await self._base_of(annotation_id, entry)
+        ops = [op for _, op in standing_ops(doc, layer)]
+        mapping = await asyncio.to_thread(_built, base, ops)
+        self._keep(annotation_id, layer, active, mapping)
+        return mapping
+
+    def _keep(self, annotation_id: int, layer: str, active: str, mapping: EditableMapping) -> None:
+        self._mappings[(annotation_id, layer)] = (active, mapping)
+        self._mappings.move_to_end((annotation_id, layer))
+        while len(self._mappings) > MAPPINGS_KEPT:
+            self._mappings.popitem(last=False)
+
+    # -- following the log ------------------------------------------------------
+
+    async def follow(
+        self,
+        annotation_id: int,
+        doc: Doc,
+        version: int,
+        added: list[tuple[str, dict[str, Any]]],
+        deleted: list[str],
+    ) -> None:
+        """The materialiser's ops listener: bring kept mappings of the
+        annotation to ``version`` and tell watchers what changed."""
+        for (ann, layer), (active, mapping) in list(self._mappings.items()):
+            if ann != annotation_id:
+                continue
+            mine = [
+                op
+                for _, op in added
+                if op.get("kind") in MAPPING_KINDS and op.get("layer") == layer
+            ]
+            entry = doc.get("layers", type=Map).get(layer)
+            now_active = entry.get("activeMapping") if isinstance(entry, Map) else None
+            if now_active != active:
+                self._mappings.pop((ann, layer), None)  # built again on next use
+                continue
+            if not mine and not deleted:
+                continue
+            in_order = all(_seq(op) > mapping.seq for op in mine) and not any(
+                key.startswith("pr-") for key in deleted
+            )
+            if in_order:
+                mine.sort(key=_seq)
+                changes = await asyncio.to_thread(_applied, mapping, mine)
+            else:
+                ops = [op for _, op in standing_ops(doc, layer)]
+                fresh = await asyncio.to_thread(_built, mapping.base, ops)
+                changes = await asyncio.to_thread(_difference, mapping, fresh)
+                self._keep(ann, layer, active, fresh)
+            if changes:
+                self._announce(annotation_id, version, layer, changes)
+
+    # -- watchers ---------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def watch(self, annotation_id: int, callback: MappingWatcher) -> Iterator[None]:
+        """Call ``callback(version, layer, changes)`` whenever the mapping of
+        a layer of the annotation changes. It must not block."""
+        watchers = self._watchers.setdefault(annotation_id, set())
+        watchers.add(callback)
+        try:
+            yield
+        finally:
+            watchers.discard(callback)
+            if not watchers:
+                self._watchers.pop(annotation_id, None)
+
+    def _announce(self, annotation_id: int, version: int, layer: str, changes: dict[int, int]) -> None:
+        for callback in list(self._watchers.get(annotation_id, ())):
+            try:
+                callback(version, layer, changes)
+            except Exception:
+                log.exception("a mapping watcher failed", extra={"annotation": annotation_id})
+
+
+def _layer_entry(doc: Doc, layer: str) -> dict[str, Any]:
+    entry = doc.get("layers", type=Map).get(layer)
+    if not isinstance(entry, Map):
+        raise NotFound(f"no volume layer {layer[:40]!r} in the annotation")
+    return entry.to_py() or {}
+
+
+def _built(base: Any, ops: list[dict[str, Any]]) -> EditableMapping:
+    mapping = EditableMapping(base)
+    for op in ops:
+        mapping.apply(op)
+    return mapping
+
+
+def _applied(mapping: EditableMapping, ops: list[dict[str, Any]]) -> dict[int, int]:
+    changes: dict[int, int] = {}
+    for op in ops:
+        changes.update(mapping.apply(op))
+    return changes
+
+
+def _difference(old: EditableMapping, new: EditableMapping) -> dict[int, int]:
+    """The supervoxels whose agglomerate differs between two mappings of
+    one base, with the new one."""
+    keys = sorted(set(old.moved) | set(new.moved))
+    if not keys:
+        return {}
+    before = old.agglomerates_of(keys)
+    after = new.agglomerates_of(keys)
+    return {
+        k: a for k, b, a in zip(keys, before, after, strict=True) if a != b
+    }
+
+
+def as_pairs(changes: dict[int, int]) -> np.ndarray:
+    """Changes as (supervoxel, agglomerate) uint64 pairs, by supervoxel."""
+    keys = sorted(changes)
+    return np.array([(k, changes[k]) for k in keys], dtype=np.uint64).reshape(len(keys), 2)
