@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { decodeFrame } from '../src/volume/brick_decode'
-import { type Coord, packCancel, packRequest, unpack } from '../src/volume/wire'
+import { type Coord, packCancel, packRequest, STATUS_STALE, unpack } from '../src/volume/wire'
 
 const golden = JSON.parse(
   readFileSync(new URL('../../tests/golden/brick_frames.json', import.meta.url), 'utf-8'),
@@ -68,6 +68,24 @@ describe('brick frames', () => {
     expect(decoded.records.map((r) => [r.brick, r.voxels && hex(new Uint8Array(r.voxels))])).toEqual(
       g.records.map((r: Record<string, unknown>) => [r.brick, r.status === 0 ? r.payload : null]),
     )
+  })
+
+  it('unpacks a pushed frame with a stale mark: no voxels, ask again', () => {
+    const g = golden.pushed_stale
+    const data = bytes(g.hex)
+    const frame = unpack(data)
+    expect(frame.kind).toBe('pushed')
+    if (frame.kind !== 'pushed') return
+    expect([frame.pushed.version, frame.pushed.mag]).toEqual([g.version, g.mag])
+    expect(frame.pushed.records.map((r) => [r.brick, r.status, r.dtype, r.encoding, hex(r.payload)])).toEqual(
+      g.records.map((r: Record<string, unknown>) => [r.brick, r.status, r.dtype, r.encoding, r.payload]),
+    )
+    const decoded = decodeFrame(data)
+    if (decoded.kind !== 'pushed') throw new Error(decoded.kind)
+    expect(decoded.records.map((r) => [r.brick, r.status, r.voxels && hex(new Uint8Array(r.voxels))])).toEqual([
+      [[4, 5, 6], 0, '0a000000'],
+      [[7, 8, 9], STATUS_STALE, null],
+    ])
   })
 
   it('refuses truncated and unknown frames', () => {

@@ -48,6 +48,14 @@ export class BrickCache {
     }
   }
 
+  /** Forget a brick (asked for again when a view wants it). */
+  delete(key: string): void {
+    const old = this.entries.get(key)
+    if (old === undefined) return
+    this.entries.delete(key)
+    this.bytes -= old?.byteLength ?? 0
+  }
+
   clear(): void {
     this.entries.clear()
     this.bytes = 0

@@ -14,6 +14,8 @@ export const PUSHED = 0x84
 export const STATUS_OK = 0
 export const STATUS_MISSING = 1
 export const STATUS_FAILED = 2
+/** PUSHED only: the brick changed as of the frame's version, its voxels not sent: ask again. */
+export const STATUS_STALE = 3
 
 export const ENCODING_RAW = 0
 export const ENCODING_ZSTD = 1
