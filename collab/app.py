@@ -36,6 +36,7 @@ from collab.metrics import Metrics
 from collab.segmentation.fallback import DatasetFallback
 from collab.segmentation.kind import SEGMENTATION
 from collab.segmentation.materialise import Materialiser
+from collab.segmentation.voxels import VoxelReads
 from collab.skeleton.kind import SKELETON
 from collab.store import identity
 from collab.store.database import Database
@@ -116,6 +117,8 @@ def create_app(
                                 lambda key, _v: materialiser.nudge(key.annotation_id),
                             )
                             app.state.materialiser = materialiser
+                            # Readers' way in: its failures are Unavailable.
+                            app.state.voxels = VoxelReads(materialiser)
                             app.state.services = Services(
                                 settings,
                                 pool,

@@ -53,6 +53,7 @@ from collab.http.throttle import Caller, admit
 from collab.segmentation.kind import SEGMENTATION
 from collab.segmentation.materialise import Materialiser, Watcher, layer_info
 from collab.segmentation.reader import AnnotationLayerReader
+from collab.segmentation.voxels import VoxelReads
 from collab.store import identity
 from collab.store.materialised import BrickRow
 from collab.volume import encoding as enc
@@ -562,6 +563,7 @@ async def volume_endpoint(ws: WebSocket) -> None:
     svc = services(ws)
     await ws.accept()
     materialiser: Materialiser = ws.app.state.materialiser
+    voxels: VoxelReads = ws.app.state.voxels
     try:
         caller = admit(ws)
         annotation_id = path_int(ws, "annotation_id")
@@ -573,7 +575,7 @@ async def volume_endpoint(ws: WebSocket) -> None:
                 raise Forbidden(f"no access to annotation {annotation_id}")
             await check_annotation_dataset(db, who, annotation_id)
         await svc.rooms.committer.flush()  # "newest" is every version accepted so far
-        done = await materialiser.newest(annotation_id)
+        done = await voxels.newest(annotation_id)
         if version is not None and version > done:
             raise NotFound(f"the segmentation has no version {version}; newest is {done}")
         async with svc.rooms.hold(RoomKey(annotation_id, SEGMENTATION.name)) as room:
@@ -584,7 +586,7 @@ async def volume_endpoint(ws: WebSocket) -> None:
         svc.metrics.refused.labels(str(exc.close_code)).inc()
         await ws.close(exc.close_code, close_reason(exc.message))
         return
-    reader = AnnotationLayerReader(materialiser, annotation_id, layer, info, version)
+    reader = AnnotationLayerReader(voxels, annotation_id, layer, info, version)
     watch = None if version is not None else partial(materialiser.watch, annotation_id)
     await _serve(ws, svc, caller, reader, watch)
 

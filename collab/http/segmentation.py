@@ -15,7 +15,8 @@ from collab.http.common import JSON, field_int, field_str, query_int, read_json,
 from collab.http.datasets import check_annotation_dataset
 from collab.segmentation import ids
 from collab.segmentation.kind import SEGMENTATION
-from collab.segmentation.materialise import MAX_SCAN_BRICKS, Materialiser, layer_info
+from collab.segmentation.materialise import MAX_SCAN_BRICKS, layer_info
+from collab.segmentation.voxels import VoxelReads
 from collab.store import counters, identity, work
 from collab.volume import encoding as enc
 from collab.volume.mags import Mag, parse_mag
@@ -83,9 +84,9 @@ async def get_volume_brick(request: Request) -> Response:
     mag = parse_mag(request.path_params["mag"])
     brick = (_coord(request, "x"), _coord(request, "y"), _coord(request, "z"))
     version = query_int(request, "version", None, 0)
-    materialiser: Materialiser = request.app.state.materialiser
+    voxels: VoxelReads = request.app.state.voxels
     await svc.rooms.committer.flush()  # "newest" is every version accepted so far
-    done = await materialiser.newest(annotation_id)
+    done = await voxels.newest(annotation_id)
     if version is not None and version > done:
         raise NotFound(f"the segmentation has no version {version}; newest is {done}")
     key = RoomKey(annotation_id, SEGMENTATION.name)
@@ -93,8 +94,8 @@ async def get_volume_brick(request: Request) -> Response:
         info = layer_info(room.doc, layer)
     if info is None:
         raise NotFound(f"the segmentation document has no volume layer {layer!r}")
-    voxels = await materialiser.read_brick(annotation_id, layer, info, str(mag), brick, version)
-    raw = enc.to_raw(voxels)
+    brick_voxels = await voxels.read_brick(annotation_id, layer, info, str(mag), brick, version)
+    raw = enc.to_raw(brick_voxels)
     headers = {
         "x-brick-dtype": info.dtype.name,
         "x-brick-shape": "32,32,32",
@@ -117,9 +118,9 @@ async def get_segment_stats(request: Request) -> JSON:
     if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 20 or int(raw_id) >= 1 << 64:
         raise BadRequest(f"segment id must be a non-negative integer, got {raw_id[:30]!r}")
     version = query_int(request, "version", None, 0)
-    materialiser: Materialiser = request.app.state.materialiser
+    voxels: VoxelReads = request.app.state.voxels
     await svc.rooms.committer.flush()
-    done = await materialiser.newest(annotation_id)
+    done = await voxels.newest(annotation_id)
     if version is not None and version > done:
         raise NotFound(f"the segmentation has no version {version}; newest is {done}")
     async with svc.rooms.hold(RoomKey(annotation_id, SEGMENTATION.name)) as room:
@@ -155,7 +156,7 @@ async def get_segment_stats(request: Request) -> JSON:
     else:  # the finest mag whose fallback extent can be scanned
         mag = next((m for m in mags if len(fallback_bricks(m)) <= MAX_SCAN_BRICKS), mags[-1])
     segment = int(raw_id)
-    count, low, high = await materialiser.segment_stats(
+    count, low, high = await voxels.segment_stats(
         annotation_id, layer, info, mag, segment, version, fallback_bricks(mag)
     )
     if not count:

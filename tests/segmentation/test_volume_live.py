@@ -400,3 +400,60 @@ async def test_a_viewer_that_stops_reading_is_marked_stale(settings: Any) -> Non
         assert "collab_bricks_push_stale_total" in metrics
         await viewer.close()
         await w.close()
+
+
+async def test_materialiser_failures_are_unavailable_to_readers(live: LiveServer) -> None:
+    """A read of the voxels that fails inside the materialiser — a stored
+    brick that does not decompress, its tables gone — answers 503 and
+    closes the layer's socket with 1013 (retry later), never 500 or 1011;
+    the rest of the layer, and everything once the tables are back, reads
+    as before (collab/segmentation/voxels.py)."""
+    a_id, a, ann, w = await _layer(live)
+    op = brush(a_id, 5, [[10, 10, 1], [40, 10, 1]], 3)  # bricks (0,0,0) and (1,0,0)
+    assert await w.write(lambda: w.map("ops").__setitem__(f"{a_id}-1", op))
+    url = f"/api/annotations/{ann}/volume/L1/1"
+    async with live.client(a) as http:
+        assert (await http.get(f"{url}/0/0/0")).status_code == 200  # materialised
+        async with live.services.pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE materialised_bricks SET data = '\\xdeadbeef'::bytea "
+                "WHERE annotation_id = $1 AND mag = '1' AND bx = 1 AND by = 0 AND bz = 0",
+                ann,
+            )
+        r = await http.get(f"{url}/1/0/0")
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["code"] == "unavailable"
+        assert (await http.get(f"{url}/0/0/0")).status_code == 200  # the others read on
+        # Over the socket: that brick fails (raw: it is decompressed), the socket goes on.
+        client = await BrickClient.connect(f"{live.ws_url}/volume/{ann}/L1?token={a}")
+        records = await client.fetch(1, (1, 1, 1), [(0, 0, 0), (1, 0, 0)], RAW)
+        assert {r.brick: r.status for r in records} == {
+            (0, 0, 0): wire.STATUS_OK,
+            (1, 0, 0): wire.STATUS_FAILED,
+        }
+        await client.close()
+        # Its tables gone (an operator's mistake, a broken migration): 503 and 1013.
+        async with live.services.pool.acquire() as conn:
+            await conn.execute("ALTER TABLE materialised_versions RENAME TO mv_away")
+        try:
+            r = await http.get(f"{url}/0/0/0")
+            assert r.status_code == 503, r.text
+            assert r.json()["error"]["code"] == "unavailable"
+            r = await http.get(f"/api/annotations/{ann}/volume/L1/segments/5")
+            assert r.status_code == 503, r.text
+            async with websockets.connect(f"{live.ws_url}/volume/{ann}/L1?token={a}") as ws:
+                try:
+                    await ws.recv()
+                except websockets.ConnectionClosed as exc:
+                    assert exc.rcvd is not None and exc.rcvd.code == 1013, exc.rcvd
+                else:
+                    raise AssertionError("the socket was not closed")
+        finally:
+            async with live.services.pool.acquire() as conn:
+                await conn.execute("ALTER TABLE mv_away RENAME TO materialised_versions")
+        # Back by itself.
+        assert (await http.get(f"{url}/0/0/0")).status_code == 200
+        client = await BrickClient.connect(f"{live.ws_url}/volume/{ann}/L1?token={a}")
+        assert (await client.fetch(1, (1, 1, 1), [(0, 0, 0)]))[0].status == wire.STATUS_OK
+        await client.close()
+    await w.close()
