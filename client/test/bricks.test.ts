@@ -3,7 +3,7 @@
 // them again) and take the page's strokes they hold off the preview.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { Decoded } from '../src/volume/brick_decode'
-import { BrickSource, parseMag } from '../src/volume/bricks'
+import { BrickSource, parseMag, voxelAt } from '../src/volume/bricks'
 import { Preview } from '../src/volume/preview'
 
 class FakeWorker {
@@ -20,6 +20,7 @@ class FakeWorker {
 }
 
 const u32 = (value: number) => new Uint32Array(32 ** 3).fill(value).buffer
+const u64 = (value: bigint) => new BigUint64Array(32 ** 3).fill(value).buffer
 
 /** The bricks the page asked for in the frames it sent: request id → keys. */
 function asked(worker: FakeWorker): Map<number, string[]> {
@@ -140,6 +141,26 @@ describe('a live layer', () => {
     expect(source.get(mag, [0, 0, 0])?.[0]).toBe(5) // shown, but it may predate version 4 ...
     view()
     expect(asked(worker).get(2)).toEqual(['1/0/0/0']) // ... so asked for again
+    source.close()
+  })
+
+  it('keeps uint64 bricks exact: ids above 2^53 read as bigints', () => {
+    const source = new BrickSource('/data/d/seg', 'tok', 1)
+    const worker = FakeWorker.last
+    worker.onmessage({ data: { open: true } })
+    const mag = parseMag('1')
+    source.want(mag, [[0, 0, 0], [1, 0, 0]], [0, 0, 0])
+    source.flush()
+    expect(asked(worker).get(1)).toEqual(['1/0/0/0', '1/1/0/0'])
+    const big = 2n ** 64n - 2n
+    worker.onmessage({ data: { kind: 'bricks', records: [
+      { requestId: 1, brick: [0, 0, 0], status: 0, dtype: 4, voxels: u64(big) },
+      { requestId: 1, brick: [1, 0, 0], status: 0, dtype: 4, voxels: u64(42n) },
+    ] } })  // prettier-ignore
+    expect(source.get(mag, [0, 0, 0])).toBeInstanceOf(BigUint64Array)
+    expect(voxelAt(source, mag, [3, 4, 5])).toBe(big)
+    expect(String(voxelAt(source, mag, [3, 4, 5]))).toBe('18446744073709551614')
+    expect(voxelAt(source, mag, [40, 4, 5])).toBe(42) // a number where it fits
     source.close()
   })
 })

@@ -130,3 +130,15 @@ def test_golden_pushed_with_a_stale_mark() -> None:
         (g["brick"], g["status"], g["encoding"], g["payload"]) for g in golden["records"]
     ]
     assert records[1].status == wire.STATUS_STALE
+
+
+def test_golden_uint64_bricks() -> None:
+    """uint64 voxels (dtype 4) little-endian; ids above 2^53 survive."""
+    golden = GOLDEN["bricks_uint64"]
+    [record] = wire.unpack_bricks(bytes.fromhex(golden["hex"]))
+    assert (record.request_id, record.dtype, record.status) == (3, 4, wire.STATUS_OK)
+    values = [int.from_bytes(record.payload[i : i + 8], "little") for i in range(0, 32, 8)]
+    assert [str(v) for v in values] == golden["values"]
+    assert values[0] == 2**53 + 1
+    head = wire.bricks_head(1) + wire.record_head(3, (1, 0, 2), 0, 4, 0, 32)
+    assert (head + record.payload).hex() == golden["hex"]

@@ -1,8 +1,9 @@
 // Bricks kept in the page: least recently used out past a byte budget.
 // Pure (no socket, no DOM): client/test/brick_cache.test.ts checks it.
 
-/** A brick's voxels (x fastest), or null where the layer has none. */
-export type BrickData = Uint8Array | Uint16Array | Uint32Array | null
+/** A brick's voxels (x fastest), or null where the layer has none; uint64
+ *  layers' as BigUint64Array (segment ids above 2^53 stay exact). */
+export type BrickData = Uint8Array | Uint16Array | Uint32Array | BigUint64Array | null
 
 export class BrickCache {
   private readonly entries = new Map<string, BrickData>() // insertion order = recency

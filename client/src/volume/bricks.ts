@@ -10,8 +10,19 @@
 
 import { BrickCache, type BrickData, brickKey } from './brick_cache'
 import type { Decoded, DecodedBrick } from './brick_decode'
+import { type SegmentId, segmentId } from '../segmentation/segment_id'
 import type { Preview } from './preview'
-import { type Coord, ENCODING_RAW, packCancel, packRequest, STATUS_STALE } from './wire'
+import {
+  type Coord,
+  DTYPE_UINT8,
+  DTYPE_UINT16,
+  DTYPE_UINT32,
+  DTYPE_UINT64,
+  ENCODING_RAW,
+  packCancel,
+  packRequest,
+  STATUS_STALE,
+} from './wire'
 
 export type { BrickData } from './brick_cache'
 
@@ -35,10 +46,12 @@ export function magName(factor: Coord): string {
 
 const key = (mag: Mag, b: Coord) => brickKey(mag.name, b)
 
-const TYPED: Record<number, (b: ArrayBuffer) => Exclude<BrickData, null>> = {
-  1: (b) => new Uint8Array(b),
-  2: (b) => new Uint16Array(b),
-  3: (b) => new Uint32Array(b),
+/** A record's voxels as the typed array of its dtype (little-endian, as every page's CPU). */
+export const TYPED: Record<number, (b: ArrayBuffer) => Exclude<BrickData, null>> = {
+  [DTYPE_UINT8]: (b) => new Uint8Array(b),
+  [DTYPE_UINT16]: (b) => new Uint16Array(b),
+  [DTYPE_UINT32]: (b) => new Uint32Array(b),
+  [DTYPE_UINT64]: (b) => new BigUint64Array(b),
 }
 
 /** A decoded record's voxels in the cache's form; null: none, or a dtype the page does not draw. */
@@ -47,15 +60,16 @@ export function typedVoxels(dtype: number, voxels: ArrayBuffer | null): BrickDat
   return voxels && typed ? typed(voxels) : null
 }
 
-/** The value at mag-1 voxel ``p`` in ``source`` at ``mag``; undefined: not loaded (null brick: 0). */
-export function voxelAt(source: BrickSource, mag: Mag, p: Coord): number | undefined {
+/** The value at mag-1 voxel ``p`` in ``source`` at ``mag`` (a segment id: a
+ *  bigint above 2^53); undefined: not loaded (null brick: 0). */
+export function voxelAt(source: BrickSource, mag: Mag, p: Coord): SegmentId | undefined {
   const v = p.map((c, a) => Math.floor(c / mag.factor[a])) as Coord
   const brick = v.map((c) => Math.floor(c / BRICK)) as Coord
   const data = source.get(mag, brick)
   if (data === undefined) return undefined
   if (data === null) return 0
   const [i, j, k] = v.map((c, a) => c - brick[a] * BRICK)
-  return data[i + BRICK * (j + BRICK * k)]
+  return segmentId(data[i + BRICK * (j + BRICK * k)])
 }
 
 let sources = 0

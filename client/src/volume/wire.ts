@@ -20,6 +20,12 @@ export const STATUS_STALE = 3
 export const ENCODING_RAW = 0
 export const ENCODING_ZSTD = 1
 
+/** A record's dtype (its voxels' type): 4 is uint64, read as BigUint64Array. */
+export const DTYPE_UINT8 = 1
+export const DTYPE_UINT16 = 2
+export const DTYPE_UINT32 = 3
+export const DTYPE_UINT64 = 4
+
 export type Coord = [number, number, number]
 
 export interface BrickRecord {
