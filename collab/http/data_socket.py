@@ -20,9 +20,9 @@ answer pushes nothing: the client asks again). Pushes hold at most
 ``brick_send_buffer_bytes`` of stored (zstd) bytes per socket, the bound of
 the answers; a change past it is held as a stale mark, sent without voxels
 (status stale): the viewer asks for the brick again. They leave a frame's
-worth at a time, packed (raw ones decompressed) in a thread, and wait for
-the socket like answers do, so a viewer that stops reading holds at most
-that much of them on the server.
+worth at a time (raw ones decompressed in a thread) and wait for the socket
+like answers do, so a viewer that stops reading holds at most that much of
+them on the server.
 
 Bad frames get an ERROR frame and the socket goes on; refusals before the
 stream starts close with 4401/4403/4404 (docs/protocol.md).
@@ -357,10 +357,15 @@ class BrickStream:
                 if self.ready:
                     await self._send_ready()
                     continue
-                # A frame's worth at a time: packed (raw ones decompressed)
-                # in a thread; answers queued meanwhile go first.
+                # A frame's worth at a time; raw ones are decompressed in a
+                # thread (answers queued meanwhile go first). zstd ones are
+                # only joined, as answers are: no thread hop on the way of
+                # a painter's stroke to the viewers.
                 taken = self._take_pushes()
-                frames, sent, marked = await asyncio.to_thread(_pack_pushes, taken, dtype)
+                if any(p.encoding == enc.RAW and p.data is not None for p in taken):
+                    frames, sent, marked = await asyncio.to_thread(_pack_pushes, taken, dtype)
+                else:
+                    frames, sent, marked = _pack_pushes(taken, dtype)
                 for frame in frames:
                     await send({"type": "websocket.send", "bytes": frame})
                     counter.inc(len(frame))
@@ -508,7 +513,7 @@ class BrickStream:
 
 def _pack_pushes(pushes: list[_Push], dtype: int) -> tuple[list[bytes], int, int]:
     """PUSHED frames of ``pushes`` (one per version and mag), raw ones
-    decompressed (in a thread: CPU); with how many carry voxels and how many
+    decompressed (called in a thread when any is raw); with how many carry voxels and how many
     are stale marks (a change past the socket's limit, or bytes that do not
     decompress: the viewer asks again and gets what a read gives)."""
     groups: dict[tuple[int, Mag], list[wire.PushedBrick]] = {}
