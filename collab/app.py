@@ -39,6 +39,7 @@ from collab.proofreading.service import Proofreading
 from collab.segmentation.fallback import DatasetFallback
 from collab.segmentation.kind import SEGMENTATION
 from collab.segmentation.materialise import Materialiser
+from collab.segmentation.voxels import VoxelReads
 from collab.skeleton.kind import SKELETON
 from collab.store import identity
 from collab.store.database import Database
@@ -124,6 +125,8 @@ def create_app(
                             proofreading = Proofreading(BaseOf(pool, volumes))
                             materialiser.listen_ops(proofreading.follow)
                             app.state.proofreading = proofreading
+                            # Readers' way in: its failures are Unavailable.
+                            app.state.voxels = VoxelReads(materialiser)
                             app.state.services = Services(
                                 settings,
                                 pool,

@@ -26,7 +26,8 @@ carries its HTTP status, its WebSocket close code and a machine-readable
     │   ├── InvalidTask              (422)        an element of a task batch (its index given)
     │   ├── LayoutError              (422)        a dataset's files do not describe a dataset
     │   └── InvalidVolume            (422)        a volume layer of a WEBKNOSSOS zip we cannot import
-    └── Unavailable                  (503, 1013)  database down, server shutting down
+    └── Unavailable                  (503, 1013)  database down, server shutting down,
+                                                  voxels unreadable (collab/segmentation/voxels.py)
 
 WebSocket close codes 4400–4499 are final (the stock y-websocket client stops
 reconnecting); 1008, 1009, 1011, 1012 and 1013 let it retry. docs/protocol.md lists them.

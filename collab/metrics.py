@@ -85,6 +85,12 @@ class Metrics:
             "Bricks of annotation layers pushed to viewers when a version changed them",
             registry=r,
         )
+        self.bricks_push_stale = Counter(
+            "collab_bricks_push_stale",
+            "Changed bricks pushed as stale marks (no voxels: the viewer asks again) because "
+            "the socket already held its send buffer's worth of pushes",
+            registry=r,
+        )
         self.bricks_sent = Counter(
             "collab_bricks_sent", "Bricks sent over data sockets and HTTP", ["encoding"], registry=r
         )

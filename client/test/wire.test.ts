@@ -1,8 +1,11 @@
 // The brick frames against the golden bytes the Python tests read too.
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
+import { segmentId } from '../src/segmentation/segment_id'
 import { decodeFrame } from '../src/volume/brick_decode'
-import { type Coord, packCancel, packRequest, unpack } from '../src/volume/wire'
+import { typedVoxels } from '../src/volume/bricks'
+import { segmentColour } from '../src/volume/layers'
+import { type Coord, DTYPE_UINT64, packCancel, packRequest, STATUS_STALE, unpack } from '../src/volume/wire'
 
 const golden = JSON.parse(
   readFileSync(new URL('../../tests/golden/brick_frames.json', import.meta.url), 'utf-8'),
@@ -68,6 +71,43 @@ describe('brick frames', () => {
     expect(decoded.records.map((r) => [r.brick, r.voxels && hex(new Uint8Array(r.voxels))])).toEqual(
       g.records.map((r: Record<string, unknown>) => [r.brick, r.status === 0 ? r.payload : null]),
     )
+  })
+
+  it('unpacks a pushed frame with a stale mark: no voxels, ask again', () => {
+    const g = golden.pushed_stale
+    const data = bytes(g.hex)
+    const frame = unpack(data)
+    expect(frame.kind).toBe('pushed')
+    if (frame.kind !== 'pushed') return
+    expect([frame.pushed.version, frame.pushed.mag]).toEqual([g.version, g.mag])
+    expect(frame.pushed.records.map((r) => [r.brick, r.status, r.dtype, r.encoding, hex(r.payload)])).toEqual(
+      g.records.map((r: Record<string, unknown>) => [r.brick, r.status, r.dtype, r.encoding, r.payload]),
+    )
+    const decoded = decodeFrame(data)
+    if (decoded.kind !== 'pushed') throw new Error(decoded.kind)
+    expect(decoded.records.map((r) => [r.brick, r.status, r.voxels && hex(new Uint8Array(r.voxels))])).toEqual([
+      [[4, 5, 6], 0, '0a000000'],
+      [[7, 8, 9], STATUS_STALE, null],
+    ])
+  })
+
+  it('decodes uint64 bricks exactly: ids above 2^53 as bigints, in decimal', () => {
+    const g = golden.bricks_uint64
+    const decoded = decodeFrame(bytes(g.hex))
+    if (decoded.kind !== 'bricks') throw new Error(decoded.kind)
+    const [record] = decoded.records
+    expect([record.requestId, record.brick, record.dtype]).toEqual([3, [1, 0, 2], DTYPE_UINT64])
+    const voxels = typedVoxels(record.dtype, record.voxels)
+    expect(voxels).toBeInstanceOf(BigUint64Array)
+    const ids = Array.from(voxels as BigUint64Array, segmentId)
+    expect(ids.map(String)).toEqual(g.values)
+    expect(ids.map((id) => typeof id)).toEqual(['bigint', 'bigint', 'number', 'number'])
+    // Coloured consistently: an id has one colour from any dtype, and big ids are told apart.
+    expect(segmentColour(ids[2])).toBe(segmentColour(7))
+    expect(segmentColour(7n)).toBe(segmentColour(7))
+    expect(segmentColour(ids[0])).toBe(segmentColour(2n ** 53n + 1n))
+    const big = [ids[0], ids[1], 2n ** 53n + 2n, 2n ** 60n + 12345n].map((id) => segmentColour(id))
+    expect(new Set(big).size).toBe(4)
   })
 
   it('refuses truncated and unknown frames', () => {

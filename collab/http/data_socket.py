@@ -15,7 +15,14 @@ go out unasked in PUSHED frames. Pushes are coalesced per brick (a slow
 viewer gets each brick's newest version once, never a backlog), sent when
 the answers queued before them are out, and a brick being read when its
 change lands is pushed again after its answer, so no answer read before a
-change ever overwrites it on the client.
+change ever overwrites it on the client (a cancelled, failed or missing
+answer pushes nothing: the client asks again). Pushes hold at most
+``brick_send_buffer_bytes`` of stored (zstd) bytes per socket, the bound of
+the answers; a change past it is held as a stale mark, sent without voxels
+(status stale): the viewer asks for the brick again. They leave a frame's
+worth at a time (raw ones decompressed in a thread) and wait for the socket
+like answers do, so a viewer that stops reading holds at most that much of
+them on the server.
 
 Bad frames get an ERROR frame and the socket goes on; refusals before the
 stream starts close with 4401/4403/4404 (docs/protocol.md).
@@ -33,6 +40,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Protocol
 
+import numpy as np
 from starlette.websockets import WebSocket
 
 from collab.auth import Access
@@ -45,6 +53,7 @@ from collab.http.throttle import Caller, admit
 from collab.segmentation.kind import SEGMENTATION
 from collab.segmentation.materialise import Materialiser, Watcher, layer_info
 from collab.segmentation.reader import AnnotationLayerReader
+from collab.segmentation.voxels import VoxelReads
 from collab.store import identity
 from collab.store.materialised import BrickRow
 from collab.volume import encoding as enc
@@ -63,6 +72,8 @@ READERS_PER_REQUEST = 3
 #: Bricks of an annotation's layer a socket hears about when they change:
 #: the most recent it was sent (the client's brick cache holds fewer).
 WATCH_MAX = 16_384
+#: Voxels of a brick (32³).
+BRICK_VOXELS = 32**3
 
 
 class LayerReader(Protocol):
@@ -154,6 +165,22 @@ class RequestState:
     failed: int = 0
 
 
+#: A brick's place in a layer: (mag, brick).
+Where = tuple[Mag, tuple[int, int, int]]
+#: A change waiting to be pushed: (version, zstd bytes), or (version, None)
+#: once the socket holds its limit: it goes out as a stale mark.
+Change = tuple[int, bytes | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Push:
+    mag: Mag
+    brick: tuple[int, int, int]
+    version: int
+    encoding: int
+    data: bytes | None
+
+
 @dataclass(eq=False)
 class BrickStream:
     ws: WebSocket
@@ -169,6 +196,8 @@ class BrickStream:
     peak_bytes: int = 0
     #: Times a producer found the buffer full and waited for the client.
     stalls: int = 0
+    #: Set whenever a producer finds the buffer full (tests wait on it).
+    stalled: asyncio.Event = field(default_factory=asyncio.Event)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     space: asyncio.Event = field(default_factory=asyncio.Event)
     requests: dict[int, RequestState] = field(default_factory=dict)
@@ -176,14 +205,26 @@ class BrickStream:
     #: Pushes: bricks sent (mag, brick) → the encoding they were asked in,
     #: oldest first; whether this stream pushes at all.
     live: bool = False
-    watched: OrderedDict[tuple[Mag, tuple[int, int, int]], int] = field(default_factory=OrderedDict)
-    #: Changes waiting to go out, newest per brick: (version, zstd bytes).
-    pushes: dict[tuple[Mag, tuple[int, int, int]], tuple[int, bytes]] = field(default_factory=dict)
-    #: Changes of bricks being read when they landed: pushed after the answer.
-    stale: dict[tuple[Mag, tuple[int, int, int]], tuple[int, bytes]] = field(default_factory=dict)
+    watched: OrderedDict[Where, int] = field(default_factory=OrderedDict)
+    #: Open requests reading each brick (pushing streams only).
+    reading: dict[Where, int] = field(default_factory=dict)
+    #: Changes waiting to go out, newest per brick.
+    pushes: dict[Where, Change] = field(default_factory=dict)
+    #: Changes of bricks being read when they landed, kept while a request
+    #: still reads the brick: pushed after its answer (never after a
+    #: cancel, a failed or a missing answer).
+    stale: dict[Where, Change] = field(default_factory=dict)
+    #: zstd bytes held in ``pushes`` and ``stale``: at most ``buffer_limit``;
+    #: a change past it is held as a stale mark (no bytes).
+    push_bytes: int = 0
+    #: Highest ``push_bytes`` seen.
+    push_peak_bytes: int = 0
+    #: Bricks pushed as stale marks (the viewer asks for them again).
+    marked_stale: int = 0
 
     def __post_init__(self) -> None:
         self.space.set()
+        self._raw_bytes = BRICK_VOXELS * np.dtype(enc.DTYPE_NAMES[self.reader.dtype_code]).itemsize
 
     # -- answers --------------------------------------------------------------
 
@@ -192,6 +233,7 @@ class BrickStream:
     ) -> None:
         if self.ready_bytes >= self.buffer_limit:
             self.stalls += 1
+            self.stalled.set()
             self.svc.metrics.brick_stalls.inc()
             while self.ready_bytes >= self.buffer_limit:
                 self.space.clear()
@@ -208,6 +250,8 @@ class BrickStream:
             state.missing += 1
         else:
             state.failed += 1
+        if self.live:
+            self._read_done((state.mag, b), answered=status == wire.STATUS_OK)
         self.ready.append((state, b, brick, status))
         self.ready_bytes += wire.RECORD_BYTES + (
             len(brick.payload) if brick is not None and brick.payload is not None else 0
@@ -223,15 +267,49 @@ class BrickStream:
         self.watched.move_to_end(where)
         if len(self.watched) > WATCH_MAX:
             self.watched.popitem(last=False)
-        late = self.stale.pop(where, None)
-        if late is not None:
-            self.pushes[where] = late
+
+    def _reading(self, where: Where) -> None:
+        self.reading[where] = self.reading.get(where, 0) + 1
+
+    def _read_done(self, where: Where, answered: bool) -> None:
+        """A request stopped reading ``where``: answered (a change that
+        landed meanwhile is pushed after the answer), or cancelled, failed
+        or missing (nothing is pushed for it)."""
+        late = self.stale.get(where)
+        if answered and late is not None:
+            self._hold(self.pushes, where, late)
+        left = self.reading.get(where, 0) - 1
+        if left > 0:
+            self.reading[where] = left
+            return
+        self.reading.pop(where, None)
+        self._forget(self.stale, where)
+
+    def _hold(self, table: dict[Where, Change], where: Where, change: Change) -> None:
+        """Keep ``change`` for ``where`` (the newer version wins), its bytes
+        while the socket holds fewer than ``buffer_limit``, else as a stale mark."""
+        version, data = change
+        old = table.get(where)
+        if old is not None:
+            if old[0] > version:
+                return
+            self._forget(table, where)
+        if data is not None and self.push_bytes + len(data) > self.buffer_limit:
+            data = None
+        if data is not None:
+            self.push_bytes += len(data)
+            self.push_peak_bytes = max(self.push_peak_bytes, self.push_bytes)
+        table[where] = (version, data)
+
+    def _forget(self, table: dict[Where, Change], where: Where) -> None:
+        old = table.pop(where, None)
+        if old is not None and old[1] is not None:
+            self.push_bytes -= len(old[1])
 
     def changed(self, version: int, rows: list[BrickRow]) -> None:
         """The materialiser wrote ``version``: queue the bricks it changed
-        that this socket shows (never blocks: coalesced per brick)."""
+        that this socket shows (never blocks: coalesced per brick, bounded)."""
         layer = self.reader.name
-        reading = {(st.mag, b) for st in self.requests.values() for b in st.remaining}
         for row in rows:
             if row.layer != layer:
                 continue
@@ -239,88 +317,98 @@ class BrickStream:
                 where = (parse_mag(row.mag), row.brick)
             except CollabError:
                 continue
-            if where in reading:
-                self.stale[where] = (version, row.data)
+            if where in self.reading:
+                self._hold(self.stale, where, (version, row.data))
             if where in self.watched:
-                self.pushes[where] = (version, row.data)
+                self._hold(self.pushes, where, (version, row.data))
         if self.pushes:
             self.wake.set()
 
-    def _push_frames(self) -> list[bytes]:
-        """The queued pushes as PUSHED frames (one per version and mag)."""
-        groups: dict[tuple[int, Mag], list[bytes]] = {}
-        sizes: dict[tuple[int, Mag], int] = {}
-        frames: list[bytes] = []
-        dtype = self.reader.dtype_code
-        for (mag, b), (version, data) in self.pushes.items():
-            encoding = self.watched.get((mag, b), enc.ZSTD)
-            payload = data if encoding == enc.ZSTD else enc.decompress(data)
-            group = (version, mag)
-            parts = groups.setdefault(group, [])
-            parts.append(wire.record_head(0, b, wire.STATUS_OK, dtype, encoding, len(payload)))
-            parts.append(payload)
-            sizes[group] = sizes.get(group, 0) + wire.RECORD_BYTES + len(payload)
-            if sizes[group] >= self.frame_limit or len(parts) >= 2 * 65535:
-                frames.append(
-                    wire.pushed_head(len(parts) // 2, version, (mag.x, mag.y, mag.z))
-                    + b"".join(parts)
-                )
-                del groups[group], sizes[group]
-        for (version, mag), parts in groups.items():
-            frames.append(
-                wire.pushed_head(len(parts) // 2, version, (mag.x, mag.y, mag.z)) + b"".join(parts)
-            )
-        self.svc.metrics.bricks_pushed.inc(len(self.pushes))
-        self.pushes.clear()
-        return frames
+    def _take_pushes(self) -> list[_Push]:
+        """The oldest queued pushes, about a frame's worth (as sent)."""
+        taken: list[_Push] = []
+        size = 0
+        while self.pushes and size < self.frame_limit and len(taken) < 65535:
+            where = next(iter(self.pushes))
+            version, data = self.pushes[where]
+            self._forget(self.pushes, where)
+            encoding = self.watched.get(where, enc.ZSTD)
+            taken.append(_Push(where[0], where[1], version, encoding, data))
+            if data is not None:
+                size += self._raw_bytes if encoding == enc.RAW else len(data)
+            size += wire.RECORD_BYTES
+        return taken
 
     def control(self, frame: bytes) -> None:
         self.ready.append(frame)
         self.wake.set()
 
     async def pump(self) -> None:
-        """Send what is ready, several bricks to a frame."""
+        """Send what is ready, several bricks to a frame; then what was
+        pushed, after every answer queued before it."""
         send = self.ws.send
         counter = self.svc.metrics.bytes_out
+        metrics = self.svc.metrics
+        dtype = self.reader.dtype_code
         while True:
             await self.wake.wait()
             self.wake.clear()
-            while self.ready:
-                parts: list[bytes] = []
-                count = 0
-                size = 0
-                while self.ready and size < self.frame_limit and count < 65535:
-                    item = self.ready[0]
-                    if isinstance(item, bytes):
-                        if count:
-                            break
-                        self.ready.popleft()
-                        await send({"type": "websocket.send", "bytes": item})
-                        continue
+            while self.ready or self.pushes:
+                if self.ready:
+                    await self._send_ready()
+                    continue
+                # A frame's worth at a time; raw ones are decompressed in a
+                # thread (answers queued meanwhile go first). zstd ones are
+                # only joined, as answers are: no thread hop on the way of
+                # a painter's stroke to the viewers.
+                taken = self._take_pushes()
+                if any(p.encoding == enc.RAW and p.data is not None for p in taken):
+                    frames, sent, marked = await asyncio.to_thread(_pack_pushes, taken, dtype)
+                else:
+                    frames, sent, marked = _pack_pushes(taken, dtype)
+                for frame in frames:
+                    await send({"type": "websocket.send", "bytes": frame})
+                    counter.inc(len(frame))
+                metrics.bricks_pushed.inc(sent)
+                if marked:
+                    self.marked_stale += marked
+                    metrics.bricks_push_stale.inc(marked)
+
+    async def _send_ready(self) -> None:
+        send = self.ws.send
+        counter = self.svc.metrics.bytes_out
+        while self.ready:
+            parts: list[bytes] = []
+            count = 0
+            size = 0
+            while self.ready and size < self.frame_limit and count < 65535:
+                item = self.ready[0]
+                if isinstance(item, bytes):
+                    if count:
+                        break
                     self.ready.popleft()
-                    state, b, brick, status = item
-                    payload = brick.payload if brick is not None and brick.payload else b""
-                    dtype = brick.dtype_code if brick is not None else 0
-                    parts.append(
-                        wire.record_head(
-                            state.request_id, b, status, dtype, state.encoding, len(payload)
-                        )
+                    await send({"type": "websocket.send", "bytes": item})
+                    continue
+                self.ready.popleft()
+                state, b, brick, status = item
+                payload = brick.payload if brick is not None and brick.payload else b""
+                dtype = brick.dtype_code if brick is not None else 0
+                parts.append(
+                    wire.record_head(
+                        state.request_id, b, status, dtype, state.encoding, len(payload)
                     )
-                    if payload:
-                        parts.append(payload)
-                    count += 1
-                    size += wire.RECORD_BYTES + len(payload)
-                if count:
-                    frame = wire.bricks_head(count) + b"".join(parts)
-                    self.ready_bytes -= size
-                    if self.ready_bytes < self.buffer_limit:
-                        self.space.set()
-                    await send({"type": "websocket.send", "bytes": frame})
-                    counter.inc(len(frame))
-            if self.pushes:  # after every answer queued before them
-                for frame in self._push_frames():
-                    await send({"type": "websocket.send", "bytes": frame})
-                    counter.inc(len(frame))
+                )
+                if payload:
+                    parts.append(payload)
+                count += 1
+                size += wire.RECORD_BYTES + len(payload)
+            if count:
+                frame = wire.bricks_head(count) + b"".join(parts)
+                self.ready_bytes -= size
+                if self.ready_bytes < self.buffer_limit:
+                    self.space.set()
+                await send({"type": "websocket.send", "bytes": frame})
+                counter.inc(len(frame))
 
     # -- requests -------------------------------------------------------------
 
@@ -362,6 +450,9 @@ class BrickStream:
         state = RequestState(rid, mag, request.encoding, request.mapping, bricks, set(bricks))
         self.requests[rid] = state
         self.pending += len(bricks)
+        if self.live:
+            for b in bricks:
+                self._reading((mag, b))
         return state
 
     def cancel(self, cancel: wire.Cancel) -> None:
@@ -374,6 +465,8 @@ class BrickStream:
                 state.remaining.discard(b)
                 state.cancelled += 1
                 self.pending -= 1
+                if self.live:
+                    self._read_done((state.mag, b), answered=False)
 
     async def produce(self, state: RequestState) -> None:
         source = self.reader
@@ -418,6 +511,34 @@ class BrickStream:
             self.svc.metrics.bricks_sent.labels(enc.NAMES[state.encoding]).inc(state.sent)
 
 
+def _pack_pushes(pushes: list[_Push], dtype: int) -> tuple[list[bytes], int, int]:
+    """PUSHED frames of ``pushes`` (one per version and mag), raw ones
+    decompressed (called in a thread when any is raw); with how many carry voxels and how many
+    are stale marks (a change past the socket's limit, or bytes that do not
+    decompress: the viewer asks again and gets what a read gives)."""
+    groups: dict[tuple[int, Mag], list[wire.PushedBrick]] = {}
+    sent = marked = 0
+    for p in pushes:
+        payload = p.data
+        if payload is not None and p.encoding == enc.RAW:
+            try:
+                payload = enc.decompress(payload)
+            except Exception:
+                log.warning("a pushed brick does not decompress", extra={"brick": p.brick})
+                payload = None
+        if payload is None:
+            marked += 1
+        else:
+            sent += 1
+        brick = wire.PushedBrick(p.brick, dtype, p.encoding, payload)
+        groups.setdefault((p.version, p.mag), []).append(brick)
+    frames = [
+        wire.pack_pushed(version, (mag.x, mag.y, mag.z), bricks)
+        for (version, mag), bricks in groups.items()
+    ]
+    return frames, sent, marked
+
+
 def _status(brick: Brick) -> int:
     return wire.STATUS_MISSING if brick.payload is None else wire.STATUS_OK
 
@@ -447,6 +568,7 @@ async def volume_endpoint(ws: WebSocket) -> None:
     svc = services(ws)
     await ws.accept()
     materialiser: Materialiser = ws.app.state.materialiser
+    voxels: VoxelReads = ws.app.state.voxels
     try:
         caller = admit(ws)
         annotation_id = path_int(ws, "annotation_id")
@@ -458,7 +580,7 @@ async def volume_endpoint(ws: WebSocket) -> None:
                 raise Forbidden(f"no access to annotation {annotation_id}")
             await check_annotation_dataset(db, who, annotation_id)
         await svc.rooms.committer.flush()  # "newest" is every version accepted so far
-        done = await materialiser.newest(annotation_id)
+        done = await voxels.newest(annotation_id)
         if version is not None and version > done:
             raise NotFound(f"the segmentation has no version {version}; newest is {done}")
         async with svc.rooms.hold(RoomKey(annotation_id, SEGMENTATION.name)) as room:
@@ -469,7 +591,7 @@ async def volume_endpoint(ws: WebSocket) -> None:
         svc.metrics.refused.labels(str(exc.close_code)).inc()
         await ws.close(exc.close_code, close_reason(exc.message))
         return
-    reader = AnnotationLayerReader(materialiser, annotation_id, layer, info, version)
+    reader = AnnotationLayerReader(voxels, annotation_id, layer, info, version)
     watch = None if version is not None else partial(materialiser.watch, annotation_id)
     await _serve(ws, svc, caller, reader, watch)
 

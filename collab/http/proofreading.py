@@ -95,9 +95,7 @@ async def _write(
     op["seq"] = seq
     async with svc.rooms.hold(RoomKey(annotation_id, SEGMENTATION.name)) as room:
         await room.quiet()  # no await from here to the change
-        version = room.change(
-            lambda doc: doc.get("ops").__setitem__(key, op), author, summary
-        )
+        version = room.change(lambda doc: doc.get("ops").__setitem__(key, op), author, summary)
     if version is None:  # pragma: no cover - a new key always changes the document
         raise Unavailable("the change was not taken; try again")
     await svc.rooms.committer.flush()
@@ -131,9 +129,7 @@ async def merge(request: Request) -> JSON:
     positions = _positions(body)
     proofreading: Proofreading = request.app.state.proofreading
     async with proofreading.sequencing(annotation_id):
-        (ga, gb), _ = await _current(
-            request, annotation_id, layer, lambda m: m.check_merge(a, b)
-        )
+        (ga, gb), _ = await _current(request, annotation_id, layer, lambda m: m.check_merge(a, b))
         op: dict[str, Any] = {"kind": "merge", "layer": layer, "author": author,
                               "time": int(time.time() * 1000), "a": a, "b": b}  # fmt: skip
         if positions is not None:
@@ -141,9 +137,7 @@ async def merge(request: Request) -> JSON:
         key, version = await _write(
             request, annotation_id, author, op, {"merge": {"layer": layer, "a": a, "b": b}}
         )
-    return JSON(
-        {"op": key, "version": version, "agglomerate": ga, "merged": gb}, status_code=201
-    )
+    return JSON({"op": key, "version": version, "agglomerate": ga, "merged": gb}, status_code=201)
 
 
 async def split(request: Request) -> JSON:

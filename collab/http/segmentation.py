@@ -17,7 +17,8 @@ from collab.http.common import JSON, field_int, field_str, query_int, read_json,
 from collab.http.datasets import check_annotation_dataset
 from collab.segmentation import ids
 from collab.segmentation.kind import SEGMENTATION
-from collab.segmentation.materialise import MAX_SCAN_BRICKS, Materialiser, layer_info
+from collab.segmentation.materialise import MAX_SCAN_BRICKS, layer_info
+from collab.segmentation.voxels import VoxelReads
 from collab.store import counters, identity, work
 from collab.volume import encoding as enc
 from collab.volume.mags import Mag, parse_mag
@@ -85,9 +86,9 @@ async def get_volume_brick(request: Request) -> Response:
     mag = parse_mag(request.path_params["mag"])
     brick = (_coord(request, "x"), _coord(request, "y"), _coord(request, "z"))
     version = query_int(request, "version", None, 0)
-    materialiser: Materialiser = request.app.state.materialiser
+    voxels: VoxelReads = request.app.state.voxels
     await svc.rooms.committer.flush()  # "newest" is every version accepted so far
-    done = await materialiser.newest(annotation_id)
+    done = await voxels.newest(annotation_id)
     if version is not None and version > done:
         raise NotFound(f"the segmentation has no version {version}; newest is {done}")
     key = RoomKey(annotation_id, SEGMENTATION.name)
@@ -95,8 +96,8 @@ async def get_volume_brick(request: Request) -> Response:
         info = layer_info(room.doc, layer)
     if info is None:
         raise NotFound(f"the segmentation document has no volume layer {layer!r}")
-    voxels = await materialiser.read_brick(annotation_id, layer, info, str(mag), brick, version)
-    raw = enc.to_raw(voxels)
+    brick_voxels = await voxels.read_brick(annotation_id, layer, info, str(mag), brick, version)
+    raw = enc.to_raw(brick_voxels)
     headers = {
         "x-brick-dtype": info.dtype.name,
         "x-brick-shape": "32,32,32",
@@ -119,9 +120,9 @@ async def get_segment_stats(request: Request) -> JSON:
     if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 20 or int(raw_id) >= 1 << 64:
         raise BadRequest(f"segment id must be a non-negative integer, got {raw_id[:30]!r}")
     version = query_int(request, "version", None, 0)
-    materialiser: Materialiser = request.app.state.materialiser
+    voxels: VoxelReads = request.app.state.voxels
     await svc.rooms.committer.flush()
-    done = await materialiser.newest(annotation_id)
+    done = await voxels.newest(annotation_id)
     if version is not None and version > done:
         raise NotFound(f"the segmentation has no version {version}; newest is {done}")
     async with svc.rooms.hold(RoomKey(annotation_id, SEGMENTATION.name)) as room:
@@ -164,16 +165,16 @@ async def get_segment_stats(request: Request) -> JSON:
             "ask at a coarser mag"
         )
     fallback = [] if extent is None else _bricks_between(extent[0], extent[1])
-    voxels, low, high = await materialiser.segment_stats(
+    found, low, high = await voxels.segment_stats(
         annotation_id, layer, info, mag, segment, version, fallback
     )
-    if not voxels:
+    if not found:
         raise NotFound(f"segment {segment} does not occur in layer {layer!r} at mag {mag}")
     return JSON(
         {
             "segment": segment,
             "mag": str(mag),
-            "voxelCount": voxels,
+            "voxelCount": found,
             "boundingBox": {"topLeft": low, "size": [high[a] - low[a] + 1 for a in range(3)]},
             "version": version if version is not None else done,
         }

@@ -195,7 +195,9 @@ class Proofreading:
             if not watchers:
                 self._watchers.pop(annotation_id, None)
 
-    def _announce(self, annotation_id: int, version: int, layer: str, changes: dict[int, int]) -> None:
+    def _announce(
+        self, annotation_id: int, version: int, layer: str, changes: dict[int, int]
+    ) -> None:
         for callback in list(self._watchers.get(annotation_id, ())):
             try:
                 callback(version, layer, changes)
@@ -232,9 +234,7 @@ def _difference(old: EditableMapping, new: EditableMapping) -> dict[int, int]:
         return {}
     before = old.agglomerates_of(keys)
     after = new.agglomerates_of(keys)
-    return {
-        k: a for k, b, a in zip(keys, before, after, strict=True) if a != b
-    }
+    return {k: a for k, b, a in zip(keys, before, after, strict=True) if a != b}
 
 
 def as_pairs(changes: dict[int, int]) -> np.ndarray:

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from collab.segmentation.materialise import LayerInfo, Materialiser
+from collab.segmentation.materialise import LayerInfo
+from collab.segmentation.voxels import VoxelReads
 from collab.volume import encoding as enc
 from collab.volume.cache import Brick
 from collab.volume.mags import Mag
@@ -15,7 +16,8 @@ from collab.volume.mags import Mag
 
 @dataclass(frozen=True)
 class AnnotationLayerReader:
-    materialiser: Materialiser
+    #: The materialiser's reads (its failures: Unavailable).
+    voxels: VoxelReads
     annotation_id: int
     layer: str
     info: LayerInfo
@@ -53,9 +55,15 @@ class AnnotationLayerReader:
         dtype = self.dtype_code
         inside = [b for b in bricks if min(b) >= 0]
         try:
-            found = await self.materialiser.read_encoded(
+            found = await self.voxels.read_encoded(
                 self.annotation_id, self.layer, self.info, str(mag), inside, self.version, encoding
             )
-        except Exception as exc:  # one failed read fails its batch, not the socket
-            return [exc for _ in bricks]
+        except Exception as exc:  # a failed read fails its bricks, not the socket
+            if len(inside) <= 1:
+                return [exc for _ in bricks]
+            # Each alone: a brick that cannot be read fails only itself.
+            out: list[Brick | BaseException] = []
+            for b in bricks:
+                out.extend(await self.read(mag, [b], encoding, mapping))
+            return out
         return [Brick(found.get(b), encoding, dtype, "") for b in bricks]

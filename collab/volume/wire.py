@@ -3,7 +3,8 @@
 All integers little-endian. Client → server: REQUEST (0x01) and CANCEL
 (0x02). Server → client: BRICKS (0x81, one or more bricks per frame), ERROR
 (0x82), DONE (0x83, a request fully answered) and PUSHED (0x84, bricks a
-new version of an annotation's volume layer changed, unasked).
+new version of an annotation's volume layer changed, unasked: their voxels,
+or a stale mark telling the viewer to ask again).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ PUSHED = 0x84
 STATUS_OK = 0
 STATUS_MISSING = 1
 STATUS_FAILED = 2
+#: PUSHED only: the brick changed as of the frame's version, its voxels not
+#: sent (the socket held its limit of pushes); the viewer asks for it again.
+STATUS_STALE = 3
 
 # Error codes of ERROR frames.
 E_BAD_FRAME = 1
@@ -199,6 +203,30 @@ def bricks_head(count: int) -> bytes:
 def pushed_head(count: int, version: int, mag: tuple[int, int, int]) -> bytes:
     """Head of a PUSHED frame; its records follow as in BRICKS (request id 0)."""
     return _PUSHED_HEAD.pack(PUSHED, 0, count, version, mag[0], mag[1], mag[2], 0)
+
+
+@dataclass(frozen=True, slots=True)
+class PushedBrick:
+    """One record of a PUSHED frame: ``payload`` None is a stale mark."""
+
+    brick: tuple[int, int, int]
+    dtype: int
+    encoding: int
+    payload: bytes | None
+
+
+def pack_pushed(version: int, mag: tuple[int, int, int], bricks: list[PushedBrick]) -> bytes:
+    """A PUSHED frame: each brick's voxels (status ok) or, without a payload,
+    its stale mark (status stale, no payload)."""
+    if len(bricks) > 65535:
+        raise ValueError("at most 65535 records per frame")
+    parts = [pushed_head(len(bricks), version, mag)]
+    for b in bricks:
+        status = STATUS_STALE if b.payload is None else STATUS_OK
+        payload = b.payload or b""
+        parts.append(record_head(0, b.brick, status, b.dtype, b.encoding, len(payload)))
+        parts.append(payload)
+    return b"".join(parts)
 
 
 def pack_error(code: int, message: str, request_id: int = 0) -> bytes:

@@ -320,3 +320,140 @@ async def test_two_painters_at_once_converge(live: LiveServer) -> None:
     assert {b: again[b] for b in bricks} == seen[0]
     for c in (w, wa, wb):
         await c.close()
+
+
+async def test_a_viewer_that_stops_reading_is_marked_stale(settings: Any) -> None:
+    """A viewer that stops reading while its bricks change: the server holds
+    at most its send buffer of pushes (here none fits: the fallback is noise,
+    every painted brick ~128 KiB of zstd), the rest as stale marks; once it
+    reads again it is told which bricks changed, asks for them again and
+    sees the newest voxels (docs/protocol.md, "Bricks of an annotation's
+    volume layer")."""
+    import asyncio
+    from pathlib import Path
+
+    from collab.volume.mags import Mag
+    from collab.volume.writer import write_layer, write_properties
+    from tests.conftest import live_with, with_settings
+
+    limit = 64 * 1024
+    tuned = with_settings(settings, brick_send_buffer_bytes=limit, brick_frame_bytes=64 * 1024)
+    async with live_with(tuned) as live:
+        root = Path(tuned.roots[0]) / "noisy"
+        noise = np.random.default_rng(3).integers(1, 2**32, (128, 128, 32), dtype=np.uint32)
+        layers = [write_layer(root, "segmentation", "segmentation", noise, [Mag(1, 1, 1)])]
+        write_properties(root, "noisy", (4.0, 4.0, 40.0), layers)
+        async with live.client(live.admin_token) as http:
+            assert (
+                await http.post("/api/datasets", json={"name": "noisy", "url": "noisy"})
+            ).status_code == 201
+        a_id, a = await live.user("Ada")
+        async with live.client(a) as http:
+            ann = await http.post("/api/annotations", json={"name": "n", "dataset": "noisy"})
+            ann = ann.json()["id"]
+        w = await YClient(live.sync_url(ann, "segmentation", token=a, acks="1")).connect()
+        entry = {"name": "L1", "dtype": "uint32", "fallback": "segmentation", "mags": ["1"]}
+        assert await w.write(lambda: w.map("layers").__setitem__("L1", Map(entry)))
+        bricks = [(x, y, 0) for x in range(4) for y in range(4)]
+        viewer = await BrickClient.connect(f"{live.ws_url}/volume/{ann}/L1?token={a}", max_queue=1)
+        assert len(await viewer.fetch(1, (1, 1, 1), bricks, ZSTD)) == 16  # now watched
+        [stream] = [s for s in live.services.volumes.streams if s.reader.name == "L1"]
+        # It stops reading; raw answers (128 KiB a brick) fill the socket
+        # until the stream's producers wait for it.
+        asks = range(2, 22)
+        for rid in asks:
+            await viewer.ws.send(wire.pack_request(rid, (1, 1, 1), bricks, RAW))
+        await asyncio.wait_for(stream.stalled.wait(), 30)
+        zigzag = [[4, 8, 5], [124, 8, 5], [124, 40, 5], [4, 40, 5], [4, 72, 5], [124, 72, 5],
+                  [124, 104, 5], [4, 104, 5], [4, 124, 5], [124, 124, 5]]  # fmt: skip
+        for n in (1, 2):
+            op = brush(a_id, 10 + n, zigzag, 12)
+            assert await w.write(lambda n=n, op=op: w.map("ops").__setitem__(f"{a_id}-{n}", op))
+        m = live.server.config.app.state.materialiser
+        newest = await m.catch_up(ann)
+        assert newest == 3
+        assert stream.push_peak_bytes <= limit and stream.push_bytes <= limit
+        assert {where[1] for where in stream.pushes} == set(bricks)
+        assert all(data is None for _v, data in stream.pushes.values())  # marks only
+        # It reads again: every answer, and each brick marked stale at the newest version.
+        marked: set[tuple[int, int, int]] = set()
+
+        def caught_up() -> bool:
+            for version, _mag, records in viewer.pushed:
+                for r in records:
+                    assert r.status == wire.STATUS_STALE and r.payload == b""
+                    if version == newest:
+                        marked.add(r.brick)
+            viewer.pushed.clear()
+            return all(rid in viewer.done for rid in asks) and marked == set(bricks)
+
+        await viewer.until(caught_up, timeout=60)
+        again = await viewer.fetch(99, (1, 1, 1), bricks, ZSTD)
+        async with live.client(a) as http:
+            for r in again:
+                x, y, z = r.brick
+                truth = await http.get(f"/api/annotations/{ann}/volume/L1/1/{x}/{y}/{z}")
+                assert truth.headers["x-version"] == str(newest)
+                assert decompress(r.payload) == truth.content
+        assert (from_raw(decompress(again[0].payload), U32) == 12).any()  # the last stroke
+        metrics = live.services.metrics.render().decode()
+        assert "collab_bricks_push_stale_total" in metrics
+        await viewer.close()
+        await w.close()
+
+
+async def test_materialiser_failures_are_unavailable_to_readers(live: LiveServer) -> None:
+    """A read of the voxels that fails inside the materialiser — a stored
+    brick that does not decompress, its tables gone — answers 503 and
+    closes the layer's socket with 1013 (retry later), never 500 or 1011;
+    the rest of the layer, and everything once the tables are back, reads
+    as before (collab/segmentation/voxels.py)."""
+    a_id, a, ann, w = await _layer(live)
+    op = brush(a_id, 5, [[10, 10, 1], [40, 10, 1]], 3)  # bricks (0,0,0) and (1,0,0)
+    assert await w.write(lambda: w.map("ops").__setitem__(f"{a_id}-1", op))
+    url = f"/api/annotations/{ann}/volume/L1/1"
+    async with live.client(a) as http:
+        assert (await http.get(f"{url}/0/0/0")).status_code == 200  # materialised
+        async with live.services.pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE materialised_bricks SET data = '\\xdeadbeef'::bytea "
+                "WHERE annotation_id = $1 AND mag = '1' AND bx = 1 AND by = 0 AND bz = 0",
+                ann,
+            )
+        r = await http.get(f"{url}/1/0/0")
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["code"] == "unavailable"
+        assert (await http.get(f"{url}/0/0/0")).status_code == 200  # the others read on
+        # Over the socket: that brick fails (raw: it is decompressed), the socket goes on.
+        client = await BrickClient.connect(f"{live.ws_url}/volume/{ann}/L1?token={a}")
+        records = await client.fetch(1, (1, 1, 1), [(0, 0, 0), (1, 0, 0)], RAW)
+        assert {r.brick: r.status for r in records} == {
+            (0, 0, 0): wire.STATUS_OK,
+            (1, 0, 0): wire.STATUS_FAILED,
+        }
+        await client.close()
+        # Its tables gone (an operator's mistake, a broken migration): 503 and 1013.
+        async with live.services.pool.acquire() as conn:
+            await conn.execute("ALTER TABLE materialised_versions RENAME TO mv_away")
+        try:
+            r = await http.get(f"{url}/0/0/0")
+            assert r.status_code == 503, r.text
+            assert r.json()["error"]["code"] == "unavailable"
+            r = await http.get(f"/api/annotations/{ann}/volume/L1/segments/5")
+            assert r.status_code == 503, r.text
+            async with websockets.connect(f"{live.ws_url}/volume/{ann}/L1?token={a}") as ws:
+                try:
+                    await ws.recv()
+                except websockets.ConnectionClosed as exc:
+                    assert exc.rcvd is not None and exc.rcvd.code == 1013, exc.rcvd
+                else:
+                    raise AssertionError("the socket was not closed")
+        finally:
+            async with live.services.pool.acquire() as conn:
+                await conn.execute("ALTER TABLE mv_away RENAME TO materialised_versions")
+        # Back by itself.
+        assert (await http.get(f"{url}/0/0/0")).status_code == 200
+        client = await BrickClient.connect(f"{live.ws_url}/volume/{ann}/L1?token={a}")
+        assert (await client.fetch(1, (1, 1, 1), [(0, 0, 0)]))[0].status == wire.STATUS_OK
+        await client.close()
+    await w.close()

@@ -110,3 +110,35 @@ def test_golden_pushed() -> None:
     ]  # fmt: skip
     rebuilt = wire.pushed_head(1, 42, (2, 2, 1)) + wire.record_head(0, (4, 5, 6), 0, 3, 0, 4)
     assert rebuilt + bytes.fromhex("0a000000") == frame
+
+
+def test_golden_pushed_with_a_stale_mark() -> None:
+    """A PUSHED record of status 3 (stale) has no payload: the brick changed
+    as of the frame's version, and the viewer asks for it again."""
+    golden = GOLDEN["pushed_stale"]
+    bricks = [
+        wire.PushedBrick(
+            tuple(g["brick"]), g["dtype"], g["encoding"], bytes.fromhex(g["payload"]) or None
+        )
+        for g in golden["records"]
+    ]
+    frame = wire.pack_pushed(golden["version"], tuple(golden["mag"]), bricks)
+    assert frame.hex() == golden["hex"]
+    version, mag, records = wire.unpack_pushed(frame)
+    assert (version, list(mag)) == (43, [2, 2, 1])
+    assert [(list(r.brick), r.status, r.encoding, r.payload.hex()) for r in records] == [
+        (g["brick"], g["status"], g["encoding"], g["payload"]) for g in golden["records"]
+    ]
+    assert records[1].status == wire.STATUS_STALE
+
+
+def test_golden_uint64_bricks() -> None:
+    """uint64 voxels (dtype 4) little-endian; ids above 2^53 survive."""
+    golden = GOLDEN["bricks_uint64"]
+    [record] = wire.unpack_bricks(bytes.fromhex(golden["hex"]))
+    assert (record.request_id, record.dtype, record.status) == (3, 4, wire.STATUS_OK)
+    values = [int.from_bytes(record.payload[i : i + 8], "little") for i in range(0, 32, 8)]
+    assert [str(v) for v in values] == golden["values"]
+    assert values[0] == 2**53 + 1
+    head = wire.bricks_head(1) + wire.record_head(3, (1, 0, 2), 0, 4, 0, 32)
+    assert (head + record.payload).hex() == golden["hex"]

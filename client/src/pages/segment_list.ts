@@ -9,6 +9,7 @@
 
 import type { SegmentationDoc, SegmentValue } from '../segmentation/model'
 import type { Vec3 } from '../segmentation/ops'
+import { paintable, parseSegmentId, type SegmentId } from '../segmentation/segment_id'
 import { segmentColour } from '../volume/layers'
 
 export interface SegmentListState {
@@ -22,17 +23,19 @@ export interface SegmentListState {
 const DRAG_TYPE = 'application/x-collab-segment-item'
 
 /** A segment's colour as CSS: its own, else its id's hashed colour. */
-export function segmentCss(id: number, value: SegmentValue | undefined): string {
+export function segmentCss(id: SegmentId, value: SegmentValue | undefined): string {
   if (value?.color) return `rgb(${value.color.slice(0, 3).map((c) => Math.round(c * 255)).join(', ')})`
   const rgba = segmentColour(id)
   return `rgb(${rgba & 255}, ${(rgba >> 8) & 255}, ${(rgba >> 16) & 255})`
 }
 
-export function segmentName(id: number, value: SegmentValue | undefined): string {
+/** Ids in decimal, exact above 2^53 too (bigints). */
+export function segmentName(id: SegmentId, value: SegmentValue | undefined): string {
   return value?.name || `Segment ${id}`
 }
 
-function draggable(li: HTMLElement, item: { segment: number } | { group: string }): void {
+/** A dragged segment travels as its decimal string (bigints have no JSON). */
+function draggable(li: HTMLElement, item: { segment: string } | { group: string }): void {
   li.draggable = true
   li.addEventListener('dragstart', (event) => {
     event.stopPropagation()
@@ -58,18 +61,19 @@ export function renderSegmentList(container: HTMLElement, seg: SegmentationDoc, 
     element.addEventListener('drop', (event) => {
       event.preventDefault()
       element.classList.remove('drop-here')
-      let item: { segment?: number; group?: string }
+      let item: { segment?: unknown; group?: string }
       try {
         item = JSON.parse(event.dataTransfer?.getData(DRAG_TYPE) || '{}')
       } catch {
         return
       }
-      if (typeof item.segment === 'number') seg.moveSegment(layer, item.segment, group)
+      const segment = typeof item.segment === 'string' ? parseSegmentId(item.segment) : null
+      if (segment !== null) seg.moveSegment(layer, segment, group)
       else if (typeof item.group === 'string' && item.group !== group) seg.moveGroup(item.group, group)
     })
   }
 
-  const row = (id: number, value: SegmentValue): HTMLElement => {
+  const row = (id: SegmentId, value: SegmentValue): HTMLElement => {
     const li = document.createElement('li')
     li.dataset.segment = String(id)
     if (id === state.active) li.classList.add('active')
@@ -95,7 +99,8 @@ export function renderSegmentList(container: HTMLElement, seg: SegmentationDoc, 
     const name = document.createElement('span')
     name.className = 'segment-name'
     name.textContent = `${segmentName(id, value)} (${id})`
-    name.addEventListener('click', () => state.activate(id))
+    // Ids above 2^53 − 1 are listed, not painted: they never become active.
+    if (paintable(id)) name.addEventListener('click', () => state.activate(id))
     name.addEventListener('dblclick', () => {
       if (!state.editable) return
       const renamed = prompt('Segment name', value.name ?? '')
@@ -112,7 +117,7 @@ export function renderSegmentList(container: HTMLElement, seg: SegmentationDoc, 
       li.append(' ', jump)
     }
     if (state.editable) {
-      draggable(li, { segment: id })
+      draggable(li, { segment: String(id) })
       const move = document.createElement('select')
       move.className = 'segment-group'
       move.append(new Option('(top)', ''), ...groups.map((g) => new Option(g.name, g.id)))

@@ -10,6 +10,7 @@
 
 import type { Api, Me } from '../api'
 import { IdBlocks, unusedBlocks } from '../segmentation/ids'
+import { paintable, type SegmentId, segmentId } from '../segmentation/segment_id'
 import type { LayerEntry, SegmentationDoc } from '../segmentation/model'
 import { type BoundingBox, dtypeMax, layerMags, MAX_RADIUS, magFactors, type Vec3 } from '../segmentation/ops'
 import type { Connection } from '../sync/connection'
@@ -65,7 +66,7 @@ export class VolumeTools {
   private hover: { plane: string; at: [number, number] } | null = null
   private chord = 0
   /** Colours of segments that are hidden (0) or recoloured, as RGBA words. */
-  private looks = new Map<number, number>()
+  private looks = new Map<SegmentId, number>()
   private lookVersion = 0
   private listShown = ''
   /** Changes with every change of segments or groups (the list is rebuilt then). */
@@ -121,7 +122,7 @@ export class VolumeTools {
       source: volume.layer.source,
       mags: volume.layer.mags,
       alpha,
-      colour: (id) => looks.get(id) ?? segmentColour(id),
+      colour: (id) => looks.get(segmentId(id)) ?? segmentColour(id),
       look: String(this.lookVersion),
     }
   }
@@ -174,7 +175,7 @@ export class VolumeTools {
     const volume = this.volume
     const user = this.o.me.id
     if (!volume || user === undefined) return
-    const used = new Set(this.seg.segmentsOf(volume.id).map(([id]) => id))
+    const used = new Set(this.seg.segmentsOf(volume.id).flatMap(([id]) => (paintable(id) ? [id] : [])))
     for (const op of this.seg.ops.values()) if (op?.layer === volume.id && op.segment > 0) used.add(op.segment)
     volume.ids.seed(unusedBlocks(this.seg.idBlocks.entries(), volume.id, user, used))
   }
@@ -260,10 +261,10 @@ export class VolumeTools {
     if (event.button === 0 && event.shiftKey && !event.ctrlKey && !event.metaKey) {
       // The picker: the segment under the cursor becomes the active one.
       const value = voxelAt(volume.layer.source, this.magFor(plane), p)
-      if (value) {
+      if (value && paintable(value)) {
         this.active = value
         this.note = ''
-      }
+      } else if (value) this.note = `segment ${value} is above 2^53 − 1: shown, but ops cannot paint it`
       this.o.redraw()
       return true
     }

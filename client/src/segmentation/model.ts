@@ -6,6 +6,7 @@
 
 import * as Y from 'yjs'
 import type { BoundingBox, Vec3, VoxelOp } from './ops'
+import { compareSegmentIds, parseSegmentId, type SegmentId } from './segment_id'
 
 export const LOCAL = Symbol('this page (segmentation)')
 
@@ -130,24 +131,25 @@ export class SegmentationDoc {
     return id
   }
 
-  segment(layer: string, id: number): SegmentValue | undefined {
+  segment(layer: string, id: SegmentId): SegmentValue | undefined {
     return this.segments.get(segmentKey(layer, id))
   }
 
-  /** The layer's segments with entries, by id. */
-  segmentsOf(layer: string): [number, SegmentValue][] {
-    const out: [number, SegmentValue][] = []
+  /** The layer's segments with entries, by id (above 2^53 − 1, e.g. imported
+   *  from a uint64 layer, as exact bigints). */
+  segmentsOf(layer: string): [SegmentId, SegmentValue][] {
+    const out: [SegmentId, SegmentValue][] = []
     const prefix = `${layer}/`
     for (const [key, value] of this.segments) {
       if (!key.startsWith(prefix) || typeof value !== 'object' || value === null) continue
-      const id = Number(key.slice(prefix.length))
-      if (Number.isSafeInteger(id) && id > 0) out.push([id, value])
+      const id = parseSegmentId(key.slice(prefix.length))
+      if (id !== null && id > 0) out.push([id, value])
     }
-    return out.sort((a, b) => a[0] - b[0])
+    return out.sort((a, b) => compareSegmentIds(a[0], b[0]))
   }
 
   /** Change a segment's fields (an entry is made when it has none). */
-  updateSegment(layer: string, id: number, patch: Partial<SegmentValue>): void {
+  updateSegment(layer: string, id: SegmentId, patch: Partial<SegmentValue>): void {
     const key = segmentKey(layer, id)
     const old = this.segments.get(key)
     const value: SegmentValue = {
@@ -208,7 +210,7 @@ export class SegmentationDoc {
     }, 'segments')
   }
 
-  moveSegment(layer: string, id: number, groupId: string | null): void {
+  moveSegment(layer: string, id: SegmentId, groupId: string | null): void {
     this.updateSegment(layer, id, { groupId })
   }
 
@@ -225,6 +227,7 @@ export class SegmentationDoc {
   }
 }
 
-export function segmentKey(layer: string, id: number): string {
+/** A segment's key in `segments`: the id in decimal (exact for bigints too). */
+export function segmentKey(layer: string, id: SegmentId): string {
   return `${layer}/${id}`
 }

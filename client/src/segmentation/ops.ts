@@ -49,7 +49,8 @@ export interface Fill2dOp extends OpBase {
 
 export type VoxelOp = BrushOp | Fill2dOp
 
-export type Voxels = Uint8Array | Uint16Array | Uint32Array
+/** A brick's voxels; a uint64 layer's as BigUint64Array. */
+export type Voxels = Uint8Array | Uint16Array | Uint32Array | BigUint64Array
 
 /** The two in-plane axes (u, v), in axis order, as paint.py takes them. */
 export function planeAxes(plane: PlaneName): [number, number, number] {
@@ -110,6 +111,8 @@ export function paintBrush(op: BrushOp, f: Vec3, brick: Vec3, voxels: Voxels, fr
   const strides = [1, BRICK, BRICK * BRICK]
   const base = slice * strides[w]
   const value = op.erase ? 0 : op.segment
+  const wide = voxels instanceof BigUint64Array ? voxels : null
+  const big = wide ? BigInt(value) : 0n
   const onlyEmpty = !op.erase && op.mode === 'empty'
   let changed = false
   const segments = points.length === 1 ? 1 : points.length - 1
@@ -136,11 +139,16 @@ export function paintBrush(op: BrushOp, f: Vec3, brick: Vec3, voxels: Voxels, fr
         const ev = gv - (av + t * dv)
         if (eu * eu + ev * ev > r2) continue
         const at = base + i * strides[u] + j * strides[v]
-        if (onlyEmpty && voxels[at] !== 0) continue
-        if (voxels[at] !== value) {
-          voxels[at] = value
-          changed = true
+        const old = voxels[at]
+        if (onlyEmpty && old !== 0 && old !== 0n) continue
+        if (wide) {
+          if (old === big) continue
+          wide[at] = big
+        } else {
+          if (old === value) continue
+          ;(voxels as Uint32Array)[at] = value
         }
+        changed = true
       }
     }
   }

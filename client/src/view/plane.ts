@@ -42,8 +42,15 @@ export interface Scene {
    *  step ahead are asked for after those in view (prefetch). */
   heading: Vec3
   /** The segmentation drawn over the EM: each id in ``colour(id)`` (RGBA
-   *  word, 0: not drawn), which changes only when ``look`` does. */
-  segmentation: { source: BrickSource; mags: Mag[]; alpha: number; colour: (id: number) => number; look: string } | null
+   *  word, 0: not drawn; a uint64 layer's ids are bigints), which changes
+   *  only when ``look`` does. */
+  segmentation: {
+    source: BrickSource
+    mags: Mag[]
+    alpha: number
+    colour: (id: number | bigint) => number
+    look: string
+  } | null
   /** The brush under the cursor: a circle of ``radius`` voxels (mag 1) in that plane. */
   brush: { plane: string; at: [number, number]; radius: number; erase: boolean } | null
 }
@@ -203,7 +210,7 @@ export class PlaneView {
         for (let j = 0; j < BRICK; j++) {
           let at = first + j * dv
           for (let i = 0; i < BRICK; i++, at += du) {
-            if (grey) this.greyTexels[j * BRICK + i] = grey[at] & 0xff
+            if (grey) this.greyTexels[j * BRICK + i] = Number(grey[at]) & 0xff
             if (ids) {
               const id = ids[at]
               this.colourTexels[j * BRICK + i] = id ? colour(id) : 0

@@ -1,8 +1,9 @@
 // Bricks kept in the page: least recently used out past a byte budget.
 // Pure (no socket, no DOM): client/test/brick_cache.test.ts checks it.
 
-/** A brick's voxels (x fastest), or null where the layer has none. */
-export type BrickData = Uint8Array | Uint16Array | Uint32Array | null
+/** A brick's voxels (x fastest), or null where the layer has none; uint64
+ *  layers' as BigUint64Array (segment ids above 2^53 stay exact). */
+export type BrickData = Uint8Array | Uint16Array | Uint32Array | BigUint64Array | null
 
 export class BrickCache {
   private readonly entries = new Map<string, BrickData>() // insertion order = recency
@@ -46,6 +47,14 @@ export class BrickCache {
       this.entries.delete(oldest)
       this.bytes -= gone?.byteLength ?? 0
     }
+  }
+
+  /** Forget a brick (asked for again when a view wants it). */
+  delete(key: string): void {
+    const old = this.entries.get(key)
+    if (old === undefined) return
+    this.entries.delete(key)
+    this.bytes -= old?.byteLength ?? 0
   }
 
   clear(): void {

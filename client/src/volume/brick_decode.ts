@@ -17,6 +17,8 @@ export type Decoded =
 export interface DecodedBrick {
   requestId: number
   brick: [number, number, number]
+  /** As on the wire: ok, missing, failed, or (pushed only) stale: ask again. */
+  status: number
   dtype: number
   /** The voxels (a buffer of their own), or null: missing, failed, or undecodable. */
   voxels: ArrayBuffer | null
@@ -44,7 +46,7 @@ export function decodeFrame(data: Uint8Array): Decoded {
         voxels = null // a payload that does not decompress: shown as a missing tile
       }
     }
-    return { requestId: record.requestId, brick: record.brick, dtype: record.dtype, voxels }
+    return { requestId: record.requestId, brick: record.brick, status: record.status, dtype: record.dtype, voxels }
   })
   if (frame.kind === 'pushed') return { kind: 'pushed', version: frame.pushed.version, mag: frame.pushed.mag, records }
   return { kind: 'bricks', records }

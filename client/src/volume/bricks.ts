@@ -3,12 +3,26 @@
 // by distance to the view centre, bricks that left the view cancelled. An
 // annotation's volume layer comes over its /volume socket, the same frames
 // plus PUSHED: bricks a new version changed replace the cached ones, and
-// this page's strokes not painted yet show over them (./preview.ts).
+// this page's strokes not painted yet show over them (./preview.ts). A
+// brick pushed as a stale mark (the server held its limit of pushes for
+// this page: docs/protocol.md) keeps showing what it had until the page,
+// having asked for it again, has its newest voxels.
 
 import { BrickCache, type BrickData, brickKey } from './brick_cache'
 import type { Decoded, DecodedBrick } from './brick_decode'
+import { type SegmentId, segmentId } from '../segmentation/segment_id'
 import type { Preview } from './preview'
-import { type Coord, ENCODING_RAW, packCancel, packRequest } from './wire'
+import {
+  type Coord,
+  DTYPE_UINT8,
+  DTYPE_UINT16,
+  DTYPE_UINT32,
+  DTYPE_UINT64,
+  ENCODING_RAW,
+  packCancel,
+  packRequest,
+  STATUS_STALE,
+} from './wire'
 
 export type { BrickData } from './brick_cache'
 
@@ -32,21 +46,30 @@ export function magName(factor: Coord): string {
 
 const key = (mag: Mag, b: Coord) => brickKey(mag.name, b)
 
-const TYPED: Record<number, (b: ArrayBuffer) => Exclude<BrickData, null>> = {
-  1: (b) => new Uint8Array(b),
-  2: (b) => new Uint16Array(b),
-  3: (b) => new Uint32Array(b),
+/** A record's voxels as the typed array of its dtype (little-endian, as every page's CPU). */
+export const TYPED: Record<number, (b: ArrayBuffer) => Exclude<BrickData, null>> = {
+  [DTYPE_UINT8]: (b) => new Uint8Array(b),
+  [DTYPE_UINT16]: (b) => new Uint16Array(b),
+  [DTYPE_UINT32]: (b) => new Uint32Array(b),
+  [DTYPE_UINT64]: (b) => new BigUint64Array(b),
 }
 
-/** The value at mag-1 voxel ``p`` in ``source`` at ``mag``; undefined: not loaded (null brick: 0). */
-export function voxelAt(source: BrickSource, mag: Mag, p: Coord): number | undefined {
+/** A decoded record's voxels in the cache's form; null: none, or a dtype the page does not draw. */
+export function typedVoxels(dtype: number, voxels: ArrayBuffer | null): BrickData {
+  const typed = TYPED[dtype]
+  return voxels && typed ? typed(voxels) : null
+}
+
+/** The value at mag-1 voxel ``p`` in ``source`` at ``mag`` (a segment id: a
+ *  bigint above 2^53); undefined: not loaded (null brick: 0). */
+export function voxelAt(source: BrickSource, mag: Mag, p: Coord): SegmentId | undefined {
   const v = p.map((c, a) => Math.floor(c / mag.factor[a])) as Coord
   const brick = v.map((c) => Math.floor(c / BRICK)) as Coord
   const data = source.get(mag, brick)
   if (data === undefined) return undefined
   if (data === null) return 0
   const [i, j, k] = v.map((c, a) => c - brick[a] * BRICK)
-  return data[i + BRICK * (j + BRICK * k)]
+  return segmentId(data[i + BRICK * (j + BRICK * k)])
 }
 
 let sources = 0
@@ -82,6 +105,11 @@ export class BrickSource {
   private readonly replaced = new Map<string, number>()
   /** Mags by their factors ("2,2,1"), as asked for: pushed frames name a mag by them. */
   private readonly magsSeen = new Map<string, Mag>()
+  /** Bricks pushed as stale marks: what is cached for them is old; they are
+   *  asked for again while wanted. Per key the version they changed in, and
+   *  the first request id sent after the mark (an answer to an earlier
+   *  request may have been read before the change). */
+  private readonly stale = new Map<string, { version: number; after: number }>()
 
   /**
    * ``encoding``: how bricks travel. Segmentation ids compress ~30:1 with
@@ -149,6 +177,7 @@ export class BrickSource {
   private dropCache(): void {
     this.cache.clear()
     this.replaced.clear()
+    this.stale.clear()
     this.version += 1
     this.epoch += 1
   }
@@ -194,9 +223,15 @@ export class BrickSource {
         this.outstanding -= 1
       }
     }
+    // Marked stale and out of view: forgotten (asked for when wanted again).
+    for (const k of this.stale.keys()) {
+      if (wanted.has(k) || this.pending.has(k)) continue
+      this.stale.delete(k)
+      this.cache.delete(k)
+    }
     const byMag = new Map<string, { mag: Mag; items: { brick: Coord; distance: number }[] }>()
     for (const [k, item] of wanted) {
-      if (this.cache.has(k) || this.pending.has(k)) continue
+      if ((this.cache.has(k) && !this.stale.has(k)) || this.pending.has(k)) continue
       const group = byMag.get(item.mag.name) ?? { mag: item.mag, items: [] }
       group.items.push(item)
       byMag.set(item.mag.name, group)
@@ -221,18 +256,26 @@ export class BrickSource {
       this.onBrick()
     } else if (frame.kind === 'pushed') {
       // Newer voxels of bricks this socket was sent: they replace the cached
-      // ones (an answer still due for one comes after, and is as new).
+      // ones (an answer still due for one comes after, and is as new). A
+      // stale mark says only that the brick changed: the cached voxels stay
+      // shown until those asked for again arrive.
       const mag = this.magsSeen.get(frame.mag.join(',')) ?? parseMag(magName(frame.mag))
       const keys: string[] = []
+      const replaced: string[] = []
       for (const record of frame.records) {
         const k = key(mag, record.brick)
-        const typed = TYPED[record.dtype]
-        this.cache.set(k, record.voxels && typed ? typed(record.voxels) : null)
-        this.replaced.set(k, (this.replaced.get(k) ?? 0) + 1)
         keys.push(k)
+        if (record.status === STATUS_STALE) {
+          this.stale.set(k, { version: Math.max(frame.version, this.stale.get(k)?.version ?? 0), after: this.nextRequest })
+          continue
+        }
+        this.stale.delete(k)
+        this.cache.set(k, typedVoxels(record.dtype, record.voxels))
+        this.replaced.set(k, (this.replaced.get(k) ?? 0) + 1)
+        replaced.push(k)
       }
       this.version += 1
-      this.preview?.pushed(frame.version, keys)
+      this.preview?.pushed(frame.version, replaced)
       this.onPushed(frame.version, keys)
       this.onBrick()
     } else if (frame.kind === 'done') {
@@ -264,8 +307,14 @@ export class BrickSource {
     open.keys.delete(k)
     this.pending.delete(k)
     this.outstanding -= 1
-    const typed = TYPED[record.dtype]
-    this.cache.set(k, record.voxels && typed ? typed(record.voxels) : null)
+    this.cache.set(k, typedVoxels(record.dtype, record.voxels))
+    const marked = this.stale.get(k)
+    if (marked !== undefined && record.requestId >= marked.after) {
+      // Asked for after the mark came: as new as the version it named.
+      this.stale.delete(k)
+      this.replaced.set(k, (this.replaced.get(k) ?? 0) + 1)
+      this.preview?.pushed(marked.version, [k])
+    }
     this.version += 1
   }
 

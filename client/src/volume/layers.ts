@@ -2,6 +2,7 @@
 // the viewer shows as EM greyscale; an annotation's volume layer.
 
 import type { Api } from '../api'
+import { type SegmentId, segmentId } from '../segmentation/segment_id'
 import { BrickSource, type Mag, parseMag } from './bricks'
 import { ENCODING_RAW, ENCODING_ZSTD } from './wire'
 
@@ -59,12 +60,21 @@ export function openVolumeLayer(api: Api, annotation: number, layerId: string, i
   }
 }
 
-/** A segment id's colour, as WEBKNOSSOS hashes them: hues spread by the golden ratio. */
-const colours = new Map<number, number>()
-export function segmentColour(id: number): number {
+/** The golden ratio's fraction in 64-bit fixed point (0x9E3779B97F4A7C15 / 2^64). */
+const PHI_64 = 0x9e3779b97f4a7c15n
+const MASK_64 = (1n << 64n) - 1n
+
+/** A segment id's colour (an RGBA word), as WEBKNOSSOS hashes them: hues
+ *  spread by the golden ratio. An id above 2^53 (a uint64 layer's) takes the
+ *  fraction of id × φ exactly, in 64-bit fixed point: in floating point
+ *  every such id would come out red. The same id, from a brick of any
+ *  dtype or from the segment list, always has the same colour. */
+const colours = new Map<SegmentId, number>()
+export function segmentColour(value: number | bigint): number {
+  const id = segmentId(value)
   let rgba = colours.get(id)
   if (rgba === undefined) {
-    const hue = (id * 0.618033988749895) % 1
+    const hue = typeof id === 'number' ? (id * 0.618033988749895) % 1 : Number((id * PHI_64) & MASK_64) / 2 ** 64
     const [r, g, b] = hsv(hue, 0.8, 1)
     rgba = (0xff << 24) | (b << 16) | (g << 8) | r
     if (colours.size > 100_000) colours.clear()

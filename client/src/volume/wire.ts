@@ -14,9 +14,17 @@ export const PUSHED = 0x84
 export const STATUS_OK = 0
 export const STATUS_MISSING = 1
 export const STATUS_FAILED = 2
+/** PUSHED only: the brick changed as of the frame's version, its voxels not sent: ask again. */
+export const STATUS_STALE = 3
 
 export const ENCODING_RAW = 0
 export const ENCODING_ZSTD = 1
+
+/** A record's dtype (its voxels' type): 4 is uint64, read as BigUint64Array. */
+export const DTYPE_UINT8 = 1
+export const DTYPE_UINT16 = 2
+export const DTYPE_UINT32 = 3
+export const DTYPE_UINT64 = 4
 
 export type Coord = [number, number, number]
 
