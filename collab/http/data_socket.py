@@ -37,7 +37,6 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Protocol
 
 import numpy as np
@@ -50,8 +49,9 @@ from collab.http.common import Services, bearer, path_int, query_int, services
 from collab.http.datasets import check_annotation_dataset, check_dataset_access
 from collab.http.sync_socket import close_reason
 from collab.http.throttle import Caller, admit
+from collab.proofreading.service import Proofreading
 from collab.segmentation.kind import SEGMENTATION
-from collab.segmentation.materialise import Materialiser, Watcher, layer_info
+from collab.segmentation.materialise import Materialiser, layer_info
 from collab.segmentation.reader import AnnotationLayerReader
 from collab.segmentation.voxels import VoxelReads
 from collab.store import identity
@@ -221,6 +221,11 @@ class BrickStream:
     push_peak_bytes: int = 0
     #: Bricks pushed as stale marks (the viewer asks for them again).
     marked_stale: int = 0
+    #: MAPPED frames waiting to go out (the layer's editable mapping
+    #: changed), their bytes at most ``buffer_limit``: past it they give
+    #: way to one reset frame (the viewer asks for its pairs again).
+    mapped: deque[bytes] = field(default_factory=deque)
+    mapped_bytes: int = 0
 
     def __post_init__(self) -> None:
         self.space.set()
@@ -339,6 +344,26 @@ class BrickStream:
             size += wire.RECORD_BYTES
         return taken
 
+    def mapping_changed(self, version: int, layer: str, changes: dict[int, int]) -> None:
+        """The proofreading service's watcher: supervoxels of ``layer`` whose
+        agglomerate changed go to the viewer, a frame's worth at a time."""
+        if layer != self.reader.name or not changes:
+            return
+        pairs = np.array(sorted(changes.items()), dtype=np.uint64)
+        step = max(1, self.frame_limit // 16)
+        frames = [
+            wire.pack_mapped(version, pairs[i : i + step]) for i in range(0, len(pairs), step)
+        ]
+        size = sum(len(f) for f in frames)
+        if self.mapped_bytes + size > self.buffer_limit:
+            self.mapped.clear()
+            frames = [wire.pack_mapped(version, [], reset=True)]
+            self.mapped_bytes = size = len(frames[0])
+        else:
+            self.mapped_bytes += size
+        self.mapped.extend(frames)
+        self.wake.set()
+
     def control(self, frame: bytes) -> None:
         self.ready.append(frame)
         self.wake.set()
@@ -353,9 +378,15 @@ class BrickStream:
         while True:
             await self.wake.wait()
             self.wake.clear()
-            while self.ready or self.pushes:
+            while self.ready or self.pushes or self.mapped:
                 if self.ready:
                     await self._send_ready()
+                    continue
+                if self.mapped:
+                    frame = self.mapped.popleft()
+                    self.mapped_bytes -= len(frame)
+                    await send({"type": "websocket.send", "bytes": frame})
+                    counter.inc(len(frame))
                     continue
                 # A frame's worth at a time; raw ones are decompressed in a
                 # thread (answers queued meanwhile go first). zstd ones are
@@ -592,8 +623,16 @@ async def volume_endpoint(ws: WebSocket) -> None:
         await ws.close(exc.close_code, close_reason(exc.message))
         return
     reader = AnnotationLayerReader(voxels, annotation_id, layer, info, version)
-    watch = None if version is not None else partial(materialiser.watch, annotation_id)
-    await _serve(ws, svc, caller, reader, watch)
+    proofreading: Proofreading = ws.app.state.proofreading
+
+    def watch(stream: BrickStream) -> AbstractContextManager[None]:
+        """Changed bricks, and changed pairs of the layer's editable mapping."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(materialiser.watch(annotation_id, stream.changed))
+        stack.enter_context(proofreading.watch(annotation_id, stream.mapping_changed))
+        return stack
+
+    await _serve(ws, svc, caller, reader, None if version is not None else watch)
 
 
 async def _serve(
@@ -601,7 +640,7 @@ async def _serve(
     svc: Services,
     caller: Caller,
     reader: LayerReader,
-    watch: Callable[[Watcher], AbstractContextManager[None]] | None,
+    watch: Callable[[BrickStream], AbstractContextManager[None]] | None,
 ) -> None:
     """Answer the socket's requests until it leaves; with ``watch`` (how to
     hear of changed bricks), the bricks it was sent are pushed as they change."""
@@ -615,7 +654,7 @@ async def _serve(
     volumes.streams.add(stream)
     refused: CollabError | None = None
     try:
-        with watch(stream.changed) if watch is not None else contextlib.nullcontext():
+        with watch(stream) if watch is not None else contextlib.nullcontext():
             async with asyncio.TaskGroup() as tg:
                 pump = tg.create_task(stream.pump())
                 refused = await _receive(ws, stream, tg, caller)

@@ -4,13 +4,18 @@ All integers little-endian. Client → server: REQUEST (0x01) and CANCEL
 (0x02). Server → client: BRICKS (0x81, one or more bricks per frame), ERROR
 (0x82), DONE (0x83, a request fully answered) and PUSHED (0x84, bricks a
 new version of an annotation's volume layer changed, unasked: their voxels,
-or a stale mark telling the viewer to ask again).
+or a stale mark telling the viewer to ask again) and MAPPED (0x85,
+supervoxel → agglomerate pairs of the layer's editable mapping that a merge
+or split changed).
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 REQUEST = 0x01
 CANCEL = 0x02
@@ -18,6 +23,10 @@ BRICKS = 0x81
 ERROR = 0x82
 DONE = 0x83
 PUSHED = 0x84
+MAPPED = 0x85
+#: MAPPED flag: the viewer missed changes (it did not read): every
+#: supervoxel → agglomerate pair it holds must be asked for again.
+MAPPED_RESET = 0x01
 
 STATUS_OK = 0
 STATUS_MISSING = 1
@@ -54,6 +63,7 @@ _RECORD = struct.Struct("<IiiiBBBBHHHHI")  # 32 bytes
 _ERROR_HEAD = struct.Struct("<BBHI")  # 8 bytes
 _DONE = struct.Struct("<BBBBIIIII")  # 24 bytes
 _PUSHED_HEAD = struct.Struct("<BBHIHHHH")  # 16 bytes
+_MAPPED_HEAD = struct.Struct("<BBHII")  # 12 bytes, then count × (uint64, uint64)
 RECORD_BYTES = _RECORD.size
 MAX_MAPPING_NAME = 255
 
@@ -227,6 +237,26 @@ def pack_pushed(version: int, mag: tuple[int, int, int], bricks: list[PushedBric
         parts.append(record_head(0, b.brick, status, b.dtype, b.encoding, len(payload)))
         parts.append(payload)
     return b"".join(parts)
+
+
+def pack_mapped(version: int, pairs: Any, reset: bool = False) -> bytes:
+    """A MAPPED frame: supervoxel → agglomerate pairs of the layer's
+    editable mapping that changed at ``version`` (an n × 2 array of uint64,
+    or pairs), or with ``reset`` none (the viewer must ask again)."""
+    table = np.asarray(pairs, dtype="<u8").reshape(-1, 2)
+    if reset:
+        table = table[:0]
+    head = _MAPPED_HEAD.pack(MAPPED, MAPPED_RESET if reset else 0, 0, version, len(table))
+    return head + table.tobytes()
+
+
+def unpack_mapped(frame: bytes | memoryview) -> tuple[int, bool, np.ndarray]:
+    """A MAPPED frame: (version, reset, n × 2 uint64 pairs)."""
+    kind, flags, _, version, count = _MAPPED_HEAD.unpack_from(frame)
+    if kind != MAPPED:
+        raise ValueError(f"not a mapped frame: 0x{kind:02x}")
+    body = np.frombuffer(frame, dtype="<u8", count=2 * count, offset=_MAPPED_HEAD.size)
+    return version, bool(flags & MAPPED_RESET), body.reshape(count, 2).astype(np.uint64)
 
 
 def pack_error(code: int, message: str, request_id: int = 0) -> bytes:

@@ -142,3 +142,12 @@ def test_golden_uint64_bricks() -> None:
     assert values[0] == 2**53 + 1
     head = wire.bricks_head(1) + wire.record_head(3, (1, 0, 2), 0, 4, 0, 32)
     assert (head + record.payload).hex() == golden["hex"]
+
+
+def test_mapped_golden() -> None:
+    for name in ("mapped", "mapped_reset"):
+        g = GOLDEN[name]
+        pairs = [[int(a), int(b)] for a, b in g["pairs"]]
+        assert wire.pack_mapped(g["version"], pairs, reset=g["reset"]).hex() == g["hex"]
+        version, reset, got = wire.unpack_mapped(bytes.fromhex(g["hex"]))
+        assert (version, reset, got.tolist()) == (g["version"], g["reset"], pairs)
