@@ -8,6 +8,7 @@ import asyncio
 import time
 from typing import Any
 
+import numpy as np
 from starlette.requests import Request
 from starlette.routing import Route
 
@@ -153,8 +154,14 @@ async def split(request: Request) -> JSON:
     def cut_of(mapping: EditableMapping) -> tuple[int, list[list[int]]]:
         agg = mapping.check_split(sources, sinks)
         whole = mapping.graph(agg)
-        cut = graph.min_cut(whole.nodes, whole.edges, whole.weights, sources, sinks)
-        return agg, [[int(u), int(v)] for u, v in cut]
+        at = graph.min_cut(
+            whole.nodes,
+            whole.edges,
+            whole.weights,
+            np.array(sources, dtype=np.uint64),
+            np.array(sinks, dtype=np.uint64),
+        )
+        return agg, whole.edges[at].tolist()
 
     async with proofreading.sequencing(annotation_id):
         (agg, cut), _ = await _current(request, annotation_id, layer, cut_of)

@@ -58,6 +58,8 @@ class BrickClient:
     done: dict[int, tuple[int, int, int, int, int]] = field(default_factory=dict)
     #: PUSHED frames: (version, mag, records).
     pushed: list[tuple[int, tuple[int, int, int], list[wire.Record]]] = field(default_factory=list)
+    #: MAPPED frames: (version, reset, pairs).
+    mapped: list[tuple[int, bool, Any]] = field(default_factory=list)
     frames: int = 0
     closed: tuple[int, str] | None = None
 
@@ -80,6 +82,8 @@ class BrickClient:
             self.done[d[0]] = d
         elif kind == wire.PUSHED:
             self.pushed.append(wire.unpack_pushed(frame))
+        elif kind == wire.MAPPED:
+            self.mapped.append(wire.unpack_mapped(frame))
         else:
             raise AssertionError(f"unknown frame 0x{kind:02x}")
 
