@@ -152,7 +152,10 @@ def _scan_layer(
     try:
         with os.fdopen(fd, "wb") as out:
             _copy_member(archive, info, out, info.file_size, where)
-        with open(inner, "rb") as stream, open_zip(stream, where) as data_zip:
+        with (
+            open(inner, "rb") as stream,
+            open_zip(stream, where, budget.max_members) as data_zip,
+        ):
             reader = LayerReader(data_zip, where, budget)
             data = reader.data
             if data is None:

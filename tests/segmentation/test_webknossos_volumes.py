@@ -402,3 +402,58 @@ async def test_deleting_the_import_op_undoes_its_voxels(live: LiveServer, wk_zip
     assert (undone == 7).sum() == 0 and (undone == 2504698).sum() == 0
     np.testing.assert_array_equal(undone == 5, painted == 5)
     await writer.close()
+
+
+def _members(count: int) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for i in range(count):
+            z.writestr(f"volumeAnnotationData/1/c.0.{i}.0.0", b"")
+    return out.getvalue()
+
+
+def _damaged_wkw_data_zip() -> bytes:
+    """A WKW data zip whose one bucket file (4³ raw blocks, 8 MiB inflated,
+    a few KiB deflated) fails its CRC."""
+    header = b"WKW" + bytes([1, (2 << 4) | 5, 1, 3, 4]) + struct.pack("<Q", 16)
+    body = header + b"".join(np.full(32**3, i + 1, np.uint32).tobytes() for i in range(64))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("1/header.wkw", header)
+        z.writestr("1/z0/y0/x0.wkw", body)
+    data = bytearray(out.getvalue())
+    at = data.index(b"PK\x01\x02")  # the first member's directory entry: its CRC at +16
+    at = data.index(b"PK\x01\x02", at + 4)
+    data[at + 16 : at + 20] = bytes(4)
+    return bytes(data)
+
+
+async def test_data_zip_bombs_are_413_before_they_are_read(live: LiveServer, wk_zips: Path) -> None:
+    """A data zip's directory is bounded by what its bricks could need
+    before zipfile reads it, and a WKW bucket file's declared size is
+    charged to COLLAB_MAX_VOLUME_BYTES before it is inflated: all 413,
+    nothing stored."""
+    from tests.conftest import live_with, with_settings
+
+    source = wk_zips / "skeleton_volume.zip"
+    cases = {
+        "directory over its room": (_members(6000), "directory is larger than"),
+        "too many members": (_members(3000), "holds 3000 members, more than 1027"),
+        "wkw over the budget": (_damaged_wkw_data_zip(), "x0.wkw: the volume data inflates past"),
+    }
+    small = with_settings(
+        live.settings, port=live.settings.port + 1, max_volume_bricks=3, max_volume_bytes=2_000_000
+    )
+    async with live_with(small) as server:
+        _, token = await server.user()
+        ann = await server.annotation(token)
+        async with server.client(token) as http:
+            for what, (data_zip, named) in cases.items():
+                body = _rewrite(source, {"data_0_Volume.zip": data_zip})
+                r = await http.post(f"/api/annotations/{ann}/nml", content=body, headers=ZIP)
+                assert r.status_code == 413, (what, r.text)
+                assert named in r.json()["error"]["message"], (what, r.text)
+        assert await versions(server, token, ann, "skeleton") == []
+        assert await versions(server, token, ann, "segmentation") == []
+        async with server.services.pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM volume_uploads") == 0
