@@ -28,12 +28,13 @@ collab/http/volume_layers.py, drives them):
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import struct
 import tempfile
 import zipfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -42,7 +43,7 @@ import numpy as np
 from pycrdt import Doc, Map
 
 from collab.document.log import RoomKey
-from collab.errors import CollabError, InvalidVolume, PayloadTooLarge
+from collab.errors import CollabError, InvalidVolume, PayloadTooLarge, Unprocessable
 from collab.segmentation import paint
 from collab.segmentation.ids import DTYPE_MAX
 from collab.segmentation.ops import SERVER_KIND
@@ -52,6 +53,8 @@ from collab.store import uploads
 from collab.store.database import Database
 from collab.volume import encoding as enc
 from collab.volume.mags import Mag, parse_mag
+
+log = logging.getLogger("collab.segmentation")
 
 KIND = SERVER_KIND
 #: A brick record of a layer's brick file: mag index, x, y, z, bytes that follow.
@@ -390,11 +393,48 @@ def _box(layer: LayerPlan, fallback: FallbackLayer | None) -> dict[str, list[int
 Current = Callable[..., Awaitable[dict[Brick, np.ndarray]]]
 
 
+def _integer(value: Any) -> Any:
+    """A whole float as the int it stands for (JavaScript writes numbers)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def check_import(
+    op_key: str, op: Mapping[str, Any], dtype: str, upload: uploads.Upload | None
+) -> None:
+    """Raise :class:`Unprocessable` unless ``op`` is a sound ``import`` op:
+    one the server wrote for an upload, as :func:`write_layers` writes it.
+
+    Clients cannot add this kind (collab/segmentation/ops.py refuses it on
+    arrival), but a client's rewrite of an existing op slips past that
+    check; the materialiser applies an ``import`` op only once this passes.
+    ``dtype``: the layer's, as the materialiser reads its voxels; ``upload``:
+    the upload the op names as the store finds it for the op's annotation
+    (None: not this annotation's, nor shared with it). The op's ``author``
+    must be the uploader (unless that user is gone)."""
+    number = _integer(op.get("upload"))
+    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+        raise Unprocessable(f"op {op_key[:60]!r}: 'upload' must be an upload id")
+    lid = layer_id(number)
+    if op_key != lid:
+        raise Unprocessable(f"op {op_key[:60]!r}: an import op's id must be {lid!r}")
+    if op.get("layer") != lid:
+        raise Unprocessable(f"op {op_key[:60]!r}: an import op's layer must be {lid!r}")
+    if upload is None or upload.id != number:
+        raise Unprocessable(f"op {op_key[:60]!r}: upload {number} is not this annotation's")
+    if upload.dtype != dtype:
+        raise Unprocessable(
+            f"op {op_key[:60]!r}: upload {number} holds {upload.dtype} voxels, the layer {dtype}"
+        )
+    if upload.author_id is not None and _integer(op.get("author")) != upload.author_id:
+        raise Unprocessable(f"op {op_key[:60]!r}: the author is not the upload's")
+
+
 async def apply(
     pool: Database,
     key: RoomKey,
     layer: str,
     info: Any,
+    op_key: str,
     op: dict[str, Any],
     version: int,
     changed: dict[tuple[str, str, Brick], np.ndarray],
@@ -403,7 +443,8 @@ async def apply(
 ) -> tuple[str, Brick, Brick] | None:
     """Materialise an ``import`` op (collab/segmentation/materialise.py
     calls this for that kind). Returns the op's reach for ``materialised_ops``
-    (its finest mag and the box of its bricks there), None if it has none.
+    (its finest mag and the box of its bricks there), None if it has none
+    or is not sound (:func:`check_import`: skipped, and logged).
 
     Applied (``base`` None): the upload's bricks are copied into the layer
     in the database, at ``version`` (not through ``changed``: an import may
@@ -411,15 +452,22 @@ async def apply(
     from the next finer one, over the bricks it wrote, into ``changed``.
     Replayed after an undo (``base`` set): the upload's bricks of its finest
     mag go into ``changed``; the caller downsamples over its region."""
-    upload = op.get("upload")
-    if isinstance(upload, float) and upload.is_integer():
-        upload = int(upload)
+    upload = _integer(op.get("upload"))
     if not isinstance(upload, int) or isinstance(upload, bool):
-        return None
+        upload = None
     async with pool.acquire() as conn:
-        found = await uploads.get(conn, key.annotation_id, upload)
-        if found is None or not found.mags:
-            return None  # not this annotation's upload: nothing to write
+        found = None if upload is None else await uploads.get(conn, key.annotation_id, upload)
+        try:
+            check_import(op_key, op, info.dtype.name, found)
+        except Unprocessable as exc:
+            log.warning(
+                "import op skipped",
+                extra={"annotation": key.annotation_id, "op": op_key, "why": exc.message},
+            )
+            return None
+        assert found is not None and upload is not None
+        if not found.mags:
+            return None  # a layer without voxels: nothing to write
         finest = found.mags[0]
         if base is not None:
             stored = await uploads.bricks_of(conn, upload, finest)

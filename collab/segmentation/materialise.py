@@ -357,6 +357,7 @@ class Materialiser:
                 key,
                 layer,
                 info,
+                op_key,
                 op,
                 version,
                 changed,

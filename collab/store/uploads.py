@@ -24,6 +24,8 @@ UploadBrick = tuple[str, Brick, bytes]
 class Upload:
     id: int
     annotation_id: int
+    #: Who uploaded it (None: the user is gone).
+    author_id: int | None
     name: str
     format: str | None
     dtype: str
@@ -80,7 +82,8 @@ async def delete(conn: asyncpg.Connection, upload_ids: Iterable[int]) -> None:
 async def get(conn: asyncpg.Connection, annotation_id: int, upload_id: int) -> Upload | None:
     """The upload, if it belongs to the annotation."""
     row = await conn.fetchrow(
-        "SELECT id, annotation_id, name, format, dtype, mags, bricks FROM volume_uploads "
+        "SELECT id, annotation_id, author_id, name, format, dtype, mags, bricks "
+        "FROM volume_uploads "
         "WHERE id = $1 AND annotation_id = $2",
         upload_id,
         annotation_id,
@@ -90,6 +93,7 @@ async def get(conn: asyncpg.Connection, annotation_id: int, upload_id: int) -> U
     return Upload(
         row["id"],
         row["annotation_id"],
+        row["author_id"],
         row["name"],
         row["format"],
         row["dtype"],

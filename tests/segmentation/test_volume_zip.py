@@ -11,15 +11,17 @@ import random
 import struct
 import tracemalloc
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from numcodecs import LZ4
 
-from collab.errors import CollabError, PayloadTooLarge
-from collab.segmentation.imports import read_bricks, scan
+from collab.errors import CollabError, PayloadTooLarge, Unprocessable
+from collab.segmentation.imports import check_import, read_bricks, scan
 from collab.segmentation.volume_zip import Budget, LayerReader, ZarrZipWriter, open_zip
+from collab.store.uploads import Upload
 from collab.volume import encoding as enc
 from collab.volume.mags import Mag
 from tests.fixtures import webknossos_annotations
@@ -277,3 +279,24 @@ def test_damaged_data_zip_directories_are_refused_with_4xx(tmp_path: Path) -> No
             continue
         outcomes["read"] += 1
     assert outcomes["refused"] > 50, outcomes
+
+
+def test_check_import_accepts_only_what_write_layers_writes() -> None:
+    upload = Upload(12, 3, 5, "Volume", "zarr3", "uint32", ["1", "2"], 10)
+    good = {"kind": "import", "layer": "upload-12", "upload": 12, "author": 5, "time": 1,
+            "mag": "1", "mags": ["1", "2"]}  # fmt: skip
+    check_import("upload-12", good, "uint32", upload)
+    check_import("upload-12", dict(good, upload=12.0, author=5.0), "uint32", upload)  # from JS
+    check_import("upload-12", dict(good, author=9), "uint32", replace(upload, author_id=None))
+    refused = {
+        "another key": ("7-1", good, "uint32", upload, "id must be 'upload-12'"),
+        "another layer": ("upload-12", dict(good, layer="L1"), "uint32", upload, "layer must"),
+        "no upload id": ("upload-12", dict(good, upload="12"), "uint32", upload, "upload id"),
+        "not this annotation's": ("upload-12", good, "uint32", None, "not this annotation's"),
+        "another upload": ("upload-12", good, "uint32", replace(upload, id=13), "not this"),
+        "another dtype": ("upload-12", good, "uint8", upload, "holds uint32 voxels"),
+        "another author": ("upload-12", dict(good, author=6), "uint32", upload, "author"),
+    }
+    for key, op, dtype, found, named in refused.values():
+        with pytest.raises(Unprocessable, match=named):
+            check_import(key, op, dtype, found)

@@ -457,3 +457,62 @@ async def test_data_zip_bombs_are_413_before_they_are_read(live: LiveServer, wk_
         assert await versions(server, token, ann, "segmentation") == []
         async with server.services.pool.acquire() as conn:
             assert await conn.fetchval("SELECT count(*) FROM volume_uploads") == 0
+
+
+async def test_an_unsound_import_op_is_skipped(live: LiveServer, wk_zips: Path) -> None:
+    """An op rewritten into kind ``import`` (a rewrite of an existing key is
+    not seen by the check on arrival; here the server writes it, as such a
+    rewrite would land) that names the annotation's own upload from another
+    layer's op: the materialiser skips it (imports.check_import). The
+    rewritten brush stroke is undone; the upload's uint32 bricks never land
+    in the uint8 layer."""
+    a_id, token = await live.user("Ada")
+    ann = await live.annotation(token)
+    async with live.client(token) as http:
+        r = await http.post(
+            f"/api/annotations/{ann}/nml",
+            content=(wk_zips / "skeleton_volume.zip").read_bytes(),
+            headers=ZIP,
+        )
+        assert r.status_code == 200, r.text
+        lid = r.json()["segmentation"]["layers"][0]["id"]
+    upload = int(lid.removeprefix("upload-"))
+    writer = await YClient(live.sync_url(ann, "segmentation", token=token, acks="1")).connect()
+    entry = {"name": "L8", "dtype": "uint8", "mags": ["1"]}
+    assert await writer.write(lambda: writer.map("layers").__setitem__("L8", Map(entry)))
+    stroke = {"kind": "brush", "layer": "L8", "author": a_id, "time": 1, "mag": "1",
+              "plane": "xy", "points": [[5, 5, 5]], "radius": 3, "segment": 9,
+              "erase": False, "mode": "all"}  # fmt: skip
+    assert await writer.write(lambda: writer.map("ops").__setitem__(f"{a_id}-1", stroke))
+    url = f"/api/annotations/{ann}/volume/L8/1/0/0/0"
+    async with live.client(token) as http:
+        painted = await http.get(url)
+        assert painted.status_code == 200 and len(painted.content) == 32**3, painted.text
+        assert (np.frombuffer(painted.content, np.uint8) == 9).any()
+    rewritten = {"kind": "import", "layer": "L8", "upload": upload, "author": a_id,
+                 "time": 2, "mag": "1", "mags": ["1"]}  # fmt: skip
+    async with live.services.rooms.hold(RoomKey(ann, "segmentation")) as room:
+        await room.quiet()
+        room.change(
+            lambda doc: doc.get("ops", type=Map).__setitem__(f"{a_id}-1", rewritten),
+            a_id,
+            {"test": "a rewrite that slipped by"},
+        )
+    async with live.client(token) as http:
+        undone = await http.get(url)
+        assert undone.status_code == 200, undone.text
+        np.testing.assert_array_equal(
+            np.frombuffer(undone.content, np.uint8), np.zeros(32**3, np.uint8)
+        )
+        imported = await http.get(f"/api/annotations/{ann}/volume/{lid}/1/0/0/0")
+        assert (enc.from_raw(imported.content, np.dtype("uint32")) == 7).sum() == 8**3
+    async with live.services.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT data FROM materialised_bricks WHERE annotation_id = $1 AND layer = 'L8'", ann
+        )
+        ops = await conn.fetch(
+            "SELECT op FROM materialised_ops WHERE annotation_id = $1 AND layer = 'L8'", ann
+        )
+    assert rows and all(len(enc.decompress(r["data"])) == 32**3 for r in rows)  # uint8 only
+    assert ops == []  # the stroke undone, the rewrite not applied
+    await writer.close()
