@@ -516,3 +516,43 @@ async def test_an_unsound_import_op_is_skipped(live: LiveServer, wk_zips: Path) 
     assert rows and all(len(enc.decompress(r["data"])) == 32**3 for r in rows)  # uint8 only
     assert ops == []  # the stroke undone, the rewrite not applied
     await writer.close()
+
+
+async def test_zip_export_needs_the_annotations_dataset(live: LiveServer, wk_zips: Path) -> None:
+    """The zip export carries voxels: a viewer of the annotation who may not
+    read its dataset (shared with another team) is refused (403), as for
+    its bricks; the plain NML stays open to it."""
+    from tests.volume.helpers import make_dataset
+    from tests.work.helpers import make_org
+
+    org = await make_org(live)
+    make_dataset(Path(live.settings.roots[0]) / "small")
+    async with live.client(live.admin_token) as http:
+        body = {"name": "small", "url": "small", "teams": [org.team_a]}
+        assert (await http.post("/api/datasets", json=body)).status_code == 201
+    async with org.client(org.annotator) as http:
+        r = await http.post("/api/annotations", json={"name": "v", "dataset": "small"})
+        ann = r.json()["id"]
+        r = await http.post(
+            f"/api/annotations/{ann}/nml",
+            content=(wk_zips / "skeleton_volume.zip").read_bytes(),
+            headers=ZIP,
+        )
+        assert r.status_code == 200, r.text
+        grant = {"user": org.outsider.id, "role": "viewer"}
+        assert (await http.post(f"/api/annotations/{ann}/grants", json=grant)).status_code == 201
+        own = await http.get(f"/api/annotations/{ann}/nml", params={"format": "zip"})
+        assert own.status_code == 200 and own.content.startswith(b"PK"), own.text
+    async with org.client(org.outsider) as http:
+        lid = r.json()["segmentation"]["layers"][0]["id"]
+        brick = await http.get(f"/api/annotations/{ann}/volume/{lid}/1/0/0/0")
+        assert brick.status_code == 403, brick.text
+        url = f"/api/annotations/{ann}/nml"
+        for refused in (
+            await http.get(url, params={"format": "zip"}),
+            await http.get(url, headers={"accept": "application/zip"}),
+        ):
+            assert refused.status_code == 403, refused.status_code  # not the zip
+            assert refused.json()["error"]["code"] == "forbidden"
+        plain = await http.get(f"/api/annotations/{ann}/nml")
+        assert plain.status_code == 200 and b"<things" in plain.content
