@@ -46,7 +46,7 @@ from collab.document.log import RoomKey
 from collab.errors import CollabError, InvalidVolume, PayloadTooLarge, Unprocessable
 from collab.segmentation import paint
 from collab.segmentation.ids import DTYPE_MAX
-from collab.segmentation.ops import SERVER_KIND
+from collab.segmentation.ops import MAX_MAG_STEP, SERVER_KIND
 from collab.segmentation.volume_nml import VolumeSpec, read_volumes
 from collab.segmentation.volume_zip import BRICK, Budget, LayerReader, open_zip
 from collab.store import uploads
@@ -61,6 +61,10 @@ KIND = SERVER_KIND
 _RECORD = struct.Struct("<Biiii")
 #: Bricks handed to the database in one COPY.
 STORE_BATCH = 512
+#: Finer bricks read at a time to compute a mag the upload lacks: at most
+#: 64 MiB of uint32 voxels (128 MiB of uint64) in memory, however large
+#: the import; their coarser bricks are written before the next batch.
+FOLLOW_BATCH = 256
 
 Brick = tuple[int, int, int]
 
@@ -449,7 +453,8 @@ async def apply(
     Applied (``base`` None): the upload's bricks are copied into the layer
     in the database, at ``version`` (not through ``changed``: an import may
     hold thousands of bricks); mags of the layer the upload lacks follow
-    from the next finer one, over the bricks it wrote, into ``changed``.
+    from the next finer one, over the bricks it wrote, written beside
+    ``changed`` too, batch by batch (:func:`_follow_coarser`).
     Replayed after an undo (``base`` set): the upload's bricks of its finest
     mag go into ``changed``; the caller downsamples over its region."""
     upload = _integer(op.get("upload"))
@@ -483,13 +488,23 @@ async def apply(
         for b, voxels in decoded.items():
             changed[(layer, finest, b)] = voxels
     else:
-        await _follow_coarser(key, layer, info, places, changed, current)
+
+        async def keep(mag: str, rows: list[tuple[Brick, bytes]]) -> None:
+            async with pool.acquire() as conn:
+                await uploads.write_derived(conn, key, layer, version, mag, rows)
+
+        await _follow_coarser(key, layer, info, places, changed, current, keep)
     bricks = places.get(finest) or []
     if not bricks:
         return None
     b0 = (min(b[0] for b in bricks), min(b[1] for b in bricks), min(b[2] for b in bricks))
     b1 = (max(b[0] for b in bricks), max(b[1] for b in bricks), max(b[2] for b in bricks))
     return finest, b0, b1
+
+
+#: Writes a batch of a mag's bricks computed from the upload's (mag, [(brick,
+#: zstd bytes)]) before the next batch is computed.
+Keep = Callable[[str, list[tuple[Brick, bytes]]], Awaitable[None]]
 
 
 async def _follow_coarser(
@@ -499,10 +514,19 @@ async def _follow_coarser(
     places: dict[str, list[Brick]],
     changed: dict[tuple[str, str, Brick], np.ndarray],
     current: Current,
+    keep: Keep,
 ) -> None:
     """Each mag of the layer that the upload lacks, coarser than one it
     carries: its bricks over the bricks the next finer mag holds, computed
-    from that mag (the most frequent label of each cell), as for any op."""
+    from that mag (the most frequent label of each cell), as for any op.
+
+    In batches of at most :data:`FOLLOW_BATCH` finer bricks: each batch's
+    coarser bricks are compared with what is there, compressed and handed
+    to ``keep`` (written) before the next batch is read, so memory holds one
+    batch whatever the size of the import. A step that is no whole
+    coarsening of the finer mag, or more than MAX_MAG_STEP of its voxels
+    per voxel, is left as it is (as the materialiser leaves it for drawn
+    ops)."""
     carried = {parse_mag(m): set(bricks) for m, bricks in places.items()}
     if not carried:
         return
@@ -515,13 +539,19 @@ async def _follow_coarser(
         if finer is None or mag.volume <= finer.volume:
             continue
         ratio = (mag.x // finer.x, mag.y // finer.y, mag.z // finer.z)
-        if any(r < 1 for r in ratio) or any(c % f for c, f in zip(mag, finer, strict=True)):
+        step = ratio[0] * ratio[1] * ratio[2]
+        if (
+            any(r < 1 for r in ratio)
+            or any(c % f for c, f in zip(mag, finer, strict=True))
+            or step > MAX_MAG_STEP
+        ):
             continue
         targets = sorted(
             {(b[0] // ratio[0], b[1] // ratio[1], b[2] // ratio[2]) for b in touched[finer]}
         )
-        for start in range(0, len(targets), 64):
-            batch = targets[start : start + 64]
+        per = max(1, FOLLOW_BATCH // step)
+        for start in range(0, len(targets), per):
+            batch = targets[start : start + per]
             fine = [
                 (cb[0] * ratio[0] + i, cb[1] * ratio[1] + j, cb[2] * ratio[2] + k)
                 for cb in batch
@@ -531,13 +561,30 @@ async def _follow_coarser(
             ]
             under = await current(key, layer, str(finer), info, fine, changed, None)
             before = await current(key, layer, str(mag), info, batch, changed, None)
-
-            computed = await asyncio.to_thread(_downsample, batch, under, ratio, info.dtype)
-            for cb, voxels in zip(batch, computed, strict=True):
-                if not np.array_equal(voxels, before[cb]):
-                    changed[(layer, str(mag), cb)] = voxels
+            rows = await asyncio.to_thread(
+                _downsample_rows, batch, under, before, ratio, info.dtype
+            )
+            del under, before
+            if rows:
+                await keep(str(mag), rows)
         touched[mag] = set(targets)
         finer = mag
+
+
+def _downsample_rows(
+    batch: list[Brick],
+    under: dict[Brick, np.ndarray],
+    before: dict[Brick, np.ndarray],
+    ratio: tuple[int, int, int],
+    dtype: np.dtype[Any],
+) -> list[tuple[Brick, bytes]]:
+    """The coarser bricks of ``batch`` that differ from ``before``, computed
+    from the finer bricks ``under`` them, compressed."""
+    return [
+        (cb, enc.compress(enc.to_raw(voxels)))
+        for cb, voxels in zip(batch, _downsample(batch, under, ratio, dtype), strict=True)
+        if not np.array_equal(voxels, before[cb])
+    ]
 
 
 def _downsample(

@@ -126,6 +126,27 @@ async def copy_into(
         return await brick_places(conn, upload_id)
 
 
+async def write_derived(
+    conn: asyncpg.Connection,
+    key: RoomKey,
+    layer: str,
+    version: int,
+    mag: str,
+    rows: list[tuple[Brick, bytes]],
+) -> None:
+    """Write bricks computed from an upload's (a mag it lacks) as the
+    layer's bricks of ``version``, beside :func:`copy_into`'s (again: the
+    same bytes)."""
+    await conn.executemany(
+        "INSERT INTO materialised_bricks "
+        "(annotation_id, doc, layer, mag, bx, by, bz, version, data) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+        "ON CONFLICT (annotation_id, doc, layer, mag, bx, by, bz, version) "
+        "DO UPDATE SET data = EXCLUDED.data",
+        [(key.annotation_id, key.doc, layer, mag, *b, version, data) for b, data in rows],
+    )
+
+
 async def brick_places(conn: asyncpg.Connection, upload_id: int) -> dict[str, list[Brick]]:
     """The upload's bricks (coordinates only), by mag."""
     rows = await conn.fetch(
