@@ -79,14 +79,38 @@ async def delete(conn: asyncpg.Connection, upload_ids: Iterable[int]) -> None:
     await conn.execute("DELETE FROM volume_uploads WHERE id = ANY($1::bigint[])", list(upload_ids))
 
 
+#: Copies of copies followed back to the upload's annotation (a task's
+#: base may itself be a task's annotation).
+MAX_COPY_DEPTH = 16
+
+
 async def get(conn: asyncpg.Connection, annotation_id: int, upload_id: int) -> Upload | None:
-    """The upload, if it belongs to the annotation."""
+    """The upload, if the annotation may use it: its own, or one of an
+    annotation it was copied from (a task's base annotation, copied by
+    collab/work/flow.py into version 1… of the task's annotation, each
+    version's summary naming it in ``copiedFrom``), uploaded before that
+    copy was made; copies of copies too. Uploads are immutable, so a copy
+    shares its base's instead of duplicating their bricks."""
     row = await conn.fetchrow(
-        "SELECT id, annotation_id, author_id, name, format, dtype, mags, bricks "
-        "FROM volume_uploads "
-        "WHERE id = $1 AND annotation_id = $2",
+        """
+        WITH RECURSIVE sources (annotation_id, until, depth) AS (
+            SELECT $2::bigint, 'infinity'::timestamptz, 0
+            UNION ALL
+            SELECT (d.summary->>'copiedFrom')::bigint, LEAST(s.until, d.created_at), s.depth + 1
+            FROM sources s
+            JOIN doc_updates d ON d.annotation_id = s.annotation_id
+                AND d.doc = 'segmentation' AND d.version = 1
+            WHERE jsonb_typeof(d.summary->'copiedFrom') = 'number' AND s.depth < $3
+        )
+        SELECT u.id, u.annotation_id, u.author_id, u.name, u.format, u.dtype, u.mags, u.bricks
+        FROM volume_uploads u
+        JOIN sources s ON s.annotation_id = u.annotation_id AND u.created_at <= s.until
+        WHERE u.id = $1
+        LIMIT 1
+        """,
         upload_id,
         annotation_id,
+        MAX_COPY_DEPTH,
     )
     if row is None:
         return None

@@ -25,7 +25,7 @@ from pycrdt import Map
 from collab.document.log import RoomKey
 from collab.segmentation.paint import downsample_labels
 from collab.segmentation.volume_zip import ZarrZipWriter
-from collab.store import materialised
+from collab.store import materialised, uploads
 from collab.volume import encoding as enc
 from collab.volume.mags import Mag
 from tests.conftest import LiveServer
@@ -647,3 +647,55 @@ async def test_mags_an_import_lacks_are_computed_in_bounded_memory(live: LiveSer
     assert counts == {"1": 4096, "2": 512}, counts
     print(f"import of 4,096 bricks: peak {peak / 2**20:.0f} MiB traced")
     assert peak < 96 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+
+
+async def test_a_task_from_a_base_with_an_imported_zip_shows_its_voxels(
+    live: LiveServer, wk_zips: Path
+) -> None:
+    """A task's annotation is a copy of its base's documents, whose import
+    ops name the base's uploads: the copy (and a copy of the copy) uses
+    them, and materialises the same voxels. An upload of the base made after
+    the copy is not the copy's."""
+    from tests.work.helpers import make_org
+
+    org = await make_org(live)
+    async with org.client(org.manager) as http:
+        base = (await http.post("/api/annotations", json={"name": "base"})).json()["id"]
+        r = await http.post(
+            f"/api/annotations/{base}/nml",
+            content=(wk_zips / "skeleton_volume.zip").read_bytes(),
+            headers=ZIP,
+        )
+        assert r.status_code == 200, r.text
+        lid = r.json()["segmentation"]["layers"][0]["id"]
+        url = f"/api/annotations/{base}/volume/{lid}/1/0/0/0"
+        theirs = enc.from_raw((await http.get(url)).content, np.dtype("uint32"))
+    assert (theirs == 7).sum() == 8**3
+    r = await org.tasks({"project": org.project, "taskType": org.task_type,
+                         "position": [1, 2, 3], "baseAnnotation": base})  # fmt: skip
+    assert r.status_code == 201, r.text
+    async with org.client(org.annotator) as http:
+        copy = (await http.post("/api/tasks/next")).json()["annotation"]
+        got = await http.get(f"/api/annotations/{copy}/volume/{lid}/1/0/0/0")
+        assert got.status_code == 200, got.text
+    np.testing.assert_array_equal(enc.from_raw(got.content, np.dtype("uint32")), theirs)
+    # The copy as a task's base in turn.
+    r = await org.tasks({"project": org.project, "taskType": org.task_type,
+                         "position": [1, 2, 3], "baseAnnotation": copy})  # fmt: skip
+    assert r.status_code == 201, r.text
+    async with org.client(org.novice) as http:
+        second = (await http.post("/api/tasks/next")).json()["annotation"]
+        got = await http.get(f"/api/annotations/{second}/volume/{lid}/1/0/0/0")
+    np.testing.assert_array_equal(enc.from_raw(got.content, np.dtype("uint32")), theirs)
+    async with org.client(org.manager) as http:
+        r = await http.post(
+            f"/api/annotations/{base}/nml",
+            content=(wk_zips / "skeleton_volume.zip").read_bytes(),
+            headers=ZIP,
+        )
+        later = int(r.json()["segmentation"]["layers"][0]["id"].removeprefix("upload-"))
+    async with live.services.pool.acquire() as conn:
+        first = int(lid.removeprefix("upload-"))
+        assert await uploads.get(conn, second, first) is not None
+        assert await uploads.get(conn, copy, later) is None
+        assert await uploads.get(conn, base, later) is not None
