@@ -27,14 +27,14 @@ from pathlib import Path
 from pycrdt import Doc
 
 from collab.document.log import RoomKey
-from collab.errors import CollabError, PayloadTooLarge
+from collab.errors import CollabError, Forbidden, PayloadTooLarge
 from collab.http.common import Services
 from collab.segmentation import exports, imports
 from collab.segmentation.imports import FallbackLayer, ImportPlan, LayerPlan
 from collab.segmentation.kind import SEGMENTATION
 from collab.segmentation.materialise import Materialiser
 from collab.segmentation.volume_nml import VolumeSpec
-from collab.store import identity, materialised, uploads
+from collab.store import identity, materialised, uploads, work
 
 log = logging.getLogger("collab.http.volume_layers")
 
@@ -63,8 +63,23 @@ async def prepare(
 ) -> PreparedImport | None:
     """Read the volume layers of the zip at ``path`` (a worker process) and
     store their bricks; None if its NML names none. Raises, storing
-    nothing, on anything wrong with them."""
+    nothing, on anything wrong with them, and (Forbidden) when it names
+    any and the annotation is a task's whose modes do not edit the
+    segmentation."""
     settings = svc.settings
+    async with svc.pool.acquire() as conn:
+        modes = await work.task_modes(conn, annotation_id)
+    if modes is not None and not SEGMENTATION.edited_in(modes):
+        # A task's annotation changes only the documents of its task type's
+        # modes: no volume layer for one that does not edit its segmentation.
+        count = await svc.workers.run(imports.count_volumes, str(path), settings.max_body_bytes)
+        if count:
+            raise Forbidden(
+                f"this task's annotation does not edit its segmentation (its task type's "
+                f"modes: {', '.join(modes)}), and the zip holds {count} volume layer"
+                + ("s" if count > 1 else "")
+            )
+        return None
     folder = await asyncio.to_thread(
         tempfile.mkdtemp, prefix="volumes-", dir=settings.data_dir / "tmp"
     )

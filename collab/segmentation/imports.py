@@ -140,6 +140,28 @@ def scan(path: str, folder: str, max_nml_bytes: int, max_bytes: int, max_bricks:
         return ImportPlan(layers)
 
 
+def count_volumes(path: str, max_nml_bytes: int) -> int:
+    """How many volume layers the NML of the WEBKNOSSOS zip at ``path``
+    names (its voxels unread): what a task that may not change its
+    segmentation refuses. Runs in a worker process; 0 where :func:`scan`
+    would find none."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except Exception:
+        return 0
+    with archive:
+        info = _nml_member(archive)
+        if info is None or info.file_size > max_nml_bytes or info.flag_bits & 0x1:
+            return 0
+        try:
+            with archive.open(info) as stream:
+                return len(read_volumes(stream))
+        except InvalidVolume:
+            raise
+        except Exception:
+            return 0  # damaged: the skeleton reader says so
+
+
 def _scan_layer(
     archive: zipfile.ZipFile,
     members: dict[str, zipfile.ZipInfo],

@@ -699,3 +699,49 @@ async def test_a_task_from_a_base_with_an_imported_zip_shows_its_voxels(
         assert await uploads.get(conn, second, first) is not None
         assert await uploads.get(conn, copy, later) is None
         assert await uploads.get(conn, base, later) is not None
+
+
+async def test_a_skeleton_task_refuses_volume_layers(live: LiveServer, wk_zips: Path) -> None:
+    """A task's annotation changes only the documents of its task type's
+    modes: a skeleton-only task refuses a zip with volume layers (403,
+    nothing stored, its skeleton not merged either) and takes one without;
+    a task with the volume mode takes the volume layers."""
+    from tests.work.helpers import make_org
+
+    org = await make_org(live)  # its task type: modes ["skeleton"]
+    r = await org.tasks({"project": org.project, "taskType": org.task_type,
+                         "position": [1, 2, 3]})  # fmt: skip
+    assert r.status_code == 201, r.text
+    body = (wk_zips / "skeleton_volume.zip").read_bytes()
+    async with org.client(org.annotator) as http:
+        ann = (await http.post("/api/tasks/next")).json()["annotation"]
+        r = await http.post(f"/api/annotations/{ann}/nml", content=body, headers=ZIP)
+        assert r.status_code == 403, r.text
+        error = r.json()["error"]
+        assert error["code"] == "forbidden" and "1 volume layer" in error["message"], error
+        assert await versions(live, org.annotator.token, ann, "skeleton") == []
+        assert await versions(live, org.annotator.token, ann, "segmentation") == []
+        with zipfile.ZipFile(wk_zips / "skeleton_volume.zip") as z:
+            nml = z.read("skeleton_volume.nml")
+        start, end = nml.index(b"<volume "), nml.index(b"</volume>") + len(b"</volume>")
+        plain = _rewrite(wk_zips / "skeleton_volume.zip", {
+            "data_0_Volume.zip": None, "skeleton_volume.nml": nml[:start] + nml[end:]
+        })  # fmt: skip
+        r = await http.post(f"/api/annotations/{ann}/nml", content=plain, headers=ZIP)
+        assert r.status_code == 200 and "segmentation" not in r.json(), r.text
+    async with live.services.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM volume_uploads") == 0
+    async with org.client(org.manager) as http:
+        r = await http.post(
+            "/api/tasktypes",
+            json={"name": "paint", "description": "", "modes": ["skeleton", "volume"]},
+        )
+        assert r.status_code == 201, r.text
+        volume_type = r.json()["id"]
+    r = await org.tasks({"project": org.project, "taskType": volume_type,
+                         "position": [1, 2, 3]})  # fmt: skip
+    async with org.client(org.annotator) as http:
+        ann = (await http.post("/api/tasks/next")).json()["annotation"]
+        r = await http.post(f"/api/annotations/{ann}/nml", content=body, headers=ZIP)
+        assert r.status_code == 200, r.text
+        assert len(r.json()["segmentation"]["layers"]) == 1
