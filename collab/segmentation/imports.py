@@ -9,11 +9,12 @@ collab/http/volume_layers.py, drives them):
 1. :func:`scan`, in a worker process: the NML's ``<volume>`` elements
    (collab/segmentation/volume_nml.py) and each layer's data zip
    (collab/segmentation/volume_zip.py) are read whole, within the limits,
-   into one file of bricks per layer. Anything wrong refuses the whole
-   upload before anything is stored.
+   into one file of bricks per layer, and the document change the import
+   will make is measured (:func:`document_bytes`). Anything wrong refuses
+   the whole upload before anything is stored.
 2. The endpoint stores each layer's bricks as an *upload*
    (collab/store/uploads.py: ``volume_uploads``, ``volume_upload_bricks``),
-   immutable from then on.
+   immutable from then on, pending until a version names it.
 3. Once the skeleton is merged, one change of the segmentation document
    (:func:`write_layers`, through ``room.change``): per volume layer a new
    ``layers`` entry, its ``segments`` and ``groups``, and, where it has
@@ -93,6 +94,10 @@ class LayerPlan:
 @dataclass
 class ImportPlan:
     layers: list[LayerPlan]
+    #: Bytes the import's version adds to the segmentation document, as
+    #: measured (:func:`document_bytes`): what the document cap is checked
+    #: against before anything is stored.
+    doc_bytes: int = 0
 
 
 def _nml_member(archive: zipfile.ZipFile) -> zipfile.ZipInfo | None:
@@ -137,7 +142,29 @@ def scan(path: str, folder: str, max_nml_bytes: int, max_bytes: int, max_bricks:
                     f"volume layer {spec.name[:60]!r} (id {spec.id}) cannot be read: "
                     f"{type(exc).__name__}: {str(exc)[:200]}"
                 ) from None
-        return ImportPlan(layers)
+        plan = ImportPlan(layers)
+        plan.doc_bytes = document_bytes(plan)
+        return plan
+
+
+#: Upload ids standing in for the real ones while an import's change is
+#: measured: as long as any the database gives.
+_MEASURED_ID = 10**15
+#: Bytes allowed per layer beyond the measured change: the fallback layer's
+#: mags and box, which only the endpoint knows, and a renamed layer's suffix.
+MEASURE_SLACK = 1024
+
+
+def document_bytes(plan: ImportPlan) -> int:
+    """The bytes the import's change adds to the segmentation document:
+    :func:`write_layers` into a scratch document, measured as the update
+    it encodes (segments with their names and metadata included, however
+    many), plus :data:`MEASURE_SLACK` per layer."""
+    doc: Doc = Doc()
+    ids = [_MEASURED_ID + i for i in range(len(plan.layers))]
+    with doc.transaction():
+        write_layers(doc, plan, ids, {}, _MEASURED_ID, 2**41)
+    return len(doc.get_update()) + MEASURE_SLACK * len(plan.layers)
 
 
 def count_volumes(path: str, max_nml_bytes: int) -> int:

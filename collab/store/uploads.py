@@ -42,10 +42,12 @@ async def create(
     dtype: str,
     mags: list[str],
 ) -> int:
-    """A new upload (its bricks follow with :func:`add_bricks`); its id."""
+    """A new upload (its bricks follow with :func:`add_bricks`), pending
+    until a version names it (:func:`sweep`); its id."""
     upload_id: int = await conn.fetchval(
-        "INSERT INTO volume_uploads (annotation_id, author_id, name, format, dtype, mags, bricks) "
-        "VALUES ($1, $2, $3, $4, $5, $6, 0) RETURNING id",
+        "INSERT INTO volume_uploads "
+        "(annotation_id, author_id, name, format, dtype, mags, bricks, pending) "
+        "VALUES ($1, $2, $3, $4, $5, $6, 0, true) RETURNING id",
         annotation_id,
         author,
         name,
@@ -77,6 +79,33 @@ async def add_bricks(
 async def delete(conn: asyncpg.Connection, upload_ids: Iterable[int]) -> None:
     """Remove uploads no document names (an import refused after storing them)."""
     await conn.execute("DELETE FROM volume_uploads WHERE id = ANY($1::bigint[])", list(upload_ids))
+
+
+#: A pending upload's annotation has a segmentation version naming it (the
+#: import's summary: ``{"import": {"uploads": [ids]}}``).
+_NAMED = (
+    "EXISTS (SELECT 1 FROM doc_updates d WHERE d.annotation_id = u.annotation_id "
+    "AND d.doc = 'segmentation' AND d.summary->'import'->'uploads' @> to_jsonb(u.id))"
+)
+
+
+async def sweep(conn: asyncpg.Connection, older_than_s: float) -> tuple[int, int]:
+    """Settle uploads pending for more than ``older_than_s`` seconds: those
+    a version of their annotation's segmentation names are kept (pending no
+    more), the others removed (their import failed, or the server died
+    before the version was made: nothing can name them now). Returns how
+    many were kept and removed."""
+    async with conn.transaction():
+        stale = "u.pending AND u.created_at < now() - make_interval(secs => $1)"
+        kept = await conn.fetch(
+            f"UPDATE volume_uploads u SET pending = false WHERE {stale} AND {_NAMED} RETURNING id",
+            older_than_s,
+        )
+        removed = await conn.fetch(
+            f"DELETE FROM volume_uploads u WHERE {stale} AND NOT {_NAMED} RETURNING id",
+            older_than_s,
+        )
+    return len(kept), len(removed)
 
 
 #: Copies of copies followed back to the upload's annotation (a task's

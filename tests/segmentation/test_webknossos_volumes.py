@@ -745,3 +745,97 @@ async def test_a_skeleton_task_refuses_volume_layers(live: LiveServer, wk_zips: 
         r = await http.post(f"/api/annotations/{ann}/nml", content=body, headers=ZIP)
         assert r.status_code == 200, r.text
         assert len(r.json()["segmentation"]["layers"]) == 1
+
+
+def _segments(count: int, entries: int, chars: int) -> str:
+    """``count`` <segment> elements, each with ``entries`` metadata strings of ``chars``."""
+    meta = "".join(
+        f'<metadataEntry key="k{i}" stringValue="{"a" * chars}" />' for i in range(entries)
+    )
+    return "".join(
+        f'<segment id="{s + 1}" name="s{s}"><metadata>{meta}</metadata></segment>'
+        for s in range(count)
+    )
+
+
+async def test_segment_metadata_counts_toward_the_document_cap(settings: Any) -> None:
+    """50 segments with 100 metadata strings of 1,000 characters each: 5 MB
+    in the document, 20 KB zipped. Under a 1 MB cap the import is refused
+    (413 document_full) before anything is stored or merged; the same zip
+    with short metadata goes in."""
+    from tests.conftest import live_with, with_settings
+
+    async with live_with(with_settings(settings, max_document_bytes=1_000_000)) as live:
+        _, token = await live.user()
+        ann = await live.annotation(token)
+        big = volume_zip({}, _segments(50, 100, 1000))
+        assert len(big) < 100_000
+        async with live.client(token) as http:
+            r = await http.post(f"/api/annotations/{ann}/nml", content=big, headers=ZIP)
+            assert r.status_code == 413, r.text
+            assert r.json()["error"]["code"] == "document_full"
+            assert await versions(live, token, ann, "skeleton") == []
+            assert await versions(live, token, ann, "segmentation") == []
+            async with live.services.pool.acquire() as conn:
+                assert await conn.fetchval("SELECT count(*) FROM volume_uploads") == 0
+            small = volume_zip({}, _segments(50, 2, 10))
+            r = await http.post(f"/api/annotations/{ann}/nml", content=small, headers=ZIP)
+            assert r.status_code == 200, r.text
+            assert r.json()["segmentation"]["layers"][0]["segments"] == 50
+
+
+async def test_uploads_go_when_the_document_change_fails(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The segmentation document's change fails after the uploads were
+    stored and the skeleton merged: the uploads are removed (nothing names
+    them); the skeleton's version stays, as documented."""
+    from collab.segmentation import imports
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the document change failed")
+
+    _, token = await live.user()
+    ann = await live.annotation(token)
+    monkeypatch.setattr(imports, "write_layers", broken)
+    async with live.client(token) as http:
+        r = await http.post(
+            f"/api/annotations/{ann}/nml", content=volume_zip({(0, 0, 0): 3}), headers=ZIP
+        )
+    assert r.status_code == 500, r.text
+    monkeypatch.undo()
+    assert await versions(live, token, ann, "segmentation") == []
+    assert len(await versions(live, token, ann, "skeleton")) == 1
+    async with live.services.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM volume_uploads") == 0
+
+
+async def test_pending_uploads_are_settled_by_a_later_import(live: LiveServer) -> None:
+    """Uploads stored before a crash (pending: no version names them) are
+    removed by the first import an hour on; those a version names stay, no
+    longer pending."""
+    _, token = await live.user()
+    ann = await live.annotation(token)
+    async with live.client(token) as http:
+        r = await http.post(
+            f"/api/annotations/{ann}/nml", content=volume_zip({(0, 0, 0): 3}), headers=ZIP
+        )
+        assert r.status_code == 200, r.text
+    named = int(r.json()["segmentation"]["layers"][0]["id"].removeprefix("upload-"))
+    async with live.services.pool.acquire() as conn:
+        orphan = await uploads.create(conn, ann, None, "lost", "zarr3", "uint32", ["1"])
+        young = await uploads.create(conn, ann, None, "running", "zarr3", "uint32", ["1"])
+        await conn.execute(
+            "UPDATE volume_uploads SET created_at = now() - interval '2 hours' "
+            "WHERE id = ANY($1::bigint[])",
+            [named, orphan],
+        )
+    async with live.client(token) as http:
+        r = await http.post(
+            f"/api/annotations/{ann}/nml", content=volume_zip({(1, 0, 0): 4}), headers=ZIP
+        )
+        assert r.status_code == 200, r.text
+    async with live.services.pool.acquire() as conn:
+        rows = dict(await conn.fetch("SELECT id, pending FROM volume_uploads ORDER BY id"))
+    newest = max(rows)
+    assert rows == {named: False, young: True, newest: True}, rows
