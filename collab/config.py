@@ -176,14 +176,18 @@ class Settings:
     #: 100,000); 0: never.
     repair_merge_max_nodes: int = 20_000
     #: Bytes the volume layers of one uploaded WEBKNOSSOS zip may inflate to
-    #: (data zips and their members, counted as declared and as read): a
-    #: zip bomb stops here. Segmentation compresses 10-1000x, so 4 GiB holds
-    #: far more than the body limit lets in.
+    #: (each data zip and each member, charged at its declared size before
+    #: it is inflated; zipfile inflates no member past it): a zip bomb stops
+    #: here. Segmentation compresses 10-1000x, so 4 GiB holds far more than
+    #: the body limit lets in. It bounds disk and time, not memory: members
+    #: are read a chunk or a WKW block at a time.
     max_volume_bytes: int = 4 * 1024 * 1024 * 1024
     #: 32³ bricks of one volume import or export, all layers and mags
-    #: together. The materialiser holds a version's changed bricks in
-    #: memory (up to 128 KiB each for uint32 at the mags an import lacks)
-    #: and an import is one version: 16,384 bricks is 2^29 voxels.
+    #: together (16,384 bricks is 2^29 voxels); a data zip may hold this
+    #: many members plus 1,024. An import's bricks are stored and
+    #: materialised in batches (memory does not grow with them), but an
+    #: undo that replays an import op holds the op's box of bricks (up to
+    #: 128 KiB each for uint32): this bounds it.
     max_volume_bricks: int = 16_384
 
     @classmethod

@@ -26,6 +26,7 @@ from collab.history import doc_at
 from collab.http import volume_layers
 from collab.http.annotations import authorised
 from collab.http.common import JSON, Services, query_int, services
+from collab.http.datasets import check_annotation_dataset
 from collab.segmentation.volume_nml import write_volumes
 from collab.skeleton import jobs, queries
 from collab.skeleton.convert import Existing, ExportSource, ImportResult
@@ -231,10 +232,17 @@ async def import_nml_endpoint(request: Request) -> JSON:
 
 
 async def export_nml_endpoint(request: Request) -> Response:
-    _who, annotation_id = await authorised(request, Access.READ)
+    who, annotation_id = await authorised(request, Access.READ)
     svc = services(request)
+    wants_zip = request.query_params.get(
+        "format"
+    ) == "zip" or "application/zip" in request.headers.get("accept", "")
     async with svc.pool.acquire() as db:
         info = await identity.get_annotation(db, annotation_id)
+        if wants_zip:
+            # The zip carries the volume layers' voxels: read like the
+            # bricks, only by a caller allowed the annotation's dataset.
+            await check_annotation_dataset(db, who, annotation_id)
     key = RoomKey(annotation_id, SKELETON.name)
     filename = f"annotation-{annotation_id}"
     folder = svc.settings.data_dir / "tmp"
@@ -254,9 +262,6 @@ async def export_nml_endpoint(request: Request) -> Response:
             src = ExportSource.of_index(sk, index) if index is not None else ExportSource.of_doc(sk)
             await svc.workers.run(jobs.write_export, src, str(out), info["dataset"] or info["name"])
         del src
-        wants_zip = request.query_params.get(
-            "format"
-        ) == "zip" or "application/zip" in request.headers.get("accept", "")
         if wants_zip:
             # With a zarr3 data zip per volume layer and their <volume>
             # elements in the NML, as WEBKNOSSOS downloads are.

@@ -6,8 +6,10 @@ in collab/http/skeleton.py, which calls these.
 Import: :func:`prepare` reads the zip's volume layers in a worker process
 and stores their bricks as uploads (before the skeleton is merged, so a
 refused zip changes nothing); :func:`commit` then writes the layers into
-the segmentation document as one version; :func:`discard` removes the
-uploads of an import refused in between.
+the segmentation document as one version (its summary naming the
+uploads), removing them should that fail; :func:`discard` removes the
+uploads of an import refused in between. Uploads a server that died
+left pending are settled by a later import (``uploads.sweep``).
 
 Export: :func:`export` writes one zarr3 data zip per volume layer that
 wrote voxels (threads; the database streamed through a cursor) and returns
@@ -27,20 +29,23 @@ from pathlib import Path
 from pycrdt import Doc
 
 from collab.document.log import RoomKey
-from collab.errors import CollabError, PayloadTooLarge
+from collab.errors import CollabError, Forbidden, PayloadTooLarge
 from collab.http.common import Services
 from collab.segmentation import exports, imports
 from collab.segmentation.imports import FallbackLayer, ImportPlan, LayerPlan
 from collab.segmentation.kind import SEGMENTATION
 from collab.segmentation.materialise import Materialiser
 from collab.segmentation.volume_nml import VolumeSpec
-from collab.store import identity, materialised, uploads
+from collab.store import identity, materialised, uploads, work
 
 log = logging.getLogger("collab.http.volume_layers")
 
-#: Bytes a layer's entry, segment or group adds to the document, roughly:
-#: what the document-size cap is checked against before anything is merged.
-ENTRY_BYTES = 256
+#: Seconds after which a pending upload (stored, not yet named by a
+#: version: its import failed, or the server died before the commit) is
+#: settled by the next import's sweep. An import names its uploads within
+#: its request (seconds to minutes): an hour leaves any import still
+#: running on another instance alone.
+PENDING_GRACE_S = 3600.0
 
 
 @dataclass
@@ -51,20 +56,28 @@ class PreparedImport:
     store_ms: int
 
 
-def _estimate(plan: ImportPlan) -> int:
-    return sum(
-        ENTRY_BYTES * (2 + len(layer.spec.segments) + len(layer.spec.groups))
-        for layer in plan.layers
-    )
-
-
 async def prepare(
     svc: Services, annotation_id: int, author: int | None, path: Path
 ) -> PreparedImport | None:
     """Read the volume layers of the zip at ``path`` (a worker process) and
     store their bricks; None if its NML names none. Raises, storing
-    nothing, on anything wrong with them."""
+    nothing, on anything wrong with them, and (Forbidden) when it names
+    any and the annotation is a task's whose modes do not edit the
+    segmentation."""
     settings = svc.settings
+    async with svc.pool.acquire() as conn:
+        modes = await work.task_modes(conn, annotation_id)
+    if modes is not None and not SEGMENTATION.edited_in(modes):
+        # A task's annotation changes only the documents of its task type's
+        # modes: no volume layer for one that does not edit its segmentation.
+        count = await svc.workers.run(imports.count_volumes, str(path), settings.max_body_bytes)
+        if count:
+            raise Forbidden(
+                f"this task's annotation does not edit its segmentation (its task type's "
+                f"modes: {', '.join(modes)}), and the zip holds {count} volume layer"
+                + ("s" if count > 1 else "")
+            )
+        return None
     folder = await asyncio.to_thread(
         tempfile.mkdtemp, prefix="volumes-", dir=settings.data_dir / "tmp"
     )
@@ -82,7 +95,8 @@ async def prepare(
             return None
         scanned = time.perf_counter()
         async with svc.rooms.hold(RoomKey(annotation_id, SEGMENTATION.name)) as room:
-            room.make_room_for(_estimate(plan))  # refused now, before the skeleton is merged
+            room.make_room_for(plan.doc_bytes)  # refused now, before the skeleton is merged
+        await _sweep(svc)
         ids: list[int] = []
         try:
             for layer in plan.layers:
@@ -128,6 +142,15 @@ async def discard(svc: Services, ids: list[int]) -> None:
             await uploads.delete(conn, ids)
 
 
+async def _sweep(svc: Services) -> None:
+    """Settle pending uploads older than PENDING_GRACE_S, of any annotation:
+    kept where a version names them, removed where none does."""
+    async with svc.pool.acquire() as conn:
+        kept, removed = await uploads.sweep(conn, PENDING_GRACE_S)
+    if kept or removed:
+        log.info("pending uploads settled", extra={"kept": kept, "removed": removed})
+
+
 async def _fallbacks(
     svc: Services, annotation_id: int, names: set[str]
 ) -> dict[str, FallbackLayer]:
@@ -161,31 +184,48 @@ async def commit(
     svc: Services, annotation_id: int, author: int | None, prepared: PreparedImport
 ) -> dict[str, object]:
     """Write the prepared layers into the segmentation document as one
-    version; what the answer says of them."""
-    names = {layer.spec.fallback for layer in prepared.plan.layers if layer.spec.fallback}
-    fallbacks = await _fallbacks(svc, annotation_id, names)
+    version; what the answer says of them. Should that fail before the
+    version is made, the uploads are removed: no document names them."""
     written: list[dict[str, object]] = []
     now = int(time.time() * 1000)
+    made = False
+    try:
+        names = {layer.spec.fallback for layer in prepared.plan.layers if layer.spec.fallback}
+        fallbacks = await _fallbacks(svc, annotation_id, names)
 
-    def edit(doc: Doc) -> None:
-        written.extend(
-            imports.write_layers(doc, prepared.plan, prepared.upload_ids, fallbacks, author, now)
-        )
+        def edit(doc: Doc) -> None:
+            written.extend(
+                imports.write_layers(
+                    doc, prepared.plan, prepared.upload_ids, fallbacks, author, now
+                )
+            )
 
-    async with svc.rooms.hold(RoomKey(annotation_id, SEGMENTATION.name)) as room:
-        room.make_room_for(_estimate(prepared.plan))
-        await room.quiet()  # no await from here to the change
-        version = room.change(
-            edit,
-            author,
-            {
-                "import": {
-                    "layers": len(prepared.plan.layers),
-                    "bricks": sum(layer.bricks for layer in prepared.plan.layers),
-                    "segments": sum(len(layer.spec.segments) for layer in prepared.plan.layers),
-                }
-            },
-        )
+        async with svc.rooms.hold(RoomKey(annotation_id, SEGMENTATION.name)) as room:
+            room.make_room_for(prepared.plan.doc_bytes)
+            await room.quiet()  # no await from here to the change
+            before = room.version
+            try:
+                version = room.change(
+                    edit,
+                    author,
+                    {
+                        "import": {
+                            "layers": len(prepared.plan.layers),
+                            "bricks": sum(layer.bricks for layer in prepared.plan.layers),
+                            "segments": sum(
+                                len(layer.spec.segments) for layer in prepared.plan.layers
+                            ),
+                            # What settles the uploads as named (uploads.sweep).
+                            "uploads": prepared.upload_ids,
+                        }
+                    },
+                )
+            finally:
+                made = room.version != before
+    except BaseException:
+        if not made:
+            await discard(svc, prepared.upload_ids)
+        raise
     log.info(
         "volume layers imported",
         extra={

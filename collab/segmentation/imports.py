@@ -9,11 +9,12 @@ collab/http/volume_layers.py, drives them):
 1. :func:`scan`, in a worker process: the NML's ``<volume>`` elements
    (collab/segmentation/volume_nml.py) and each layer's data zip
    (collab/segmentation/volume_zip.py) are read whole, within the limits,
-   into one file of bricks per layer. Anything wrong refuses the whole
-   upload before anything is stored.
+   into one file of bricks per layer, and the document change the import
+   will make is measured (:func:`document_bytes`). Anything wrong refuses
+   the whole upload before anything is stored.
 2. The endpoint stores each layer's bricks as an *upload*
    (collab/store/uploads.py: ``volume_uploads``, ``volume_upload_bricks``),
-   immutable from then on.
+   immutable from then on, pending until a version names it.
 3. Once the skeleton is merged, one change of the segmentation document
    (:func:`write_layers`, through ``room.change``): per volume layer a new
    ``layers`` entry, its ``segments`` and ``groups``, and, where it has
@@ -28,12 +29,13 @@ collab/http/volume_layers.py, drives them):
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import struct
 import tempfile
 import zipfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -42,10 +44,10 @@ import numpy as np
 from pycrdt import Doc, Map
 
 from collab.document.log import RoomKey
-from collab.errors import CollabError, InvalidVolume, PayloadTooLarge
+from collab.errors import CollabError, InvalidVolume, PayloadTooLarge, Unprocessable
 from collab.segmentation import paint
 from collab.segmentation.ids import DTYPE_MAX
-from collab.segmentation.ops import SERVER_KIND
+from collab.segmentation.ops import MAX_MAG_STEP, SERVER_KIND
 from collab.segmentation.volume_nml import VolumeSpec, read_volumes
 from collab.segmentation.volume_zip import BRICK, Budget, LayerReader, open_zip
 from collab.store import uploads
@@ -53,11 +55,17 @@ from collab.store.database import Database
 from collab.volume import encoding as enc
 from collab.volume.mags import Mag, parse_mag
 
+log = logging.getLogger("collab.segmentation")
+
 KIND = SERVER_KIND
 #: A brick record of a layer's brick file: mag index, x, y, z, bytes that follow.
 _RECORD = struct.Struct("<Biiii")
 #: Bricks handed to the database in one COPY.
 STORE_BATCH = 512
+#: Finer bricks read at a time to compute a mag the upload lacks: at most
+#: 64 MiB of uint32 voxels (128 MiB of uint64) in memory, however large
+#: the import; their coarser bricks are written before the next batch.
+FOLLOW_BATCH = 256
 
 Brick = tuple[int, int, int]
 
@@ -86,6 +94,10 @@ class LayerPlan:
 @dataclass
 class ImportPlan:
     layers: list[LayerPlan]
+    #: Bytes the import's version adds to the segmentation document, as
+    #: measured (:func:`document_bytes`): what the document cap is checked
+    #: against before anything is stored.
+    doc_bytes: int = 0
 
 
 def _nml_member(archive: zipfile.ZipFile) -> zipfile.ZipInfo | None:
@@ -130,7 +142,51 @@ def scan(path: str, folder: str, max_nml_bytes: int, max_bytes: int, max_bricks:
                     f"volume layer {spec.name[:60]!r} (id {spec.id}) cannot be read: "
                     f"{type(exc).__name__}: {str(exc)[:200]}"
                 ) from None
-        return ImportPlan(layers)
+        plan = ImportPlan(layers)
+        plan.doc_bytes = document_bytes(plan)
+        return plan
+
+
+#: Upload ids standing in for the real ones while an import's change is
+#: measured: as long as any the database gives.
+_MEASURED_ID = 10**15
+#: Bytes allowed per layer beyond the measured change: the fallback layer's
+#: mags and box, which only the endpoint knows, and a renamed layer's suffix.
+MEASURE_SLACK = 1024
+
+
+def document_bytes(plan: ImportPlan) -> int:
+    """The bytes the import's change adds to the segmentation document:
+    :func:`write_layers` into a scratch document, measured as the update
+    it encodes (segments with their names and metadata included, however
+    many), plus :data:`MEASURE_SLACK` per layer."""
+    doc: Doc = Doc()
+    ids = [_MEASURED_ID + i for i in range(len(plan.layers))]
+    with doc.transaction():
+        write_layers(doc, plan, ids, {}, _MEASURED_ID, 2**41)
+    return len(doc.get_update()) + MEASURE_SLACK * len(plan.layers)
+
+
+def count_volumes(path: str, max_nml_bytes: int) -> int:
+    """How many volume layers the NML of the WEBKNOSSOS zip at ``path``
+    names (its voxels unread): what a task that may not change its
+    segmentation refuses. Runs in a worker process; 0 where :func:`scan`
+    would find none."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except Exception:
+        return 0
+    with archive:
+        info = _nml_member(archive)
+        if info is None or info.file_size > max_nml_bytes or info.flag_bits & 0x1:
+            return 0
+        try:
+            with archive.open(info) as stream:
+                return len(read_volumes(stream))
+        except InvalidVolume:
+            raise
+        except Exception:
+            return 0  # damaged: the skeleton reader says so
 
 
 def _scan_layer(
@@ -152,7 +208,10 @@ def _scan_layer(
     try:
         with os.fdopen(fd, "wb") as out:
             _copy_member(archive, info, out, info.file_size, where)
-        with open(inner, "rb") as stream, open_zip(stream, where) as data_zip:
+        with (
+            open(inner, "rb") as stream,
+            open_zip(stream, where, budget.max_members) as data_zip,
+        ):
             reader = LayerReader(data_zip, where, budget)
             data = reader.data
             if data is None:
@@ -387,6 +446,42 @@ def _box(layer: LayerPlan, fallback: FallbackLayer | None) -> dict[str, list[int
 Current = Callable[..., Awaitable[dict[Brick, np.ndarray]]]
 
 
+def _integer(value: Any) -> Any:
+    """A whole float as the int it stands for (JavaScript writes numbers)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def check_import(
+    op_key: str, op: Mapping[str, Any], dtype: str, upload: uploads.Upload | None
+) -> None:
+    """Raise :class:`Unprocessable` unless ``op`` is a sound ``import`` op:
+    one the server wrote for an upload, as :func:`write_layers` writes it.
+
+    Clients cannot add this kind (collab/segmentation/ops.py refuses it on
+    arrival), but a client's rewrite of an existing op slips past that
+    check; the materialiser applies an ``import`` op only once this passes.
+    ``dtype``: the layer's, as the materialiser reads its voxels; ``upload``:
+    the upload the op names as the store finds it for the op's annotation
+    (None: not this annotation's, nor shared with it). The op's ``author``
+    must be the uploader (unless that user is gone)."""
+    number = _integer(op.get("upload"))
+    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+        raise Unprocessable(f"op {op_key[:60]!r}: 'upload' must be an upload id")
+    lid = layer_id(number)
+    if op_key != lid:
+        raise Unprocessable(f"op {op_key[:60]!r}: an import op's id must be {lid!r}")
+    if op.get("layer") != lid:
+        raise Unprocessable(f"op {op_key[:60]!r}: an import op's layer must be {lid!r}")
+    if upload is None or upload.id != number:
+        raise Unprocessable(f"op {op_key[:60]!r}: upload {number} is not this annotation's")
+    if upload.dtype != dtype:
+        raise Unprocessable(
+            f"op {op_key[:60]!r}: upload {number} holds {upload.dtype} voxels, the layer {dtype}"
+        )
+    if upload.author_id is not None and _integer(op.get("author")) != upload.author_id:
+        raise Unprocessable(f"op {op_key[:60]!r}: the author is not the upload's")
+
+
 async def apply(
     pool: Database,
     key: RoomKey,
@@ -400,7 +495,8 @@ async def apply(
     """Materialise an ``import`` op (collab/segmentation/materialise.py
     calls this for that kind, applied or replayed after an undo alike).
     Returns the op's reach for ``materialised_ops`` (its finest mag and the
-    bricks it has there), None if it has none.
+    bricks it has there), None if it has none or is not sound
+    (:func:`check_import`: skipped, and logged).
 
     The upload's bricks go into ``changed`` as they are stored (compressed:
     an import may hold thousands), so they are written with the op's
@@ -408,16 +504,24 @@ async def apply(
     coarser mag the upload carries keeps only its bricks over the finest
     mag's (the op's reach there is what an undo computes again); mags of
     the layer the upload lacks follow from the next finer one, over the
-    bricks it wrote."""
-    upload = op.get("upload")
-    if isinstance(upload, float) and upload.is_integer():
-        upload = int(upload)
+    bricks it wrote, batch by batch (:func:`_follow_coarser`: each batch is
+    kept compressed before the next is read)."""
+    upload = _integer(op.get("upload"))
     if not isinstance(upload, int) or isinstance(upload, bool):
-        return None
+        upload = None
     async with pool.acquire() as conn:
-        found = await uploads.get(conn, key.annotation_id, upload)
-        if found is None or not found.mags:
-            return None  # not this annotation's upload: nothing to write
+        found = None if upload is None else await uploads.get(conn, key.annotation_id, upload)
+        try:
+            check_import(op_key, op, info.dtype.name, found)
+        except Unprocessable as exc:
+            log.warning(
+                "import op skipped",
+                extra={"annotation": key.annotation_id, "op": op_key, "why": exc.message},
+            )
+            return None
+        assert found is not None and upload is not None
+        if not found.mags:
+            return None  # a layer without voxels: nothing to write
         finest = found.mags[0]
         finest_mag = parse_mag(finest)
         places: dict[str, list[Brick]] = {}
@@ -436,11 +540,21 @@ async def apply(
             for b, data in stored.items():
                 changed[(layer, mag, b)] = data
             places[mag] = sorted(stored)
-    await _follow_coarser(key, layer, info, places, changed, current)
+
+    async def keep(mag: str, rows: list[tuple[Brick, bytes]]) -> None:
+        for b, data in rows:
+            changed[(layer, mag, b)] = data
+
+    await _follow_coarser(key, layer, info, places, changed, current, keep)
     bricks = places.get(finest) or []
     if not bricks:
         return None
     return finest, bricks
+
+
+#: Writes a batch of a mag's bricks computed from the upload's (mag, [(brick,
+#: zstd bytes)]) before the next batch is computed.
+Keep = Callable[[str, list[tuple[Brick, bytes]]], Awaitable[None]]
 
 
 async def _follow_coarser(
@@ -450,10 +564,19 @@ async def _follow_coarser(
     places: dict[str, list[Brick]],
     changed: dict[tuple[str, str, Brick], np.ndarray | bytes],
     current: Current,
+    keep: Keep,
 ) -> None:
     """Each mag of the layer that the upload lacks, coarser than one it
     carries: its bricks over the bricks the next finer mag holds, computed
-    from that mag (the most frequent label of each cell), as for any op."""
+    from that mag (the most frequent label of each cell), as for any op.
+
+    In batches of at most :data:`FOLLOW_BATCH` finer bricks: each batch's
+    coarser bricks are compared with what is there, compressed and handed
+    to ``keep`` (written) before the next batch is read, so memory holds one
+    batch whatever the size of the import. A step that is no whole
+    coarsening of the finer mag, or more than MAX_MAG_STEP of its voxels
+    per voxel, is left as it is (as the materialiser leaves it for drawn
+    ops)."""
     carried = {parse_mag(m): set(bricks) for m, bricks in places.items()}
     if not carried:
         return
@@ -466,13 +589,19 @@ async def _follow_coarser(
         if finer is None or mag.volume <= finer.volume:
             continue
         ratio = (mag.x // finer.x, mag.y // finer.y, mag.z // finer.z)
-        if any(r < 1 for r in ratio) or any(c % f for c, f in zip(mag, finer, strict=True)):
+        step = ratio[0] * ratio[1] * ratio[2]
+        if (
+            any(r < 1 for r in ratio)
+            or any(c % f for c, f in zip(mag, finer, strict=True))
+            or step > MAX_MAG_STEP
+        ):
             continue
         targets = sorted(
             {(b[0] // ratio[0], b[1] // ratio[1], b[2] // ratio[2]) for b in touched[finer]}
         )
-        for start in range(0, len(targets), 64):
-            batch = targets[start : start + 64]
+        per = max(1, FOLLOW_BATCH // step)
+        for start in range(0, len(targets), per):
+            batch = targets[start : start + per]
             fine = [
                 (cb[0] * ratio[0] + i, cb[1] * ratio[1] + j, cb[2] * ratio[2] + k)
                 for cb in batch
@@ -482,13 +611,30 @@ async def _follow_coarser(
             ]
             under = await current(key, layer, str(finer), info, fine, changed, None)
             before = await current(key, layer, str(mag), info, batch, changed, None)
-
-            computed = await asyncio.to_thread(_downsample, batch, under, ratio, info.dtype)
-            for cb, voxels in zip(batch, computed, strict=True):
-                if not np.array_equal(voxels, before[cb]):
-                    changed[(layer, str(mag), cb)] = voxels
+            rows = await asyncio.to_thread(
+                _downsample_rows, batch, under, before, ratio, info.dtype
+            )
+            del under, before
+            if rows:
+                await keep(str(mag), rows)
         touched[mag] = set(targets)
         finer = mag
+
+
+def _downsample_rows(
+    batch: list[Brick],
+    under: dict[Brick, np.ndarray],
+    before: dict[Brick, np.ndarray],
+    ratio: tuple[int, int, int],
+    dtype: np.dtype[Any],
+) -> list[tuple[Brick, bytes]]:
+    """The coarser bricks of ``batch`` that differ from ``before``, computed
+    from the finer bricks ``under`` them, compressed."""
+    return [
+        (cb, enc.compress(enc.to_raw(voxels)))
+        for cb, voxels in zip(batch, _downsample(batch, under, ratio, dtype), strict=True)
+        if not np.array_equal(voxels, before[cb])
+    ]
 
 
 def _downsample(

@@ -3,10 +3,21 @@
 formats WEBKNOSSOS wrote (zarr3 today, WKW before), written in zarr3.
 
 Pure apart from the zip it is handed. Every size is checked before it is
-read or allocated (zip members by their declared size, chunks by the size
-their codec header declares), and everything wrong is an
-:class:`InvalidVolume` (422) or a :class:`PayloadTooLarge` (413) naming the
-layer, the file and the field.
+read or allocated, and everything wrong is an :class:`InvalidVolume` (422)
+or a :class:`PayloadTooLarge` (413) naming the layer, the file and the
+field:
+
+- the data zip's directory (its central directory and end records) by the
+  bytes zipfile asks for while opening it (:func:`open_zip`): at most
+  :data:`DIRECTORY_ENTRY_BYTES` per member it may hold (the layer's bricks
+  plus :data:`MEMBERS_BEYOND_BRICKS`), so a directory that declares
+  gigabytes, or a million tiny members, is refused before it is read;
+- each member by its declared size, charged to the import's byte budget
+  before a byte of it is read (zipfile never inflates a member past its
+  declared size: it stops there and checks the CRC);
+- zarr3 chunks by the size their codec header declares; WKW bucket files
+  are read block by block (one compressed and one raw block in memory at a
+  time, each block no larger than LZ4 can make it).
 
 zarr3 (what WEBKNOSSOS and the ``webknossos`` library write)::
 
@@ -64,6 +75,15 @@ CHUNK_SLACK = 1 << 16
 MAX_CHUNK_SIDE = 256
 #: Brick coordinates stay within this (as brick paths do).
 MAX_BRICK = 1 << 26
+#: Members a data zip may hold beyond one per brick: the properties, a
+#: ``zarr.json`` or ``header.wkw`` per mag, folders.
+MEMBERS_BEYOND_BRICKS = 1024
+#: Directory bytes allowed per member: its 46-byte header, its name (a
+#: WEBKNOSSOS chunk's is under 60 bytes) and extra fields (zip64, times).
+DIRECTORY_ENTRY_BYTES = 256
+#: Bytes zipfile reads besides the directory while opening a zip: the end
+#: record with a comment of up to 64 KiB, the zip64 records.
+DIRECTORY_END_BYTES = 1 << 17
 
 Brick = tuple[int, int, int]
 
@@ -80,6 +100,11 @@ class Budget:
     max_bricks: int
     bytes: int = 0
     bricks: int = 0
+
+    @property
+    def max_members(self) -> int:
+        """Members one data zip may hold."""
+        return self.max_bricks + MEMBERS_BEYOND_BRICKS
 
     def inflate(self, size: int, what: str) -> None:
         self.bytes += size
@@ -109,15 +134,29 @@ class LayerData:
     _sources: list[Any] = field(default_factory=list, repr=False)
 
 
-def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, where: str) -> bytes:
-    """A member's bytes, refused past ``limit`` from its declared size (a
-    member that lies about it fails its CRC as zipfile stops at the size)."""
+def admit_member(info: zipfile.ZipInfo, limit: int, where: str, budget: Budget | None) -> None:
+    """Before a member is read: refused past ``limit`` by its declared size,
+    refused encrypted, and its declared size charged to ``budget`` (zipfile
+    inflates no more than that: it stops at the size and checks the CRC)."""
     if info.file_size > limit:
         raise PayloadTooLarge(
             f"{where}: {info.filename} inflates to {info.file_size} bytes, over {limit}"
         )
     if info.flag_bits & 0x1:
         raise InvalidVolume(f"{where}: {info.filename} is encrypted")
+    if budget is not None:
+        budget.inflate(info.file_size, f"{where}: {info.filename}")
+
+
+def read_member(
+    archive: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    limit: int,
+    where: str,
+    budget: Budget | None = None,
+) -> bytes:
+    """A member's bytes, admitted first (:func:`admit_member`)."""
+    admit_member(info, limit, where, budget)
     try:
         with archive.open(info) as f:
             data = f.read(limit + 1)
@@ -132,11 +171,65 @@ def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, whe
     return data
 
 
-def open_zip(stream: IO[bytes], where: str) -> zipfile.ZipFile:
+class _DirectoryGuard:
+    """The file a zip is opened from. While zipfile opens it (reads the end
+    records and the central directory) it may ask for ``limit`` bytes in
+    all; a larger read is refused before it is made (zipfile asks for the
+    whole directory in one read, of the size the end record declares)."""
+
+    def __init__(self, stream: IO[bytes], limit: int, what: str) -> None:
+        self._stream = stream
+        self._limit = limit
+        self._what = what
+        self._asked = 0
+        self.opening = True
+
+    def read(self, n: int = -1, /) -> bytes:
+        if self.opening:
+            if n is None or n < 0:
+                here = self._stream.tell()
+                n = self._stream.seek(0, 2) - here
+                self._stream.seek(here)
+            self._asked += n
+            if self._asked > self._limit:
+                raise PayloadTooLarge(
+                    f"{self._what}: the data zip's directory is larger than {self._limit} "
+                    "bytes (room for COLLAB_MAX_VOLUME_BRICKS + "
+                    f"{MEMBERS_BEYOND_BRICKS} members)"
+                )
+        return self._stream.read(n)
+
+    def seek(self, offset: int, whence: int = 0, /) -> int:
+        return self._stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+
+def open_zip(stream: IO[bytes], where: str, max_members: int) -> zipfile.ZipFile:
+    """The data zip in ``stream``, its directory bounded before it is read
+    (room for ``max_members`` members) and its members counted."""
+    guard = _DirectoryGuard(
+        stream, max_members * DIRECTORY_ENTRY_BYTES + DIRECTORY_END_BYTES, where
+    )
     try:
-        return zipfile.ZipFile(stream)
+        archive = zipfile.ZipFile(guard)
+    except CollabError:
+        raise
     except Exception as exc:
         raise InvalidVolume(f"{where}: the data zip is damaged ({type(exc).__name__})") from None
+    guard.opening = False
+    count = len(archive.infolist())
+    if count > max_members:
+        archive.close()
+        raise PayloadTooLarge(
+            f"{where}: the data zip holds {count} members, more than {max_members} "
+            f"(COLLAB_MAX_VOLUME_BRICKS + {MEMBERS_BEYOND_BRICKS})"
+        )
+    return archive
 
 
 class LayerReader:
@@ -162,8 +255,7 @@ class LayerReader:
         info = self.members.get(name)
         if info is None:
             raise InvalidVolume(f"{self.where}: {name} is missing")
-        data = read_member(self.archive, info, MAX_JSON, self.where)
-        self.budget.inflate(len(data), self.where)
+        data = read_member(self.archive, info, MAX_JSON, self.where, self.budget)
         try:
             return json.loads(data)
         except ValueError:
@@ -296,8 +388,9 @@ class LayerReader:
                 if index is None:
                     raise InvalidVolume(f"{where}: not a chunk of the array")
                 raw_size = int(np.prod(array.side)) * data.dtype.itemsize
-                stored = read_member(self.archive, info, raw_size + CHUNK_SLACK, where)
-                self.budget.inflate(len(stored), self.where)
+                stored = read_member(
+                    self.archive, info, raw_size + CHUNK_SLACK, self.where, self.budget
+                )
                 voxels = array.decode(stored, data.dtype, where)
                 origin = [index[a] * array.side[a] // BRICK for a in range(3)]
                 for i in range(array.side[0] // BRICK):
@@ -332,7 +425,8 @@ class LayerReader:
             except CollabError:
                 raise InvalidVolume(f"{where}: {folder!r} is not a mag folder") from None
             header = _WkwHeader.parse(
-                read_member(self.archive, self.members[name], 64, where), where
+                read_member(self.archive, self.members[name], 64, self.where, self.budget),
+                where,
             )
             if dtype is not None and header.dtype != dtype:
                 raise InvalidVolume(f"{where}: voxel type {header.dtype} differs from {dtype}")
@@ -358,9 +452,8 @@ class LayerReader:
                     raise InvalidVolume(f"{self.where}: {name}: not a WKW bucket file")
                 where = f"{self.where}: {name}"
                 z, y, x = (int(match[i]) for i in (1, 2, 3))
-                stored = read_member(self.archive, info, header.file_bytes_max + CHUNK_SLACK, where)
-                self.budget.inflate(len(stored), self.where)
-                for (i, j, k), voxels in header.blocks(stored, where):
+                admit_member(info, header.file_bytes_max + CHUNK_SLACK, self.where, self.budget)
+                for (i, j, k), voxels in header.read_blocks(self.archive, info, where):
                     b = (x * per_file + i, y * per_file + j, z * per_file + k)
                     if max(b) >= MAX_BRICK:
                         raise InvalidVolume(f"{where}: bucket index out of range")
@@ -537,40 +630,105 @@ class _WkwHeader:
         return BRICK**3 * self.dtype.itemsize
 
     @property
+    def stored_block_max(self) -> int:
+        """The most bytes a block may take in a file: raw, its voxels; LZ4,
+        what LZ4 makes of incompressible bytes at worst."""
+        size = self.block_bytes
+        return size if self.block_type == 1 else size + size // 255 + 16
+
+    @property
     def file_bytes_max(self) -> int:
         n = 1 << (3 * self.file_log2)
-        return 16 + 8 * n + n * self.block_bytes
+        table = 0 if self.block_type == 1 else 8 * n
+        return 16 + table + n * self.stored_block_max
 
-    def blocks(self, data: bytes, where: str) -> Iterator[tuple[Brick, np.ndarray]]:
-        """Each block of a bucket file: its position in the file, its voxels."""
-        header = _WkwHeader.parse(data[:16], where)
-        if header != self:
-            raise InvalidVolume(f"{where}: the file's header differs from the mag's header.wkw")
-        (offset,) = struct.unpack_from("<Q", data, 8)
-        n = 1 << (3 * self.file_log2)
-        size = self.block_bytes
-        if self.block_type == 1:
-            ends = [offset + (i + 1) * size for i in range(n)]
-        else:
-            if len(data) < 16 + 8 * n:
-                raise InvalidVolume(f"{where}: the block table is cut short")
-            ends = list(struct.unpack_from(f"<{n}Q", data, 16))
-        start = offset
-        for i, end in enumerate(ends):
-            if not start <= end <= len(data):
-                raise InvalidVolume(f"{where}: block {i} lies outside the file")
-            block = data[start:end]
+    def read_blocks(
+        self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str
+    ) -> Iterator[tuple[Brick, np.ndarray]]:
+        """Each block of a bucket file (a member, admitted already): its
+        position in the file, its voxels. Read as a stream, block by block:
+        a file of 32³ blocks never is in memory whole."""
+        try:
+            stream = archive.open(info)
+        except CollabError:
+            raise
+        except Exception as exc:
+            raise InvalidVolume(f"{where}: damaged ({type(exc).__name__}: {exc})") from None
+        with stream:
+            reader = _Exactly(stream, where)
+            head = reader.take(16, "the header")
+            if _WkwHeader.parse(head, where) != self:
+                raise InvalidVolume(f"{where}: the file's header differs from the mag's header.wkw")
+            (offset,) = struct.unpack_from("<Q", head, 8)
+            n = 1 << (3 * self.file_log2)
+            size = self.block_bytes
             if self.block_type == 1:
-                raw = block
+                at = 16
+                ends = [offset + (i + 1) * size for i in range(n)]
             else:
-                try:
-                    raw = bytes(LZ4().decode(struct.pack("<I", size) + block))
-                except Exception as exc:
-                    raise InvalidVolume(f"{where}: block {i} is damaged ({exc})") from None
-            if len(raw) != size:
-                raise InvalidVolume(f"{where}: block {i} holds {len(raw)} bytes, expected {size}")
-            yield _morton(i), enc.from_raw(raw, self.dtype)
-            start = end
+                at = 16 + 8 * n
+                ends = list(struct.unpack(f"<{n}Q", reader.take(8 * n, "the block table")))
+            if offset < at:
+                raise InvalidVolume(f"{where}: the data offset {offset} lies inside the header")
+            reader.skip(offset - at)
+            start = offset
+            for i, end in enumerate(ends):
+                if not start <= end <= start + self.stored_block_max:
+                    raise InvalidVolume(f"{where}: block {i} lies outside the file")
+                block = reader.take(end - start, f"block {i}")
+                if self.block_type == 1:
+                    raw = block
+                else:
+                    try:
+                        raw = bytes(LZ4().decode(struct.pack("<I", size) + block))
+                    except Exception as exc:
+                        raise InvalidVolume(f"{where}: block {i} is damaged ({exc})") from None
+                if len(raw) != size:
+                    raise InvalidVolume(
+                        f"{where}: block {i} holds {len(raw)} bytes, expected {size}"
+                    )
+                yield _morton(i), enc.from_raw(raw, self.dtype)
+                start = end
+            reader.drain()  # to its end, so that zipfile checks its CRC
+
+
+class _Exactly:
+    """Reads of exact lengths from a zip member's stream; damage (zipfile,
+    zlib, a CRC) and a stream cut short are :class:`InvalidVolume`."""
+
+    def __init__(self, stream: IO[bytes], where: str) -> None:
+        self._stream = stream
+        self._where = where
+
+    def _read(self, n: int) -> bytes:
+        try:
+            return self._stream.read(n)
+        except CollabError:
+            raise
+        except Exception as exc:  # zipfile and zlib on damaged bytes
+            raise InvalidVolume(f"{self._where}: damaged ({type(exc).__name__}: {exc})") from None
+
+    def take(self, n: int, what: str) -> bytes:
+        parts = []
+        left = n
+        while left:
+            chunk = self._read(min(left, 1 << 20))
+            if not chunk:
+                raise InvalidVolume(f"{self._where}: {what} lies outside the file")
+            parts.append(chunk)
+            left -= len(chunk)
+        return b"".join(parts)
+
+    def skip(self, n: int) -> None:
+        while n:
+            chunk = self._read(min(n, 1 << 20))
+            if not chunk:
+                raise InvalidVolume(f"{self._where}: the data offset lies outside the file")
+            n -= len(chunk)
+
+    def drain(self) -> None:
+        while self._read(1 << 20):
+            pass
 
 
 def _morton(i: int) -> Brick:

@@ -22,6 +22,8 @@ UploadBrick = tuple[str, Brick, bytes]
 class Upload:
     id: int
     annotation_id: int
+    #: Who uploaded it (None: the user is gone).
+    author_id: int | None
     name: str
     format: str | None
     dtype: str
@@ -38,10 +40,12 @@ async def create(
     dtype: str,
     mags: list[str],
 ) -> int:
-    """A new upload (its bricks follow with :func:`add_bricks`); its id."""
+    """A new upload (its bricks follow with :func:`add_bricks`), pending
+    until a version names it (:func:`sweep`); its id."""
     upload_id: int = await conn.fetchval(
-        "INSERT INTO volume_uploads (annotation_id, author_id, name, format, dtype, mags, bricks) "
-        "VALUES ($1, $2, $3, $4, $5, $6, 0) RETURNING id",
+        "INSERT INTO volume_uploads "
+        "(annotation_id, author_id, name, format, dtype, mags, bricks, pending) "
+        "VALUES ($1, $2, $3, $4, $5, $6, 0, true) RETURNING id",
         annotation_id,
         author,
         name,
@@ -75,19 +79,72 @@ async def delete(conn: asyncpg.Connection, upload_ids: Iterable[int]) -> None:
     await conn.execute("DELETE FROM volume_uploads WHERE id = ANY($1::bigint[])", list(upload_ids))
 
 
+#: A pending upload's annotation has a segmentation version naming it (the
+#: import's summary: ``{"import": {"uploads": [ids]}}``).
+_NAMED = (
+    "EXISTS (SELECT 1 FROM doc_updates d WHERE d.annotation_id = u.annotation_id "
+    "AND d.doc = 'segmentation' AND d.summary->'import'->'uploads' @> to_jsonb(u.id))"
+)
+
+
+async def sweep(conn: asyncpg.Connection, older_than_s: float) -> tuple[int, int]:
+    """Settle uploads pending for more than ``older_than_s`` seconds: those
+    a version of their annotation's segmentation names are kept (pending no
+    more), the others removed (their import failed, or the server died
+    before the version was made: nothing can name them now). Returns how
+    many were kept and removed."""
+    async with conn.transaction():
+        stale = "u.pending AND u.created_at < now() - make_interval(secs => $1)"
+        kept = await conn.fetch(
+            f"UPDATE volume_uploads u SET pending = false WHERE {stale} AND {_NAMED} RETURNING id",
+            older_than_s,
+        )
+        removed = await conn.fetch(
+            f"DELETE FROM volume_uploads u WHERE {stale} AND NOT {_NAMED} RETURNING id",
+            older_than_s,
+        )
+    return len(kept), len(removed)
+
+
+#: Copies of copies followed back to the upload's annotation (a task's
+#: base may itself be a task's annotation).
+MAX_COPY_DEPTH = 16
+
+
 async def get(conn: asyncpg.Connection, annotation_id: int, upload_id: int) -> Upload | None:
-    """The upload, if it belongs to the annotation."""
+    """The upload, if the annotation may use it: its own, or one of an
+    annotation it was copied from (a task's base annotation, copied by
+    collab/work/flow.py into version 1… of the task's annotation, each
+    version's summary naming it in ``copiedFrom``), uploaded before that
+    copy was made; copies of copies too. Uploads are immutable, so a copy
+    shares its base's instead of duplicating their bricks."""
     row = await conn.fetchrow(
-        "SELECT id, annotation_id, name, format, dtype, mags, bricks FROM volume_uploads "
-        "WHERE id = $1 AND annotation_id = $2",
+        """
+        WITH RECURSIVE sources (annotation_id, until, depth) AS (
+            SELECT $2::bigint, 'infinity'::timestamptz, 0
+            UNION ALL
+            SELECT (d.summary->>'copiedFrom')::bigint, LEAST(s.until, d.created_at), s.depth + 1
+            FROM sources s
+            JOIN doc_updates d ON d.annotation_id = s.annotation_id
+                AND d.doc = 'segmentation' AND d.version = 1
+            WHERE jsonb_typeof(d.summary->'copiedFrom') = 'number' AND s.depth < $3
+        )
+        SELECT u.id, u.annotation_id, u.author_id, u.name, u.format, u.dtype, u.mags, u.bricks
+        FROM volume_uploads u
+        JOIN sources s ON s.annotation_id = u.annotation_id AND u.created_at <= s.until
+        WHERE u.id = $1
+        LIMIT 1
+        """,
         upload_id,
         annotation_id,
+        MAX_COPY_DEPTH,
     )
     if row is None:
         return None
     return Upload(
         row["id"],
         row["annotation_id"],
+        row["author_id"],
         row["name"],
         row["format"],
         row["dtype"],

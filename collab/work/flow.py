@@ -26,7 +26,10 @@ from collab.work.access import Actor
 
 async def _copy_base(db: Connection, base: int, target: int, kinds: Kinds) -> None:
     """The base annotation's stored documents become version 1 of ``target``
-    (a kind that ``keeps_order``: its versions 1…n, as they were)."""
+    (a kind that ``keeps_order``: its versions 1…n, as they were), each
+    version's summary naming the base in ``copiedFrom``. The segmentation's
+    ``import`` ops name the base's uploads: the copy shares them through
+    that summary (collab/store/uploads.py, ``get``), bricks not duplicated."""
     for kind in await oplog.stored_docs(db, base):
         if kind in kinds and kinds[kind].keeps_order:
             records = [

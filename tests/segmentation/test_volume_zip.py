@@ -9,16 +9,19 @@ from __future__ import annotations
 import io
 import random
 import struct
+import tracemalloc
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from numcodecs import LZ4
 
-from collab.errors import CollabError
-from collab.segmentation.imports import read_bricks, scan
-from collab.segmentation.volume_zip import Budget, LayerReader, ZarrZipWriter
+from collab.errors import CollabError, PayloadTooLarge, Unprocessable
+from collab.segmentation.imports import check_import, read_bricks, scan
+from collab.segmentation.volume_zip import Budget, LayerReader, ZarrZipWriter, open_zip
+from collab.store.uploads import Upload
 from collab.volume import encoding as enc
 from collab.volume.mags import Mag
 from tests.fixtures import webknossos_annotations
@@ -131,3 +134,169 @@ def test_damaged_layers_are_refused_with_4xx(tmp_path: Path) -> None:
                             )
                 outcomes["read"] += 1
     assert outcomes["refused"] > 50 and outcomes["read"] > 10, outcomes
+
+
+def _declare_directory(data: bytes, size: int) -> bytes:
+    """The zip ``data`` with the size of its central directory (end record) changed."""
+    at = data.rindex(b"PK\x05\x06")
+    return data[: at + 12] + struct.pack("<I", size) + data[at + 16 :]
+
+
+def _many_members(count: int) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for i in range(count):
+            z.writestr(f"volumeAnnotationData/1/c.0.{i}.0.0", b"")
+    return out.getvalue()
+
+
+def test_a_data_zips_directory_is_bounded_before_it_is_read() -> None:
+    """A directory declaring more bytes than its members could need (here:
+    the whole 2 MiB file) is refused (413) before zipfile reads it; so is
+    one listing more members than the layer's bricks could need. One
+    declaring more than the file holds is damaged (422)."""
+    big = io.BytesIO()
+    with zipfile.ZipFile(big, "w") as z:
+        z.writestr("datasource-properties.json", b"{}")
+        z.writestr("volumeAnnotationData/1/c.0.0.0.0", random.Random(1).randbytes(2 << 20))
+    data = big.getvalue()
+    whole = _declare_directory(data, data.rindex(b"PK\x05\x06"))
+    with pytest.raises(PayloadTooLarge, match="directory is larger than"):
+        open_zip(io.BytesIO(whole), "test", 100)
+    with pytest.raises(CollabError) as refused:
+        open_zip(io.BytesIO(_declare_directory(data, 0xFFFFFFF0)), "test", 100)
+    assert refused.value.status == 422
+    with pytest.raises(PayloadTooLarge, match="directory is larger than"):
+        open_zip(io.BytesIO(_many_members(5000)), "test", 100)
+    # Within the room for its members: opened, then counted.
+    with pytest.raises(PayloadTooLarge, match="holds 300 members, more than 200"):
+        open_zip(io.BytesIO(_many_members(300)), "test", 200)
+    assert len(open_zip(io.BytesIO(_many_members(200)), "test", 200).infolist()) == 200
+
+
+def _outer_with(tmp_path: Path, data_zip: bytes) -> Path:
+    """skeleton_volume.zip with its data zip replaced."""
+    folder, _ = webknossos_annotations()
+    out = io.BytesIO()
+    with zipfile.ZipFile(folder / "skeleton_volume.zip") as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            data = data_zip if info.filename == "data_0_Volume.zip" else src.read(info)
+            dst.writestr(info.filename, data)
+    path = tmp_path / "upload.zip"
+    path.write_bytes(out.getvalue())
+    return path
+
+
+def test_scan_refuses_a_data_zip_of_too_many_members(tmp_path: Path) -> None:
+    path = _outer_with(tmp_path, _many_members(3000))
+    with pytest.raises(PayloadTooLarge, match="holds 3000 members, more than 1034"):
+        scan(str(path), str(tmp_path), 1 << 30, 1 << 30, 10)
+
+
+def _wkw_zip(blocks: list[np.ndarray], file_log2: int, raw: bool = False) -> zipfile.ZipFile:
+    data = io.BytesIO()
+    if raw:
+        header = b"WKW" + bytes([1, (file_log2 << 4) | 5, 1, 3, 4]) + struct.pack("<Q", 16)
+        body = header + b"".join(enc.to_raw(b) for b in blocks)
+    else:
+        body = _wkw_file(blocks, file_log2)
+    with zipfile.ZipFile(data, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("1/header.wkw", body[:16])
+        z.writestr("1/z0/y0/x0.wkw", body)
+    return zipfile.ZipFile(data)
+
+
+def test_a_wkw_file_is_charged_before_it_is_read() -> None:
+    """Its declared size counts against the byte budget before a byte of it
+    is inflated: a damaged file over the budget is refused as too large, not
+    read to find the damage."""
+    blocks = [np.full((32, 32, 32), i + 1, np.uint32) for i in range(8)]
+    source = _wkw_zip(blocks, 1)
+    damaged = io.BytesIO()
+    with zipfile.ZipFile(damaged, "w", zipfile.ZIP_STORED) as z:
+        for info in source.infolist():
+            z.writestr(info.filename, source.read(info))
+    data = bytearray(damaged.getvalue())
+    at = data.index(b"WKW", data.index(b"1/z0/y0/x0.wkw"))
+    data[at + 100 : at + 140] = bytes(40)  # the member's CRC no longer matches
+    archive = zipfile.ZipFile(io.BytesIO(bytes(data)))
+    size = archive.getinfo("1/z0/y0/x0.wkw").file_size
+    reader = LayerReader(archive, "test", Budget(size // 2, 100))
+    with pytest.raises(PayloadTooLarge, match=r"x0\.wkw: the volume data inflates past"):
+        list(reader.bricks())
+    reader = LayerReader(zipfile.ZipFile(io.BytesIO(bytes(data))), "test", Budget(1 << 30, 100))
+    with pytest.raises(CollabError) as refused:
+        list(reader.bricks())
+    assert refused.value.status == 422
+
+
+def test_a_wkw_file_is_read_block_by_block() -> None:
+    """A file of 4³ raw blocks (8 MiB) is never in memory whole: reading
+    it holds about a block at a time."""
+    blocks = [np.full((32, 32, 32), i + 1, np.uint32) for i in range(64)]
+    for raw in (True, False):
+        archive = _wkw_zip(blocks, 2, raw)
+        reader = LayerReader(archive, "test", Budget(1 << 30, 100))
+        seen = 0
+        tracemalloc.start()
+        try:
+            for _mag, _b, voxels in reader.bricks():
+                seen += 1
+                del voxels
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert seen == 64
+        assert peak < 2 << 20, (raw, peak)  # the file: 8 MiB
+
+
+def test_damaged_data_zip_directories_are_refused_with_4xx(tmp_path: Path) -> None:
+    """The data zip's end record and central directory damaged at random
+    (sizes, counts, offsets set to anything, bytes flipped): the scan reads
+    the layer or refuses it with a 4xx error of the tree."""
+    folder, _ = webknossos_annotations()
+    with zipfile.ZipFile(folder / "skeleton_volume.zip") as z:
+        data_zip = z.read("data_0_Volume.zip")
+    directory = data_zip.index(b"PK\x01\x02")
+    rng = random.Random(5)
+    outcomes = {"read": 0, "refused": 0}
+    for _ in range(150):
+        data = bytearray(data_zip)
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(directory, len(data) - 4)
+            if rng.random() < 0.5:
+                data[at : at + 4] = struct.pack(
+                    "<I", rng.choice([0, 1, 0xFFFF, 0xFFFFFFFF, rng.getrandbits(32)])
+                )
+            else:
+                data[at] ^= 1 << rng.randrange(8)
+        path = _outer_with(tmp_path, bytes(data))
+        try:
+            scan(str(path), str(tmp_path), 1 << 30, 1 << 30, 10_000)
+        except CollabError as exc:
+            assert 400 <= exc.status < 500, exc
+            outcomes["refused"] += 1
+            continue
+        outcomes["read"] += 1
+    assert outcomes["refused"] > 50, outcomes
+
+
+def test_check_import_accepts_only_what_write_layers_writes() -> None:
+    upload = Upload(12, 3, 5, "Volume", "zarr3", "uint32", ["1", "2"], 10)
+    good = {"kind": "import", "layer": "upload-12", "upload": 12, "author": 5, "time": 1,
+            "mag": "1", "mags": ["1", "2"]}  # fmt: skip
+    check_import("upload-12", good, "uint32", upload)
+    check_import("upload-12", dict(good, upload=12.0, author=5.0), "uint32", upload)  # from JS
+    check_import("upload-12", dict(good, author=9), "uint32", replace(upload, author_id=None))
+    refused = {
+        "another key": ("7-1", good, "uint32", upload, "id must be 'upload-12'"),
+        "another layer": ("upload-12", dict(good, layer="L1"), "uint32", upload, "layer must"),
+        "no upload id": ("upload-12", dict(good, upload="12"), "uint32", upload, "upload id"),
+        "not this annotation's": ("upload-12", good, "uint32", None, "not this annotation's"),
+        "another upload": ("upload-12", good, "uint32", replace(upload, id=13), "not this"),
+        "another dtype": ("upload-12", good, "uint8", upload, "holds uint32 voxels"),
+        "another author": ("upload-12", dict(good, author=6), "uint32", upload, "author"),
+    }
+    for key, op, dtype, found, named in refused.values():
+        with pytest.raises(Unprocessable, match=named):
+            check_import(key, op, dtype, found)

@@ -13,6 +13,7 @@ import io
 import json
 import struct
 import time
+import tracemalloc
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,10 @@ from pycrdt import Map
 
 from collab.document.log import RoomKey
 from collab.segmentation.paint import downsample_labels
-from collab.store import materialised
+from collab.segmentation.volume_zip import ZarrZipWriter
+from collab.store import materialised, uploads
 from collab.volume import encoding as enc
+from collab.volume.mags import Mag
 from tests.conftest import LiveServer
 from tests.fixtures import shared_files, webknossos_annotations
 from tests.venvs import WEBKNOSSOS, run_script, tool_python
@@ -72,6 +75,39 @@ def assert_same_volumes(want: list[dict[str, Any]], got: list[dict[str, Any]]) -
         if w["voxels"]:
             np.testing.assert_array_equal(g["xyz"], w["xyz"], err_msg=where)
             np.testing.assert_array_equal(g["v"], w["v"], err_msg=where)
+
+
+def volume_zip(
+    bricks: dict[tuple[int, int, int], int],
+    segments: str = "",
+    trees: str = '<thing id="1" name="t"><nodes><node id="1" x="1" y="1" z="1" /></nodes>'
+    "<edges /></thing>",
+) -> bytes:
+    """A WEBKNOSSOS zip made here: a skeleton (``trees``), one volume layer
+    (fallback ``segmentation``) whose data zip holds, at mag 1, each of
+    ``bricks`` filled with its value (uint32; none: no data zip), and the
+    ``<segment>`` elements ``segments``."""
+    location = ""
+    data = io.BytesIO()
+    if bricks:
+        writer = ZarrZipWriter(data, np.dtype("uint32"))
+        for b, value in bricks.items():
+            writer.add(Mag(1, 1, 1), b, np.full(32**3, value, np.uint32).tobytes())
+        writer.close([Mag(1, 1, 1)], (0, 0, 0), (32, 32, 32), (1.0, 1.0, 1.0), None)
+        location = ' location="data_0_Volume.zip" format="zarr3"'
+    nml = (
+        '<?xml version="1.0" encoding="utf-8"?>\n<things>\n<parameters>'
+        '<experiment name="small" /><scale unit="nanometer" x="1" y="1" z="1" />'
+        f"</parameters>\n{trees}\n"
+        f'<volume id="0" name="Volume"{location} fallbackLayer="segmentation">'
+        f"<segments>{segments}</segments></volume>\n</things>\n"
+    )
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("made.nml", nml)
+        if bricks:
+            z.writestr("data_0_Volume.zip", data.getvalue(), zipfile.ZIP_STORED)
+    return out.getvalue()
 
 
 async def versions(live: LiveServer, token: str, ann: int, doc: str) -> list[dict[str, Any]]:
@@ -402,3 +438,404 @@ async def test_deleting_the_import_op_undoes_its_voxels(live: LiveServer, wk_zip
     assert (undone == 7).sum() == 0 and (undone == 2504698).sum() == 0
     np.testing.assert_array_equal(undone == 5, painted == 5)
     await writer.close()
+
+
+def _members(count: int) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for i in range(count):
+            z.writestr(f"volumeAnnotationData/1/c.0.{i}.0.0", b"")
+    return out.getvalue()
+
+
+def _damaged_wkw_data_zip() -> bytes:
+    """A WKW data zip whose one bucket file (4³ raw blocks, 8 MiB inflated,
+    a few KiB deflated) fails its CRC."""
+    header = b"WKW" + bytes([1, (2 << 4) | 5, 1, 3, 4]) + struct.pack("<Q", 16)
+    body = header + b"".join(np.full(32**3, i + 1, np.uint32).tobytes() for i in range(64))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("1/header.wkw", header)
+        z.writestr("1/z0/y0/x0.wkw", body)
+    data = bytearray(out.getvalue())
+    at = data.index(b"PK\x01\x02")  # the first member's directory entry: its CRC at +16
+    at = data.index(b"PK\x01\x02", at + 4)
+    data[at + 16 : at + 20] = bytes(4)
+    return bytes(data)
+
+
+async def test_data_zip_bombs_are_413_before_they_are_read(live: LiveServer, wk_zips: Path) -> None:
+    """A data zip's directory is bounded by what its bricks could need
+    before zipfile reads it, and a WKW bucket file's declared size is
+    charged to COLLAB_MAX_VOLUME_BYTES before it is inflated: all 413,
+    nothing stored."""
+    from tests.conftest import live_with, with_settings
+
+    source = wk_zips / "skeleton_volume.zip"
+    cases = {
+        "directory over its room": (_members(6000), "directory is larger than"),
+        "too many members": (_members(3000), "holds 3000 members, more than 1027"),
+        "wkw over the budget": (_damaged_wkw_data_zip(), "x0.wkw: the volume data inflates past"),
+    }
+    small = with_settings(
+        live.settings, port=live.settings.port + 1, max_volume_bricks=3, max_volume_bytes=2_000_000
+    )
+    async with live_with(small) as server:
+        _, token = await server.user()
+        ann = await server.annotation(token)
+        async with server.client(token) as http:
+            for what, (data_zip, named) in cases.items():
+                body = _rewrite(source, {"data_0_Volume.zip": data_zip})
+                r = await http.post(f"/api/annotations/{ann}/nml", content=body, headers=ZIP)
+                assert r.status_code == 413, (what, r.text)
+                assert named in r.json()["error"]["message"], (what, r.text)
+        assert await versions(server, token, ann, "skeleton") == []
+        assert await versions(server, token, ann, "segmentation") == []
+        async with server.services.pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM volume_uploads") == 0
+
+
+async def test_an_unsound_import_op_is_skipped(live: LiveServer, wk_zips: Path) -> None:
+    """An op rewritten into kind ``import`` (a rewrite of an existing key is
+    not seen by the check on arrival; here the server writes it, as such a
+    rewrite would land) that names the annotation's own upload from another
+    layer's op: the materialiser skips it (imports.check_import). The
+    rewritten brush stroke is undone; the upload's uint32 bricks never land
+    in the uint8 layer."""
+    a_id, token = await live.user("Ada")
+    ann = await live.annotation(token)
+    async with live.client(token) as http:
+        r = await http.post(
+            f"/api/annotations/{ann}/nml",
+            content=(wk_zips / "skeleton_volume.zip").read_bytes(),
+            headers=ZIP,
+        )
+        assert r.status_code == 200, r.text
+        lid = r.json()["segmentation"]["layers"][0]["id"]
+    upload = int(lid.removeprefix("upload-"))
+    writer = await YClient(live.sync_url(ann, "segmentation", token=token, acks="1")).connect()
+    entry = {"name": "L8", "dtype": "uint8", "mags": ["1"]}
+    assert await writer.write(lambda: writer.map("layers").__setitem__("L8", Map(entry)))
+    stroke = {"kind": "brush", "layer": "L8", "author": a_id, "time": 1, "mag": "1",
+              "plane": "xy", "points": [[5, 5, 5]], "radius": 3, "segment": 9,
+              "erase": False, "mode": "all"}  # fmt: skip
+    assert await writer.write(lambda: writer.map("ops").__setitem__(f"{a_id}-1", stroke))
+    url = f"/api/annotations/{ann}/volume/L8/1/0/0/0"
+    async with live.client(token) as http:
+        painted = await http.get(url)
+        assert painted.status_code == 200 and len(painted.content) == 32**3, painted.text
+        assert (np.frombuffer(painted.content, np.uint8) == 9).any()
+    rewritten = {"kind": "import", "layer": "L8", "upload": upload, "author": a_id,
+                 "time": 2, "mag": "1", "mags": ["1"]}  # fmt: skip
+    async with live.services.rooms.hold(RoomKey(ann, "segmentation")) as room:
+        await room.quiet()
+        room.change(
+            lambda doc: doc.get("ops", type=Map).__setitem__(f"{a_id}-1", rewritten),
+            a_id,
+            {"test": "a rewrite that slipped by"},
+        )
+    async with live.client(token) as http:
+        undone = await http.get(url)
+        assert undone.status_code == 200, undone.text
+        np.testing.assert_array_equal(
+            np.frombuffer(undone.content, np.uint8), np.zeros(32**3, np.uint8)
+        )
+        imported = await http.get(f"/api/annotations/{ann}/volume/{lid}/1/0/0/0")
+        assert (enc.from_raw(imported.content, np.dtype("uint32")) == 7).sum() == 8**3
+    async with live.services.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT data FROM materialised_bricks WHERE annotation_id = $1 AND layer = 'L8'", ann
+        )
+        ops = await conn.fetch(
+            "SELECT op FROM materialised_ops WHERE annotation_id = $1 AND layer = 'L8'", ann
+        )
+    assert rows and all(len(enc.decompress(r["data"])) == 32**3 for r in rows)  # uint8 only
+    assert ops == []  # the stroke undone, the rewrite not applied
+    await writer.close()
+
+
+async def test_zip_export_needs_the_annotations_dataset(live: LiveServer, wk_zips: Path) -> None:
+    """The zip export carries voxels: a viewer of the annotation who may not
+    read its dataset (shared with another team) is refused (403), as for
+    its bricks; the plain NML stays open to it."""
+    from tests.volume.helpers import make_dataset
+    from tests.work.helpers import make_org
+
+    org = await make_org(live)
+    make_dataset(Path(live.settings.roots[0]) / "small")
+    async with live.client(live.admin_token) as http:
+        body = {"name": "small", "url": "small", "teams": [org.team_a]}
+        assert (await http.post("/api/datasets", json=body)).status_code == 201
+    async with org.client(org.annotator) as http:
+        r = await http.post("/api/annotations", json={"name": "v", "dataset": "small"})
+        ann = r.json()["id"]
+        r = await http.post(
+            f"/api/annotations/{ann}/nml",
+            content=(wk_zips / "skeleton_volume.zip").read_bytes(),
+            headers=ZIP,
+        )
+        assert r.status_code == 200, r.text
+        grant = {"user": org.outsider.id, "role": "viewer"}
+        assert (await http.post(f"/api/annotations/{ann}/grants", json=grant)).status_code == 201
+        own = await http.get(f"/api/annotations/{ann}/nml", params={"format": "zip"})
+        assert own.status_code == 200 and own.content.startswith(b"PK"), own.text
+    async with org.client(org.outsider) as http:
+        lid = r.json()["segmentation"]["layers"][0]["id"]
+        brick = await http.get(f"/api/annotations/{ann}/volume/{lid}/1/0/0/0")
+        assert brick.status_code == 403, brick.text
+        url = f"/api/annotations/{ann}/nml"
+        for refused in (
+            await http.get(url, params={"format": "zip"}),
+            await http.get(url, headers={"accept": "application/zip"}),
+        ):
+            assert refused.status_code == 403, refused.status_code  # not the zip
+            assert refused.json()["error"]["code"] == "forbidden"
+        plain = await http.get(f"/api/annotations/{ann}/nml")
+        assert plain.status_code == 200 and b"<things" in plain.content
+
+
+async def test_mags_an_import_lacks_are_computed_in_bounded_memory(live: LiveServer) -> None:
+    """4,096 bricks at mag 1 (512 MiB of voxels, a few KiB zipped) under a
+    fallback with mags 1 and 2: the 512 bricks of mag 2 are computed batch
+    by batch and written as they go. Held all at once they were 64 MiB, and
+    their comparison with the version before as much again; the server's
+    process (this one: tracemalloc sees numpy) now peaks far below that."""
+    from tests.volume.helpers import make_dataset
+
+    make_dataset(Path(live.settings.roots[0]) / "small")
+    async with live.client(live.admin_token) as http:
+        r = await http.post("/api/datasets", json={"name": "small", "url": "small"})
+        assert r.status_code == 201, r.text
+    bricks = {
+        (x, y, z): 1 + (x + y + z) % 5 for x in range(16) for y in range(16) for z in range(16)
+    }
+    body = volume_zip(bricks)
+    _, token = await live.user()
+    async with live.client(token) as http:
+        ann = (await http.post("/api/annotations", json={"name": "v", "dataset": "small"})).json()[
+            "id"
+        ]
+        tracemalloc.start()
+        try:
+            r = await http.post(f"/api/annotations/{ann}/nml", content=body, headers=ZIP)
+            assert r.status_code == 200, r.text
+            lid = r.json()["segmentation"]["layers"][0]["id"]
+            coarse = await http.get(f"/api/annotations/{ann}/volume/{lid}/2/3/5/7")  # waits
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert coarse.status_code == 200, coarse.text
+    # Mag-2 brick (3, 5, 7) lies over mag-1 bricks (6..7, 10..11, 14..15).
+    want = np.zeros((64, 64, 64), np.uint32)
+    for i in (0, 1):
+        for j in (0, 1):
+            for k in (0, 1):
+                want[i * 32 : i * 32 + 32, j * 32 : j * 32 + 32, k * 32 : k * 32 + 32] = bricks[
+                    (6 + i, 10 + j, 14 + k)
+                ]
+    np.testing.assert_array_equal(
+        enc.from_raw(coarse.content, np.dtype("uint32")), downsample_labels(want, (2, 2, 2))
+    )
+    async with live.services.pool.acquire() as conn:
+        counts = dict(
+            await conn.fetch(
+                "SELECT mag, count(*) FROM materialised_bricks WHERE annotation_id = $1 "
+                "GROUP BY mag",
+                ann,
+            )
+        )
+    assert counts == {"1": 4096, "2": 512}, counts
+    print(f"import of 4,096 bricks: peak {peak / 2**20:.0f} MiB traced")
+    assert peak < 96 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+
+
+async def test_a_task_from_a_base_with_an_imported_zip_shows_its_voxels(
+    live: LiveServer, wk_zips: Path
+) -> None:
+    """A task's annotation is a copy of its base's documents, whose import
+    ops name the base's uploads: the copy (and a copy of the copy) uses
+    them, and materialises the same voxels. An upload of the base made after
+    the copy is not the copy's."""
+    from tests.work.helpers import make_org
+
+    org = await make_org(live)
+    async with org.client(org.manager) as http:
+        base = (await http.post("/api/annotations", json={"name": "base"})).json()["id"]
+        r = await http.post(
+            f"/api/annotations/{base}/nml",
+            content=(wk_zips / "skeleton_volume.zip").read_bytes(),
+            headers=ZIP,
+        )
+        assert r.status_code == 200, r.text
+        lid = r.json()["segmentation"]["layers"][0]["id"]
+        url = f"/api/annotations/{base}/volume/{lid}/1/0/0/0"
+        theirs = enc.from_raw((await http.get(url)).content, np.dtype("uint32"))
+    assert (theirs == 7).sum() == 8**3
+    r = await org.tasks({"project": org.project, "taskType": org.task_type,
+                         "position": [1, 2, 3], "baseAnnotation": base})  # fmt: skip
+    assert r.status_code == 201, r.text
+    async with org.client(org.annotator) as http:
+        copy = (await http.post("/api/tasks/next")).json()["annotation"]
+        got = await http.get(f"/api/annotations/{copy}/volume/{lid}/1/0/0/0")
+        assert got.status_code == 200, got.text
+    np.testing.assert_array_equal(enc.from_raw(got.content, np.dtype("uint32")), theirs)
+    # The copy as a task's base in turn.
+    r = await org.tasks({"project": org.project, "taskType": org.task_type,
+                         "position": [1, 2, 3], "baseAnnotation": copy})  # fmt: skip
+    assert r.status_code == 201, r.text
+    async with org.client(org.novice) as http:
+        second = (await http.post("/api/tasks/next")).json()["annotation"]
+        got = await http.get(f"/api/annotations/{second}/volume/{lid}/1/0/0/0")
+    np.testing.assert_array_equal(enc.from_raw(got.content, np.dtype("uint32")), theirs)
+    async with org.client(org.manager) as http:
+        r = await http.post(
+            f"/api/annotations/{base}/nml",
+            content=(wk_zips / "skeleton_volume.zip").read_bytes(),
+            headers=ZIP,
+        )
+        later = int(r.json()["segmentation"]["layers"][0]["id"].removeprefix("upload-"))
+    async with live.services.pool.acquire() as conn:
+        first = int(lid.removeprefix("upload-"))
+        assert await uploads.get(conn, second, first) is not None
+        assert await uploads.get(conn, copy, later) is None
+        assert await uploads.get(conn, base, later) is not None
+
+
+async def test_a_skeleton_task_refuses_volume_layers(live: LiveServer, wk_zips: Path) -> None:
+    """A task's annotation changes only the documents of its task type's
+    modes: a skeleton-only task refuses a zip with volume layers (403,
+    nothing stored, its skeleton not merged either) and takes one without;
+    a task with the volume mode takes the volume layers."""
+    from tests.work.helpers import make_org
+
+    org = await make_org(live)  # its task type: modes ["skeleton"]
+    r = await org.tasks({"project": org.project, "taskType": org.task_type,
+                         "position": [1, 2, 3]})  # fmt: skip
+    assert r.status_code == 201, r.text
+    body = (wk_zips / "skeleton_volume.zip").read_bytes()
+    async with org.client(org.annotator) as http:
+        ann = (await http.post("/api/tasks/next")).json()["annotation"]
+        r = await http.post(f"/api/annotations/{ann}/nml", content=body, headers=ZIP)
+        assert r.status_code == 403, r.text
+        error = r.json()["error"]
+        assert error["code"] == "forbidden" and "1 volume layer" in error["message"], error
+        assert await versions(live, org.annotator.token, ann, "skeleton") == []
+        assert await versions(live, org.annotator.token, ann, "segmentation") == []
+        with zipfile.ZipFile(wk_zips / "skeleton_volume.zip") as z:
+            nml = z.read("skeleton_volume.nml")
+        start, end = nml.index(b"<volume "), nml.index(b"</volume>") + len(b"</volume>")
+        plain = _rewrite(wk_zips / "skeleton_volume.zip", {
+            "data_0_Volume.zip": None, "skeleton_volume.nml": nml[:start] + nml[end:]
+        })  # fmt: skip
+        r = await http.post(f"/api/annotations/{ann}/nml", content=plain, headers=ZIP)
+        assert r.status_code == 200 and "segmentation" not in r.json(), r.text
+    async with live.services.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM volume_uploads") == 0
+    async with org.client(org.manager) as http:
+        r = await http.post(
+            "/api/tasktypes",
+            json={"name": "paint", "description": "", "modes": ["skeleton", "volume"]},
+        )
+        assert r.status_code == 201, r.text
+        volume_type = r.json()["id"]
+    r = await org.tasks({"project": org.project, "taskType": volume_type,
+                         "position": [1, 2, 3]})  # fmt: skip
+    async with org.client(org.annotator) as http:
+        ann = (await http.post("/api/tasks/next")).json()["annotation"]
+        r = await http.post(f"/api/annotations/{ann}/nml", content=body, headers=ZIP)
+        assert r.status_code == 200, r.text
+        assert len(r.json()["segmentation"]["layers"]) == 1
+
+
+def _segments(count: int, entries: int, chars: int) -> str:
+    """``count`` <segment> elements, each with ``entries`` metadata strings of ``chars``."""
+    meta = "".join(
+        f'<metadataEntry key="k{i}" stringValue="{"a" * chars}" />' for i in range(entries)
+    )
+    return "".join(
+        f'<segment id="{s + 1}" name="s{s}"><metadata>{meta}</metadata></segment>'
+        for s in range(count)
+    )
+
+
+async def test_segment_metadata_counts_toward_the_document_cap(settings: Any) -> None:
+    """50 segments with 100 metadata strings of 1,000 characters each: 5 MB
+    in the document, 20 KB zipped. Under a 1 MB cap the import is refused
+    (413 document_full) before anything is stored or merged; the same zip
+    with short metadata goes in."""
+    from tests.conftest import live_with, with_settings
+
+    async with live_with(with_settings(settings, max_document_bytes=1_000_000)) as live:
+        _, token = await live.user()
+        ann = await live.annotation(token)
+        big = volume_zip({}, _segments(50, 100, 1000))
+        assert len(big) < 100_000
+        async with live.client(token) as http:
+            r = await http.post(f"/api/annotations/{ann}/nml", content=big, headers=ZIP)
+            assert r.status_code == 413, r.text
+            assert r.json()["error"]["code"] == "document_full"
+            assert await versions(live, token, ann, "skeleton") == []
+            assert await versions(live, token, ann, "segmentation") == []
+            async with live.services.pool.acquire() as conn:
+                assert await conn.fetchval("SELECT count(*) FROM volume_uploads") == 0
+            small = volume_zip({}, _segments(50, 2, 10))
+            r = await http.post(f"/api/annotations/{ann}/nml", content=small, headers=ZIP)
+            assert r.status_code == 200, r.text
+            assert r.json()["segmentation"]["layers"][0]["segments"] == 50
+
+
+async def test_uploads_go_when_the_document_change_fails(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The segmentation document's change fails after the uploads were
+    stored and the skeleton merged: the uploads are removed (nothing names
+    them); the skeleton's version stays, as documented."""
+    from collab.segmentation import imports
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the document change failed")
+
+    _, token = await live.user()
+    ann = await live.annotation(token)
+    monkeypatch.setattr(imports, "write_layers", broken)
+    async with live.client(token) as http:
+        r = await http.post(
+            f"/api/annotations/{ann}/nml", content=volume_zip({(0, 0, 0): 3}), headers=ZIP
+        )
+    assert r.status_code == 500, r.text
+    monkeypatch.undo()
+    assert await versions(live, token, ann, "segmentation") == []
+    assert len(await versions(live, token, ann, "skeleton")) == 1
+    async with live.services.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM volume_uploads") == 0
+
+
+async def test_pending_uploads_are_settled_by_a_later_import(live: LiveServer) -> None:
+    """Uploads stored before a crash (pending: no version names them) are
+    removed by the first import an hour on; those a version names stay, no
+    longer pending."""
+    _, token = await live.user()
+    ann = await live.annotation(token)
+    async with live.client(token) as http:
+        r = await http.post(
+            f"/api/annotations/{ann}/nml", content=volume_zip({(0, 0, 0): 3}), headers=ZIP
+        )
+        assert r.status_code == 200, r.text
+    named = int(r.json()["segmentation"]["layers"][0]["id"].removeprefix("upload-"))
+    async with live.services.pool.acquire() as conn:
+        orphan = await uploads.create(conn, ann, None, "lost", "zarr3", "uint32", ["1"])
+        young = await uploads.create(conn, ann, None, "running", "zarr3", "uint32", ["1"])
+        await conn.execute(
+            "UPDATE volume_uploads SET created_at = now() - interval '2 hours' "
+            "WHERE id = ANY($1::bigint[])",
+            [named, orphan],
+        )
+    async with live.client(token) as http:
+        r = await http.post(
+            f"/api/annotations/{ann}/nml", content=volume_zip({(1, 0, 0): 4}), headers=ZIP
+        )
+        assert r.status_code == 200, r.text
+    async with live.services.pool.acquire() as conn:
+        rows = dict(await conn.fetch("SELECT id, pending FROM volume_uploads ORDER BY id"))
+    newest = max(rows)
+    assert rows == {named: False, young: True, newest: True}, rows
