@@ -1,0 +1,1 @@
+"""Proofreading: agglomerate graphs edited by merges and splits."""
