@@ -89,6 +89,8 @@ _MINIMUMS: dict[str, Any] = {
     "repair_merge_max_nodes": 0,
     "max_volume_bytes": 1024,
     "max_volume_bricks": 1,
+    "agglomerate_graph_bytes": 0,
+    "agglomerate_max_edges": 1,
 }
 
 
@@ -189,6 +191,14 @@ class Settings:
     #: undo that replays an import op holds the op's box of bricks (up to
     #: 128 KiB each for uint32): this bounds it.
     max_volume_bricks: int = 16_384
+    #: Memory for agglomerate graphs read from datasets' agglomerate
+    #: attachments (least recently used out). A 10,000-supervoxel
+    #: agglomerate with 30,000 edges takes 0.8 MB.
+    agglomerate_graph_bytes: int = 256 * 1024 * 1024
+    #: Most supervoxels, and most edges, of one agglomerate read from a
+    #: dataset (more: 413). The WEBKNOSSOS datastore's default limit; a
+    #: graph this large is 40 MB in memory and its minimum cut takes seconds.
+    agglomerate_max_edges: int = 1_000_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -25,6 +25,7 @@ carries its HTTP status, its WebSocket close code and a machine-readable
     │   ├── BadUpdate                (422, 4422)  a CRDT update pycrdt cannot apply
     │   ├── InvalidTask              (422)        an element of a task batch (its index given)
     │   ├── LayoutError              (422)        a dataset's files do not describe a dataset
+    │   ├── InvalidGraph             (422, 4422)  a graph operation's input (unknown or overlapping seeds)
     │   └── InvalidVolume            (422)        a volume layer of a WEBKNOSSOS zip we cannot import
     └── Unavailable                  (503, 1013)  database down, server shutting down,
                                                   voxels unreadable (collab/segmentation/voxels.py)
@@ -151,6 +152,13 @@ class InvalidVolume(Unprocessable):
     the file and what is wrong."""
 
     code = "invalid_volume"
+
+
+class InvalidGraph(Unprocessable):
+    """A graph, or a cut's sources and sinks, that a graph operation cannot
+    take (collab/proofreading/graph.py); the message says which part."""
+
+    code = "invalid_graph"
 
 
 class LayoutError(Unprocessable):

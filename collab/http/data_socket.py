@@ -625,7 +625,7 @@ async def volume_endpoint(ws: WebSocket) -> None:
     reader = AnnotationLayerReader(voxels, annotation_id, layer, info, version)
     proofreading: Proofreading = ws.app.state.proofreading
 
-    def watch(stream: BrickStream) -> AbstractContextManager[None]:
+    def watch(stream: BrickStream) -> AbstractContextManager[object]:
         """Changed bricks, and changed pairs of the layer's editable mapping."""
         stack = contextlib.ExitStack()
         stack.enter_context(materialiser.watch(annotation_id, stream.changed))
@@ -640,7 +640,7 @@ async def _serve(
     svc: Services,
     caller: Caller,
     reader: LayerReader,
-    watch: Callable[[BrickStream], AbstractContextManager[None]] | None,
+    watch: Callable[[BrickStream], AbstractContextManager[object]] | None,
 ) -> None:
     """Answer the socket's requests until it leaves; with ``watch`` (how to
     hear of changed bricks), the bricks it was sent are pushed as they change."""

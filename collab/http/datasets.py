@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -14,6 +16,7 @@ from collab.http.common import JSON, cached_caller, caller, field_str, read_json
 from collab.store import datasets as dataset_rows
 from collab.store import identity, work
 from collab.volume import encoding as enc
+from collab.volume.agglomerates import AgglomerateFile
 from collab.volume.dataset import Dataset, Layer
 from collab.volume.mags import Mag, parse_mag
 from collab.volume.service import Volumes
@@ -251,6 +254,33 @@ async def get_mapping(request: Request) -> JSON:
     return JSON({"name": mapping, "agglomerates": [int(v) for v in table]})
 
 
+async def _agglomerate_file(request: Request) -> AgglomerateFile:
+    name = request.path_params["dataset"]
+    await dataset_reader(request, name)
+    dataset = await volumes(request).dataset(name)
+    layer = dataset.layer(request.path_params["layer"])
+    return layer.agglomerate_file(request.path_params["mapping"])
+
+
+async def get_agglomerates(request: Request) -> JSON:
+    """What an agglomerate attachment holds: counts."""
+    file = await _agglomerate_file(request)
+    summary = await volumes(request).graphs.summary(file)
+    return JSON(summary.to_json())
+
+
+async def get_agglomerate(request: Request) -> Response:
+    """One agglomerate's graph: supervoxels, edges, affinities, positions
+    (rendered in a thread: a million edges take tens of milliseconds)."""
+    file = await _agglomerate_file(request)
+    raw = request.path_params["agglomerate"]
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 20 or int(raw) >= 1 << 64:
+        raise BadRequest(f"agglomerate id must be a non-negative integer, got {raw!r}")
+    graph = await volumes(request).graphs.graph(file, int(raw))
+    body = await asyncio.to_thread(lambda: orjson.dumps(graph.to_json()))
+    return Response(body, media_type="application/json")
+
+
 async def get_synapses(request: Request) -> JSON:
     name = request.path_params["dataset"]
     await dataset_reader(request, name)
@@ -275,5 +305,15 @@ routes = [
     ),
     Route(
         "/api/datasets/{dataset}/layers/{layer}/mappings/{mapping}", get_mapping, methods=["GET"]
+    ),
+    Route(
+        "/api/datasets/{dataset}/layers/{layer}/agglomerates/{mapping}",
+        get_agglomerates,
+        methods=["GET"],
+    ),
+    Route(
+        "/api/datasets/{dataset}/layers/{layer}/agglomerates/{mapping}/{agglomerate}",
+        get_agglomerate,
+        methods=["GET"],
     ),
 ]

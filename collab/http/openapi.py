@@ -213,5 +213,11 @@ OPENAPI: dict[str, Any] = {
         "/api/datasets/{dataset}/layers/{layer}/mappings/{mapping}": {
             "get": _op("a supervoxel→agglomerate mapping as JSON")
         },
+        "/api/datasets/{dataset}/layers/{layer}/agglomerates/{mapping}": {
+            "get": _op("an agglomerate attachment's counts (supervoxels, agglomerates, edges)")
+        },
+        "/api/datasets/{dataset}/layers/{layer}/agglomerates/{mapping}/{agglomerate}": {
+            "get": _op("one agglomerate's graph: supervoxels, edges, affinities, positions")
+        },
     },
 }

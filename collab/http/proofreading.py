@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import numpy as np
+from pycrdt import Map
 from starlette.requests import Request
 from starlette.routing import Route
 
@@ -96,7 +97,9 @@ async def _write(
     op["seq"] = seq
     async with svc.rooms.hold(RoomKey(annotation_id, SEGMENTATION.name)) as room:
         await room.quiet()  # no await from here to the change
-        version = room.change(lambda doc: doc.get("ops").__setitem__(key, op), author, summary)
+        version = room.change(
+            lambda doc: doc.get("ops", type=Map).__setitem__(key, op), author, summary
+        )
     if version is None:  # pragma: no cover - a new key always changes the document
         raise Unavailable("the change was not taken; try again")
     await svc.rooms.committer.flush()

@@ -1,1 +1,1 @@
-"""Proofreading: merges and splits of agglomerates (docs/schema.md, "Proofreading")."""
+"""Proofreading: agglomerate graphs edited by merges and splits (docs/schema.md, "Proofreading")."""

@@ -15,6 +15,11 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import LocalStore, StorePath
 
 from collab.errors import LayoutError, NotFound
+from collab.volume.agglomerates import (
+    SEGMENT_TO_AGGLOMERATE,
+    AgglomerateFile,
+    read_mapping_table,
+)
 from collab.volume.layout import (
     WK_PROPERTIES,
     DatasetSpec,
@@ -29,11 +34,10 @@ from collab.volume.layout import (
 from collab.volume.mags import Mag
 from collab.volume.source import MagSource
 
-#: Folder (inside a segmentation layer) holding supervoxel→agglomerate mappings,
-#: each a 1-D zarr array indexed by supervoxel id.
+#: Folder (inside a segmentation layer) holding supervoxel→agglomerate mappings:
+#: each a WEBKNOSSOS agglomerate attachment (a zarr group, collab/volume/agglomerates.py)
+#: or a bare 1-D zarr array indexed by supervoxel id.
 MAPPINGS_DIR = "agglomerates"
-#: Largest mapping loaded into memory (entries).
-MAX_MAPPING_ENTRIES = 1 << 27
 
 
 def open_store(location: str) -> Store:
@@ -62,7 +66,10 @@ class Layer:
     dtype: np.dtype[Any]
     sources: dict[Mag, MagSource]
     store: Store
+    #: Mapping name → path of its supervoxel→agglomerate array.
     mappings: dict[str, str] = field(default_factory=dict)
+    #: The mappings that come with a graph (agglomerate attachments).
+    agglomerates: dict[str, AgglomerateFile] = field(default_factory=dict)
     _loaded: dict[str, np.ndarray] = field(default_factory=dict)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -91,12 +98,19 @@ class Layer:
             raise NotFound(f"layer {self.name!r} has no mapping {name!r}")
         async with self._lock:
             if name not in self._loaded:
-                array = await zasync.open_array(store=StorePath(self.store, path))
-                if len(array.shape) != 1 or array.shape[0] > MAX_MAPPING_ENTRIES:
-                    raise LayoutError(f"{path}/zarr.json: a mapping is a 1-D array of ids")
-                values = np.asarray(await array.getitem(slice(None)))
-                self._loaded[name] = values.astype(self.dtype, copy=False)
+                self._loaded[name] = await asyncio.to_thread(
+                    read_mapping_table, self.store, path, self.dtype
+                )
         return self._loaded[name]
+
+    def agglomerate_file(self, name: str) -> AgglomerateFile:
+        """The agglomerate attachment behind mapping ``name``."""
+        found = self.agglomerates.get(name)
+        if found is None:
+            if name in self.mappings:
+                raise NotFound(f"mapping {name!r} of layer {self.name!r} has no agglomerate graph")
+            raise NotFound(f"layer {self.name!r} has no mapping {name!r}")
+        return found
 
     def metadata(self) -> dict[str, Any]:
         spec = self.spec
@@ -110,6 +124,7 @@ class Layer:
         }
         if spec.category == "segmentation":
             meta["mappings"] = sorted(self.mappings)
+            meta["agglomerateGraphs"] = sorted(self.agglomerates)
         return meta
 
 
@@ -271,15 +286,46 @@ async def _open_layer(store: Store, spec: LayerSpec) -> Layer:
             (hi[0], hi[1], hi[2]),
         )
     assert dtype is not None
+    if spec.category != "segmentation":
+        return Layer(spec, dtype, sources, store)
+    mappings, graphs = await _mappings(store, spec)
+    return Layer(spec, dtype, sources, store, mappings, graphs)
+
+
+async def _mappings(
+    store: Store, spec: LayerSpec
+) -> tuple[dict[str, str], dict[str, AgglomerateFile]]:
+    """The layer's mappings: the agglomerate attachments its properties declare
+    (zarr3 ones; hdf5 is not read), then what ``<layer>/agglomerates/`` holds."""
     mappings: dict[str, str] = {}
-    if spec.category == "segmentation":
-        layer_dir = spec.mags[0].path.rsplit("/", 1)[0] if "/" in spec.mags[0].path else ""
-        prefix = f"{layer_dir}/{MAPPINGS_DIR}" if layer_dir else MAPPINGS_DIR
-        try:
-            async for entry in store.list_dir(prefix):
-                name = entry.rstrip("/")
-                if name and await read_json(store, f"{prefix}/{name}/zarr.json") is not None:
-                    mappings[name] = f"{prefix}/{name}"
-        except (FileNotFoundError, NotImplementedError):
-            pass
-    return Layer(spec, dtype, sources, store, mappings)
+    graphs: dict[str, AgglomerateFile] = {}
+    for attachment in spec.agglomerates:
+        if attachment.data_format != "zarr3":
+            continue
+        doc = await read_json(store, f"{attachment.path}/zarr.json")
+        if not isinstance(doc, dict) or doc.get("node_type") != "group":
+            raise LayoutError(
+                f"{attachment.path}/zarr.json: the agglomerate attachment "
+                f"{attachment.name!r} is not a zarr v3 group"
+            )
+        mappings[attachment.name] = f"{attachment.path}/{SEGMENT_TO_AGGLOMERATE}"
+        graphs[attachment.name] = AgglomerateFile(attachment.name, store, attachment.path)
+    layer_dir = spec.mags[0].path.rsplit("/", 1)[0] if "/" in spec.mags[0].path else ""
+    prefix = f"{layer_dir}/{MAPPINGS_DIR}" if layer_dir else MAPPINGS_DIR
+    try:
+        found = [entry.rstrip("/") async for entry in store.list_dir(prefix)]
+    except (FileNotFoundError, NotImplementedError):
+        found = []
+    for name in sorted(found):
+        if not name or name in mappings:
+            continue
+        path = f"{prefix}/{name}"
+        doc = await read_json(store, f"{path}/zarr.json")
+        if not isinstance(doc, dict):
+            continue
+        if doc.get("node_type") == "array":
+            mappings[name] = path
+        elif await read_json(store, f"{path}/{SEGMENT_TO_AGGLOMERATE}/zarr.json") is not None:
+            mappings[name] = f"{path}/{SEGMENT_TO_AGGLOMERATE}"
+            graphs[name] = AgglomerateFile(name, store, path)
+    return mappings, graphs

@@ -9,10 +9,15 @@ to full size, which keeps a 512³ dataset well under a minute on two cores:
 * **image**: bright textured cytoplasm, dark membranes where two cells meet
   (not between supervoxels of one cell), darker mitochondria with cristae,
   vesicle clusters at synapses, a post-synaptic density, blur and noise.
-* **segmentation**: the supervoxel ids (uint32); mappings
-  ``agglomerates/ground_truth`` (supervoxel → cell) and
-  ``agglomerates/with_errors`` (the same with a few merge and split errors, for
-  proofreading practice; ``demo.json`` lists them).
+* **segmentation**: the supervoxel ids (uint32, 1..n without gaps); a piece
+  of a cell cut off from the rest joins the neighbouring cell it touches
+  most, so every cell is connected.
+* **agglomerate graphs** (WEBKNOSSOS agglomerate attachments, docs/datasets.md):
+  ``ground_truth`` (supervoxel → cell) and ``with_errors`` (the same with a
+  few merge and split errors, for proofreading practice; ``demo.json`` lists
+  them; each split cell's halves are connected). Edges join touching
+  supervoxels of one agglomerate; each affinity is the mean image over the
+  touching voxel pairs, membrane dark (0) to cytoplasm bright (1).
 * **synapses**: ``synapses.json``, each with a position (mag-1 voxels) and its
   pre- and post-synaptic cell.
 """
@@ -27,13 +32,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from scipy import ndimage
+from scipy.sparse.csgraph import breadth_first_order, connected_components
 from scipy.spatial import cKDTree
 
 from collab.volume.mags import Mag
-from collab.volume.writer import write_layer, write_mapping, write_properties
+from collab.volume.writer import write_agglomerate_graph, write_layer, write_properties
 
 VOXEL_NM = (8.0, 8.0, 8.0)
+#: Grey values of membranes and of cytoplasm in the image (before blur and noise).
+MEMBRANE, CYTOPLASM = 55.0, 168.0
 MAGS = [Mag(1, 1, 1), Mag(2, 2, 2), Mag(4, 4, 4), Mag(8, 8, 8)]
 
 
@@ -87,6 +96,10 @@ def generate(
         coords[:, 1:] = np.tile(grid_yz, (len(xs), 1))
         _, nearest = tree.query(_warp(coords, warp, base), workers=-1)
         sv[x0 : x0 + len(xs)] = (nearest + 1).reshape(len(xs), base, base)
+    sv, ground_truth = _compact(sv, ground_truth)
+    n_sv = len(ground_truth) - 1
+    contacts = _contacts(sv, n_sv)
+    _connect_cells(ground_truth, contacts)
     log(f"supervoxels: {n_sv} in {n_cells} cells ({time.monotonic() - started:.1f} s)")
 
     cells = ground_truth[sv]
@@ -100,12 +113,12 @@ def generate(
         membrane[tuple(upper)] |= edge
         membrane[tuple(lower)] |= edge
 
-    image = np.full(cells.shape, 168.0, dtype=np.float32)
+    image = np.full(cells.shape, CYTOPLASM, dtype=np.float32)
     texture = ndimage.zoom(
         rng.normal(0, 1, (base // 8, base // 8, base // 8)).astype(np.float32), 8, order=1
     )
     image += 10 * texture[:base, :base, :base]
-    image[membrane] = 55.0
+    image[membrane] = MEMBRANE
 
     # Mitochondria: dark ellipsoids with cristae, inside one cell each.
     n_mito = max(10, int(420 * (size / 512) ** 3))
@@ -127,6 +140,8 @@ def generate(
         cristae = 18 * np.sin((gx + gy * 0.5) * 1.7)
         image[window] = np.where(inside, 92.0 + cristae, image[window])
         image[window] = np.where(inside & (r2 > 0.7), 62.0, image[window])
+    affinity = _affinities(sv, n_sv, image, contacts)
+    positions = _positions(sv, n_sv)
     log(f"image at half size ({time.monotonic() - started:.1f} s)")
 
     # Synapses on membranes between two cells (base coordinates, then full size).
@@ -190,7 +205,7 @@ def generate(
     log(f"image at full size ({time.monotonic() - started:.1f} s)")
 
     supervoxels = np.repeat(np.repeat(np.repeat(sv, 2, axis=0), 2, axis=1), 2, axis=2)
-    with_errors, errors = _errors(ground_truth, synapses, rng)
+    with_errors, errors = _errors(ground_truth, synapses, rng, contacts)
 
     tmp = root.with_name(root.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -200,8 +215,13 @@ def generate(
         write_layer(tmp, "segmentation", "segmentation", supervoxels, MAGS),
     ]
     del color, supervoxels
-    write_mapping(tmp, "segmentation", "ground_truth", ground_truth)
-    write_mapping(tmp, "segmentation", "with_errors", with_errors)
+    edges = np.stack([contacts.row, contacts.col], axis=1).astype(np.int64)
+    layers[1]["attachments"] = {
+        "agglomerates": [
+            _write_graph(tmp, name, mapping, edges, affinity, positions)
+            for name, mapping in (("ground_truth", ground_truth), ("with_errors", with_errors))
+        ]
+    }
     write_properties(tmp, root.name, VOXEL_NM, layers)
     summary = {
         "seed": seed,
@@ -220,10 +240,142 @@ def generate(
     return summary
 
 
+def _compact(sv: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Renumber supervoxels 1..n without gaps (a seed can own no voxel), as
+    WEBKNOSSOS's agglomerate files expect."""
+    present = np.bincount(sv.ravel(), minlength=len(truth)) > 0
+    present[0] = True
+    if present.all():
+        return sv, truth
+    table = (np.cumsum(present) - 1).astype(sv.dtype)
+    return table[sv], truth[present]
+
+
+def _contacts(sv: np.ndarray, n: int, values: np.ndarray | None = None) -> sp.coo_matrix:
+    """Supervoxel adjacency: for each pair a < b of supervoxels with face
+    neighbouring voxels, the number of such voxel pairs (or the sum of
+    ``values`` over both voxels of each pair), as a canonical COO matrix."""
+    rows, cols, data = [], [], []
+    for axis in range(3):
+        upper: list[slice] = [slice(None)] * 3
+        lower: list[slice] = [slice(None)] * 3
+        upper[axis] = slice(1, None)
+        lower[axis] = slice(None, -1)
+        a, b = sv[tuple(lower)], sv[tuple(upper)]
+        touch = a != b
+        a, b = a[touch], b[touch]
+        rows.append(np.minimum(a, b))
+        cols.append(np.maximum(a, b))
+        if values is None:
+            data.append(np.ones(len(a), dtype=np.float64))
+        else:
+            data.append(
+                values[tuple(lower)][touch].astype(np.float64)
+                + values[tuple(upper)][touch].astype(np.float64)
+            )
+    matrix = sp.coo_matrix(
+        (np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))), shape=(n + 1, n + 1)
+    ).tocsr()
+    matrix.sort_indices()
+    return matrix.tocoo()
+
+
+def _connect_cells(truth: np.ndarray, contacts: sp.coo_matrix) -> None:
+    """Make every cell's supervoxels one connected piece: a piece cut off
+    from its cell's largest joins the neighbouring cell it touches most."""
+    a, b, w = contacts.row, contacts.col, contacts.data
+    n = len(truth)
+    for _ in range(100):
+        inside = truth[a] == truth[b]
+        graph = sp.coo_matrix((np.ones(int(inside.sum())), (a[inside], b[inside])), shape=(n, n))
+        _, piece = connected_components(graph, directed=False)
+        size = np.bincount(piece[1:], minlength=piece.max() + 1)
+        # The largest piece of each cell (ties: the lowest piece number).
+        order = np.lexsort((-size[piece[1:]], truth[1:]))
+        cell_sorted = truth[1:][order]
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = cell_sorted[1:] != cell_sorted[:-1]
+        main = np.zeros(int(truth.max()) + 1, dtype=np.int64)
+        main[cell_sorted[first]] = piece[1:][order][first]
+        stray = piece != main[truth]
+        stray[0] = False
+        if not stray.any():
+            return
+        # Contact of each stray piece with each other cell: move it to the largest.
+        across = ~inside
+        touch = np.concatenate([a[across], b[across]])
+        other = np.concatenate([b[across], a[across]])
+        weight = np.concatenate([w[across], w[across]])
+        keep = stray[touch]
+        pairs: dict[tuple[int, int], float] = {}
+        for p, c, x in zip(
+            piece[touch[keep]].tolist(),
+            truth[other[keep]].tolist(),
+            weight[keep].tolist(),
+            strict=True,
+        ):
+            pairs[(p, c)] = pairs.get((p, c), 0.0) + x
+        best: dict[int, tuple[float, int]] = {}
+        for (p, c), x in sorted(pairs.items()):
+            if p not in best or x > best[p][0]:
+                best[p] = (x, c)
+        for p, (_, c) in best.items():
+            truth[piece == p] = c
+    raise AssertionError("cells did not become connected")
+
+
+def _affinities(sv: np.ndarray, n: int, image: np.ndarray, contacts: sp.coo_matrix) -> np.ndarray:
+    """Per adjacent pair (in ``contacts`` order): the mean image over its
+    touching voxel pairs, from membrane dark (0) to cytoplasm bright (1)."""
+    sums = _contacts(sv, n, image)
+    assert np.array_equal(sums.row, contacts.row) and np.array_equal(sums.col, contacts.col)
+    mean = sums.data / (2 * contacts.data)
+    return np.clip((mean - MEMBRANE) / (CYTOPLASM - MEMBRANE), 0, 1).astype(np.float32)
+
+
+def _positions(sv: np.ndarray, n: int) -> np.ndarray:
+    """A mag-1 voxel inside each supervoxel: its centroid where that lies
+    inside, else its first voxel."""
+    counts = np.bincount(sv.ravel(), minlength=n + 1).astype(np.float64)
+    counts[0] = 1
+    grid = np.indices(sv.shape[1:], dtype=np.float64)
+    centre = np.zeros((n + 1, 3))
+    for x in range(sv.shape[0]):
+        ids = sv[x].ravel()
+        centre[:, 0] += np.bincount(ids, minlength=n + 1) * x
+        centre[:, 1] += np.bincount(ids, weights=grid[0].ravel(), minlength=n + 1)
+        centre[:, 2] += np.bincount(ids, weights=grid[1].ravel(), minlength=n + 1)
+    half = np.round(centre / counts[:, None]).astype(np.int64)
+    half = np.clip(half, 0, np.array(sv.shape) - 1)
+    inside = sv[half[:, 0], half[:, 1], half[:, 2]] == np.arange(n + 1)
+    for s in np.flatnonzero(~inside[1:]) + 1:
+        half[s] = np.unravel_index(int(np.flatnonzero(sv == s)[0]), sv.shape)
+    half[0] = 0
+    return (2 * half).astype(np.int32)
+
+
+def _write_graph(
+    root: Path,
+    name: str,
+    mapping: np.ndarray,
+    edges: np.ndarray,
+    affinity: np.ndarray,
+    positions: np.ndarray,
+) -> dict[str, str]:
+    """The adjacency edges within the agglomerates of ``mapping``."""
+    inside = mapping[edges[:, 0]] == mapping[edges[:, 1]]
+    return write_agglomerate_graph(
+        root, "segmentation", name, mapping, edges[inside], affinity[inside], positions
+    )
+
+
 def _errors(
-    truth: np.ndarray, synapses: list[dict[str, Any]], rng: np.random.Generator
+    truth: np.ndarray,
+    synapses: list[dict[str, Any]],
+    rng: np.random.Generator,
+    contacts: sp.coo_matrix,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Merge a few touching cells and split a few others."""
+    """Merge a few touching cells and split a few others in two connected halves."""
     mapping = truth.copy()
     merges: list[list[int]] = []
     used: set[int] = set()
@@ -244,7 +396,7 @@ def _errors(
         members = np.flatnonzero(truth == cell)
         if cell in used or len(members) < 6:
             continue
-        half = members[len(members) // 2 :]
+        half = _split(members, truth, contacts)
         mapping[half] = next_id
         splits.append({"cell": cell, "newId": next_id, "supervoxels": len(half)})
         next_id += 1
@@ -252,3 +404,21 @@ def _errors(
         if len(splits) == 4:
             break
     return mapping, {"merges": merges, "splits": splits}
+
+
+def _split(members: np.ndarray, truth: np.ndarray, contacts: sp.coo_matrix) -> np.ndarray:
+    """The supervoxels of one (connected) cell that leave it: the cell in
+    breadth-first order from its smallest supervoxel, the second half, less
+    the pieces of it cut off from its largest (they stay), so both halves
+    are connected."""
+    a, b = contacts.row, contacts.col
+    inside = np.isin(a, members) & np.isin(b, members)
+    n = len(truth)
+    graph = sp.coo_matrix((np.ones(int(inside.sum())), (a[inside], b[inside])), shape=(n, n))
+    order = breadth_first_order(graph, int(members[0]), directed=False, return_predecessors=False)
+    rest = np.sort(order[len(order) // 2 :])
+    keep = np.isin(a, rest) & np.isin(b, rest)
+    pieces = sp.coo_matrix((np.ones(int(keep.sum())), (a[keep], b[keep])), shape=(n, n))
+    _, piece = connected_components(pieces, directed=False)
+    largest = np.bincount(piece[rest]).argmax()
+    return rest[piece[rest] == largest]

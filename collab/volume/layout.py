@@ -69,6 +69,17 @@ class MagSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class AttachmentSpec:
+    """One entry of a layer's ``attachments`` in ``datasource-properties.json``."""
+
+    name: str
+    #: Relative to the dataset's root (``./`` dropped).
+    path: str
+    #: ``"zarr3"``, ``"hdf5"`` or ``"json"``: only zarr3 is read here.
+    data_format: str
+
+
+@dataclass(frozen=True, slots=True)
 class LayerSpec:
     name: str
     category: str
@@ -81,6 +92,8 @@ class LayerSpec:
     #: The largest segment id in the layer, as its properties say (segmentation
     #: layers; None when they do not): new segment ids start above it.
     largest_segment_id: int | None = None
+    #: Agglomerate attachments the properties declare (``attachments.agglomerates``).
+    agglomerates: tuple[AttachmentSpec, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +235,7 @@ def _wk_layer(layer: dict[str, Any], name: str, where: str) -> LayerSpec:
         _name(m, f"{where}.mappings") for m in layer.get("mappings", []) if isinstance(m, str)
     )
     largest = layer.get("largestSegmentId")
+    agglomerates = _attachments(layer.get("attachments"), "agglomerates", f"{where}.attachments")
     return LayerSpec(
         name,
         category,
@@ -233,7 +247,37 @@ def _wk_layer(layer: dict[str, Any], name: str, where: str) -> LayerSpec:
         largest
         if isinstance(largest, int) and not isinstance(largest, bool) and largest >= 0
         else None,
+        agglomerates,
     )
+
+
+#: Attachment formats WEBKNOSSOS declares (only zarr3 agglomerates are read here).
+ATTACHMENT_FORMATS = ("zarr3", "hdf5", "json")
+
+
+def _attachments(doc: Any, kind: str, where: str) -> tuple[AttachmentSpec, ...]:
+    """The ``kind`` list of a layer's ``attachments`` (absent or null: none)."""
+    if doc is None:
+        return ()
+    if not isinstance(doc, dict):
+        raise LayoutError(f"{where}: expected an object")
+    entries = doc.get(kind)
+    if entries is None:
+        return ()
+    if not isinstance(entries, list):
+        raise LayoutError(f"{where}.{kind}: expected a list")
+    out: list[AttachmentSpec] = []
+    for i, entry in enumerate(entries):
+        ewhere = f"{where}.{kind}[{i}]"
+        name = _name(_need(entry, "name", ewhere), f"{ewhere}.name")
+        if any(a.name == name for a in out):
+            raise LayoutError(f"{ewhere}.name: {name!r} is listed twice")
+        fmt = _need(entry, "dataFormat", ewhere)
+        if fmt not in ATTACHMENT_FORMATS:
+            raise LayoutError(f"{ewhere}.dataFormat: expected one of {list(ATTACHMENT_FORMATS)}")
+        path = _relative_path(_need(entry, "path", ewhere), f"{ewhere}.path")
+        out.append(AttachmentSpec(name, path, fmt))
+    return tuple(out)
 
 
 def _axes_from_order(order: Any, where: str) -> tuple[str, ...]:

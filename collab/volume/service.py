@@ -23,6 +23,7 @@ from collab.metrics import Metrics
 from collab.store import datasets as dataset_rows
 from collab.store.database import Database
 from collab.volume import encoding as enc
+from collab.volume.agglomerates import AgglomerateReader
 from collab.volume.cache import Brick, BrickCache
 from collab.volume.dataset import Dataset, Layer, open_dataset
 from collab.volume.mags import Mag
@@ -54,6 +55,9 @@ class Volumes:
         self.pool = pool
         self.metrics = metrics
         self.cache = BrickCache(settings.brick_cache_bytes)
+        self.graphs = AgglomerateReader(
+            settings.agglomerate_graph_bytes, settings.agglomerate_max_edges
+        )
         self._open: dict[str, Dataset] = {}
         self._opening: dict[str, asyncio.Future[Dataset]] = {}
         self._inflight: dict[Hashable, asyncio.Future[Brick]] = {}
@@ -78,6 +82,7 @@ class Volumes:
                         source.files.close()
         self._open.clear()
         self.cache.clear()
+        self.graphs.clear()
 
     # -- datasets -------------------------------------------------------------
 

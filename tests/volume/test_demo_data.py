@@ -10,7 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
+from zarr.storage import LocalStore
 
+from collab.proofreading.graph import components, min_cut
+from collab.volume.agglomerates import AgglomerateFile, AgglomerateGraph, read_graph
 from collab.volume.demo_data import generate
 from collab.volume.encoding import from_raw
 from tests.conftest import LiveServer
@@ -24,6 +27,73 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("demo") / "demo"
     summary = generate(root, SIZE, seed=3)
     return root, summary
+
+
+def _mapping(root: Path, name: str) -> np.ndarray:
+    path = root / "segmentation/agglomerates" / name / "segment_to_agglomerate"
+    return np.asarray(zarr.open_array(str(path), mode="r")[:])
+
+
+def _graph(root: Path, name: str, agglomerate: int) -> AgglomerateGraph:
+    store = LocalStore(str(root), read_only=True)
+    file = AgglomerateFile(name, store, f"segmentation/agglomerates/{name}")
+    return read_graph(file, agglomerate, 1 << 20)
+
+
+def _adjacency(seg: np.ndarray) -> set[tuple[int, int]]:
+    pairs: set[tuple[int, int]] = set()
+    for axis in range(3):
+        a = np.moveaxis(seg, axis, 0)
+        touch = a[:-1] != a[1:]
+        lo = np.minimum(a[:-1][touch], a[1:][touch])
+        hi = np.maximum(a[:-1][touch], a[1:][touch])
+        pairs |= set(zip(lo.tolist(), hi.tolist(), strict=True))
+    return pairs
+
+
+def test_agglomerate_graphs(demo: tuple[Path, dict]) -> None:
+    """Each agglomerate's graph joins exactly its supervoxels, by edges between
+    supervoxels that touch, into one piece; affinities are high inside a
+    cell and low across membranes, so a minimum cut between one supervoxel
+    of each cell of a merge error removes exactly the edges between them."""
+    root, summary = demo
+    seg = np.asarray(zarr.open_array(str(root / "segmentation" / "1"))[0])
+    touching = _adjacency(seg)
+    truth = _mapping(root, "ground_truth")
+    assert len(truth) - 1 == summary["supervoxels"] == int(seg.max())
+    assert set(np.unique(seg).tolist()) == set(range(1, len(truth)))  # ids without gaps
+    inside: list[float] = []
+    for name in ("ground_truth", "with_errors"):
+        mapping = _mapping(root, name)
+        for agglomerate in np.unique(mapping[1:]).tolist():
+            graph = _graph(root, name, agglomerate)
+            members = np.flatnonzero(mapping == agglomerate)
+            assert graph.segments.tolist() == members.tolist()
+            assert set(graph.edges.ravel().tolist()) <= set(members.tolist())
+            assert {tuple(e) for e in graph.edges.tolist()} <= touching
+            assert len(set(components(graph.segments, graph.edges).tolist())) == 1, (
+                name,
+                agglomerate,
+            )
+            for s, p in zip(graph.segments.tolist(), graph.positions.tolist(), strict=True):
+                assert seg[p[0], p[1], p[2]] == s
+            if name == "ground_truth":
+                inside += graph.affinities.tolist()
+        # Every pair of touching supervoxels of one agglomerate is an edge.
+        edges = sum(len(_graph(root, name, a).edges) for a in np.unique(mapping[1:]).tolist())
+        assert edges == sum(1 for a, b in touching if mapping[a] == mapping[b])
+    assert np.median(inside) > 0.8
+    for keep, gone in summary["errors"]["merges"]:
+        graph = _graph(root, "with_errors", keep)
+        cells = truth[graph.segments.astype(np.int64)]
+        across = np.flatnonzero(
+            cells[np.searchsorted(graph.segments, graph.edges[:, 0])]
+            != cells[np.searchsorted(graph.segments, graph.edges[:, 1])]
+        )
+        assert len(across) and graph.affinities[across].max() < 0.2
+        seeds = graph.segments[cells == keep][:1], graph.segments[cells == gone][:1]
+        cut = min_cut(graph.segments, graph.edges, graph.affinities, *seeds)
+        assert cut.tolist() == across.tolist()
 
 
 def _digest(root: Path) -> str:
@@ -48,8 +118,8 @@ def test_content_is_consistent(demo: tuple[Path, dict]) -> None:
     root, summary = demo
     color = np.asarray(zarr.open_array(str(root / "color" / "1"))[0])
     seg = np.asarray(zarr.open_array(str(root / "segmentation" / "1"))[0])
-    truth = np.asarray(zarr.open_array(str(root / "segmentation/agglomerates/ground_truth"))[:])
-    errors = np.asarray(zarr.open_array(str(root / "segmentation/agglomerates/with_errors"))[:])
+    truth = _mapping(root, "ground_truth")
+    errors = _mapping(root, "with_errors")
     assert color.shape == seg.shape == (SIZE, SIZE, SIZE)
     # Over-segmented: more supervoxels than cells, every voxel labelled.
     assert seg.min() >= 1 and len(np.unique(seg)) > len(np.unique(truth[1:])) > 4
@@ -100,6 +170,7 @@ async def test_served_bricks_equal_zarr(demo: tuple[Path, dict], live: LiveServe
         r = await http.post("/api/datasets", json={"name": "demo", "url": "demo"})
         assert r.status_code == 201
         assert r.json()["layers"][1]["mappings"] == ["ground_truth", "with_errors"]
+        assert r.json()["layers"][1]["agglomerateGraphs"] == ["ground_truth", "with_errors"]
         served = (await http.get("/api/datasets/demo/synapses")).json()["synapses"]
         assert served == json.loads((root / "synapses.json").read_text())["synapses"]
     _, token = await live.user("viewer")
