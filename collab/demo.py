@@ -30,14 +30,24 @@ def dataset_dir(settings: Settings) -> Path:
 
 def ensure_dataset(settings: Settings, size: int = 512) -> Path:
     """Generate the synthetic dataset unless a finished one is there."""
+    from collab.volume.demo_data import FORMAT, generate
+
     root = dataset_dir(settings)
-    if (root / "datasource-properties.json").exists():
+    if (root / "datasource-properties.json").exists() and _format(root) >= FORMAT:
         return root
-    from collab.volume.demo_data import generate
 
     print(f"collab demo: creating the demo dataset ({size}³ voxels, once) in {root}", flush=True)
     generate(root, size, log=lambda text: print(f"  {text}", file=sys.stderr, flush=True))
     return root
+
+
+def _format(root: Path) -> int:
+    """The format of a generated dataset (demo_data.FORMAT; 1 before it was kept)."""
+    try:
+        found = orjson.loads((root / "demo.json").read_bytes()).get("format", 1)
+    except (OSError, orjson.JSONDecodeError, AttributeError):
+        return 1
+    return found if isinstance(found, int) else 1
 
 
 async def register_dataset(svc: Services) -> None:

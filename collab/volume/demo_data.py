@@ -41,6 +41,9 @@ from collab.volume.mags import Mag
 from collab.volume.writer import write_agglomerate_graph, write_layer, write_properties
 
 VOXEL_NM = (8.0, 8.0, 8.0)
+#: What a generated dataset holds, in ``demo.json``: 2 adds agglomerate
+#: graphs and synapses' supervoxels and types; an older one is made again.
+FORMAT = 2
 #: Grey values of membranes and of cytoplasm in the image (before blur and noise).
 MEMBRANE, CYTOPLASM = 55.0, 168.0
 MAGS = [Mag(1, 1, 1), Mag(2, 2, 2), Mag(4, 4, 4), Mag(8, 8, 8)]
@@ -156,7 +159,10 @@ def generate(
         if not (6 <= x < base - 7 and 6 <= y < base - 6 and 6 <= z < base - 6):
             continue
         a, b = int(cells[x, y, z]), int(cells[x + 1, y, z])
-        pre, post, side = (a, b, -1) if rng.random() < 0.5 else (b, a, 1)
+        sa, sb = int(sv[x, y, z]), int(sv[x + 1, y, z])
+        forward = rng.random() < 0.5
+        pre, post, side = (a, b, -1) if forward else (b, a, 1)
+        pre_sv, post_sv = (sa, sb) if forward else (sb, sa)
         if (pre, post) in seen_pairs:
             continue
         seen_pairs.add((pre, post))
@@ -166,6 +172,12 @@ def generate(
                 "position": [int(2 * x + 1), int(2 * y + 1), int(2 * z + 1)],
                 "pre": pre,
                 "post": post,
+                # The supervoxels on each side: the connectome follows the
+                # (editable) mapping from them.
+                "preSegment": pre_sv,
+                "postSegment": post_sv,
+                # Dale's law: a cell's synapses are all of one type.
+                "type": "inhibitory" if pre % 5 == 0 else "excitatory",
                 "side": side,
             }
         )
@@ -224,6 +236,7 @@ def generate(
     }
     write_properties(tmp, root.name, VOXEL_NM, layers)
     summary = {
+        "format": FORMAT,
         "seed": seed,
         "size": [size, size, size],
         "voxelSize": list(VOXEL_NM),
