@@ -132,6 +132,21 @@ OPENAPI: dict[str, Any] = {
         "/api/annotations/{annotation_id}/volume/{layer}/segments/{segment}": {
             "get": _op("a segment's voxel count and box in the volume layer (?mag=&version=)")
         },
+        "/api/annotations/{annotation_id}/volume/{layer}/merge": {
+            "post": _op("merge two agglomerates (an edge a-b)", 201, _obj(a=INT, b=INT), A)
+        },
+        "/api/annotations/{annotation_id}/volume/{layer}/split": {
+            "post": _op("split an agglomerate by the minimum cut between sources and sinks", 201)
+        },
+        "/api/annotations/{annotation_id}/volume/{layer}/agglomerates": {
+            "post": _op("the agglomerate of each supervoxel named, in the editable mapping")
+        },
+        "/api/annotations/{annotation_id}/volume/{layer}/agglomerates/{agglomerate}": {
+            "get": _op("an agglomerate of the editable mapping: supervoxels, edges, affinities")
+        },
+        "/api/annotations/{annotation_id}/volume/{layer}/connectome": {
+            "get": _op("an agglomerate's synapses and partners (?segment= or ?agglomerate=)")
+        },
         "/api/teams": {
             "post": _op("create a team (admin)", 201, _obj(name=S)),
             "get": _op("teams"),
