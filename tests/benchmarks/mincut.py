@@ -78,6 +78,16 @@ def agglomerate(nodes: int, case: str, seed: int = 3) -> dict[str, Any]:
     ends = (edges - 1000).astype(np.int64)
     across = cell[ends[:, 0]] != cell[ends[:, 1]]
     if case == "merge":
+        # The two cells touch through a small patch (the merger), nowhere else.
+        cy, cz = shape[1] // 2, shape[2] // 2
+        patch = (np.abs(y[ends[:, 0]] - cy) <= 2) & (np.abs(z[ends[:, 0]] - cz) <= 2)
+        keep = ~across | patch
+        # A supervoxel left without an edge keeps one (the agglomerate stays whole).
+        degree = np.bincount(ends[keep].ravel(), minlength=nodes)
+        for lonely in np.flatnonzero(degree == 0).tolist():
+            keep[np.flatnonzero((ends == lonely).any(axis=1))[0]] = True
+        edges, ends, across = edges[keep], ends[keep], across[keep]
+    if case == "merge":
         affinities = np.where(
             across, rng.uniform(0, 0.15, len(edges)), rng.uniform(0.6, 1, len(edges))
         )
@@ -159,6 +169,44 @@ def igraph_cut(g: dict[str, Any]) -> tuple[set[int], int]:
     return set(cut.cut), int(cut.value)
 
 
+def ortools_cut(g: dict[str, Any]) -> tuple[set[int], int]:
+    from ortools.graph.python import max_flow
+
+    order = np.sort(g["nodes"])
+    local = _index(g)
+    w = capacities(g["affinities"])
+    solver = max_flow.SimpleMaxFlow()
+    solver.add_arcs_with_capacity(
+        np.concatenate([local[:, 0], local[:, 1]]),
+        np.concatenate([local[:, 1], local[:, 0]]),
+        np.concatenate([w, w]),
+    )
+    s = int(np.searchsorted(order, g["source"]))
+    t = int(np.searchsorted(order, g["sink"]))
+    assert solver.solve(s, t) == solver.OPTIMAL
+    side = np.zeros(len(order), dtype=bool)
+    side[solver.get_source_side_min_cut()] = True
+    return set(np.flatnonzero(side[local[:, 0]] != side[local[:, 1]]).tolist()), int(
+        solver.optimal_flow()
+    )
+
+
+def pymaxflow_cut(g: dict[str, Any]) -> tuple[set[int], int]:
+    import maxflow
+
+    order = np.sort(g["nodes"])
+    local = _index(g)
+    w = capacities(g["affinities"])
+    graph = maxflow.Graph[int](len(order), len(local))
+    graph.add_nodes(len(order))
+    graph.add_edges(local[:, 0], local[:, 1], w, w)
+    graph.add_tedge(int(np.searchsorted(order, g["source"])), 1 << 30, 0)
+    graph.add_tedge(int(np.searchsorted(order, g["sink"])), 0, 1 << 30)
+    value = graph.maxflow()
+    side = ~graph.get_grid_segments(np.arange(len(order)))
+    return set(np.flatnonzero(side[local[:, 0]] != side[local[:, 1]]).tolist()), int(value)
+
+
 def igraph_components(g: dict[str, Any]) -> int:
     import igraph
 
@@ -203,6 +251,8 @@ def main() -> None:
         "scipy": scipy.__version__,
         "networkx": available("networkx"),
         "igraph": available("igraph"),
+        "ortools": available("ortools"),
+        "maxflow": available("maxflow"),
     }
     print("versions:", ", ".join(f"{k} {v or 'missing'}" for k, v in versions.items()))
     rows: list[tuple[str, str, str, float, float, str]] = []
@@ -218,6 +268,8 @@ def main() -> None:
             ("networkx preflow_push", networkx_cut("preflow_push"), "networkx"),
             ("networkx boykov_kolmogorov", networkx_cut("boykov_kolmogorov"), "networkx"),
             ("igraph", igraph_cut, "igraph"),
+            ("ortools (Apache-2.0)", ortools_cut, "ortools"),
+            ("PyMaxflow (GPL)", pymaxflow_cut, "maxflow"),
         ]
         for label, fn, module in cuts:
             if versions[module] is None:
