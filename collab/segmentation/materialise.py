@@ -375,7 +375,9 @@ class Materialiser:
                 continue
             for start in range(0, len(bricks), BATCH_BRICKS):
                 batch = bricks[start : start + BATCH_BRICKS]
-                before = await self._read(key, layer, mag, info, batch, version - 1)
+                # Not kept in the newest bricks' cache: an import's thousands
+                # would fill it for nothing (the new voxels replace them).
+                before = await self._read(key, layer, mag, info, batch, version - 1, keep=False)
                 rows.extend(
                     await asyncio.to_thread(
                         _rows_if_changed, layer, mag, batch, changed, before, info.dtype
@@ -741,9 +743,11 @@ class Materialiser:
         info: LayerInfo,
         bricks: list[Brick],
         version: int | None,
+        keep: bool = True,
     ) -> dict[Brick, np.ndarray]:
         """The bricks as of ``version`` (None: the newest written): what the
-        ops wrote, else the fallback's, else zeros (writable copies)."""
+        ops wrote, else the fallback's, else zeros (writable copies); kept in
+        the newest bricks' cache unless ``keep`` is False."""
         if not bricks:
             return {}
         ann = key.annotation_id
@@ -773,7 +777,7 @@ class Materialiser:
         for b in bricks:
             if b not in out:
                 out[b] = await self._unwritten(key.annotation_id, info, mag, b)
-        if head and self._head_at.get(ann) == at:
+        if keep and head and self._head_at.get(ann) == at:
             for b in bricks:
                 self._cache(ann, layer, mag, b, out[b])
         return out
