@@ -144,6 +144,28 @@ describe('a live layer', () => {
     source.close()
   })
 
+  it('hands on MAPPED frames and arriving voxels; a lost socket is a reset', () => {
+    const source = new BrickSource('/volume/7/L1', 'tok', 1, 1 << 30, true)
+    const worker = FakeWorker.last
+    const deliver = (data: Decoded | { open: true } | { closed: true }) => worker.onmessage({ data })
+    deliver({ open: true })
+    const mapped: [number, boolean, string[]][] = []
+    source.onMapped = (m) => mapped.push([m.version, m.reset, Array.from(m.pairs, String)])
+    const voxels: number[] = []
+    source.onVoxels = (data) => voxels.push(Number(data[0]))
+    const mag = parseMag('1')
+    source.want(mag, [[0, 0, 0]], [0, 0, 0])
+    source.flush()
+    deliver({ kind: 'bricks', records: [{ requestId: 1, brick: [0, 0, 0], status: 0, dtype: 3, voxels: u32(5) }] })
+    deliver({ kind: 'pushed', version: 3, mag: [1, 1, 1], records: [{ requestId: 0, brick: [0, 0, 0], status: 0, dtype: 3, voxels: u32(6) }] })
+    expect(voxels).toEqual([5, 6])
+    deliver({ kind: 'mapped', version: 4, reset: false, pairs: new BigUint64Array([9n, 1n, 10n, 1n]) })
+    deliver({ kind: 'mapped', version: 5, reset: true, pairs: new BigUint64Array(0) })
+    deliver({ closed: true })
+    expect(mapped).toEqual([[4, false, ['9', '1', '10', '1']], [5, true, []], [0, true, []]])
+    source.close()
+  })
+
   it('keeps uint64 bricks exact: ids above 2^53 read as bigints', () => {
     const source = new BrickSource('/data/d/seg', 'tok', 1)
     const worker = FakeWorker.last

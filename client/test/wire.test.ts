@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { segmentId } from '../src/segmentation/segment_id'
-import { decodeFrame } from '../src/volume/brick_decode'
+import { decodeFrame, transferables } from '../src/volume/brick_decode'
 import { typedVoxels } from '../src/volume/bricks'
 import { segmentColour } from '../src/volume/layers'
 import { type Coord, DTYPE_UINT64, packCancel, packRequest, STATUS_STALE, unpack } from '../src/volume/wire'
@@ -108,6 +108,38 @@ describe('brick frames', () => {
     expect(segmentColour(ids[0])).toBe(segmentColour(2n ** 53n + 1n))
     const big = [ids[0], ids[1], 2n ** 53n + 2n, 2n ** 60n + 12345n].map((id) => segmentColour(id))
     expect(new Set(big).size).toBe(4)
+  })
+
+  it('unpacks mapped frames: supervoxel → agglomerate pairs, exact above 2^53', () => {
+    const g = golden.mapped
+    const data = bytes(g.hex)
+    const u32 = (n: number) => hex(new Uint8Array(new Uint32Array([n]).buffer))
+    // The 12-byte header laid out by hand: type, flags, reserved, version, pair count.
+    expect(hex(data.subarray(0, 12))).toBe('85' + '00' + '0000' + u32(g.version) + u32(g.pairs.length))
+    const frame = unpack(data)
+    if (frame.kind !== 'mapped') throw new Error(frame.kind)
+    expect([frame.mapped.version, frame.mapped.reset]).toEqual([g.version, g.reset])
+    const pairs = Array.from(frame.mapped.pairs, segmentId)
+    expect(pairs.map(String)).toEqual(g.pairs.flat())
+    expect(pairs.map((id) => typeof id)).toEqual(['number', 'number', 'bigint', 'bigint'])
+    for (let cut = 1; cut < data.length; cut++) expect(() => unpack(data.subarray(0, cut))).toThrow()
+    // From an offset where a BigUint64Array could not view the pairs: copied, the same.
+    const shifted = new Uint8Array(data.length + 3)
+    shifted.set(data, 3)
+    const again = unpack(shifted.subarray(3))
+    expect(again.kind === 'mapped' && Array.from(again.mapped.pairs).map(String)).toEqual(g.pairs.flat())
+    // As the worker hands it to the page: the pairs' buffer is transferred.
+    const decoded = decodeFrame(data)
+    if (decoded.kind !== 'mapped') throw new Error(decoded.kind)
+    expect(transferables(decoded)).toEqual([decoded.pairs.buffer])
+    expect(Array.from(decoded.pairs).map(String)).toEqual(g.pairs.flat())
+  })
+
+  it('unpacks a mapped reset: no pairs, look up again', () => {
+    const g = golden.mapped_reset
+    const frame = unpack(bytes(g.hex))
+    if (frame.kind !== 'mapped') throw new Error(frame.kind)
+    expect([frame.mapped.version, frame.mapped.reset, frame.mapped.pairs.length]).toEqual([g.version, true, 0])
   })
 
   it('refuses truncated and unknown frames', () => {

@@ -38,7 +38,6 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
   // The volume layers, segments and voxel ops: synced, kept and counted the same way.
   const segConnection = new Connection(id, 'segmentation', api.token, info.access !== 'read')
   const seg = new SegmentationDoc(segConnection.doc)
-  const undo = new PageUndo({ skeleton: sk.undo, segmentation: seg.undo })
   /** What the plane shows: the live document, or an earlier version while replaying. */
   let view: SkeletonDoc = sk
   const params = new URLSearchParams(location.search)
@@ -74,14 +73,19 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
       </div>
       <aside>
         <div data-testid="volume-tools" class="tools" hidden>
-          <p><button data-testid="tool-skeleton" title="skeleton (Ctrl+K S)">skeleton</button><button data-testid="tool-brush" title="brush (B; Ctrl+K B)">brush</button><button data-testid="tool-erase" title="eraser (E; Ctrl+Shift+drag with the brush)">erase</button><button data-testid="tool-fill" title="2D fill (F; Ctrl+K F)">fill</button></p>
+          <p><button data-testid="tool-skeleton" title="skeleton (Ctrl+K S)">skeleton</button><button data-testid="tool-brush" title="brush (B; Ctrl+K B)">brush</button><button data-testid="tool-erase" title="eraser (E; Ctrl+Shift+drag with the brush)">erase</button><button data-testid="tool-fill" title="2D fill (F; Ctrl+K F)">fill</button><button data-testid="tool-proofread" title="proofreading (Ctrl+K O): click picks, Shift+click merges, Ctrl+click splits">proofread</button></p>
+          <div data-testid="paint-controls">
           <p><label>brush <input type="range" data-testid="brush-size" min="1" max="256" step="1" /></label> <span data-testid="brush-size-value"></span>
              <select data-testid="overwrite" title="Ctrl+drag inverts it for one stroke"><option value="all">overwrite everything</option><option value="empty">only empty voxels</option></select></p>
           <p>segment <span class="swatch" data-testid="active-segment-swatch"></span><span data-testid="active-segment">none</span>
              <button data-testid="new-segment" title="a new segment id (C)">new segment</button> <span data-testid="tool-note" class="error"></span></p>
+          </div>
+          <p data-testid="proofread-active" hidden>active: <span data-testid="proofread-active-text"></span></p>
         </div>
+        <div data-testid="toast" class="toast" role="status" hidden></div>
         <p data-testid="add-volume-layer-row" hidden><button data-testid="add-volume-layer">Add volume layer</button> (over the dataset's segmentation)</p>
         <p data-testid="volume-layer-row" hidden>volume layer: <span data-testid="volume-layer"></span></p>
+        <p data-testid="active-mapping-row" hidden><label>coloured by <select data-testid="active-mapping" title="the layer's activeMapping: proofreading edits it"></select></label></p>
         <p><label>brightness <input type="range" data-testid="brightness" min="-0.5" max="0.5" step="0.01" /></label>
            <label>contrast <input type="range" data-testid="contrast" min="0.25" max="4" step="0.05" /></label></p>
         <p data-testid="segmentation-controls" hidden><label><input type="checkbox" data-testid="seg-shown" /> segmentation</label>
@@ -93,9 +97,10 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
         <p>active node: <span data-testid="active-node">none</span></p>
         <p class="node-edit"><label>comment <input data-testid="comment" size="18" /></label>
            <label>radius <input data-testid="radius" type="number" min="0.1" step="0.5" style="width: 5em" /></label></p>
-        <h3 class="tabs"><button data-testid="tab-trees" class="tab active">Trees</button><button data-testid="tab-segments" class="tab">Segments</button></h3>
+        <h3 class="tabs"><button data-testid="tab-trees" class="tab active">Trees</button><button data-testid="tab-segments" class="tab">Segments</button><button data-testid="tab-connectome" class="tab" hidden>Connectome</button></h3>
         <div data-testid="trees-panel"><ul data-testid="trees" class="trees"></ul></div>
         <div data-testid="segments-panel" hidden><ul data-testid="segments" class="trees segments"></ul></div>
+        <div data-testid="connectome-panel" hidden><div data-testid="connectome" class="connectome"></div></div>
         <p><button data-testid="nml-export">Download NML</button>
            <label class="button">Import NML… <input data-testid="nml-import" type="file" accept=".nml,.zip" hidden /></label>
            <span data-testid="nml-status"></span></p>
@@ -232,6 +237,7 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
           ? { source: segmentation.source, mags: segmentation.mags, alpha: overlay.alpha, colour: segmentColour, look: '' }
           : null)),
     brush: tools.brushCursor(),
+    marker: tools.marker(),
   })
 
   // The view in the URL (a link opens the same view), without a history entry per move.
@@ -308,6 +314,9 @@ export async function viewer(root: HTMLElement, api: Api, id: number): Promise<v
       redraw()
     },
   })
+
+  // Ctrl+Z: the page's last edit, a node, a stroke or a proofreading op.
+  const undo = new PageUndo({ skeleton: sk.undo, segmentation: seg.undo }, { proofreading: tools.proofreading.tool })
 
   function draw(): void {
     frame = 0

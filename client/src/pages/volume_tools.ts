@@ -6,7 +6,9 @@
 // stroke). A stroke is one op written when the button is released
 // (../tools/brush.ts); until the server pushes the bricks it painted, it
 // shows as a preview (../volume/preview.ts). The segments tab lists the
-// layer's segments (./segment_list.ts). Read-only pages get no tools.
+// layer's segments (./segment_list.ts). The proofreading tool (Ctrl+K, O)
+// and colouring by agglomerate are ./proofreading.ts's. Read-only pages
+// get no tools.
 
 import type { Api, Me } from '../api'
 import { IdBlocks, unusedBlocks } from '../segmentation/ids'
@@ -21,12 +23,14 @@ import { type Mag, voxelAt } from '../volume/bricks'
 import { type Layer, openVolumeLayer, segmentColour } from '../volume/layers'
 import { Preview } from '../volume/preview'
 import { renderSegmentList, segmentCss } from './segment_list'
+import { ProofreadingView } from './proofreading'
+import { clickKind } from '../tools/proofread'
 
-export type Tool = 'skeleton' | 'brush' | 'erase' | 'fill'
-const TOOLS: Tool[] = ['skeleton', 'brush', 'erase', 'fill']
+export type Tool = 'skeleton' | 'brush' | 'erase' | 'fill' | 'proofread'
+const TOOLS: Tool[] = ['skeleton', 'brush', 'erase', 'fill', 'proofread']
 /** Ctrl+K, then a letter within this long, picks a tool (WEBKNOSSOS's chords). */
 const CHORD_MS = 2000
-const CHORD: Record<string, Tool> = { s: 'skeleton', b: 'brush', e: 'erase', f: 'fill' }
+const CHORD: Record<string, Tool> = { s: 'skeleton', b: 'brush', e: 'erase', f: 'fill', o: 'proofread' }
 
 interface VolumeLayer {
   id: string
@@ -73,9 +77,20 @@ export class VolumeTools {
   private listVersion = 0
   private note = ''
   private readonly seg: SegmentationDoc
+  /** Colour by agglomerate, the proofreading tool, the connectome. */
+  readonly proofreading: ProofreadingView
 
   constructor(private readonly o: VolumeToolsOptions) {
     this.seg = o.seg
+    this.proofreading = new ProofreadingView({
+      root: o.root,
+      api: o.api,
+      annotation: o.annotation,
+      seg: o.seg,
+      datasetSegmentation: o.datasetSegmentation,
+      redraw: o.redraw,
+      centreOn: o.centreOn,
+    })
     this.seg.layers.observeDeep(() => this.syncLayer())
     this.seg.segments.observe(() => {
       this.rebuildLooks()
@@ -118,13 +133,21 @@ export class VolumeTools {
     const volume = this.volume
     if (!volume) return null
     const looks = this.looks
+    const colourOf = (id: number | bigint) => looks.get(segmentId(id)) ?? segmentColour(id)
+    // With an active mapping each supervoxel in its agglomerate's look.
+    const mapped = this.proofreading.overlay(colourOf, String(this.lookVersion))
     return {
       source: volume.layer.source,
       mags: volume.layer.mags,
       alpha,
-      colour: (id) => looks.get(segmentId(id)) ?? segmentColour(id),
-      look: String(this.lookVersion),
+      colour: mapped?.colour ?? colourOf,
+      look: mapped?.look ?? String(this.lookVersion),
     }
+  }
+
+  /** The proofreading tool's active segment (a white crosshair). */
+  marker(): Scene['marker'] {
+    return this.proofreading.marker()
   }
 
   brushCursor(): Scene['brush'] {
@@ -139,6 +162,7 @@ export class VolumeTools {
     const entry = id ? this.seg.layer(id) : null
     if (id && entry && this.volume?.id === id) {
       this.volume.entry = entry
+      this.proofreading.sync(this.volume)
       return
     }
     this.volume?.layer.source.close()
@@ -167,6 +191,7 @@ export class VolumeTools {
       this.seedIds()
       this.rebuildLooks()
     }
+    this.proofreading.sync(this.volume)
     this.o.redraw()
   }
 
@@ -253,6 +278,13 @@ export class VolumeTools {
   /** A press in a plane; true when a volume tool took it. */
   mousedown(plane: PlaneView, event: MouseEvent, scene: Scene): boolean {
     if (!this.painting || !this.volume) return false
+    if (this.tool === 'proofread') {
+      if (event.button !== 0) return false
+      // Left click picks, Shift+click merges, Ctrl+click splits (../tools/proofread.ts).
+      const p = plane.toVoxel(event.offsetX, event.offsetY, scene)
+      this.proofreading.click(clickKind(event), voxelAt(this.volume.layer.source, this.magFor(plane), p), p)
+      return true
+    }
     // Classic controls: a right drag erases (with the brush or the eraser).
     const classicErase = this.o.classic() && event.button === 2 && this.tool !== 'fill'
     if (event.button !== 0 && !classicErase) return false
@@ -363,7 +395,7 @@ export class VolumeTools {
 
   setTool(tool: Tool): void {
     this.tool = tool
-    if (tool !== 'skeleton' && this.volume) void this.volume.ids.refill()
+    if (tool !== 'skeleton' && tool !== 'proofread' && this.volume) void this.volume.ids.refill()
     this.o.redraw()
   }
 
@@ -394,6 +426,10 @@ export class VolumeTools {
       return true
     }
     if (this.tool === 'skeleton') return false // B, F, C keep their skeleton meanings
+    if (key === 'escape' && this.tool === 'proofread' && this.proofreading.tool.active) {
+      this.proofreading.tool.clear()
+      return true
+    }
     if (key === 'escape' && this.stroke) {
       this.preview.remove(this.stroke.id)
       this.stroke = null
@@ -429,7 +465,7 @@ export class VolumeTools {
     })
     this.el('new-segment').addEventListener('click', () => this.newSegment())
     this.el('add-volume-layer').addEventListener('click', () => this.addLayer())
-    const tabs = ['trees', 'segments'] as const
+    const tabs = ['trees', 'segments', 'connectome'] as const
     for (const tab of tabs) {
       this.el(`tab-${tab}`).addEventListener('click', () => {
         for (const other of tabs) {
@@ -466,6 +502,8 @@ export class VolumeTools {
       swatch.style.background = this.active === null ? 'transparent' : segmentCss(this.active, this.seg.segment(volume.id, this.active))
       this.el('tool-note').textContent = this.note || (volume.ids.error && volume.ids.available === 0 ? `segment ids: ${volume.ids.error}` : '')
     }
+    this.el('paint-controls').hidden = this.tool === 'proofread'
+    this.proofreading.render(volume, writer && this.o.live(), writer && volume !== null && this.tool === 'proofread')
     this.showSegments()
   }
 

@@ -9,6 +9,9 @@ import type { BoundingBox, Vec3, VoxelOp } from './ops'
 import { compareSegmentIds, parseSegmentId, type SegmentId } from './segment_id'
 
 export const LOCAL = Symbol('this page (segmentation)')
+/** This page undoing its own proofreading op: no Y.UndoManager tracks it
+ *  (../tools/proofread.ts keeps those ops' history). */
+export const PROOFREAD = Symbol('this page (proofreading undo)')
 
 export interface LayerEntry {
   name: string
@@ -17,6 +20,8 @@ export interface LayerEntry {
   mags: string[]
   boundingBox: BoundingBox | null
   largestSegmentId: number | null
+  /** An agglomerate mapping of the fallback layer: the layer's editable mapping's base (null: none). */
+  activeMapping: string | null
 }
 
 export interface SegmentValue {
@@ -83,6 +88,7 @@ export class SegmentationDoc {
     const mags = entry.get('mags')
     const largest = entry.get('largestSegmentId')
     const fallback = entry.get('fallback')
+    const active = entry.get('activeMapping')
     return {
       name: String(entry.get('name') ?? id),
       dtype: String(entry.get('dtype') ?? 'uint32'),
@@ -90,11 +96,12 @@ export class SegmentationDoc {
       mags: Array.isArray(mags) && mags.length ? mags.map(String) : ['1'],
       boundingBox: topLeft && size ? { topLeft, size } : null,
       largestSegmentId: typeof largest === 'number' ? largest : null,
+      activeMapping: typeof active === 'string' && active ? active : null,
     }
   }
 
   /** A volume layer (WEBKNOSSOS's "Add volume layer"): a plain write into `layers`. */
-  addLayer(entry: Omit<LayerEntry, 'largestSegmentId'>): string {
+  addLayer(entry: Omit<LayerEntry, 'largestSegmentId' | 'activeMapping'> & { activeMapping?: string | null }): string {
     const id = this.newId()
     this.doc.transact(() => {
       const map = new Y.Map<unknown>()
@@ -103,10 +110,22 @@ export class SegmentationDoc {
       map.set('fallback', entry.fallback)
       map.set('mags', entry.mags)
       map.set('boundingBox', entry.boundingBox)
-      map.set('activeMapping', null)
+      map.set('activeMapping', entry.activeMapping ?? null)
       this.layers.set(id, map)
     }, 'layer')
     return id
+  }
+
+  /** The layer's editable mapping starts from ``mapping`` (an agglomerate
+   *  mapping of its fallback layer), or (null) the layer has none. */
+  setActiveMapping(id: string, mapping: string | null): void {
+    const entry = this.layers.get(id)
+    if (entry instanceof Y.Map) this.doc.transact(() => entry.set('activeMapping', mapping), 'layer')
+  }
+
+  /** Delete an op as this page's proofreading undo (never tracked by ``undo``). */
+  deleteOp(key: string): void {
+    if (this.ops.has(key)) this.doc.transact(() => this.ops.delete(key), PROOFREAD)
   }
 
   /** Write one voxel op (one undo step); a segment it paints that has no

@@ -2,31 +2,58 @@
 // documents: each document has its own Y.UndoManager tracking the page's
 // own origin (never anyone else's edits); this keeps the order the page's
 // edits were made in across them, so Ctrl+Z undoes the last edit whichever
-// document it went to (a stroke, then a node: the node first). A new edit
-// forgets what was undone, as in WEBKNOSSOS. Pure: client/test/undo.test.ts.
+// document it went to (a stroke, then a node: the node first). Edits that
+// no Y.UndoManager tracks (proofreading ops, which the server writes:
+// ../tools/proofread.ts) come from an UndoSource in the same order. A new
+// edit forgets what was undone, as in WEBKNOSSOS. Pure:
+// client/test/undo.test.ts.
 
 import type * as Y from 'yjs'
+
+/** An undoable history that is not a Y.UndoManager's. */
+export interface UndoSource {
+  /** Undo its latest edit; false when there was nothing (left) to undo. */
+  undo(): boolean
+  redo(): boolean
+  /** Set by PageUndo: the source calls it when the page made a new edit there. */
+  added: () => void
+}
+
+interface Steps {
+  undo(): unknown
+  redo(): unknown
+}
 
 export class PageUndo {
   /** Which manager holds each undoable edit, the latest last. */
   private done: string[] = []
   private undone: string[] = []
   private replaying = false
+  private readonly steps: Record<string, Steps> = {}
   onChange: () => void = () => undefined
 
-  constructor(private readonly managers: Record<string, Y.UndoManager>) {
+  constructor(managers: Record<string, Y.UndoManager>, sources: Record<string, UndoSource> = {}) {
     for (const [name, manager] of Object.entries(managers)) {
+      this.steps[name] = manager
       manager.on('stack-item-added', (event: { type: 'undo' | 'redo' }) => {
-        if (this.replaying || event.type !== 'undo') return
-        this.done.push(name)
-        this.undone = []
-        this.onChange()
+        if (event.type === 'undo') this.added(name)
       })
       manager.on('stack-cleared', () => {
         this.done = this.done.filter((n) => n !== name)
         this.undone = this.undone.filter((n) => n !== name)
       })
     }
+    for (const [name, source] of Object.entries(sources)) {
+      this.steps[name] = { undo: () => source.undo() || null, redo: () => source.redo() || null }
+      source.added = () => this.added(name)
+    }
+  }
+
+  private added(name: string): void {
+    if (this.replaying) return
+    this.done.push(name)
+    this.undone = []
+    this.onChange()
   }
 
   get canUndo(): boolean {
@@ -46,14 +73,14 @@ export class PageUndo {
     return this.step(this.undone, this.done, (m) => m.redo())
   }
 
-  private step(from: string[], to: string[], run: (m: Y.UndoManager) => unknown): string | null {
+  private step(from: string[], to: string[], run: (m: Steps) => unknown): string | null {
     while (from.length) {
       const name = from.pop() as string
-      const manager = this.managers[name]
+      const steps = this.steps[name]
       this.replaying = true
       let item: unknown
       try {
-        item = run(manager)
+        item = run(steps)
       } finally {
         this.replaying = false
       }

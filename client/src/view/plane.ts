@@ -53,6 +53,8 @@ export interface Scene {
   } | null
   /** The brush under the cursor: a circle of ``radius`` voxels (mag 1) in that plane. */
   brush: { plane: string; at: [number, number]; radius: number; erase: boolean } | null
+  /** The proofreading tool's active segment: a white crosshair where it was picked. */
+  marker: Vec3 | null
 }
 
 export interface Contrast {
@@ -108,6 +110,7 @@ export class PlaneView {
     this.drawSkeleton(scene)
     this.drawPeers(scene)
     this.drawBrush(scene)
+    this.drawMarker(scene)
     ctx.fillStyle = '#aaa'
     ctx.fillText(this.spec.name.toUpperCase(), 6, 14)
   }
@@ -207,13 +210,20 @@ export class PlaneView {
           grid.drop(slot)
           continue
         }
+        // Neighbouring voxels mostly hold one id: its colour is looked up once per run.
+        let lastId: number | bigint = 0
+        let lastColour = 0
         for (let j = 0; j < BRICK; j++) {
           let at = first + j * dv
           for (let i = 0; i < BRICK; i++, at += du) {
             if (grey) this.greyTexels[j * BRICK + i] = Number(grey[at]) & 0xff
             if (ids) {
               const id = ids[at]
-              this.colourTexels[j * BRICK + i] = id ? colour(id) : 0
+              if (id !== lastId) {
+                lastId = id
+                lastColour = id ? colour(id) : 0
+              }
+              this.colourTexels[j * BRICK + i] = lastColour
             }
           }
         }
@@ -307,6 +317,21 @@ export class PlaneView {
     ctx.arc(brush.at[0], brush.at[1], Math.max(1, brush.radius * scene.zoom), 0, 2 * Math.PI)
     ctx.stroke()
     ctx.setLineDash([])
+  }
+
+  private drawMarker(scene: Scene): void {
+    const p = scene.marker
+    if (!p || Math.abs(p[this.spec.w] - scene.centre[this.spec.w]) > SLAB) return
+    const ctx = this.ctx
+    const [x, y] = this.toScreen([p[0] + 0.5, p[1] + 0.5, p[2] + 0.5], scene)
+    ctx.strokeStyle = '#fff'
+    ctx.lineWidth = 1.5
+    ctx.beginPath()
+    for (const [dx, dy] of [[1, 0], [-1, 0], [0, 1], [0, -1]]) {
+      ctx.moveTo(x + dx * 4, y + dy * 4)
+      ctx.lineTo(x + dx * 12, y + dy * 12)
+    }
+    ctx.stroke()
   }
 
   /** The node nearest a screen point within 10 pixels, near this plane. */

@@ -40,7 +40,8 @@ const FRAGMENT = `#version 300 es
 precision highp float;
 precision highp int;
 // Per level: R8UI grey values and RGBA8UI segment colours (alpha 0: no
-// segment), BRICK×BRICK texels per slot; RG8UI per slot: EM there,
+// segment; 255: drawn at the overlay's opacity; another: highlighted),
+// BRICK×BRICK texels per slot; RG8UI per slot: EM there,
 // segmentation there.
 uniform highp usampler2D em0, seg0, valid0, em1, seg1, valid1;
 struct Level {
@@ -84,7 +85,8 @@ void main() {
   }
   float c = clamp(floor((g - 127.5) * look.y + 127.5 + look.x * 255.0 + 0.5), 0.0, 255.0) / 255.0;
   vec3 rgb = vec3(c);
-  if (s.a != 0u && alpha > 0.0) rgb = mix(rgb, vec3(s.rgb) / 255.0, alpha);
+  // Alpha 255: the overlay's opacity; below (a highlighted segment): halfway to opaque.
+  if (s.a != 0u && alpha > 0.0) rgb = mix(rgb, vec3(s.rgb) / 255.0, s.a == 255u ? alpha : alpha + (1.0 - alpha) * 0.5);
   colour = vec4(rgb, 1.0);
 }
 `

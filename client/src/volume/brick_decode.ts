@@ -10,6 +10,7 @@ import { ENCODING_ZSTD, STATUS_OK, unpack } from './wire'
 export type Decoded =
   | { kind: 'bricks'; records: DecodedBrick[] }
   | { kind: 'pushed'; version: number; mag: [number, number, number]; records: DecodedBrick[] }
+  | { kind: 'mapped'; version: number; reset: boolean; pairs: BigUint64Array }
   | { kind: 'done'; requestId: number }
   | { kind: 'error'; requestId: number; code: number; message: string }
   | { kind: 'bad'; message: string } // not a frame of the protocol
@@ -33,6 +34,7 @@ export function decodeFrame(data: Uint8Array): Decoded {
   }
   if (frame.kind === 'done') return { kind: 'done', requestId: frame.done.requestId }
   if (frame.kind === 'error') return { kind: 'error', ...frame.error }
+  if (frame.kind === 'mapped') return { kind: 'mapped', ...frame.mapped }
   const records = (frame.kind === 'pushed' ? frame.pushed.records : frame.records).map((record): DecodedBrick => {
     let voxels: ArrayBuffer | null = null
     if (record.status === STATUS_OK) {
@@ -54,5 +56,6 @@ export function decodeFrame(data: Uint8Array): Decoded {
 
 /** Buffers a decoded frame can hand over without copying. */
 export function transferables(decoded: Decoded): ArrayBuffer[] {
+  if (decoded.kind === 'mapped') return [decoded.pairs.buffer as ArrayBuffer]
   return decoded.kind === 'bricks' || decoded.kind === 'pushed' ? decoded.records.flatMap((r) => (r.voxels ? [r.voxels] : [])) : []
 }

@@ -19,6 +19,7 @@ import {
   DTYPE_UINT32,
   DTYPE_UINT64,
   ENCODING_RAW,
+  type Mapped,
   packCancel,
   packRequest,
   STATUS_STALE,
@@ -99,6 +100,11 @@ export class BrickSource {
   onBrick: () => void = () => undefined
   /** A PUSHED frame arrived: the version and the bricks it replaced. */
   onPushed: (version: number, keys: string[]) => void = () => undefined
+  /** A MAPPED frame arrived (the layer's editable mapping changed); or, as a
+   *  reset of version 0, a live socket was lost (what was pushed meanwhile is missed). */
+  onMapped: (mapped: Mapped) => void = () => undefined
+  /** A brick's voxels arrived (answered or pushed). */
+  onVoxels: (voxels: Exclude<BrickData, null>) => void = () => undefined
   /** This page's strokes shown over the bricks until the server's arrive. */
   preview: Preview | null = null
   /** Per brick replaced since it was first cached (pushed): views upload it again. */
@@ -150,8 +156,12 @@ export class BrickSource {
       this.pending.clear()
       this.openRequests.clear()
       this.outstanding = 0
-      // A live layer missed what was pushed meanwhile: its bricks are asked for again.
-      if (this.live) this.dropCache()
+      // A live layer missed what was pushed meanwhile: its bricks are asked
+      // for again, and the agglomerates of what it shows are looked up again.
+      if (this.live) {
+        this.dropCache()
+        this.onMapped({ version: 0, reset: true, pairs: new BigUint64Array(0) })
+      }
       if (!this.closed) setTimeout(() => this.closed || this.connect(), 500 + Math.random() * 1000)
     } else this.receive(message)
   }
@@ -270,7 +280,7 @@ export class BrickSource {
           continue
         }
         this.stale.delete(k)
-        this.cache.set(k, typedVoxels(record.dtype, record.voxels))
+        this.keep(k, typedVoxels(record.dtype, record.voxels))
         this.replaced.set(k, (this.replaced.get(k) ?? 0) + 1)
         replaced.push(k)
       }
@@ -278,6 +288,8 @@ export class BrickSource {
       this.preview?.pushed(frame.version, replaced)
       this.onPushed(frame.version, keys)
       this.onBrick()
+    } else if (frame.kind === 'mapped') {
+      this.onMapped({ version: frame.version, reset: frame.reset, pairs: frame.pairs })
     } else if (frame.kind === 'done') {
       this.openRequests.delete(frame.requestId)
     } else if (frame.kind === 'bad') {
@@ -307,7 +319,7 @@ export class BrickSource {
     open.keys.delete(k)
     this.pending.delete(k)
     this.outstanding -= 1
-    this.cache.set(k, typedVoxels(record.dtype, record.voxels))
+    this.keep(k, typedVoxels(record.dtype, record.voxels))
     const marked = this.stale.get(k)
     if (marked !== undefined && record.requestId >= marked.after) {
       // Asked for after the mark came: as new as the version it named.
@@ -316,6 +328,11 @@ export class BrickSource {
       this.preview?.pushed(marked.version, [k])
     }
     this.version += 1
+  }
+
+  private keep(k: string, data: BrickData): void {
+    this.cache.set(k, data)
+    if (data) this.onVoxels(data)
   }
 
   close(): void {

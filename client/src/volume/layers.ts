@@ -13,6 +13,8 @@ export interface LayerInfo {
   boundingBox: { topLeft: number[]; size: number[] }
   mags: string[]
   mappings?: string[]
+  /** The mappings with an agglomerate graph (what proofreading can start from). */
+  agglomerateGraphs?: string[]
 }
 
 export interface Layer {

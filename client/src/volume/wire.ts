@@ -1,5 +1,6 @@
-// The brick socket's binary frames (docs/protocol.md, "Bricks"; PUSHED is
-// the annotation volume socket's): pure pack and unpack, little-endian.
+// The brick socket's binary frames (docs/protocol.md, "Bricks"; PUSHED and
+// MAPPED are the annotation volume socket's): pure pack and unpack,
+// little-endian.
 // tests/golden/brick_frames.json holds golden bytes of every kind, read by
 // these tests and by the Python ones.
 
@@ -10,6 +11,10 @@ export const ERROR = 0x82
 export const DONE = 0x83
 /** Bricks of an annotation's volume layer that a new version changed (the /volume socket). */
 export const PUSHED = 0x84
+/** Supervoxel → agglomerate pairs of the layer's editable mapping that changed (the /volume socket). */
+export const MAPPED = 0x85
+/** MAPPED flag: the page missed changes; it looks up again what it shows. */
+export const MAPPED_RESET = 0x01
 
 export const STATUS_OK = 0
 export const STATUS_MISSING = 1
@@ -59,9 +64,19 @@ export interface Pushed {
   records: BrickRecord[]
 }
 
+/** What a merge, split or undo changed in the layer's editable mapping. */
+export interface Mapped {
+  version: number
+  /** The page missed changes (no pairs): it looks up again what it shows. */
+  reset: boolean
+  /** ``count`` pairs, (supervoxel, agglomerate) after each other, in a buffer of their own. */
+  pairs: BigUint64Array
+}
+
 export type ServerFrame =
   | { kind: 'bricks'; records: BrickRecord[] }
   | { kind: 'pushed'; pushed: Pushed }
+  | { kind: 'mapped'; mapped: Mapped }
   | { kind: 'done'; done: Done }
   | { kind: 'error'; error: WireError }
 
@@ -125,6 +140,15 @@ export function unpack(data: Uint8Array): ServerFrame {
     const mag: Coord = [view.getUint16(8, true), view.getUint16(10, true), view.getUint16(12, true)]
     const records = unpackRecords(data, view, 16, view.getUint16(2, true))
     return { kind: 'pushed', pushed: { version: view.getUint32(4, true), mag, records } }
+  }
+  if (kind === MAPPED) {
+    // u8 0x85, u8 flags, u16 reserved, u32 version, u32 pair count, then count × (u64, u64).
+    if (data.length < 12) throw new FrameError('truncated mapped frame')
+    const count = view.getUint32(8, true)
+    if (data.length !== 12 + 16 * count) throw new FrameError('a mapped frame has 12 + 16 × count bytes')
+    // Copied: the pairs start at byte 12, not where a BigUint64Array may view them.
+    const pairs = new BigUint64Array(data.slice(12).buffer)
+    return { kind: 'mapped', mapped: { version: view.getUint32(4, true), reset: (data[1] & MAPPED_RESET) !== 0, pairs } }
   }
   if (kind === DONE) {
     if (data.length !== 24) throw new FrameError('a done frame has 24 bytes')
