@@ -241,6 +241,9 @@ async def connectome(request: Request) -> JSON:
     agg = query_int(request, "agglomerate", None, 1, 2**63 - 1)
     if (segment is None) == (agg is None):
         raise BadRequest("name one of ?segment= or ?agglomerate=")
+    offset = query_int(request, "offset", 0, 0) or 0
+    limit = query_int(request, "limit", connectomes.LISTED, 0, connectomes.MAX_LISTED)
+    assert limit is not None
     name = annotation.get("dataset")
     if not isinstance(name, str):
         raise NotFound("the annotation has no dataset, so no synapses")
@@ -252,7 +255,7 @@ async def connectome(request: Request) -> JSON:
         whole = mapping.graph(which) if which else None
         if whole is None or not len(whole.nodes):
             raise NotFound(f"layer {layer!r} has no such agglomerate")
-        out = connectomes.connectome(table, whole.nodes, mapping.agglomerates_of)
+        out = connectomes.connectome(table, whole.nodes, mapping.agglomerates_of, offset, limit)
         out["agglomerate"] = which
         out["supervoxels"] = len(whole.nodes)
         return out

@@ -70,6 +70,8 @@ class Agglomerate:
     nodes: np.ndarray
     edges: np.ndarray
     weights: np.ndarray
+    #: ``edges`` as indices into ``nodes``, once computed.
+    _local: np.ndarray | None = None
 
     @classmethod
     def of(cls, nodes: Any, edges: Any, weights: Any) -> Agglomerate:
@@ -86,8 +88,10 @@ class Agglomerate:
         return cls.of([], [], [])
 
     def local(self) -> np.ndarray:
-        """The edges as indices into ``nodes`` (int64, m × 2)."""
-        return np.searchsorted(self.nodes, self.edges).astype(np.int64)
+        """The edges as indices into ``nodes`` (int64, m × 2; kept)."""
+        if self._local is None:
+            self._local = np.searchsorted(self.nodes, self.edges).astype(np.int64)
+        return self._local
 
     def has_edge(self, a: int, b: int) -> bool:
         lo, hi = edge(a, b)
@@ -105,25 +109,28 @@ class Agglomerate:
         present = (self.nodes[idx] == pairs).all(axis=1)
         cut_keys = idx[present, 0].astype(np.int64) * n + idx[present, 1].astype(np.int64)
         keep = ~np.isin(keys, cut_keys)
-        return Agglomerate(self.nodes, self.edges[keep], self.weights[keep])
+        return Agglomerate(self.nodes, self.edges[keep], self.weights[keep], local[keep])
 
-    def parts(self) -> list[np.ndarray]:
-        """Its connected parts (supervoxel arrays), by smallest supervoxel."""
+    def parts(self) -> tuple[int, np.ndarray, np.ndarray]:
+        """Its connected parts: how many, each node's part and each edge's
+        (numbered by each part's smallest supervoxel)."""
         if not len(self.nodes):
-            return []
+            return 0, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         local = self.local()
         count, labels = _connected(len(self.nodes), local)
-        if count == 1:
-            return [self.nodes]
-        order = np.argsort(labels, kind="stable")
-        bounds = np.flatnonzero(np.diff(labels[order])) + 1
-        groups = [self.nodes[g] for g in np.split(order, bounds)]
-        return sorted(groups, key=lambda g: int(g[0]))
+        if count > 1:  # renumber in the order of each part's smallest node
+            first = np.full(count, len(self.nodes), dtype=np.int64)
+            np.minimum.at(first, labels, np.arange(len(self.nodes)))
+            rank = np.empty(count, dtype=np.int64)
+            rank[np.argsort(first)] = np.arange(count)
+            labels = rank[labels]
+        edge_labels = labels[local[:, 0]] if len(local) else np.zeros(0, dtype=np.int64)
+        return count, labels, edge_labels
 
-    def only(self, nodes: np.ndarray) -> Agglomerate:
-        """The part over ``nodes`` (sorted), with the edges inside it."""
-        inside = np.isin(self.edges[:, 0], nodes) & np.isin(self.edges[:, 1], nodes)
-        return Agglomerate(nodes, self.edges[inside], self.weights[inside])
+    def part(self, labels: np.ndarray, edge_labels: np.ndarray, k: int) -> Agglomerate:
+        """Part ``k`` of :meth:`parts`, with the edges inside it."""
+        inside = edge_labels == k
+        return Agglomerate(self.nodes[labels == k], self.edges[inside], self.weights[inside])
 
 
 def _connected(n: int, local: np.ndarray) -> tuple[int, np.ndarray]:
@@ -247,10 +254,9 @@ class EditableMapping:
         if ga == gb:
             return {}
         self.touched[gb] = None
-        moved = gone.nodes.tolist()
-        for s in moved:
-            self.moved[s] = ga
-        return dict.fromkeys(moved, ga)
+        moved = dict.fromkeys(gone.nodes.tolist(), ga)
+        self.moved.update(moved)
+        return moved
 
     def _split(self, source: int, cut: list[Edge]) -> dict[int, int]:
         agg = self.agglomerate_of(source)
@@ -258,19 +264,21 @@ class EditableMapping:
             return {}
         whole = self.graph(agg).without(cut)
         self.touched[agg] = whole
-        parts = whole.parts()
-        if len(parts) < 2:
+        count, labels, edge_labels = whole.parts()
+        if count < 2:
             return {}
+        keeps = int(labels[np.searchsorted(whole.nodes, np.uint64(source))])
         changes: dict[int, int] = {}
-        for part in parts:
-            if np.any(part == source):
-                self.touched[agg] = whole.only(part)
+        for k in range(count):
+            piece = whole.part(labels, edge_labels, k)
+            if k == keeps:
+                self.touched[agg] = piece
                 continue
             self.largest += 1
-            self.touched[self.largest] = whole.only(part)
-            for s in part.tolist():
-                self.moved[s] = self.largest
-                changes[s] = self.largest
+            self.touched[self.largest] = piece
+            moved = piece.nodes.tolist()
+            self.moved.update(dict.fromkeys(moved, self.largest))
+            changes.update(dict.fromkeys(moved, self.largest))
         return changes
 
 
