@@ -85,23 +85,38 @@ async def _writer(request: Request) -> tuple[int, int, str]:
     return who.user_id, annotation_id, request.path_params["layer"]
 
 
+async def _seq(request: Request, annotation_id: int) -> int:
+    """The next proofreading op's seq (the annotation's counter: unique,
+    increasing; a refused request leaves a gap)."""
+    async with services(request).pool.acquire() as db:
+        return await counters.take(db, annotation_id, SEQ_COUNTER, 1, 1)
+
+
 async def _write(
-    request: Request, annotation_id: int, author: int, op: dict[str, Any], summary: dict[str, Any]
-) -> tuple[str, int]:
-    """Write the op as a server change of the segmentation; wait until the
-    mapping has followed it. Its key and version."""
+    request: Request,
+    annotation_id: int,
+    layer: str,
+    author: int,
+    op: dict[str, Any],
+    summary: dict[str, Any],
+) -> int:
+    """Write the op (applied ahead to the layer's mapping) as a server
+    change of the segmentation; wait until the mapping has followed it.
+    Its version."""
     svc = services(request)
-    async with svc.pool.acquire() as db:
-        seq = await counters.take(db, annotation_id, SEQ_COUNTER, 1, 1)
-    key = f"pr-{seq}"
-    op["seq"] = seq
-    async with svc.rooms.hold(RoomKey(annotation_id, SEGMENTATION.name)) as room:
-        await room.quiet()  # no await from here to the change
-        version = room.change(
-            lambda doc: doc.get("ops", type=Map).__setitem__(key, op), author, summary
-        )
-    if version is None:  # pragma: no cover - a new key always changes the document
-        raise Unavailable("the change was not taken; try again")
+    proofreading: Proofreading = request.app.state.proofreading
+    key = f"pr-{op['seq']}"
+    try:
+        async with svc.rooms.hold(RoomKey(annotation_id, SEGMENTATION.name)) as room:
+            await room.quiet()  # no await from here to the change
+            version = room.change(
+                lambda doc: doc.get("ops", type=Map).__setitem__(key, op), author, summary
+            )
+        if version is None:  # pragma: no cover - a new key always changes the document
+            raise Unavailable("the change was not taken; try again")
+    except BaseException:
+        proofreading.forget(annotation_id, layer)  # it holds the op, the log does not
+        raise
     await svc.rooms.committer.flush()
     materialiser: Materialiser = request.app.state.materialiser
     materialiser.nudge(annotation_id)
@@ -111,7 +126,7 @@ async def _write(
         raise Unavailable(
             "the op is stored but the mapping has not followed it yet; it will"
         ) from None
-    return key, version
+    return version
 
 
 async def _current(request: Request, annotation_id: int, layer: str, fn: Any) -> Any:
@@ -133,15 +148,26 @@ async def merge(request: Request) -> JSON:
     positions = _positions(body)
     proofreading: Proofreading = request.app.state.proofreading
     async with proofreading.sequencing(annotation_id):
-        (ga, gb), _ = await _current(request, annotation_id, layer, lambda m: m.check_merge(a, b))
+        seq = await _seq(request, annotation_id)
         op: dict[str, Any] = {"kind": "merge", "layer": layer, "author": author,
-                              "time": int(time.time() * 1000), "a": a, "b": b}  # fmt: skip
+                              "time": int(time.time() * 1000), "seq": seq, "a": a, "b": b}  # fmt: skip
         if positions is not None:
             op["positions"] = positions
-        key, version = await _write(
-            request, annotation_id, author, op, {"merge": {"layer": layer, "a": a, "b": b}}
+
+        def ahead(mapping: EditableMapping) -> tuple[int, int]:
+            # Checked, then applied to the mapping now: the log follows, and
+            # viewers are told once the op is durable (collab/proofreading/service.py).
+            ga, gb = mapping.check_merge(a, b)
+            mapping.apply_ahead(op)
+            return ga, gb
+
+        (ga, gb), _ = await _current(request, annotation_id, layer, ahead)
+        version = await _write(
+            request, annotation_id, layer, author, op, {"merge": {"layer": layer, "a": a, "b": b}}
         )
-    return JSON({"op": key, "version": version, "agglomerate": ga, "merged": gb}, status_code=201)
+    return JSON(
+        {"op": f"pr-{seq}", "version": version, "agglomerate": ga, "merged": gb}, status_code=201
+    )
 
 
 async def split(request: Request) -> JSON:
@@ -153,40 +179,42 @@ async def split(request: Request) -> JSON:
     sinks = _segments(body, "sinks", MAX_SEEDS)
     positions = _positions(body)
     proofreading: Proofreading = request.app.state.proofreading
-
-    def cut_of(mapping: EditableMapping) -> tuple[int, list[list[int]]]:
-        agg = mapping.check_split(sources, sinks)
-        whole = mapping.graph(agg)
-        at = graph.min_cut(
-            whole.nodes,
-            whole.edges,
-            whole.weights,
-            np.array(sources, dtype=np.uint64),
-            np.array(sinks, dtype=np.uint64),
-        )
-        return agg, whole.edges[at].tolist()
-
     async with proofreading.sequencing(annotation_id):
-        (agg, cut), _ = await _current(request, annotation_id, layer, cut_of)
+        seq = await _seq(request, annotation_id)
         op: dict[str, Any] = {"kind": "split", "layer": layer, "author": author,
-                              "time": int(time.time() * 1000), "sources": sources,
-                              "sinks": sinks, "cut": cut}  # fmt: skip
+                              "time": int(time.time() * 1000), "seq": seq, "sources": sources,
+                              "sinks": sinks}  # fmt: skip
         if positions is not None:
             op["positions"] = positions
-        key, version = await _write(
+
+        def ahead(mapping: EditableMapping) -> tuple[int, list[list[int]], list[int]]:
+            agg = mapping.check_split(sources, sinks)
+            whole = mapping.graph(agg)
+            at = graph.min_cut(
+                whole.nodes,
+                whole.edges,
+                whole.weights,
+                np.array(sources, dtype=np.uint64),
+                np.array(sinks, dtype=np.uint64),
+            )
+            op["cut"] = whole.edges[at].tolist()
+            mapping.apply_ahead(op)
+            return agg, op["cut"], mapping.agglomerates_of([sources[0], sinks[0]])
+
+        (agg, cut, parts), _ = await _current(request, annotation_id, layer, ahead)
+        version = await _write(
             request,
             annotation_id,
+            layer,
             author,
             op,
             {"split": {"layer": layer, "agglomerate": agg, "cut": len(cut)}},
         )
-        (parts, _) = await _current(
-            request, annotation_id, layer, lambda m: m.agglomerates_of([sources[0], sinks[0]])
-        )
     return JSON(
-        {"op": key, "version": version, "agglomerate": agg, "cut": cut, "agglomerates": parts},
+        {"op": f"pr-{seq}", "version": version, "agglomerate": agg, "cut": cut,
+         "agglomerates": parts},
         status_code=201,
-    )
+    )  # fmt: skip
 
 
 async def lookup(request: Request) -> JSON:

@@ -157,6 +157,9 @@ class EditableMapping:
         self.largest = int(base.largest)
         #: The seq of the last op applied.
         self.seq = 0
+        #: Ops applied ahead of the log (a request, before its op is
+        #: written): their changes by seq, told once the log has them.
+        self.pending: dict[int, dict[int, int]] = {}
 
     # -- reading ---------------------------------------------------------------
 
@@ -232,6 +235,13 @@ class EditableMapping:
             ]
             return {} if not sources else self._split(sources[0], edges)
         return {}
+
+    def apply_ahead(self, op: dict[str, Any]) -> dict[int, int]:
+        """Apply an op its request is about to write (it carries its seq),
+        keeping its changes for when the log has it (``pending``)."""
+        changes = self.apply(op)
+        self.pending[int(op["seq"])] = changes
+        return changes
 
     def _merge(self, a: int, b: int) -> dict[int, int]:
         ga, gb = self.agglomerates_of([a, b])

@@ -133,6 +133,11 @@ class Proofreading:
         self._keep(annotation_id, layer, active, mapping)
         return mapping
 
+    def forget(self, annotation_id: int, layer: str) -> None:
+        """Drop the layer's mapping (an op applied ahead was not written):
+        built again from the log on next use."""
+        self._mappings.pop((annotation_id, layer), None)
+
     def _keep(self, annotation_id: int, layer: str, active: str, mapping: EditableMapping) -> None:
         self._mappings[(annotation_id, layer)] = (active, mapping)
         self._mappings.move_to_end((annotation_id, layer))
@@ -166,12 +171,17 @@ class Proofreading:
                 continue
             if not mine and not deleted:
                 continue
-            in_order = all(_seq(op) > mapping.seq for op in mine) and not any(
-                key.startswith("pr-") for key in deleted
-            )
+            in_order = all(
+                _seq(op) > mapping.seq or _seq(op) in mapping.pending for op in mine
+            ) and not any(key.startswith("pr-") for key in deleted)
             if in_order:
                 mine.sort(key=_seq)
-                changes = await asyncio.to_thread(_applied, mapping, mine)
+                changes = {}
+                for op in mine:  # applied ahead by their requests: told now
+                    changes.update(mapping.pending.pop(_seq(op), {}))
+                unapplied = [op for op in mine if _seq(op) > mapping.seq]
+                if unapplied:
+                    changes.update(await asyncio.to_thread(_applied, mapping, unapplied))
             else:
                 ops = [op for _, op in standing_ops(doc, layer)]
                 fresh = await asyncio.to_thread(_built, mapping.base, ops)
