@@ -96,7 +96,7 @@ class Volumes:
         async with self.pool.acquire() as db:
             if await dataset_rows.exists(db, name):
                 raise Conflict(f"a dataset named {name!r} is already registered")
-        dataset = await open_dataset(name, location)
+        dataset = await open_dataset(name, location, self.settings.object_storage)
         async with self.pool.acquire() as db:
             await dataset_rows.insert(
                 db, name, location, dataset.layout, dataset.metadata(), created_by
@@ -119,7 +119,7 @@ class Volumes:
             if row is None:
                 raise NotFound(f"no dataset named {name!r}")
             try:
-                dataset = await open_dataset(row["name"], row["url"])
+                dataset = await open_dataset(row["name"], row["url"], self.settings.object_storage)
             except FileNotFoundError:
                 raise LayoutError(f"{row['url']}: the dataset's files are gone") from None
             self._open[name] = dataset
