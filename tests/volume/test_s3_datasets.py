@@ -346,17 +346,41 @@ async def _deny(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
-async def test_refused_credentials_are_502(settings: Settings, moto: MotoS3) -> None:
-    server = await asyncio.start_server(_deny, "127.0.0.1", 0)
+async def _silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """An endpoint that takes requests and never answers."""
+    try:
+        while await reader.read(65536):
+            pass
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize(
+    ("handler", "status", "code", "says"),
+    [
+        (_deny, 502, "storage_refused", "refuses collab's credentials"),
+        (_silent, 503, "unavailable", "it timed out"),
+    ],
+)
+async def test_a_misbehaving_store(
+    settings: Settings, moto: MotoS3, handler: Any, status: int, code: str, says: str
+) -> None:
+    """Refused credentials are the server's configuration (502); a store that
+    never answers is 503 once the timeout and retries are spent."""
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        configured = moto.settings(settings, ROOT)
-        configured = configured.with_overrides(
-            object_storage=moto.storage(endpoint_url=f"http://127.0.0.1:{port}")
+        configured = moto.settings(settings, ROOT).with_overrides(
+            object_storage=moto.storage(
+                endpoint_url=f"http://127.0.0.1:{port}", timeout_seconds=0.5, retries=0
+            )
         )
         async with live_with(configured) as live:
             r = await register(live, "x", f"{ROOT}/small")
-            assert (r.status_code, r.json()["error"]["code"]) == (502, "storage_refused"), r.text
+            assert (r.status_code, r.json()["error"]["code"]) == (status, code), r.text
+            assert says in r.json()["error"]["message"]
             assert "collab-test-secret" not in r.text
     finally:
         server.close()
@@ -386,6 +410,7 @@ async def test_the_store_going_away(
             r = await http.get(brick.format(2, 1, 1))
             assert (r.status_code, r.json()["error"]["code"]) == (503, "unavailable"), r.text
             assert f"{ROOT}/small" in r.json()["error"]["message"]
+            assert "the connection failed" in r.json()["error"]["message"]
             r = await http.get("/api/datasets/small/layers/segmentation/mappings/cells")
             assert r.status_code == 503, r.text  # never loaded: the store is asked
             records = await client.fetch(1, (1, 1, 1), [(0, 0, 0), (1, 1, 1)], encoding=1)
