@@ -34,7 +34,7 @@ from collab.volume.layout import (
 )
 from collab.volume.mags import Mag
 from collab.volume.source import MagSource
-from collab.volume.storage import is_url, open_store
+from collab.volume.storage import StoreHealth, is_url, open_store
 
 #: Folder (inside a segmentation layer) holding supervoxel→agglomerate mappings:
 #: each a WEBKNOSSOS agglomerate attachment (a zarr group, collab/volume/agglomerates.py)
@@ -152,11 +152,16 @@ class Dataset:
         }
 
 
-async def open_dataset(name: str, location: str, storage: ObjectStorage | None = None) -> Dataset:
+async def open_dataset(
+    name: str,
+    location: str,
+    storage: ObjectStorage | None = None,
+    health: StoreHealth | None = None,
+) -> Dataset:
     """Open the dataset at ``location`` (a resolved path or URL); ``storage``
-    configures ``s3://`` URLs. A URL with nothing under it is 404, as a
-    missing folder is (collab/volume/roots.py)."""
-    store = open_store(location, storage or ObjectStorage())
+    configures ``s3://`` URLs, ``health`` collects remote failures. A URL
+    with nothing under it is 404, as a missing folder is (collab/volume/roots.py)."""
+    store = open_store(location, storage or ObjectStorage(), health)
     props = await read_json(store, WK_PROPERTIES)
     if props is not None:
         spec = parse_webknossos(props)

@@ -59,9 +59,32 @@ def is_url(location: str) -> bool:
     return "://" in location and not location.startswith("file://")
 
 
-def open_store(location: str, storage: ObjectStorage) -> Store:
+class StoreHealth:
+    """Which remote locations are failing, so that a failure spell is logged
+    once however many reads (and reopenings) meet it. One per server, owned
+    by ``Volumes``; shared by every store it opens."""
+
+    def __init__(self) -> None:
+        self._failing: dict[str, str] = {}
+
+    def failing(self, location: str) -> str | None:
+        """What the store at ``location`` last failed with, while it fails."""
+        return self._failing.get(location)
+
+    def failed(self, location: str, detail: str) -> None:
+        if location not in self._failing:
+            log.warning("object store failing", extra={"store": location, "error": detail})
+        self._failing[location] = detail
+
+    def answered(self, location: str) -> None:
+        if self._failing.pop(location, None) is not None:
+            log.info("object store answers again", extra={"store": location})
+
+
+def open_store(location: str, storage: ObjectStorage, health: StoreHealth | None = None) -> Store:
     """A read-only zarr store for a local folder or a URL (already resolved
-    under the dataset roots, collab/volume/roots.py)."""
+    under the dataset roots, collab/volume/roots.py); ``health`` is where a
+    remote store reports its failures (a fresh one when not given)."""
     if not is_url(location):
         return LocalStore(location.removeprefix("file://"), read_only=True)
     scheme = location.split("://", 1)[0].lower()
@@ -75,7 +98,7 @@ def open_store(location: str, storage: ObjectStorage) -> Store:
             inner = FsspecStore.from_url(location, read_only=True)
         except (ImportError, ValueError) as exc:
             raise BadRequest(f"{scheme}:// URLs cannot be read here ({exc})") from None
-    return GuardedStore(inner, location)
+    return GuardedStore(inner, location, health or StoreHealth())
 
 
 def s3_store(url: str, storage: ObjectStorage) -> Any:
@@ -158,20 +181,14 @@ def _reason(exc: BaseException) -> str:
 class GuardedStore(WrapperStore[Store]):
     """A remote store whose failures are collab's errors (module docstring)."""
 
-    def __init__(self, store: Store, location: str) -> None:
+    def __init__(self, store: Store, location: str, health: StoreHealth) -> None:
         super().__init__(store)
         self.location = location
-        #: The failure being reported, so that it is logged once, not per brick.
-        self._failing: str | None = None
+        self.health = health
 
     def _fail(self, exc: BaseException) -> CollabError:
         detail = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
-        if self._failing is None:
-            log.warning(
-                "object store failing",
-                extra={"store": self.location, "error": f"{type(exc).__name__}: {detail}"},
-            )
-        self._failing = detail
+        self.health.failed(self.location, f"{type(exc).__name__}: {detail}")
         if _refused(exc):
             return StorageRefused(
                 f"the object store holding {self.location} refuses collab's credentials"
@@ -182,9 +199,7 @@ class GuardedStore(WrapperStore[Store]):
         )
 
     def _ok(self) -> None:
-        if self._failing is not None:
-            self._failing = None
-            log.info("object store answers again", extra={"store": self.location})
+        self.health.answered(self.location)
 
     async def get(
         self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None

@@ -152,6 +152,23 @@ async def socket_pass(
     return got / elapsed
 
 
+async def moto_alone(endpoint: str, requests: int = 300) -> float:
+    """moto's own ceiling: sequential 32 KiB ranged GETs of one shard, from
+    obstore in this process (no collab in between); requests/s."""
+    import obstore
+
+    from collab.volume.storage import s3_store
+    from tests.volume.moto_s3 import MotoS3
+
+    storage = MotoS3().storage(endpoint_url=endpoint)
+    store = s3_store(f"s3://{BUCKET}/em/ds", storage)
+    key = "color/1/c/0/0/0/0"
+    t0 = time.perf_counter()
+    for i in range(requests):
+        await obstore.get_range_async(store, key, start=(i % 256) * 32768, length=32768)
+    return requests / (time.perf_counter() - t0)
+
+
 def median(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[len(ordered) // 2]
@@ -172,6 +189,11 @@ async def run(size: int, rounds: int, keep: Path | None) -> None:
         t0 = time.perf_counter()
         files = upload(endpoint, source, "em/ds")
         print(f"uploaded {files} files to moto in {time.perf_counter() - t0:.1f} s")
+        ceiling = [await moto_alone(endpoint) for _ in range(rounds)]
+        print(
+            f"moto alone, sequential 32 KiB ranged GETs (obstore): "
+            f"{median(ceiling):,.0f}/s ({min(ceiling):,.0f}–{max(ceiling):,.0f})"
+        )
         for cache, label in (("0", "uncached"), ("536870912", "warm")):
             data_dir = work / f"server-{label}"
             shutil.rmtree(data_dir, ignore_errors=True)
