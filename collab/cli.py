@@ -50,7 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     ds_sub = dataset.add_subparsers(dest="dataset_command", required=True)
     add = ds_sub.add_parser("add", help="register a dataset folder or URL under a dataset root")
     add.add_argument("name", help="dataset name (letters, digits, _ . -)")
-    add.add_argument("url", help="a path (relative: under the first root) or an fsspec URL")
+    add.add_argument(
+        "url",
+        help="a path (relative: under the first root) or a URL under a URL root (s3://bucket/prefix)",
+    )
     ds_sub.add_parser("list", help="list registered datasets")
     info = ds_sub.add_parser("info", help="show a dataset's layers and mags")
     info.add_argument("name")

@@ -8,8 +8,9 @@ Every setting has a default and a reason. Environment variables are read by
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,118 @@ DEFAULT_LIMITS = LimitRates(
 )
 
 
+#: A URL scheme (RFC 3986): what may stand before ``://`` in a dataset root.
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+
+
+def parse_roots(raw: str) -> tuple[str, ...]:
+    """``COLLAB_DATASET_ROOTS``: folders and URL prefixes separated by ``:``.
+
+    A ``:`` that starts ``://`` belongs to a URL (``s3://bucket/em``), not
+    to the list. A URL root must name a bucket or host: ``s3://`` alone
+    would let a registration reach any bucket the credentials open.
+    """
+    parts = raw.split(":")
+    roots: list[str] = []
+    i = 0
+    while i < len(parts):
+        part = parts[i]
+        if i + 1 < len(parts) and parts[i + 1].startswith("//") and _SCHEME.fullmatch(part):
+            part = f"{part}:{parts[i + 1]}"
+            i += 1
+            # A port: ``http://host:9000/em``.
+            host_only = "/" not in part[part.index("://") + 3 :]
+            if host_only and i + 1 < len(parts) and re.fullmatch(r"\d+(/.*)?", parts[i + 1]):
+                part = f"{part}:{parts[i + 1]}"
+                i += 1
+        i += 1
+        if part:
+            roots.append(check_root(part))
+    return tuple(roots)
+
+
+def check_root(root: str) -> str:
+    """A dataset root as given, once it is a folder or a URL naming a bucket or host."""
+    if "://" not in root or root.startswith("file://"):
+        return root
+    scheme, _, rest = root.partition("://")
+    if not _SCHEME.fullmatch(scheme):
+        raise ConfigError(f"COLLAB_DATASET_ROOTS: {root!r} has no valid URL scheme")
+    bucket = rest.split("/", 1)[0]
+    segments = rest.split("/")
+    if not bucket or any(c in root for c in "?#\\") or any(p in (".", "..") for p in segments):
+        raise ConfigError(
+            f"COLLAB_DATASET_ROOTS: {root!r} must name a bucket or host (a URL root "
+            "opens everything under it) and hold no '.' or '..' segment, '?', '#' or '\\'"
+        )
+    return root
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectStorage:
+    """How ``s3://`` dataset URLs are reached (collab/volume/storage.py).
+
+    Read once at start from ``COLLAB_S3_*`` and the standard ``AWS_*``
+    variables. The secrets are kept out of ``repr`` (settings may be
+    logged). A field left ``None`` falls to obstore's own chain: the same
+    ``AWS_*`` variables, then web identity (EKS), the ECS task role and
+    EC2 instance metadata, whose temporary credentials it renews itself.
+    """
+
+    #: An S3-compatible server (MinIO, Ceph, moto): ``http(s)://host:port``.
+    #: ``None``: ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``, else AWS itself.
+    endpoint_url: str | None = None
+    #: ``AWS_REGION`` / ``AWS_DEFAULT_REGION``; S3-compatible servers mostly ignore it.
+    region: str | None = None
+    access_key_id: str | None = field(default=None, repr=False)
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    #: Unsigned requests, for public buckets (``COLLAB_S3_ANONYMOUS=1``).
+    anonymous: bool = False
+    #: Longest one request to the store may take, seconds. A brick is a
+    #: 32 KiB range: far below it; a mapping table may be hundreds of MB.
+    timeout_seconds: float = 30.0
+    #: Longest the connection to the store may take, seconds: an unreachable
+    #: store answers 503 after this (times the tries), not after minutes.
+    connect_timeout_seconds: float = 5.0
+    #: Tries after a failed request (connection errors, 5xx, timeouts), with
+    #: exponential backoff from 100 ms; obstore's default of 10 tries over 3
+    #: minutes would hold a viewer's request that long when the store is down.
+    retries: int = 2
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ObjectStorage:
+        endpoint = (
+            env.get("COLLAB_S3_ENDPOINT_URL")
+            or env.get("AWS_ENDPOINT_URL_S3")
+            or env.get("AWS_ENDPOINT_URL")
+            or None
+        )
+        if endpoint is not None and not re.match(r"https?://[^/?#\s]+/?$", endpoint):
+            raise ConfigError(
+                f"COLLAB_S3_ENDPOINT_URL must be http(s)://host[:port], got {endpoint!r}"
+            )
+        default = cls()
+        anonymous = (env.get("COLLAB_S3_ANONYMOUS") or env.get("AWS_SKIP_SIGNATURE") or "").lower()
+        key = env.get("AWS_ACCESS_KEY_ID") or None
+        secret = env.get("AWS_SECRET_ACCESS_KEY") or None
+        if (key is None) != (secret is None):
+            raise ConfigError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together")
+        return cls(
+            endpoint_url=endpoint.rstrip("/") if endpoint else None,
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            access_key_id=key,
+            secret_access_key=secret,
+            session_token=env.get("AWS_SESSION_TOKEN") or None,
+            anonymous=anonymous in ("1", "true", "yes"),
+            timeout_seconds=_float(env, "COLLAB_S3_TIMEOUT_SECONDS", default.timeout_seconds, 0.1),
+            connect_timeout_seconds=_float(
+                env, "COLLAB_S3_CONNECT_TIMEOUT_SECONDS", default.connect_timeout_seconds, 0.1
+            ),
+            retries=_int(env, "COLLAB_S3_RETRIES", default.retries, 0),
+        )
+
+
 #: The numeric settings read from ``COLLAB_<NAME>``, with the least value each takes.
 _MINIMUMS: dict[str, Any] = {
     "max_frame_bytes": 1024,
@@ -100,8 +213,11 @@ class Settings:
     data_dir: Path = Path("./collab-data")
     #: An external PostgreSQL; ``None`` starts the embedded one in ``<data_dir>/postgres``.
     database_url: str | None = None
-    #: Folders and URL prefixes under which datasets may be registered.
+    #: Folders and URL prefixes under which datasets may be registered
+    #: (collab/volume/roots.py): nothing outside them is ever read.
     dataset_roots: tuple[str, ...] = ()
+    #: Endpoint, credentials and timeouts for ``s3://`` datasets.
+    object_storage: ObjectStorage = ObjectStorage()
     #: Token of the bootstrap admin; ``None`` generates one once and prints it.
     admin_token: str | None = None
     host: str = "127.0.0.1"
@@ -222,7 +338,8 @@ class Settings:
         return cls(
             data_dir=Path(env.get("COLLAB_DATA_DIR") or defaults["data_dir"]),
             database_url=env.get("COLLAB_DATABASE_URL") or None,
-            dataset_roots=tuple(r for r in roots_raw.split(":") if r),
+            dataset_roots=parse_roots(roots_raw),
+            object_storage=ObjectStorage.from_env(env),
             admin_token=env.get("COLLAB_ADMIN_TOKEN") or None,
             log_level=(env.get("COLLAB_LOG_LEVEL") or defaults["log_level"]).upper(),
             limits=limits,

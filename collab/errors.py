@@ -27,8 +27,11 @@ carries its HTTP status, its WebSocket close code and a machine-readable
     │   ├── LayoutError              (422)        a dataset's files do not describe a dataset
     │   ├── InvalidGraph             (422, 4422)  a graph operation's input (unknown or overlapping seeds)
     │   └── InvalidVolume            (422)        a volume layer of a WEBKNOSSOS zip we cannot import
+    ├── StorageRefused               (502, 1014)  a dataset's object store refused collab's
+    │                                             credentials (server configuration)
     └── Unavailable                  (503, 1013)  database down, server shutting down,
-                                                  voxels unreadable (collab/segmentation/voxels.py)
+                                                  voxels unreadable (collab/segmentation/voxels.py),
+                                                  a dataset's object store unreachable
 
 WebSocket close codes 4400–4499 are final (the stock y-websocket client stops
 reconnecting); 1008, 1009, 1011, 1012 and 1013 let it retry. docs/protocol.md lists them.
@@ -165,6 +168,16 @@ class LayoutError(Unprocessable):
     """A dataset folder we cannot read; the message names the file and field."""
 
     code = "bad_layout"
+
+
+class StorageRefused(CollabError):
+    """The object store holding a dataset answered 401/403 to collab's own
+    credentials (collab/volume/storage.py): the server is misconfigured, not
+    the caller, so it is a 5xx; retrying will not help until it is fixed."""
+
+    status = 502
+    close_code = 1014
+    code = "storage_refused"
 
 
 class Unavailable(CollabError):

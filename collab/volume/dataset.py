@@ -12,8 +12,9 @@ import orjson
 import zarr.api.asynchronous as zasync
 from zarr.abc.store import Store
 from zarr.core.buffer import default_buffer_prototype
-from zarr.storage import LocalStore, StorePath
+from zarr.storage import StorePath
 
+from collab.config import ObjectStorage
 from collab.errors import LayoutError, NotFound
 from collab.volume.agglomerates import (
     SEGMENT_TO_AGGLOMERATE,
@@ -33,21 +34,12 @@ from collab.volume.layout import (
 )
 from collab.volume.mags import Mag
 from collab.volume.source import MagSource
+from collab.volume.storage import StoreHealth, is_url, open_store
 
 #: Folder (inside a segmentation layer) holding supervoxel→agglomerate mappings:
 #: each a WEBKNOSSOS agglomerate attachment (a zarr group, collab/volume/agglomerates.py)
 #: or a bare 1-D zarr array indexed by supervoxel id.
 MAPPINGS_DIR = "agglomerates"
-
-
-def open_store(location: str) -> Store:
-    """A read-only zarr store for a local folder or an fsspec URL."""
-    if "://" in location and not location.startswith("file://"):
-        from zarr.storage import FsspecStore
-
-        return FsspecStore.from_url(location, read_only=True)
-    path = location.removeprefix("file://")
-    return LocalStore(path, read_only=True)
 
 
 async def read_json(store: Store, key: str) -> Any:
@@ -160,8 +152,16 @@ class Dataset:
         }
 
 
-async def open_dataset(name: str, location: str) -> Dataset:
-    store = open_store(location)
+async def open_dataset(
+    name: str,
+    location: str,
+    storage: ObjectStorage | None = None,
+    health: StoreHealth | None = None,
+) -> Dataset:
+    """Open the dataset at ``location`` (a resolved path or URL); ``storage``
+    configures ``s3://`` URLs, ``health`` collects remote failures. A URL
+    with nothing under it is 404, as a missing folder is (collab/volume/roots.py)."""
+    store = open_store(location, storage or ObjectStorage(), health)
     props = await read_json(store, WK_PROPERTIES)
     if props is not None:
         spec = parse_webknossos(props)
@@ -171,6 +171,8 @@ async def open_dataset(name: str, location: str) -> Dataset:
         return Dataset(name, location, spec.layout, spec.voxel_size, layers, store)
     ome = await _ome_spec(store)
     if ome is None:
+        if is_url(location) and await store.is_empty(""):
+            raise NotFound(f"no dataset at {location!r}: nothing is stored there")
         raise LayoutError(
             f"{location}: neither {WK_PROPERTIES} nor an OME-Zarr zarr.json/.zattrs "
             "with multiscales was found"

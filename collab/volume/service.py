@@ -29,6 +29,7 @@ from collab.volume.dataset import Dataset, Layer, open_dataset
 from collab.volume.mags import Mag
 from collab.volume.roots import resolve
 from collab.volume.source import BRICK, MagSource
+from collab.volume.storage import StoreHealth
 
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 #: Largest region (voxels) a segment query scans.
@@ -58,6 +59,8 @@ class Volumes:
         self.graphs = AgglomerateReader(
             settings.agglomerate_graph_bytes, settings.agglomerate_max_edges
         )
+        #: Remote stores failing now: logged once per spell (collab/volume/storage.py).
+        self.store_health = StoreHealth()
         self._open: dict[str, Dataset] = {}
         self._opening: dict[str, asyncio.Future[Dataset]] = {}
         self._inflight: dict[Hashable, asyncio.Future[Brick]] = {}
@@ -96,7 +99,9 @@ class Volumes:
         async with self.pool.acquire() as db:
             if await dataset_rows.exists(db, name):
                 raise Conflict(f"a dataset named {name!r} is already registered")
-        dataset = await open_dataset(name, location)
+        dataset = await open_dataset(
+            name, location, self.settings.object_storage, self.store_health
+        )
         async with self.pool.acquire() as db:
             await dataset_rows.insert(
                 db, name, location, dataset.layout, dataset.metadata(), created_by
@@ -119,7 +124,9 @@ class Volumes:
             if row is None:
                 raise NotFound(f"no dataset named {name!r}")
             try:
-                dataset = await open_dataset(row["name"], row["url"])
+                dataset = await open_dataset(
+                    row["name"], row["url"], self.settings.object_storage, self.store_health
+                )
             except FileNotFoundError:
                 raise LayoutError(f"{row['url']}: the dataset's files are gone") from None
             self._open[name] = dataset

@@ -31,6 +31,7 @@ from zarr.storage import LocalStore
 
 from collab.volume.layout import SPATIAL, MagSpec
 from collab.volume.mags import Mag
+from collab.volume.storage import GuardedStore
 
 BRICK = 32
 EMPTY_INT = 2**64 - 1
@@ -295,10 +296,54 @@ class MagSource:
         places = [await self._locate(b) for b in bricks]
         if self.files is not None:
             return await self.files.read_many(places, finish)
-        data = list(
-            await asyncio.gather(*(self._get(*place) if place else _none() for place in places))
-        )
+        if isinstance(self.store, GuardedStore):
+            data = await self._ranges(self.store, places)
+        else:
+            data = list(
+                await asyncio.gather(*(self._get(*place) if place else _none() for place in places))
+            )
         return await asyncio.to_thread(finish, data, [None] * len(data))
+
+    async def _ranges(self, store: GuardedStore, places: list[Place | None]) -> list[bytes | None]:
+        """Stored bytes of ``places`` from a remote store: the ranges of each
+        shard in one ``get_ranges`` (coalesced requests), shards in parallel."""
+        data: list[bytes | None] = [None] * len(places)
+        by_key: dict[str, list[int]] = {}
+        whole: list[int] = []
+        for i, place in enumerate(places):
+            if place is None:
+                continue
+            if place[1] is None or place[2] is None:
+                whole.append(i)
+            else:
+                by_key.setdefault(place[0], []).append(i)
+
+        async def shard(key: str, indices: list[int]) -> None:
+            ranges = []
+            for i in indices:
+                place = places[i]
+                assert place is not None and place[1] is not None and place[2] is not None
+                ranges.append((place[1], place[2]))
+            found = await store.get_ranges(key, ranges)
+            if found is not None:
+                for i, chunk in zip(indices, found, strict=True):
+                    data[i] = chunk
+
+        async def one(i: int) -> None:
+            place = places[i]
+            assert place is not None
+            data[i] = await self._get(*place)
+
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for key, indices in by_key.items():
+                    tg.create_task(shard(key, indices))
+                for i in whole:
+                    tg.create_task(one(i))
+        except* Exception as group:
+            # The store's error as it is (Unavailable, StorageRefused), not a group.
+            raise group.exceptions[0] from None
+        return data
 
     async def _get(self, key: str, start: int | None, length: int | None) -> bytes | None:
         """Bytes of ``key`` (a byte range of it, or its last ``-start`` bytes)."""

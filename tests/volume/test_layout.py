@@ -171,7 +171,21 @@ def test_roots(tmp_path: Path) -> None:
     assert resolve(str(root / "ds"), roots) == str((root / "ds").resolve())
     assert resolve(f"file://{root}/ds", roots) == str((root / "ds").resolve())
     assert resolve("s3://bucket/em/ds", roots) == "s3://bucket/em/ds"
+    assert resolve("s3://bucket/em/ds/", roots) == "s3://bucket/em/ds"
+    assert resolve("s3://bucket/em", roots) == "s3://bucket/em"
+    for malformed in (
+        "s3://bucket/em/ds?x=1",
+        "s3://bucket/em/d#s",
+        "s3://bucket/em/\\ds",
+        "s3://bucket/em/d\ns",
+    ):
+        with pytest.raises(BadRequest):
+            resolve(malformed, roots)
     for bad in (
+        "s3://bucket/emx/ds",
+        "s3://bucket/em//ds",
+        "s3://bucket/em/./ds",
+        "S3://bucket/em/ds",
         "../elsewhere",
         "link",
         str(tmp_path / "elsewhere"),
