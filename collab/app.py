@@ -122,7 +122,7 @@ def create_app(
                             app.state.materialiser = materialiser
                             # Editable mappings follow the same log
                             # (collab/proofreading/service.py).
-                            proofreading = Proofreading(BaseOf(pool, volumes))
+                            proofreading = Proofreading(pool, BaseOf(pool, volumes))
                             materialiser.listen_ops(proofreading.follow)
                             app.state.proofreading = proofreading
                             # Readers' way in: its failures are Unavailable.

@@ -344,16 +344,19 @@ class BrickStream:
             size += wire.RECORD_BYTES
         return taken
 
-    def mapping_changed(self, version: int, layer: str, changes: dict[int, int]) -> None:
-        """The proofreading service's watcher: supervoxels of ``layer`` whose
-        agglomerate changed go to the viewer, a frame's worth at a time."""
-        if layer != self.reader.name or not changes:
+    def mapping_changed(self, version: int, layer: str | None, pairs: np.ndarray | None) -> None:
+        """The proofreading service's watcher: supervoxel → agglomerate pairs
+        of ``layer`` that changed (sorted; shared by every socket) go to the
+        viewer, a frame's worth at a time; None: a reset (ask again)."""
+        if layer not in (None, self.reader.name) or (pairs is not None and not len(pairs)):
             return
-        pairs = np.array(sorted(changes.items()), dtype=np.uint64)
-        step = max(1, self.frame_limit // 16)
-        frames = [
-            wire.pack_mapped(version, pairs[i : i + step]) for i in range(0, len(pairs), step)
-        ]
+        if pairs is None:
+            frames = [wire.pack_mapped(version, [], reset=True)]
+        else:
+            step = max(1, self.frame_limit // 16)
+            frames = [
+                wire.pack_mapped(version, pairs[i : i + step]) for i in range(0, len(pairs), step)
+            ]
         size = sum(len(f) for f in frames)
         if self.mapped_bytes + size > self.buffer_limit:
             self.mapped.clear()

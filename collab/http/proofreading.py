@@ -9,13 +9,21 @@ import time
 from typing import Any
 
 import numpy as np
+import orjson
 from pycrdt import Map
 from starlette.requests import Request
 from starlette.routing import Route
 
 from collab.auth import Access
 from collab.document.log import RoomKey
-from collab.errors import BadRequest, Forbidden, InvalidJSON, NotFound, Unavailable
+from collab.errors import (
+    BadRequest,
+    Forbidden,
+    InvalidJSON,
+    NotFound,
+    Unavailable,
+    Unprocessable,
+)
 from collab.http.annotations import authorised
 from collab.http.common import JSON, query_int, read_json, services
 from collab.http.datasets import check_annotation_dataset
@@ -24,7 +32,8 @@ from collab.proofreading import graph
 from collab.proofreading.mapping import MAX_SEEDS, EditableMapping
 from collab.proofreading.service import Proofreading
 from collab.segmentation.kind import SEGMENTATION
-from collab.segmentation.materialise import Materialiser
+from collab.segmentation.materialise import READ_WAIT_SECONDS, Materialiser
+from collab.segmentation.voxels import unavailable_on_failure
 from collab.store import counters, identity, work
 
 #: Supervoxel ids one lookup may name.
@@ -33,6 +42,8 @@ MAX_LOOKUP = 65_536
 FOLLOW_SECONDS = 30.0
 #: The annotation counter that numbers proofreading ops (their ``seq``).
 SEQ_COUNTER = "proofreading"
+#: Edges one split may cut (the op keeps them, in the document).
+MAX_CUT_EDGES = 20_000
 
 
 def _segment(value: Any, where: str) -> int:
@@ -72,7 +83,7 @@ def _positions(body: dict[str, Any]) -> list[list[int]] | None:
     return out
 
 
-async def _writer(request: Request) -> tuple[int, int, str]:
+async def _writer(request: Request) -> tuple[int | None, int, str]:
     """The user, the annotation and the layer of a proofreading request."""
     who, annotation_id = await authorised(request, Access.WRITE)
     svc = services(request)
@@ -81,7 +92,8 @@ async def _writer(request: Request) -> tuple[int, int, str]:
         modes = await work.task_modes(db, annotation_id)
     if modes is not None and "proofreading" not in modes:
         raise Forbidden("this task's type has no proofreading mode")
-    assert who.user_id is not None
+    # A sharing link with write access writes without an author, as it
+    # does in the documents.
     return who.user_id, annotation_id, request.path_params["layer"]
 
 
@@ -96,7 +108,7 @@ async def _write(
     request: Request,
     annotation_id: int,
     layer: str,
-    author: int,
+    author: int | None,
     op: dict[str, Any],
     summary: dict[str, Any],
 ) -> int:
@@ -107,7 +119,11 @@ async def _write(
     proofreading: Proofreading = request.app.state.proofreading
     key = f"pr-{op['seq']}"
     try:
+        # The server's record is what the mapping applies (a client may
+        # rewrite the document's entry, not this).
+        await proofreading.record(annotation_id, op["seq"], op)
         async with svc.rooms.hold(RoomKey(annotation_id, SEGMENTATION.name)) as room:
+            room.make_room_for(len(orjson.dumps(op)) + 256)  # the document's cap (413)
             await room.quiet()  # no await from here to the change
             version = room.change(
                 lambda doc: doc.get("ops", type=Map).__setitem__(key, op), author, summary
@@ -119,10 +135,13 @@ async def _write(
         raise
     await svc.rooms.committer.flush()
     materialiser: Materialiser = request.app.state.materialiser
-    materialiser.nudge(annotation_id)
     try:
-        await asyncio.wait_for(materialiser.wait_until(annotation_id, version), FOLLOW_SECONDS)
+        # This annotation's catch-up, here: not behind other annotations'
+        # in the follower's queue.
+        with unavailable_on_failure(annotation_id, "following a proofreading op"):
+            await asyncio.wait_for(materialiser.catch_up(annotation_id), FOLLOW_SECONDS)
     except TimeoutError:
+        materialiser.nudge(annotation_id)
         raise Unavailable(
             "the op is stored but the mapping has not followed it yet; it will"
         ) from None
@@ -135,9 +154,20 @@ async def _current(request: Request, annotation_id: int, layer: str, fn: Any) ->
     materialiser: Materialiser = request.app.state.materialiser
     proofreading: Proofreading = request.app.state.proofreading
     await services(request).rooms.committer.flush()
-    async with materialiser.document(annotation_id) as (version, doc):
-        mapping = await proofreading.mapping(annotation_id, layer, doc)
-        return await asyncio.to_thread(fn, mapping), version
+
+    async def read() -> Any:
+        async with materialiser.document(annotation_id) as (version, doc):
+            mapping = await proofreading.mapping(annotation_id, layer, doc)
+            return await asyncio.to_thread(fn, mapping), version
+
+    try:
+        with unavailable_on_failure(annotation_id, "the editable mapping"):
+            return await asyncio.wait_for(read(), READ_WAIT_SECONDS)
+    except TimeoutError:
+        materialiser.nudge(annotation_id)
+        raise Unavailable(
+            "the segmentation is still being written (a long backlog); try again shortly"
+        ) from None
 
 
 async def merge(request: Request) -> JSON:
@@ -197,6 +227,11 @@ async def split(request: Request) -> JSON:
                 np.array(sources, dtype=np.uint64),
                 np.array(sinks, dtype=np.uint64),
             )
+            if len(at) > MAX_CUT_EDGES:
+                raise Unprocessable(
+                    f"the cut between these seeds has {len(at)} edges (at most "
+                    f"{MAX_CUT_EDGES}): choose seeds nearer the boundary"
+                )
             op["cut"] = whole.edges[at].tolist()
             mapping.apply_ahead(op)
             return agg, op["cut"], mapping.agglomerates_of([sources[0], sinks[0]])
@@ -242,18 +277,21 @@ async def agglomerate(request: Request) -> JSON:
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 20 or int(raw) >= 2**64:
         raise InvalidJSON(f"an agglomerate id is an integer in [0, 2^64), got {raw[:30]!r}")
     agg = int(raw)
-    whole, version = await _current(request, annotation_id, layer, lambda m: m.graph(agg))
-    if not len(whole.nodes):
-        raise NotFound(f"layer {layer!r} has no agglomerate {agg}")
-    return JSON(
-        {
+
+    def answer(mapping: EditableMapping) -> dict[str, Any]:
+        whole = mapping.graph(agg)
+        if not len(whole.nodes):
+            raise NotFound(f"layer {layer!r} has no agglomerate {agg}")
+        return {
             "agglomerate": agg,
             "supervoxels": whole.nodes.tolist(),
             "edges": whole.edges.tolist(),
-            "affinities": [round(float(w), 6) for w in whole.weights.tolist()],
-            "version": version,
+            "affinities": [round(w, 6) for w in whole.weights.tolist()],
         }
-    )
+
+    found, version = await _current(request, annotation_id, layer, answer)
+    found["version"] = version
+    return JSON(found)
 
 
 async def connectome(request: Request) -> JSON:

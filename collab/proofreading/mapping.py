@@ -15,8 +15,9 @@ seq numbers as it sequences them: collab/proofreading/service.py):
 - ``split {sources, sinks, cut}`` removes the edges ``cut`` (the minimum cut
   the server computed when the op was made: collab/proofreading/graph.py);
   the part holding the first source keeps the agglomerate's id, every other
-  part gets a new id (the largest id ever used + 1, in the order of each
-  part's smallest supervoxel).
+  part gets a new id of the op's own: the base's largest id + seq · 2¹⁶ + k
+  for the k-th such part in the order of its smallest supervoxel (the
+  same ids whatever was undone before or since).
 
 Undoing an op (deleting it) gives the mapping of the ops that remain; a
 split undone brings back exactly the edges it cut, since they are in the op.
@@ -38,6 +39,8 @@ from collab.errors import Conflict, Unprocessable
 MERGE_AFFINITY = 1.0
 #: Seeds one split may name (sources and sinks together).
 MAX_SEEDS = 64
+#: New agglomerate ids one split may hand out (its own range of ids).
+PARTS_PER_OP = 2**16
 
 
 class Base(Protocol):
@@ -154,6 +157,7 @@ class EditableMapping:
         self.moved: dict[int, int] = {}
         #: Agglomerates ops touched, whole; ids ops removed map to None.
         self.touched: dict[int, Agglomerate | None] = {}
+        #: New ids of splits start past the base's.
         self.largest = int(base.largest)
         #: The seq of the last op applied.
         self.seq = 0
@@ -220,8 +224,8 @@ class EditableMapping:
         agglomerate changed, with the new one. An op that no longer fits
         (its supervoxels gone from the base) changes nothing."""
         seq = op.get("seq")
-        if isinstance(seq, int | float) and not isinstance(seq, bool):
-            self.seq = max(self.seq, int(seq))
+        if isinstance(seq, int) and not isinstance(seq, bool):
+            self.seq = max(self.seq, seq)
         if op.get("kind") == "merge":
             a, b = _segment(op.get("a")), _segment(op.get("b"))
             return {} if a is None or b is None else self._merge(a, b)
@@ -233,7 +237,8 @@ class EditableMapping:
                 for p in (cut if isinstance(cut, list) else [])
                 if isinstance(p, list) and len(p) == 2 and all(_segment(v) is not None for v in p)
             ]
-            return {} if not sources else self._split(sources[0], edges)
+            seq_of = int(seq) if isinstance(seq, int) and not isinstance(seq, bool) else 0
+            return {} if not sources else self._split(sources[0], edges, seq_of)
         return {}
 
     def apply_ahead(self, op: dict[str, Any]) -> dict[int, int]:
@@ -268,7 +273,7 @@ class EditableMapping:
         self.moved.update(moved)
         return moved
 
-    def _split(self, source: int, cut: list[Edge]) -> dict[int, int]:
+    def _split(self, source: int, cut: list[Edge], seq: int) -> dict[int, int]:
         agg = self.agglomerate_of(source)
         if agg == 0:
             return {}
@@ -279,16 +284,24 @@ class EditableMapping:
             return {}
         keeps = int(labels[np.searchsorted(whole.nodes, np.uint64(source))])
         changes: dict[int, int] = {}
+        new = self.largest + seq * PARTS_PER_OP
         for k in range(count):
             piece = whole.part(labels, edge_labels, k)
             if k == keeps:
                 self.touched[agg] = piece
                 continue
-            self.largest += 1
-            self.touched[self.largest] = piece
+            new += new < self.largest + (seq + 1) * PARTS_PER_OP - 1  # the last takes the rest
+            held = self.touched.get(new)
+            if held is not None:  # past PARTS_PER_OP parts: one id for the rest
+                piece = Agglomerate.of(
+                    np.concatenate([held.nodes, piece.nodes]),
+                    np.concatenate([held.edges, piece.edges]),
+                    np.concatenate([held.weights, piece.weights]),
+                )
+            self.touched[new] = piece
             moved = piece.nodes.tolist()
-            self.moved.update(dict.fromkeys(moved, self.largest))
-            changes.update(dict.fromkeys(moved, self.largest))
+            self.moved.update(dict.fromkeys(moved, new))
+            changes.update(dict.fromkeys(moved, new))
         return changes
 
 

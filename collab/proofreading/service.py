@@ -41,6 +41,8 @@ from collab.errors import Conflict, NotFound
 from collab.proofreading.connectome import SynapseTable
 from collab.proofreading.mapping import EditableMapping
 from collab.segmentation.ops import MAPPING_KINDS
+from collab.store import proofreading as proofreading_ops
+from collab.store.database import Database
 
 log = logging.getLogger("collab.proofreading")
 
@@ -49,36 +51,53 @@ MAPPINGS_KEPT = 64
 #: Datasets whose synapse table is kept in memory.
 DATASETS_KEPT = 8
 
-#: Told the supervoxels whose agglomerate changed: (version, layer, changes).
-MappingWatcher = Callable[[int, str, dict[int, int]], None]
+#: Told the supervoxels whose agglomerate changed: (version, layer or None
+#: for every layer, sorted n × 2 uint64 pairs or None: ask again).
+MappingWatcher = Callable[[int, str | None, np.ndarray | None], None]
 #: Builds the base of a layer's mapping: (annotation, layer entry) → base.
 BaseOf = Callable[[int, dict[str, Any]], Any]
 
 
-def standing_ops(doc: Doc, layer: str) -> list[tuple[str, dict[str, Any]]]:
-    """The layer's merge and split ops in the document, in seq order."""
+def pr_seq(key: str) -> int | None:
+    """The seq of a ``pr-<seq>`` key, else None."""
+    if not key.startswith("pr-") or not key[3:].isdigit() or len(key) > 23:
+        return None
+    return int(key[3:])
+
+
+def standing_seqs(doc: Doc) -> list[int]:
+    """The seqs of the proofreading ops that stand in the document: its
+    ``pr-<seq>`` entries of a proofreading kind (what they say is the
+    server's record's, not the entry's). Reads the whole ``ops`` root:
+    call in a thread."""
     ops = doc.get("ops", type=Map)
-    found = []
+    out = []
     for key in list(ops.keys()):
+        seq = pr_seq(key)
+        if seq is None:
+            continue
         op = ops.get(key)
-        if isinstance(op, dict) and op.get("kind") in MAPPING_KINDS and op.get("layer") == layer:
-            found.append((key, op))
-    return sorted(found, key=lambda item: (_seq(item[1]), item[0]))
+        if isinstance(op, dict) and op.get("kind") in MAPPING_KINDS:
+            out.append(seq)
+    return sorted(out)
 
 
 def _seq(op: dict[str, Any]) -> int:
     seq = op.get("seq")
-    return int(seq) if isinstance(seq, int | float) and not isinstance(seq, bool) else 0
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else 0
 
 
 class Proofreading:
     """The editable mappings of this server's annotation layers."""
 
-    def __init__(self, base_of: Any) -> None:
+    def __init__(self, pool: Database, base_of: Any) -> None:
+        self._pool = pool
         #: ``await base_of(annotation, layer entry)`` → the mapping's base.
         self._base_of = base_of
         #: (annotation, layer) → (the active mapping's name, the mapping).
         self._mappings: OrderedDict[tuple[int, str], tuple[str, EditableMapping]] = OrderedDict()
+        #: The ops the server sequenced, per annotation (by seq), as recorded.
+        self._recorded: OrderedDict[int, dict[int, dict[str, Any]]] = OrderedDict()
         self._locks: dict[int, asyncio.Lock] = {}
         self._users: dict[int, int] = {}
         self._watchers: dict[int, set[MappingWatcher]] = {}
@@ -128,15 +147,44 @@ class Proofreading:
             self._mappings.move_to_end((annotation_id, layer))
             return held[1]
         base = await self._base_of(annotation_id, entry)
-        ops = [op for _, op in standing_ops(doc, layer)]
+        ops = await self._standing(annotation_id, doc, layer)
         mapping = await asyncio.to_thread(_built, base, ops)
         self._keep(annotation_id, layer, active, mapping)
         return mapping
 
-    def forget(self, annotation_id: int, layer: str) -> None:
-        """Drop the layer's mapping (an op applied ahead was not written):
-        built again from the log on next use."""
-        self._mappings.pop((annotation_id, layer), None)
+    async def record(self, annotation_id: int, seq: int, op: dict[str, Any]) -> None:
+        """Keep the op a request is about to write as ``pr-<seq>``."""
+        recorded = await self._recorded_of(annotation_id)
+        async with self._pool.acquire() as conn:
+            await proofreading_ops.record(conn, annotation_id, seq, op)
+        recorded[seq] = op
+
+    async def _recorded_of(self, annotation_id: int) -> dict[int, dict[str, Any]]:
+        found = self._recorded.get(annotation_id)
+        if found is None:
+            async with self._pool.acquire() as conn:
+                found = await proofreading_ops.recorded(conn, annotation_id)
+            self._recorded[annotation_id] = found
+            while len(self._recorded) > MAPPINGS_KEPT:
+                self._recorded.popitem(last=False)
+        self._recorded.move_to_end(annotation_id)
+        return found
+
+    async def _standing(self, annotation_id: int, doc: Doc, layer: str) -> list[dict[str, Any]]:
+        """The layer's standing proofreading ops, as recorded, in seq order."""
+        seqs = await asyncio.to_thread(standing_seqs, doc)
+        recorded = await self._recorded_of(annotation_id)
+        return [
+            recorded[seq] for seq in seqs if seq in recorded and recorded[seq].get("layer") == layer
+        ]
+
+    def forget(self, annotation_id: int, layer: str | None = None, version: int = 0) -> None:
+        """Drop the annotation's mappings (one layer's, or all): built again
+        from the log on next use; viewers are told to ask again."""
+        for ann, name in list(self._mappings):
+            if ann == annotation_id and layer in (None, name):
+                del self._mappings[(ann, name)]
+        self._announce(annotation_id, version, layer, None)
 
     def _keep(self, annotation_id: int, layer: str, active: str, mapping: EditableMapping) -> None:
         self._mappings[(annotation_id, layer)] = (active, mapping)
@@ -155,40 +203,77 @@ class Proofreading:
         deleted: list[str],
     ) -> None:
         """The materialiser's ops listener: bring kept mappings of the
-        annotation to ``version`` and tell watchers what changed."""
-        for (ann, layer), (active, mapping) in list(self._mappings.items()):
-            if ann != annotation_id:
+        annotation to ``version`` and tell watchers what changed. Should it
+        fail or be cancelled half way, the annotation's mappings are dropped
+        (built again from the log) and viewers told to ask again."""
+        try:
+            await self._follow(annotation_id, doc, version, added, deleted)
+        except BaseException:
+            self.forget(annotation_id, None, version)
+            raise
+
+    async def _follow(
+        self,
+        annotation_id: int,
+        doc: Doc,
+        version: int,
+        added: list[tuple[str, dict[str, Any]]],
+        deleted: list[str],
+    ) -> None:
+        added_seqs = [
+            seq
+            for key, op in added
+            if (seq := pr_seq(key)) is not None and op.get("kind") in MAPPING_KINDS
+        ]
+        undone = any(pr_seq(key) is not None for key in deleted)
+        kept = [
+            (name, held) for (ann, name), held in self._mappings.items() if ann == annotation_id
+        ]
+        layers = doc.get("layers", type=Map)
+        for name, (active, _mapping) in kept:
+            entry = layers.get(name)
+            if (entry.get("activeMapping") if isinstance(entry, Map) else None) != active:
+                self.forget(annotation_id, name, version)  # another base: built again
+        if not added_seqs and not undone:
+            return
+        recorded = await self._recorded_of(annotation_id)
+        if any(seq not in recorded for seq in added_seqs):  # another instance's: read again
+            self._recorded.pop(annotation_id, None)
+            recorded = await self._recorded_of(annotation_id)
+        ops = [recorded[seq] for seq in added_seqs if seq in recorded]
+        followed: set[str] = set()
+        for name, (active, mapping) in kept:
+            if (annotation_id, name) not in self._mappings:
                 continue
-            mine = [
-                op
-                for _, op in added
-                if op.get("kind") in MAPPING_KINDS and op.get("layer") == layer
-            ]
-            entry = doc.get("layers", type=Map).get(layer)
-            now_active = entry.get("activeMapping") if isinstance(entry, Map) else None
-            if now_active != active:
-                self._mappings.pop((ann, layer), None)  # built again on next use
-                continue
-            if not mine and not deleted:
-                continue
-            in_order = all(
+            followed.add(name)
+            mine = sorted((op for op in ops if op.get("layer") == name), key=_seq)
+            in_order = not undone and all(
                 _seq(op) > mapping.seq or _seq(op) in mapping.pending for op in mine
-            ) and not any(key.startswith("pr-") for key in deleted)
+            )
             if in_order:
-                mine.sort(key=_seq)
-                changes = {}
+                changes: dict[int, int] = {}
                 for op in mine:  # applied ahead by their requests: told now
                     changes.update(mapping.pending.pop(_seq(op), {}))
                 unapplied = [op for op in mine if _seq(op) > mapping.seq]
                 if unapplied:
                     changes.update(await asyncio.to_thread(_applied, mapping, unapplied))
-            else:
-                ops = [op for _, op in standing_ops(doc, layer)]
-                fresh = await asyncio.to_thread(_built, mapping.base, ops)
+            elif mine or undone:
+                standing = await self._standing(annotation_id, doc, name)
+                fresh = await asyncio.to_thread(_built, mapping.base, standing)
                 changes = await asyncio.to_thread(_difference, mapping, fresh)
-                self._keep(ann, layer, active, fresh)
-            if changes:
-                self._announce(annotation_id, version, layer, changes)
+                self._keep(annotation_id, name, active, fresh)
+            else:
+                continue
+            if changes and self._watchers.get(annotation_id):
+                pairs = await asyncio.to_thread(as_pairs, changes)
+                self._announce(annotation_id, version, name, pairs)
+        # Layers whose mapping is not kept here: their viewers ask again.
+        elsewhere = {str(op.get("layer")) for op in ops} - followed
+        if undone and self._watchers.get(annotation_id):
+            self._announce(annotation_id, version, None, None)
+        else:
+            for name in elsewhere:
+                self._announce(annotation_id, version, name, None)
 
     # -- watchers ---------------------------------------------------------------
 
@@ -206,11 +291,14 @@ class Proofreading:
                 self._watchers.pop(annotation_id, None)
 
     def _announce(
-        self, annotation_id: int, version: int, layer: str, changes: dict[int, int]
+        self, annotation_id: int, version: int, layer: str | None, pairs: np.ndarray | None
     ) -> None:
+        """Tell watchers: sorted (supervoxel, agglomerate) pairs (one array
+        for every socket), or None: ask again (of ``layer``, or of every
+        layer when None)."""
         for callback in list(self._watchers.get(annotation_id, ())):
             try:
-                callback(version, layer, changes)
+                callback(version, layer, pairs)
             except Exception:
                 log.exception("a mapping watcher failed", extra={"annotation": annotation_id})
 
@@ -249,5 +337,7 @@ def _difference(old: EditableMapping, new: EditableMapping) -> dict[int, int]:
 
 def as_pairs(changes: dict[int, int]) -> np.ndarray:
     """Changes as (supervoxel, agglomerate) uint64 pairs, by supervoxel."""
-    keys = sorted(changes)
-    return np.array([(k, changes[k]) for k in keys], dtype=np.uint64).reshape(len(keys), 2)
+    pairs = np.fromiter(
+        (v for item in changes.items() for v in item), dtype=np.uint64, count=2 * len(changes)
+    ).reshape(len(changes), 2)
+    return pairs[np.argsort(pairs[:, 0], kind="stable")]

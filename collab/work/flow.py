@@ -20,6 +20,7 @@ from collab.document.kind import Kinds
 from collab.document.log import RoomKey, UpdateRecord
 from collab.errors import Forbidden, NoTask, NotFound, Unprocessable
 from collab.store import identity, oplog, work
+from collab.store import proofreading as proofreading_ops
 from collab.store.database import Connection, Database, Record
 from collab.work.access import Actor
 
@@ -29,7 +30,9 @@ async def _copy_base(db: Connection, base: int, target: int, kinds: Kinds) -> No
     (a kind that ``keeps_order``: its versions 1…n, as they were), each
     version's summary naming the base in ``copiedFrom``. The segmentation's
     ``import`` ops name the base's uploads: the copy shares them through
-    that summary (collab/store/uploads.py, ``get``), bricks not duplicated."""
+    that summary (collab/store/uploads.py, ``get``), bricks not duplicated;
+    its ``pr-<seq>`` ops mean the base's proofreading ops, copied."""
+    await proofreading_ops.copy(db, base, target)
     for kind in await oplog.stored_docs(db, base):
         if kind in kinds and kinds[kind].keeps_order:
             records = [

@@ -43,7 +43,13 @@ async def test_two_pages_proofread_together(live: LiveServer, built_client: Path
         r = await http.post(f"/api/annotations/{ann}/grants", json={"user": b_id, "role": "editor"})
         assert r.status_code in (200, 201), r.text
     probes = {f"sv{s}": _centre(s) for s in (1, 3, 4, 9, 16)}
-    colours = {f"agg{g}": segment_colour(g) for g in (1, 2, 4)}
+    # The split (pr-2) hands its part the id base largest (3) + seq · 2^16 + 1.
+    split_id = 3 + 2 * 65536 + 1
+    colours = {
+        "agg1": segment_colour(1),
+        "agg2": segment_colour(2),
+        "agg4": segment_colour(split_id),
+    }
     seen = await run_e2e(
         "proofreading.mjs",
         live.url,
@@ -59,7 +65,7 @@ async def test_two_pages_proofread_together(live: LiveServer, built_client: Path
     assert seen["before"] == {"a": start, "b": start}, seen
     assert seen["toolA"] == "proofread" and seen["picked"] == [1, 1], seen
     assert seen["mergeToast"] == "merged agglomerate 2 into 1", seen
-    assert "2 edge(s) cut, 1 and 4" in str(seen["splitToast"]), seen
+    assert f"2 edge(s) cut, 1 and {split_id}" in str(seen["splitToast"]), seen
     # Both ops are the server's, written with A as their author.
     assert sorted(seen["opsOnB"]) == [["pr-1", "merge", a_id], ["pr-2", "split", a_id]], seen
     assert seen["refusal"] == "segments 1 and 16 are one agglomerate (1) already: nothing to merge"

@@ -63,8 +63,9 @@ def test_split_removes_the_cut_and_numbers_the_new_part() -> None:
     m = EditableMapping(chain())
     assert m.check_split([1], [4]) == 1
     changes = m.apply({"kind": "split", "sources": [1], "sinks": [4], "cut": [[2, 3]], "seq": 1})
-    assert changes == {3: 4, 4: 4}  # a new id: the largest (3) + 1
-    assert m.agglomerates_of([1, 2, 3, 4]) == [1, 1, 4, 4]
+    new = 3 + 65536 + 1  # the op's own id: the base's largest + seq · 2^16 + 1
+    assert changes == {3: new, 4: new}
+    assert m.agglomerates_of([1, 2, 3, 4]) == [1, 1, new, new]
     # A cut that leaves it whole changes no id.
     assert m.apply({"kind": "split", "sources": [1], "sinks": [2], "cut": [[5, 6]], "seq": 2}) == {}
 

@@ -136,9 +136,11 @@ async def test_merge_split_undo_revert_and_the_connectome(live: LiveServer) -> N
     assert r.status_code == 201, r.text
     split = r.json()
     assert sorted(map(tuple, split["cut"])) == sorted(WEAK)
-    assert split["agglomerates"] == [1, 4]  # a new id: the largest so far + 1
-    assert await lookup(live, a, ann, [1, 2, 3, 4, 7, 8, 9]) == [1, 1, 4, 4, 4, 4, 1]
-    assert await connectome(17) == {4: (0, 1), 1: (1, 0)}
+    # A new id of the op's own: the base's largest (3) + seq · 2^16 + 1.
+    new = 3 + int(split["op"][3:]) * 65536 + 1
+    assert split["agglomerates"] == [1, new]
+    assert await lookup(live, a, ann, [1, 2, 3, 4, 7, 8, 9]) == [1, 1, new, new, new, new, 1]
+    assert await connectome(17) == {new: (0, 1), 1: (1, 0)}
 
     # A client cannot write a proofreading op itself.
     rogue = await YClient(live.sync_url(ann, "segmentation", token=a)).connect()
@@ -172,6 +174,12 @@ async def test_merge_split_undo_revert_and_the_connectome(live: LiveServer) -> N
         )
         assert r.status_code == 200, r.text
     assert await lookup(live, a, ann, [1, 9, 16]) == [1, 1, 1]
+
+    # A client rewriting the server's op in the document changes nothing:
+    # the mapping applies the server's record of it.
+    rewritten = {"kind": "merge", "layer": "L1", "a": 1, "b": 17, "seq": 1}
+    assert await w.write(lambda: w.map("ops").__setitem__(merged["op"], rewritten))
+    assert await lookup(live, a, ann, [1, 9, 17]) == [1, 1, 3]
     await rogue.close()
     await viewer.close()
     await w.close()
