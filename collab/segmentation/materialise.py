@@ -196,6 +196,8 @@ class Materialiser:
                         state = await oplog.load(conn, key, reached)
                     doc = await asyncio.to_thread(_build, state.snapshot, state.updates)
                     self._docs[annotation_id] = cached = (reached, doc)
+                    while len(self._docs) > DOCS_KEPT:
+                        self._docs.pop(next(iter(self._docs)))
                 yield cached
         finally:
             self._users[annotation_id] -= 1
@@ -494,37 +496,20 @@ class Materialiser:
             if info is not None:
                 _join(region, row, info)
         base = min(row.version for row in undone) - 1
-        fetched: int | None = None
         rows: list[OpRow] = []
         for _ in range(MAX_RECOMPUTE_ROUNDS):
-            if fetched != base:
-                async with self._pool.acquire() as conn:
-                    rows = await materialised.ops_after(conn, key, base)
-                fetched = base
-            moved = False
-            for row in rows:
-                info = info_of(row.layer)
-                if (row.op, row.version) in gone or info is None:
-                    continue
-                if row.deleted_at is not None:
-                    if row.version <= base < row.deleted_at and _touches(region, row, info):
-                        base = row.version - 1
-                        moved = True
-                elif row.version > base and _touches(region, row, info):
-                    moved = _join(region, row, info) or moved
-            if not moved:
+            async with self._pool.acquire() as conn:
+                rows = await materialised.ops_after(conn, key, base)
+            for layer in {row.layer for row in rows}:
+                info_of(layer)  # read here: the document is the loop's
+            # Pure set work over every later op: in a thread, not on the loop.
+            moved_to = await asyncio.to_thread(_settle, rows, region, gone, base, infos)
+            if moved_to == base:
                 break
+            base = moved_to  # earlier: the ops from there on are read again
         else:  # pragma: no cover - bounded by the rows; never seen
             raise Unavailable("an undo's region did not settle; try again")
-        replay = [
-            row
-            for row in rows
-            if row.deleted_at is None
-            and row.version > base
-            and (row.op, row.version) not in gone
-            and (info := info_of(row.layer)) is not None
-            and _touches(region, row, info)
-        ]
+        replay = await asyncio.to_thread(_replayed, rows, region, gone, base, infos)
         # Every brick of the region starts as it was at the base.
         for (layer, mag), place in region.items():
             info = info_of(layer)
@@ -906,6 +891,52 @@ def _touches(region: Region, row: OpRow, info: LayerInfo) -> bool:
     return False
 
 
+def _settle(
+    rows: list[OpRow],
+    region: Region,
+    gone: set[tuple[str, int]],
+    base: int,
+    infos: dict[str, LayerInfo | None],
+) -> int:
+    """Grow ``region`` by every standing op after ``base`` that reaches it,
+    to a fixed point; return ``base``, or an earlier one as soon as an op
+    deleted since stood at it and reaches the region (the caller reads the
+    ops from there and settles again)."""
+    for _ in range(len(rows) + 2):
+        moved = False
+        for row in rows:
+            info = infos.get(row.layer)
+            if (row.op, row.version) in gone or info is None:
+                continue
+            if row.deleted_at is not None:
+                if row.version <= base < row.deleted_at and _touches(region, row, info):
+                    return row.version - 1
+            elif row.version > base and _touches(region, row, info):
+                moved = _join(region, row, info) or moved
+        if not moved:
+            break
+    return base
+
+
+def _replayed(
+    rows: list[OpRow],
+    region: Region,
+    gone: set[tuple[str, int]],
+    base: int,
+    infos: dict[str, LayerInfo | None],
+) -> list[OpRow]:
+    """The standing ops after ``base`` that reach the settled region, in order."""
+    return [
+        row
+        for row in rows
+        if row.deleted_at is None
+        and row.version > base
+        and (row.op, row.version) not in gone
+        and (info := infos.get(row.layer)) is not None
+        and _touches(region, row, info)
+    ]
+
+
 def _join(region: Region, row: OpRow, info: LayerInfo) -> bool:
     """Add the row's reach to the region; whether it grew."""
     grew = False
@@ -929,14 +960,17 @@ def _voxels(data: bytes, dtype: np.dtype[Any]) -> np.ndarray:
 
 
 async def _spill(changed: Changed) -> None:
-    """Past CHANGED_ARRAY_BYTES of arrays, keep them compressed."""
-    arrays = {k: v for k, v in changed.items() if isinstance(v, np.ndarray)}
-    if sum(v.nbytes for v in arrays.values()) <= CHANGED_ARRAY_BYTES:
+    """Past CHANGED_ARRAY_BYTES of arrays, keep them compressed. Few entries
+    cannot hold that much (a brick is at most 256 KiB): nothing to look at."""
+    if len(changed) * BRICK**3 * 8 <= CHANGED_ARRAY_BYTES:
         return
-    packed = await asyncio.to_thread(
-        lambda: {k: enc.compress(enc.to_raw(v)) for k, v in arrays.items()}
-    )
-    changed.update(packed)
+    await asyncio.to_thread(_spill_now, changed)
+
+
+def _spill_now(changed: Changed) -> None:
+    arrays = {k: v for k, v in changed.items() if isinstance(v, np.ndarray)}
+    if sum(v.nbytes for v in arrays.values()) > CHANGED_ARRAY_BYTES:
+        changed.update({k: enc.compress(enc.to_raw(v)) for k, v in arrays.items()})
 
 
 def _rows_if_changed(
