@@ -226,6 +226,7 @@ async def split(request: Request) -> JSON:
                 whole.weights,
                 np.array(sources, dtype=np.uint64),
                 np.array(sinks, dtype=np.uint64),
+                whole.local(),
             )
             if len(at) > MAX_CUT_EDGES:
                 raise Unprocessable(

@@ -123,15 +123,20 @@ def min_cut(
     affinities: np.ndarray,
     sources: np.ndarray,
     sinks: np.ndarray,
+    local: np.ndarray | None = None,
 ) -> np.ndarray:
     """Indices into ``edges`` (ascending) of the minimum cut separating every
     source from every sink (module docstring: weights and which cut).
 
     Refuses (InvalidGraph) sources or sinks not in the graph, none of
     either, and a node that is both. Sources and sinks in different
-    components give an empty cut.
+    components give an empty cut. ``local``: the edges as positions in
+    ``nodes`` (ascending, unique), where the caller has them already.
     """
-    ordered, _, local = _indexed(nodes, edges)
+    if local is None:
+        ordered, _, local = _indexed(nodes, edges)
+    else:  # the caller's: nodes ascending, edges as positions in them
+        ordered = np.asarray(nodes)
     weights = capacities(affinities)
     if len(weights) != len(local):
         raise InvalidGraph(f"{len(local)} edges but {len(weights)} affinities")

@@ -306,6 +306,13 @@ class Materialiser:
                     rows, applied, gone = await self._apply_version(
                         key, doc, version, added, deleted, changed
                     )
+                    # A version that changed no voxel (a merge, a split) is
+                    # told to listeners before its row is written: nothing
+                    # of it waits on that write (told twice after a crash
+                    # between the two: listeners take a version again alike).
+                    early = not rows
+                    if early:
+                        await self._listen(key.annotation_id, doc, version, added, deleted)
                     try:
                         async with self._pool.acquire() as conn:
                             await materialised.write_version(
@@ -317,13 +324,8 @@ class Materialiser:
                     last_written = version
                     self._keep_head(key.annotation_id, version, changed)
                     self._announce(key.annotation_id, version, rows)
-                    for listener in self._op_listeners:
-                        try:
-                            await listener(key.annotation_id, doc, version, added, deleted)
-                        except Exception:
-                            log.exception(
-                                "an ops listener failed", extra={"annotation": key.annotation_id}
-                            )
+                    if not early:
+                        await self._listen(key.annotation_id, doc, version, added, deleted)
         finally:
             ops_map.unobserve(subscription)
         if now > last_written:
@@ -795,6 +797,20 @@ class Materialiser:
         self._head_at.pop(ann, None)
 
     # -- live -----------------------------------------------------------------
+
+    async def _listen(
+        self,
+        annotation_id: int,
+        doc: Doc,
+        version: int,
+        added: list[tuple[str, dict[str, Any]]],
+        deleted: list[str],
+    ) -> None:
+        for listener in self._op_listeners:
+            try:
+                await listener(annotation_id, doc, version, added, deleted)
+            except Exception:
+                log.exception("an ops listener failed", extra={"annotation": annotation_id})
 
     @contextlib.contextmanager
     def watch(self, annotation_id: int, callback: Watcher) -> Iterator[None]:
