@@ -12,7 +12,6 @@ import numpy as np
 from pycrdt import Map
 
 from collab.document.log import RoomKey
-from collab.segmentation.materialise import Materialiser
 from collab.store import materialised
 from collab.volume import encoding as enc
 from tests.conftest import LiveServer
@@ -89,7 +88,7 @@ async def from_nothing(
     ops = client.map("ops")
     for key, op in standing:
         assert await client.write(lambda k=key, o=op: ops.__setitem__(k, o))
-    await Materialiser(live.services.pool).catch_up(ann)
+    await live.server.config.app.state.materialiser.catch_up(ann)
     await client.close()
     return await volume(live, ann)
 
@@ -99,7 +98,7 @@ async def test_undo_of_the_first_after_the_second_leaves_nothing(live: LiveServe
     of B's undo must not hold A, undone since)."""
     a_id, client, ann = await start(live, "Ada")
     ops = client.map("ops")
-    m = Materialiser(live.services.pool)
+    m = live.server.config.app.state.materialiser
     assert await client.write(
         lambda: ops.__setitem__(f"{a_id}-1", brush(a_id, 5, [[10, 10, 3]], 6))
     )
@@ -120,7 +119,7 @@ async def test_undo_of_the_first_after_the_second_leaves_nothing(live: LiveServe
 async def test_undo_at_a_finer_mag_keeps_an_op_drawn_at_a_coarser_one(live: LiveServer) -> None:
     a_id, client, ann = await start(live, "Bea")
     ops = client.map("ops")
-    m = Materialiser(live.services.pool)
+    m = live.server.config.app.state.materialiser
     assert await client.write(
         lambda: ops.__setitem__(f"{a_id}-1", brush(a_id, 5, [[20, 20, 3]], 10))
     )
@@ -149,7 +148,7 @@ async def test_any_sequence_of_ops_undos_and_redos_equals_replay_from_nothing(
     rng = random.Random(20261203)
     a_id, client, ann = await start(live, "Cy")
     ops = client.map("ops")
-    m = Materialiser(live.services.pool)
+    m = live.server.config.app.state.materialiser
     standing: list[tuple[str, dict[str, Any]]] = []
     undone: list[tuple[str, dict[str, Any]]] = []
     n = 0
