@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,7 @@ from collab.proofreading.mapping import EditableMapping
 from collab.segmentation.ops import MAPPING_KINDS
 from collab.store import proofreading as proofreading_ops
 from collab.store.database import Database
+from collab.watchers import Watchers
 
 log = logging.getLogger("collab.proofreading")
 
@@ -100,7 +101,7 @@ class Proofreading:
         self._recorded: OrderedDict[int, dict[int, dict[str, Any]]] = OrderedDict()
         self._locks: dict[int, asyncio.Lock] = {}
         self._users: dict[int, int] = {}
-        self._watchers: dict[int, set[MappingWatcher]] = {}
+        self._watchers: Watchers[MappingWatcher] = Watchers("mapping")
         #: Synapse tables by dataset name (read once; DATASETS_KEPT at most).
         self._synapses: OrderedDict[str, SynapseTable] = OrderedDict()
 
@@ -264,12 +265,12 @@ class Proofreading:
                 self._keep(annotation_id, name, active, fresh)
             else:
                 continue
-            if changes and self._watchers.get(annotation_id):
+            if changes and self._watchers.any(annotation_id):
                 pairs = await asyncio.to_thread(as_pairs, changes)
                 self._announce(annotation_id, version, name, pairs)
         # Layers whose mapping is not kept here: their viewers ask again.
         elsewhere = {str(op.get("layer")) for op in ops} - followed
-        if undone and self._watchers.get(annotation_id):
+        if undone and self._watchers.any(annotation_id):
             self._announce(annotation_id, version, None, None)
         else:
             for name in elsewhere:
@@ -277,18 +278,12 @@ class Proofreading:
 
     # -- watchers ---------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def watch(self, annotation_id: int, callback: MappingWatcher) -> Iterator[None]:
-        """Call ``callback(version, layer, changes)`` whenever the mapping of
-        a layer of the annotation changes. It must not block."""
-        watchers = self._watchers.setdefault(annotation_id, set())
-        watchers.add(callback)
-        try:
-            yield
-        finally:
-            watchers.discard(callback)
-            if not watchers:
-                self._watchers.pop(annotation_id, None)
+    def watch(
+        self, annotation_id: int, callback: MappingWatcher
+    ) -> contextlib.AbstractContextManager[None]:
+        """Call ``callback(version, layer, pairs)`` whenever the mapping of a
+        layer of the annotation changes (:meth:`_announce`). It must not block."""
+        return self._watchers.watch(annotation_id, callback)
 
     def _announce(
         self, annotation_id: int, version: int, layer: str | None, pairs: np.ndarray | None
@@ -296,11 +291,7 @@ class Proofreading:
         """Tell watchers: sorted (supervoxel, agglomerate) pairs (one array
         for every socket), or None: ask again (of ``layer``, or of every
         layer when None)."""
-        for callback in list(self._watchers.get(annotation_id, ())):
-            try:
-                callback(version, layer, pairs)
-            except Exception:
-                log.exception("a mapping watcher failed", extra={"annotation": annotation_id})
+        self._watchers.tell(annotation_id, version, layer, pairs)
 
 
 def _layer_entry(doc: Doc, layer: str) -> dict[str, Any]:

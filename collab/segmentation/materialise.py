@@ -41,7 +41,7 @@ import logging
 import math
 import re
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +57,7 @@ from collab.store.database import Database
 from collab.store.materialised import BrickRow, OpRow
 from collab.volume import encoding as enc
 from collab.volume.mags import Mag, parse_mag
+from collab.watchers import Watchers
 
 log = logging.getLogger("collab.segmentation")
 
@@ -147,7 +148,7 @@ class Materialiser:
         self._progress = asyncio.Condition()
         self._due: set[int] = set()
         self._wake = asyncio.Event()
-        self._watchers: dict[int, set[Watcher]] = {}
+        self._watchers: Watchers[Watcher] = Watchers("brick")
         #: The newest voxels of bricks touched lately, per (annotation, layer,
         #: mag, brick), as of ``_head_at[annotation]``: painting one stroke
         #: after another reads them from here, not from PostgreSQL (zstd).
@@ -812,26 +813,16 @@ class Materialiser:
             except Exception:
                 log.exception("an ops listener failed", extra={"annotation": annotation_id})
 
-    @contextlib.contextmanager
-    def watch(self, annotation_id: int, callback: Watcher) -> Iterator[None]:
+    def watch(
+        self, annotation_id: int, callback: Watcher
+    ) -> contextlib.AbstractContextManager[None]:
         """Call ``callback(version, rows)`` with the bricks each version of the
         annotation's segmentation changed, once they are written (brick
         sockets push them to their viewers). It must not block."""
-        watchers = self._watchers.setdefault(annotation_id, set())
-        watchers.add(callback)
-        try:
-            yield
-        finally:
-            watchers.discard(callback)
-            if not watchers:
-                self._watchers.pop(annotation_id, None)
+        return self._watchers.watch(annotation_id, callback)
 
     def _announce(self, annotation_id: int, version: int, rows: list[BrickRow]) -> None:
-        for callback in list(self._watchers.get(annotation_id, ())):
-            try:
-                callback(version, rows)
-            except Exception:
-                log.exception("a brick watcher failed", extra={"annotation": annotation_id})
+        self._watchers.tell(annotation_id, version, rows)
 
 
 Brick = tuple[int, int, int]
