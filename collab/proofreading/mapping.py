@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from collab.errors import Conflict, Unprocessable
+from collab.errors import Conflict, PayloadTooLarge, Unprocessable
 
 #: Affinity of an edge a merge adds (the base's are in [0, 1]).
 MERGE_AFFINITY = 1.0
@@ -197,6 +197,15 @@ class EditableMapping:
             raise Conflict(
                 f"segments {a} and {b} are one agglomerate ({ga}) already: nothing to merge"
             )
+        limit = getattr(self.base, "max_edges", None)
+        if limit is not None:
+            one, other = self.graph(ga), self.graph(gb)
+            size = max(len(one.nodes) + len(other.nodes), len(one.edges) + len(other.edges) + 1)
+            if size > limit:
+                raise PayloadTooLarge(
+                    f"the merged agglomerate would have {size} supervoxels or edges; at most "
+                    f"{limit} (COLLAB_AGGLOMERATE_MAX_EDGES)"
+                )
         return ga, gb
 
     def check_split(self, sources: list[int], sinks: list[int]) -> int:

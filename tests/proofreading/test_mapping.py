@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collab.errors import Conflict, Unprocessable
+from collab.errors import Conflict, PayloadTooLarge, Unprocessable
 from collab.proofreading.mapping import EditableMapping
 
 
@@ -141,3 +141,16 @@ def _replayed(base: ArrayBase, ops: list[dict]) -> EditableMapping:
     for op in sorted(ops, key=lambda o: o["seq"]):
         m.apply(op)
     return m
+
+
+def test_a_merge_past_the_graph_limit_is_refused() -> None:
+    base = chain()
+    base.max_edges = 5  # type: ignore[attr-defined]
+    m = EditableMapping(base)
+    try:
+        m.check_merge(1, 5)  # 4 + 2 supervoxels, 3 + 1 + 1 edges: 6 > 5
+    except PayloadTooLarge as exc:
+        assert "COLLAB_AGGLOMERATE_MAX_EDGES" in str(exc)
+    else:
+        raise AssertionError("a merge past the limit passed")
+    assert m.check_merge(5, 7) == (2, 3)  # 3 supervoxels: within it
