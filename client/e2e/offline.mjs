@@ -21,9 +21,12 @@ try {
   await until(async () => (await status(page)).startsWith('saved'), 'first sync')
   await context.setOffline(true)
   // The browser's offline mode stops new connections; the open socket is
-  // dropped as a lost network would drop it.
-  await page.evaluate(() => window.collab.connection.provider.ws?.close())
-  await until(async () => (await status(page)).startsWith('offline'), 'offline shown')
+  // dropped as a lost network would drop it. (A reconnect the browser let
+  // through before its offline mode took hold is dropped again.)
+  await until(async () => {
+    await page.evaluate(() => window.collab.connection.provider.ws?.close())
+    return (await status(page)).startsWith('offline')
+  }, 'offline shown')
   const box = await page.locator('[data-testid="xy"]').boundingBox()
   for (let k = 0; k < 3; k++) await page.mouse.click(box.x + 300 + 30 * k, box.y + 300)
   out.offlineStatus = await status(page)
