@@ -38,6 +38,7 @@ import numpy as np
 from pycrdt import Doc, Map
 
 from collab.errors import Conflict, NotFound
+from collab.keyed_locks import KeyedLocks
 from collab.proofreading.connectome import SynapseTable
 from collab.proofreading.mapping import EditableMapping
 from collab.segmentation.ops import MAPPING_KINDS
@@ -99,8 +100,7 @@ class Proofreading:
         self._mappings: OrderedDict[tuple[int, str], tuple[str, EditableMapping]] = OrderedDict()
         #: The ops the server sequenced, per annotation (by seq), as recorded.
         self._recorded: OrderedDict[int, dict[int, dict[str, Any]]] = OrderedDict()
-        self._locks: dict[int, asyncio.Lock] = {}
-        self._users: dict[int, int] = {}
+        self._locks = KeyedLocks()
         self._watchers: Watchers[MappingWatcher] = Watchers("mapping")
         #: Synapse tables by dataset name (read once; DATASETS_KEPT at most).
         self._synapses: OrderedDict[str, SynapseTable] = OrderedDict()
@@ -122,16 +122,8 @@ class Proofreading:
     async def sequencing(self, annotation_id: int) -> Any:
         """One request of the annotation at a time (from the check of a
         request to its op followed into the mapping)."""
-        lock = self._locks.setdefault(annotation_id, asyncio.Lock())
-        self._users[annotation_id] = self._users.get(annotation_id, 0) + 1
-        try:
-            async with lock:
-                yield
-        finally:
-            self._users[annotation_id] -= 1
-            if not self._users[annotation_id]:  # nobody holds or waits: it goes
-                del self._users[annotation_id]
-                del self._locks[annotation_id]
+        async with self._locks.hold(annotation_id):
+            yield
 
     async def mapping(self, annotation_id: int, layer: str, doc: Doc) -> EditableMapping:
         """The layer's mapping as of ``doc`` (the document at the newest

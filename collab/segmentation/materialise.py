@@ -50,6 +50,7 @@ from pycrdt import Doc, Map
 
 from collab.document.log import RoomKey
 from collab.errors import BadRequest, CollabError, Unavailable, Unprocessable
+from collab.keyed_locks import KeyedLocks
 from collab.segmentation import imports, paint
 from collab.segmentation.ops import MAPPING_KINDS, MAX_LAYER_MAGS, MAX_MAG_STEP, check_op
 from collab.store import materialised, oplog
@@ -71,7 +72,7 @@ HEAD_CACHE_BYTES = 256 * 2**20
 MAX_SCAN_BRICKS = 512
 #: How long a reader waits for the newest version to be materialised.
 READ_WAIT_SECONDS = 30.0
-#: Annotations whose lock and progress are kept between catch-ups.
+#: Annotations whose progress is kept between catch-ups (idle ones go past it).
 ANNOTATIONS_KEPT = 4096
 #: Versions read from the log at a time while catching up.
 UPDATES_PAGE = 256
@@ -136,9 +137,8 @@ class Materialiser:
     def __init__(self, pool: Database, fallback: FallbackReader | None = None) -> None:
         self._pool = pool
         self._fallback = fallback
-        self._locks: dict[int, asyncio.Lock] = {}
-        #: Per annotation: catch-ups holding or waiting for its lock.
-        self._users: dict[int, int] = {}
+        #: One catch-up (or held document) per annotation at a time.
+        self._locks = KeyedLocks()
         #: Per annotation: the document at its materialised version, so a
         #: catch-up applies only the new updates (oldest out past DOCS_KEPT).
         self._docs: dict[int, tuple[int, Doc]] = {}
@@ -185,25 +185,18 @@ class Materialiser:
         """The annotation's segmentation document at its newest materialised
         version, held still (its lock) while the caller reads it: nothing
         is materialised, and no listener called, meanwhile."""
-        lock = self._locks.setdefault(annotation_id, asyncio.Lock())
-        self._users[annotation_id] = self._users.get(annotation_id, 0) + 1
-        try:
-            async with lock:
-                key = RoomKey(annotation_id, DOC)
-                reached = await self._catch_up(key)
-                cached = self._docs.get(annotation_id)
-                if cached is None or cached[0] != reached:
-                    async with self._pool.acquire() as conn:
-                        state = await oplog.load(conn, key, reached)
-                    doc = await asyncio.to_thread(_build, state.snapshot, state.updates)
-                    self._docs[annotation_id] = cached = (reached, doc)
-                    while len(self._docs) > DOCS_KEPT:
-                        self._docs.pop(next(iter(self._docs)))
-                yield cached
-        finally:
-            self._users[annotation_id] -= 1
-            if not self._users[annotation_id]:
-                del self._users[annotation_id]
+        async with self._locks.hold(annotation_id):
+            key = RoomKey(annotation_id, DOC)
+            reached = await self._catch_up(key)
+            cached = self._docs.get(annotation_id)
+            if cached is None or cached[0] != reached:
+                async with self._pool.acquire() as conn:
+                    state = await oplog.load(conn, key, reached)
+                doc = await asyncio.to_thread(_build, state.snapshot, state.updates)
+                self._docs[annotation_id] = cached = (reached, doc)
+                while len(self._docs) > DOCS_KEPT:
+                    self._docs.pop(next(iter(self._docs)))
+            yield cached
 
     def nudge(self, annotation_id: int) -> None:
         """A version of the annotation's segmentation is durable: materialise it soon."""
@@ -225,23 +218,13 @@ class Materialiser:
     async def catch_up(self, annotation_id: int) -> int:
         """Materialise every stored version not yet materialised; return the
         materialised version."""
-        lock = self._locks.setdefault(annotation_id, asyncio.Lock())
-        self._users[annotation_id] = self._users.get(annotation_id, 0) + 1
-        try:
-            async with lock:
-                reached = await self._catch_up(RoomKey(annotation_id, DOC))
-        finally:
-            self._users[annotation_id] -= 1
-            if not self._users[annotation_id]:
-                del self._users[annotation_id]
+        async with self._locks.hold(annotation_id):
+            reached = await self._catch_up(RoomKey(annotation_id, DOC))
         async with self._progress:
             self._reached[annotation_id] = reached
             self._progress.notify_all()
-        if len(self._locks) > ANNOTATIONS_KEPT:  # bounded: idle annotations go
-            # Idle: nobody holds or waits for its lock (a waiter keeps the
-            # lock it waits on: a new one would let two catch up at once).
-            for idle in [a for a in self._locks if a not in self._users]:
-                del self._locks[idle]
+        if len(self._reached) > ANNOTATIONS_KEPT:  # bounded: idle annotations go
+            for idle in [a for a in self._reached if not self._locks.busy(a)]:
                 self._reached.pop(idle, None)
                 self._head_at.pop(idle, None)
         return reached
