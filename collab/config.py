@@ -204,6 +204,7 @@ _MINIMUMS: dict[str, Any] = {
     "max_volume_bricks": 1,
     "agglomerate_graph_bytes": 0,
     "agglomerate_max_edges": 1,
+    "lease_seconds": 0.3,
 }
 
 
@@ -222,6 +223,16 @@ class Settings:
     admin_token: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
+    #: Where other instances reach this one (REST writes for annotations it
+    #: owns are passed on there); default ``http://<host>:<port>``. Must be
+    #: unique among live instances: a process starting at the url of a dead
+    #: one takes its annotations at once.
+    instance_url: str | None = None
+    #: Seconds an instance owns an annotation without renewing its lease
+    #: (renewed every third of it). When an instance dies, another takes
+    #: its annotations within about 4/3 of this; an event loop stalled
+    #: longer loses them (its clients reconnect).
+    lease_seconds: float = 3.0
     #: Largest WebSocket frame accepted; bigger ones close the socket (1009).
     #: 16 MiB fits an NML-sized update while bounding per-connection memory.
     max_frame_bytes: int = 16 * 1024 * 1024
@@ -341,6 +352,7 @@ class Settings:
             dataset_roots=parse_roots(roots_raw),
             object_storage=ObjectStorage.from_env(env),
             admin_token=env.get("COLLAB_ADMIN_TOKEN") or None,
+            instance_url=(env.get("COLLAB_INSTANCE_URL") or "").rstrip("/") or None,
             log_level=(env.get("COLLAB_LOG_LEVEL") or defaults["log_level"]).upper(),
             limits=limits,
             **numbers,

@@ -39,6 +39,22 @@ class Metrics:
             "collab_connections", "Open sync WebSocket connections", registry=r
         )
         self.rooms = Gauge("collab_rooms", "Rooms loaded in memory", registry=r)
+        self.leases_held = Gauge(
+            "collab_room_leases_held",
+            "Annotations this instance owns (holds the lease of)",
+            registry=r,
+        )
+        self.lease_changes = Counter(
+            "collab_lease_changes",
+            "Annotation leases taken by this instance (first opens and takeovers)",
+            registry=r,
+        )
+        self.fanout_lag = Histogram(
+            "collab_fanout_lag_seconds",
+            "From the owner's commit of a version to a mirror here hearing of it",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
         self.updates = Counter(
             "collab_updates", "Updates accepted (per second: rate())", registry=r
         )

@@ -32,3 +32,6 @@ class UpdateRecord:
     summary: bytes  # JSON
     data: bytes
     snapshot_due: bool = False  # a snapshot of ``version`` is to be written once it is durable
+    #: The forwarded updates (room inbox ids, with the process that sent
+    #: them) this version applies: deleted from the inbox in its commit.
+    inbox: tuple[tuple[str, int], ...] = ()

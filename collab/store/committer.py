@@ -38,12 +38,12 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import asyncpg
 
 from collab.errors import Unavailable
-from collab.store import oplog
+from collab.store import inbox, leases, oplog
 from collab.store.database import first_line as _first_line
 from collab.store.database import is_transient
 
@@ -57,6 +57,25 @@ log = logging.getLogger("collab.store.committer")
 RETRY_MAX_SECONDS = 2.0
 #: How long shutdown keeps retrying to write what is queued, seconds.
 FINAL_FLUSH_SECONDS = 10.0
+
+
+#: Why records are refused when their writer no longer holds the annotation.
+LEASE_LOST = "the annotation's lease was lost (another instance owns it now)"
+
+
+class Fencing(Protocol):
+    """What the committer checks and tells with several instances
+    (collab/sync/cluster.py): the lease each version is written under, and
+    the notifications its commit sends."""
+
+    owner: str
+
+    def epoch_of(self, annotation_id: int) -> int | None:
+        """The epoch under which this process holds the annotation, if it does."""
+
+    def announce(self, records: Sequence[UpdateRecord], watched: set[int]) -> list[str]:
+        """The notifications for ``records`` committed (``watched``: the
+        annotations another instance serves clients of)."""
 
 
 def _is_data_error(exc: BaseException) -> bool:
@@ -77,6 +96,7 @@ class GroupCommitter:
         on_snapshot_due: Callable[[RoomKey, int], None] | None = None,
         on_refused: Callable[[RoomKey, int, str], None] | None = None,
         on_failure: Callable[[str | None], None] | None = None,
+        fencing: Fencing | None = None,
     ) -> None:
         """``on_durable(key, version)``: every version of ``key`` up to
         ``version`` is committed; ``on_snapshot_due(key, version)``: a
@@ -99,6 +119,10 @@ class GroupCommitter:
         self._on_snapshot_due = on_snapshot_due
         self._on_refused = on_refused
         self._on_failure = on_failure
+        #: Several instances: every version is written under its annotation's
+        #: lease, checked in the commit's transaction (None: tests of the
+        #: committer alone).
+        self.fencing = fencing
         #: Why nothing is being committed right now (None while all is well).
         self.failure: str | None = None
         #: True when the failure is not a passing outage: writes are refused.
@@ -227,7 +251,14 @@ class GroupCommitter:
         if dedupe:
             batch = await self._without_stored(batch)
         try:
-            await self._append(batch)
+            unheld = await self._append(batch)
+            if unheld:
+                first: dict[RoomKey, int] = {}
+                for record in batch:
+                    if record.key.annotation_id in unheld:
+                        first.setdefault(record.key, record.version)
+                kept = [r for r in batch if r.key.annotation_id not in unheld]
+                return kept, [(key, version, LEASE_LOST) for key, version in first.items()]
             return batch, []
         except Exception as exc:
             if not _is_data_error(exc):
@@ -248,9 +279,37 @@ class GroupCommitter:
         second_ok, second_bad = await self._write(rest, dedupe=False) if rest else ([], [])
         return first_ok + second_ok, first_bad + second_bad
 
-    async def _append(self, records: Sequence[UpdateRecord]) -> None:
+    async def _append(self, records: Sequence[UpdateRecord]) -> set[int]:
+        """Write ``records`` in one transaction: those of annotations whose
+        lease this process still holds (the fence), deleting the forwarded
+        updates they apply and announcing them; the annotations whose lease
+        was lost (their records are not written)."""
+        fencing = self.fencing
         async with self._pool.acquire() as conn, conn.transaction():
-            await oplog.append(conn, records)
+            if fencing is None:
+                await oplog.append(conn, records)
+                return set()
+            epochs: dict[int, int] = {}
+            lost: set[int] = set()
+            for record in records:
+                annotation = record.key.annotation_id
+                if annotation not in epochs and annotation not in lost:
+                    epoch = fencing.epoch_of(annotation)
+                    if epoch is None:
+                        lost.add(annotation)
+                    else:
+                        epochs[annotation] = epoch
+            held = await leases.fence(conn, fencing.owner, epochs)
+            lost.update(a for a in epochs if a not in held)
+            if lost:
+                records = [r for r in records if r.key.annotation_id not in lost]
+            if records:
+                await oplog.append(conn, records)
+            await inbox.consume(conn, [i for r in records for _, i in r.inbox])
+            await inbox.notify(
+                conn, fencing.announce(records, {a for a, watched in held.items() if watched})
+            )
+            return lost
 
     async def _without_stored(self, batch: list[UpdateRecord]) -> list[UpdateRecord]:
         """The batch less the records a commit whose answer was lost did store."""

@@ -1,6 +1,12 @@
-"""Room leases with fencing (migration 0012): which instance owns a room,
-until when, under which epoch. The first piece of several instances over
-one database; rooms do not take leases yet (docs/architecture.md).
+"""Annotation leases with fencing (migration 0013): which process owns an
+annotation, until when, under which epoch (docs/architecture.md, "Several
+instances").
+
+An owner is ``"<url>#<incarnation>"``: the url other instances reach it at,
+and a token of this start. A process restarted at the same url takes its
+predecessor's leases at once (under a new epoch) instead of waiting for
+them to expire: two live processes cannot listen at one address, so the
+old one is gone.
 
 The clock is PostgreSQL's (``now()``), never an instance's: instances'
 clocks may disagree, the database's is one.
@@ -8,95 +14,125 @@ clocks may disagree, the database's is one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
-from collab.document.log import RoomKey
-
 
 @dataclass(frozen=True, slots=True)
 class Lease:
     owner: str
+    #: Where other instances reach the owner.
+    url: str
     #: The fencing token: what every version this owner writes is checked against.
     epoch: int
     expires_at: datetime
 
 
+def _lease(row: asyncpg.Record | None) -> Lease | None:
+    if row is None:
+        return None
+    return Lease(row["owner"], row["url"], row["epoch"], row["expires_at"])
+
+
 async def acquire(
-    conn: asyncpg.Connection, key: RoomKey, owner: str, seconds: float
+    conn: asyncpg.Connection, annotation_id: int, owner: str, url: str, seconds: float
 ) -> Lease | None:
-    """Take the room's lease for ``seconds``, or renew it if ``owner`` holds
-    it: None while another instance holds an unexpired one. Taking it from
-    another owner (expired) moves the epoch on; the same owner keeps its."""
+    """Take the annotation's lease for ``seconds``, or renew it if ``owner``
+    holds it: None while another live process holds it. Taking it from
+    another owner (expired, or an earlier start at the same url) moves the
+    epoch on; the same owner keeps its."""
     row = await conn.fetchrow(
-        "INSERT INTO room_leases AS l (annotation_id, doc, owner, epoch, expires_at) "
+        "INSERT INTO annotation_leases AS l (annotation_id, owner, url, epoch, expires_at) "
         "VALUES ($1, $2, $3, 1, now() + make_interval(secs => $4)) "
-        "ON CONFLICT (annotation_id, doc) DO UPDATE SET owner = EXCLUDED.owner, "
+        "ON CONFLICT (annotation_id) DO UPDATE SET owner = EXCLUDED.owner, url = EXCLUDED.url, "
         "epoch = l.epoch + CASE WHEN l.owner = EXCLUDED.owner THEN 0 ELSE 1 END, "
         "expires_at = EXCLUDED.expires_at "
-        "WHERE l.owner = EXCLUDED.owner OR l.expires_at < now() "
-        "RETURNING owner, epoch, expires_at",
-        key.annotation_id,
-        key.doc,
+        "WHERE l.owner = EXCLUDED.owner OR l.url = EXCLUDED.url OR l.expires_at < now() "
+        "RETURNING owner, url, epoch, expires_at",
+        annotation_id,
         owner,
+        url,
         seconds,
     )
-    return None if row is None else Lease(row["owner"], row["epoch"], row["expires_at"])
+    return _lease(row)
 
 
-async def renew(
-    conn: asyncpg.Connection, key: RoomKey, lease: Lease, seconds: float
-) -> Lease | None:
-    """Extend a lease still held (same owner and epoch, not expired); None
-    when it was lost: the room must stop writing at once."""
-    row = await conn.fetchrow(
-        "UPDATE room_leases SET expires_at = now() + make_interval(secs => $5) "
-        "WHERE annotation_id = $1 AND doc = $2 AND owner = $3 AND epoch = $4 "
-        "AND expires_at > now() RETURNING owner, epoch, expires_at",
-        key.annotation_id,
-        key.doc,
-        lease.owner,
-        lease.epoch,
+async def renew_all(
+    conn: asyncpg.Connection, owner: str, held: dict[int, int], seconds: float
+) -> set[int]:
+    """Extend every lease in ``held`` (annotation → epoch) still held; the
+    annotations whose lease was kept. The others were lost: their rooms
+    must stop writing at once."""
+    if not held:
+        return set()
+    rows = await conn.fetch(
+        "UPDATE annotation_leases l SET expires_at = now() + make_interval(secs => $4) "
+        "FROM unnest($2::bigint[], $3::bigint[]) AS h(a, e) "
+        "WHERE l.annotation_id = h.a AND l.epoch = h.e AND l.owner = $1 AND l.expires_at > now() "
+        "RETURNING l.annotation_id",
+        owner,
+        list(held),
+        list(held.values()),
         seconds,
     )
-    return None if row is None else Lease(row["owner"], row["epoch"], row["expires_at"])
+    return {row[0] for row in rows}
 
 
-async def holds(conn: asyncpg.Connection, key: RoomKey, lease: Lease) -> bool:
-    """The fence: inside the transaction that writes a version, whether the
-    writer still holds the room (a shared row lock keeps a taker out until
-    that transaction ends)."""
-    found = await conn.fetchval(
-        "SELECT 1 FROM room_leases WHERE annotation_id = $1 AND doc = $2 AND owner = $3 "
-        "AND epoch = $4 AND expires_at > now() FOR SHARE",
-        key.annotation_id,
-        key.doc,
-        lease.owner,
-        lease.epoch,
+async def watch(
+    conn: asyncpg.Connection, annotation_ids: Sequence[int], seconds: float
+) -> dict[int, Lease]:
+    """This process serves clients of ``annotation_ids`` without owning them:
+    their owners announce versions for ``seconds`` more. The live leases."""
+    if not annotation_ids:
+        return {}
+    rows = await conn.fetch(
+        "UPDATE annotation_leases SET watched_until = now() + make_interval(secs => $2) "
+        "WHERE annotation_id = ANY($1::bigint[]) AND expires_at > now() "
+        "RETURNING annotation_id, owner, url, epoch, expires_at",
+        list(annotation_ids),
+        seconds,
     )
-    return found is not None
+    return {row["annotation_id"]: Lease(*row[1:]) for row in rows}
 
 
-async def release(conn: asyncpg.Connection, key: RoomKey, lease: Lease) -> None:
-    """Give the room up (a clean close): another instance may take it at once."""
+async def fence(conn: asyncpg.Connection, owner: str, held: dict[int, int]) -> dict[int, bool]:
+    """The fence, inside the transaction that writes versions: of ``held``
+    (annotation → epoch), those the writer still holds, each with whether
+    another instance watches it. A shared row lock keeps a taker out until
+    that transaction ends."""
+    if not held:
+        return {}
+    rows = await conn.fetch(
+        "SELECT l.annotation_id, l.watched_until > now() FROM annotation_leases l "
+        "JOIN unnest($2::bigint[], $3::bigint[]) AS h(a, e) "
+        "ON l.annotation_id = h.a AND l.epoch = h.e "
+        "WHERE l.owner = $1 AND l.expires_at > now() FOR SHARE OF l",
+        owner,
+        list(held),
+        list(held.values()),
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+async def release(conn: asyncpg.Connection, annotation_id: int, owner: str, epoch: int) -> None:
+    """Give the annotation up (a clean close): another instance may take it at once."""
     await conn.execute(
-        "UPDATE room_leases SET expires_at = now() - interval '1 second' "
-        "WHERE annotation_id = $1 AND doc = $2 AND owner = $3 AND epoch = $4",
-        key.annotation_id,
-        key.doc,
-        lease.owner,
-        lease.epoch,
+        "UPDATE annotation_leases SET expires_at = now() - interval '1 second' "
+        "WHERE annotation_id = $1 AND owner = $2 AND epoch = $3",
+        annotation_id,
+        owner,
+        epoch,
     )
 
 
-async def owner_of(conn: asyncpg.Connection, key: RoomKey) -> Lease | None:
-    """The room's unexpired lease, if any."""
+async def owner_of(conn: asyncpg.Connection, annotation_id: int) -> Lease | None:
+    """The annotation's unexpired lease, if any."""
     row = await conn.fetchrow(
-        "SELECT owner, epoch, expires_at FROM room_leases WHERE annotation_id = $1 "
-        "AND doc = $2 AND expires_at > now()",
-        key.annotation_id,
-        key.doc,
+        "SELECT owner, url, epoch, expires_at FROM annotation_leases "
+        "WHERE annotation_id = $1 AND expires_at > now()",
+        annotation_id,
     )
-    return None if row is None else Lease(row["owner"], row["epoch"], row["expires_at"])
+    return _lease(row)

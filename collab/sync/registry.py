@@ -25,10 +25,11 @@ from collab.errors import Unavailable
 from collab.gc_policy import settle
 from collab.metrics import Metrics
 from collab.store import oplog
-from collab.store.committer import GroupCommitter
+from collab.store.committer import LEASE_LOST, GroupCommitter
 from collab.store.database import Database
 from collab.store.snapshots import Snapshotter
 from collab.sync.budget import ByteBudget
+from collab.sync.cluster import Cluster
 from collab.sync.room import FreshAnswer, LazyFrame, Room
 from collab.workers import Workers
 
@@ -107,6 +108,8 @@ class RoomRegistry:
         #: built and written within a byte budget: twenty clients opening a
         #: million-node document at once hold one copy, not twenty.
         self.large_sends = ByteBudget()
+        #: This process among others over the same database: leases, mirrors, forwards.
+        self.cluster = Cluster(pool, settings, metrics, self)
         self.committer = GroupCommitter(
             pool.pool,
             metrics,
@@ -116,6 +119,7 @@ class RoomRegistry:
             on_snapshot_due=self.snapshotter.request,
             on_refused=self._reload,
             on_failure=self._persistence_changed,
+            fencing=self.cluster,
         )
         self.rooms: dict[RoomKey, Room] = {}
         self._loading: dict[RoomKey, Loading] = {}
@@ -123,6 +127,7 @@ class RoomRegistry:
         self._committer_task: asyncio.Task[None] | None = None
         self._reaper_task: asyncio.Task[None] | None = None
         self._snapshot_task: asyncio.Task[None] | None = None
+        self._cluster_task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> RoomRegistry:
         self._tg = asyncio.TaskGroup()
@@ -130,6 +135,7 @@ class RoomRegistry:
         self._committer_task = self._tg.create_task(self.committer.run(), name="committer")
         self._reaper_task = self._tg.create_task(self._reap(), name="room-reaper")
         self._snapshot_task = self._tg.create_task(self.snapshotter.run(), name="snapshotter")
+        self._cluster_task = self._tg.create_task(self.cluster.run(self._tg), name="cluster")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -144,7 +150,10 @@ class RoomRegistry:
             log.error("shutting down while not saving", extra={"error": exc.message})
         if self._committer_task:
             self._committer_task.cancel()
+        if self._cluster_task:
+            self._cluster_task.cancel()
         await self._tg.__aexit__(None, None, None)
+        await self.cluster.release_all()
         for room in self.rooms.values():
             room.close()
         self.rooms.clear()
@@ -188,6 +197,9 @@ class RoomRegistry:
         started = time.perf_counter()
         try:
             kind = self.kinds[key.doc]
+            # Owned here, or served as a mirror of the owning instance (its
+            # owner is asked to announce versions before the log is read).
+            owned = await self.cluster.claim(key.annotation_id)
             async with self._pool.acquire() as conn:
                 state = await oplog.load(conn, key)
             loading.stored.set_result(state)
@@ -214,7 +226,7 @@ class RoomRegistry:
                 for update in state.updates:
                     doc.apply_update(update)
                 repairer = None
-                if kind.repairer is not None:
+                if kind.repairer is not None and owned:
                     source = await index_job if index_job is not None else None
                     repairer = kind.repairer(doc, source, self._settings)
             finally:
@@ -233,6 +245,10 @@ class RoomRegistry:
             )
             room.state_parts = None
             room.rebase_from(state.parts())
+            room.on_awareness = self.cluster.publish_awareness
+            if not owned:
+                room.owned = False
+                room.forwarding = self.cluster
         except BaseException as exc:
             for future in (loading.stored, loading.room):
                 if not future.done():
@@ -251,6 +267,7 @@ class RoomRegistry:
             settle()
         self._metrics.rooms.set(len(self.rooms))
         loading.room.set_result(room)
+        self.cluster.room_loaded(room)
         log.info(
             "room loaded",
             extra={
@@ -271,6 +288,26 @@ class RoomRegistry:
         block: a follower notes the key and does its work in its own task."""
         self._durable_listeners.setdefault(doc, []).append(callback)
 
+    def loading_keys(self) -> list[RoomKey]:
+        return list(self._loading)
+
+    def promote(self, room: Room) -> None:
+        """A mirror's instance took its annotation over: the room commits here now."""
+        repairer = None
+        if room.kind.repairer is not None:
+            repairer = room.kind.repairer(room.doc, None, self._settings)
+        room.promote(self.committer, repairer)
+        self.durable(room.key, room.version)
+
+    def durable(self, key: RoomKey, version: int) -> None:
+        """``version`` of ``key`` is durable (committed here, or read from
+        the log by a mirror)."""
+        self._durable(key, version)
+
+    def reload(self, key: RoomKey, version: int, reason: str) -> None:
+        """Unload the room and close its clients (they reconnect)."""
+        self._reload(key, version, reason)
+
     def _durable(self, key: RoomKey, version: int) -> None:
         """The committer made ``version`` of ``key`` durable: its room says
         ``saved`` to the peers that asked. (A room with unsaved records is
@@ -290,8 +327,14 @@ class RoomRegistry:
         if room is None:
             return
         room.close()
+        self.cluster.room_unloaded(key)
+        message = (
+            "annotation moved to another instance; reconnect"
+            if reason == LEASE_LOST
+            else f"document reloaded: version {version} refused by storage"
+        )
         for peer in list(room.peers):
-            peer.close(CLOSE_RELOAD, f"document reloaded: version {version} refused by storage")
+            peer.close(CLOSE_RELOAD, message)
         self._metrics.rooms.set(len(self.rooms))
 
     def _persistence_changed(self, failure: str | None) -> None:
@@ -328,6 +371,7 @@ class RoomRegistry:
                 ):
                     del self.rooms[key]
                     room.close()
+                    self.cluster.room_unloaded(key)
                     log.info(
                         "room unloaded", extra={"annotation": key.annotation_id, "doc": key.doc}
                     )

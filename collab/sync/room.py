@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -129,6 +130,15 @@ class Peer(Protocol):
         """End the connection with a WebSocket close code and reason."""
 
 
+class Forwarding(Protocol):
+    """Where a mirror room's clients' updates go (collab/sync/cluster.py):
+    to the owning instance, through the database."""
+
+    def forward(self, room: Room, record: UpdateRecord) -> int:
+        """Queue ``record`` (its version 0) for the owner; a token that
+        :meth:`Room.forward_done` names once the owner made it a version."""
+
+
 class Sink(Protocol):
     #: Why writes are refused right now (None while they are accepted).
     refusing_writes: bool
@@ -195,6 +205,24 @@ class Room:
         #: (:meth:`writes_held`); cleared at its end.
         self.busy: asyncio.Event | None = None
         self._bulk: list[bytes] = []
+        #: False in a mirror: a room served here while another instance owns
+        #: the annotation (docs/architecture.md, "Several instances"). Its
+        #: versions come from the log (:meth:`apply_remote`); its clients'
+        #: updates are applied here, relayed to its peers and forwarded.
+        self.owned = True
+        self.forwarding: Forwarding | None = None
+        self._remote = False
+        self._forwarded: int | None = None  # the token of the last forward
+        #: A mirror's forwarded updates not yet back from the log, by token
+        #: (a fresh client is sent them after the stored parts).
+        self.forwarded: dict[int, bytes] = {}
+        #: A mirror's ``accepted`` answers owed, per peer, in order: [token or
+        #: None (changed nothing), version once known].
+        self._owed: dict[Peer, deque[list[int | None]]] = {}
+        self._inbox_entry: tuple[str, int] | None = None
+        #: Called with each awareness update of this room's own clients
+        #: (the cluster passes it to the other instances).
+        self.on_awareness: Callable[[Room, bytes], None] | None = None
         self._sub = doc.observe(self._on_transaction)
 
     def materialised(self) -> object:
@@ -219,6 +247,7 @@ class Room:
 
     def leave(self, peer: Peer) -> None:
         self.peers.discard(peer)
+        self._owed.pop(peer, None)
         gone = [
             m.AwarenessEntry(cid, self.awareness[cid].clock + 1, "null")
             for cid in sorted(peer.awareness_ids)
@@ -227,7 +256,10 @@ class Room:
         for entry in gone:
             del self.awareness[entry.client_id]
         if gone:
-            self._broadcast(m.pack_awareness(m.pack_awareness_update(gone)), None)
+            payload = m.pack_awareness_update(gone)
+            self._broadcast(m.pack_awareness(payload), None)
+            if self.on_awareness is not None:
+                self.on_awareness(self, payload)
         if not self.peers:
             self.idle_since = time.monotonic()
 
@@ -249,7 +281,7 @@ class Room:
                 return
             if msg.payload == m.EMPTY_UPDATE:  # nothing to apply (a reader's step 2 too)
                 if peer.can_write and peer.wants_accepted:
-                    peer.send(m.pack_accepted(self.version))
+                    self._accept(peer, None)
                 return
             if not peer.can_write:
                 if not peer.denied_told:
@@ -258,9 +290,10 @@ class Room:
                 return
             if self.sink.refusing_writes:
                 raise Unavailable(f"not saving: {self.sink.failure}; try again later")
+            self._forwarded = None
             version = self.apply_update(msg.payload, peer.user_id, peer)
             if peer.wants_accepted:  # what changed nothing is in the current version
-                peer.send(m.pack_accepted(version or self.version))
+                self._accept(peer, version if self.owned else self._forwarded)
         elif isinstance(msg, m.AwarenessMessage):
             self._receive_awareness(peer, msg)
         elif isinstance(msg, m.QueryAwarenessMessage):
@@ -269,8 +302,133 @@ class Room:
         # AuthMessage from a client carries nothing for the server: ignored.
 
     def _send_stored_state(self, peer: Peer, parts: list[tuple[int, bytes]]) -> None:
-        for frame in self._fresh.frames(parts):
+        frames = self._fresh.frames(parts)
+        for frame in frames[:-1]:
             peer.send(frame)
+        for data in self.forwarded.values():  # a mirror's updates on their way
+            peer.send(m.pack_update(data))
+        peer.send(frames[-1])
+
+    # -- a mirror ----------------------------------------------------------
+
+    def _accept(self, peer: Peer, version_or_token: int | None) -> None:
+        """Tell ``peer`` which version holds what it just sent: at once in an
+        owned room; in a mirror once the owner made its forward a version
+        (in order: a later answer waits for earlier ones)."""
+        if self.owned:
+            peer.send(m.pack_accepted(version_or_token or self.version))
+            return
+        owed = self._owed.setdefault(peer, deque())
+        owed.append([version_or_token, None])
+        self._pay(peer, owed)
+
+    def _pay(self, peer: Peer, owed: deque[list[int | None]]) -> None:
+        while owed:
+            token, version = owed[0]
+            if token is not None and version is None:
+                return
+            owed.popleft()
+            peer.send(m.pack_accepted(version if version is not None else self.version))
+
+    def forward_done(self, token: int, version: int) -> None:
+        """The owner made forwarded update ``token`` version ``version``
+        (the room has read the log up to it)."""
+        self.forwarded.pop(token, None)
+        for peer, owed in list(self._owed.items()):
+            for entry in owed:
+                if entry[0] == token:
+                    entry[1] = version
+                    self._pay(peer, owed)
+                    break
+
+    def apply_remote(self, version: int, data: bytes) -> None:
+        """A mirror reads version ``version`` from the log: applied, relayed
+        to the peers what is new to them, and counted as durable."""
+        if version <= self.version:
+            return
+        self._remote = True
+        try:
+            self.doc.apply_update(data)
+        except Exception:  # the owner stored it: a bug, never a client's fault
+            log.exception("a stored update failed to apply", extra={"version": version})
+        finally:
+            self._remote = False
+        self.version = version
+        self.stored_bytes += len(data)
+        if self.state_parts is not None:
+            self.state_parts.append((version, data))
+            if len(self.state_parts) > self._state_parts_limit:
+                self.state_parts = None
+
+    def apply_forwarded(
+        self,
+        update: bytes,
+        author: int | None,
+        summary: dict[str, Any],
+        entry: tuple[str, int],
+    ) -> None:
+        """The owner applies an update a mirror forwarded (``entry``: its
+        sender and inbox id) as a version of its own, even when this
+        document has it already (it came here some other way, or it is
+        this process's own forward from before a takeover): the log must
+        hold it, and the inbox row goes in that version's commit."""
+        self._inbox_entry = entry
+        try:
+            try:
+                version = self.apply_update(update, author, None, summary)
+            except Exception:  # a mirror checked it; this document refuses it
+                log.warning(
+                    "a forwarded update was refused",
+                    extra={"annotation": self.key.annotation_id, "doc": self.key.doc},
+                )
+                version = None
+            if version is None:
+                self._author, self._origin, self._extra_summary = author, None, summary
+                self._last_record = None
+                try:
+                    self._record(update, {}, broadcast=False)
+                finally:
+                    self._author, self._extra_summary = None, None
+                self._skip_repair = True
+                try:
+                    self._finish()
+                finally:
+                    self._skip_repair = False
+        finally:
+            self._inbox_entry = None
+
+    def remote_awareness(self, payload: bytes) -> None:
+        """Awareness of another instance's clients: kept and relayed to ours."""
+        try:
+            entries = m.parse_awareness_update(payload)
+        except Exception:
+            return
+        for entry in entries:
+            known = self.awareness.get(entry.client_id)
+            if known is not None and known.clock > entry.clock:
+                continue
+            if entry.state == "null":
+                self.awareness.pop(entry.client_id, None)
+            else:
+                self.awareness[entry.client_id] = entry
+        self._broadcast(m.pack_awareness(payload), None)
+
+    def promote(self, sink: Sink, repairer: Repairer | None) -> None:
+        """The mirror's instance took the annotation over: from now on it
+        numbers versions itself (what it forwarded comes back through the
+        inbox, applied by the new owner as versions of their own)."""
+        self.owned = True
+        self.forwarding = None
+        self.sink = sink
+        self.repairer = repairer
+        self._recorder.close()
+        self._recorder = TouchRecorder(self.doc, self.kind, repairer.values_of if repairer else ())
+        for peer, owed in list(self._owed.items()):
+            for entry in owed:  # forwards still owed are answered by the version now
+                entry[0] = None
+            self._pay(peer, owed)
+        self._owed.clear()
+        self.forwarded.clear()
 
     def rebase_from(self, parts: list[tuple[int, bytes]]) -> None:
         """The stored state a room was loaded from (snapshot first, then the tail)."""
@@ -309,6 +467,8 @@ class Room:
                 self.awareness[entry.client_id] = entry
         # Echo to the sender too: the stock client relies on its renewals coming back.
         self._broadcast(frame, None)
+        if self.on_awareness is not None:
+            self.on_awareness(self, msg.payload)
 
     # -- updates -----------------------------------------------------------
 
@@ -434,6 +594,11 @@ class Room:
         (and ``sent``, a client's update as it came, even if it changed
         nothing here) and repair what it broke."""
         record, self._last_record = self._last_record, None
+        if record is not None and not self.owned:
+            assert self.forwarding is not None
+            self._forwarded = token = self.forwarding.forward(self, record)
+            self.forwarded[token] = record.data
+            return None
         if record is not None:
             if record.version % self.snapshot_every == 0:
                 record.snapshot_due = True
@@ -499,6 +664,24 @@ class Room:
     def _record(self, update: bytes, summary: dict[str, Any], *, broadcast: bool = True) -> None:
         if update == m.EMPTY_UPDATE:
             return
+        if self._remote:  # a mirror reading the log: relayed, numbered already
+            if self.peers:
+                self._broadcast(m.pack_update(update), None)
+            return
+        if not self.owned:  # a mirror's client: relayed here, numbered by the owner
+            if self._extra_summary:
+                summary = {**self._extra_summary, **summary}
+            self._last_record = UpdateRecord(
+                key=self.key,
+                version=0,
+                author_id=self._author,
+                created_at=time.time(),
+                summary=pack_summary(summary),
+                data=update,
+            )
+            if broadcast and len(self.peers) > (self._origin is not None):
+                self._broadcast(m.pack_update(update), self._origin)
+            return
         self.version += 1
         self.stored_bytes += len(update)
         if self.state_parts is not None:
@@ -514,7 +697,9 @@ class Room:
             created_at=time.time(),
             summary=pack_summary(summary),
             data=update,
+            inbox=() if self._inbox_entry is None else (self._inbox_entry,),
         )
+        self._inbox_entry = None  # a repair that follows is a version of its own
         if broadcast and len(self.peers) > (self._origin is not None):
             self._broadcast(m.pack_update(update), self._origin)
 

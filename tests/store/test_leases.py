@@ -1,43 +1,49 @@
-"""Room leases with fencing (collab/store/leases.py), on the real PostgreSQL."""
+"""Annotation leases with fencing (collab/store/leases.py), on the real PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
 
-from collab.document.log import RoomKey
 from collab.store import leases
 from tests.conftest import LiveServer
+
+A, B = "http://a:1#x", "http://b:1#y"
 
 
 async def test_one_owner_at_a_time_and_the_epoch_fences_an_old_owner(live: LiveServer) -> None:
     _, token = await live.user("Lea")
-    key = RoomKey(await live.annotation(token, "lease"), "skeleton")
+    ann = await live.annotation(token, "lease")
     pool = live.services.pool
     async with pool.acquire() as a, pool.acquire() as b:
-        first = await leases.acquire(a, key, "instance-a", 0.3)
+        first = await leases.acquire(a, ann, A, "http://a:1", 0.3)
         assert first is not None and first.epoch == 1
         # Held: the other instance cannot take it; the owner renews it.
-        assert await leases.acquire(b, key, "instance-b", 5) is None
-        again = await leases.acquire(a, key, "instance-a", 0.3)
+        assert await leases.acquire(b, ann, B, "http://b:1", 5) is None
+        again = await leases.acquire(a, ann, A, "http://a:1", 0.3)
         assert again is not None and again.epoch == 1
-        assert await leases.holds(a, key, first)
+        assert await leases.fence(a, A, {ann: 1}) == {ann: False}
         # Expired (the owner paused): taken, the epoch moves on.
         deadline = asyncio.get_running_loop().time() + 10
         taken = None
         while taken is None:  # bounded: the lease ends 0.3 s after its renewal
             assert asyncio.get_running_loop().time() < deadline, "never taken"
-            taken = await leases.acquire(b, key, "instance-b", 5)
-        assert taken.owner == "instance-b" and taken.epoch == 2
+            taken = await leases.acquire(b, ann, B, "http://b:1", 5)
+        assert taken.owner == B and taken.epoch == 2
         # The old owner wakes: it can neither renew nor pass the fence.
-        assert await leases.renew(a, key, first, 5) is None
-        assert not await leases.holds(a, key, first)
-        assert await leases.holds(b, key, taken)
-        owner = await leases.owner_of(a, key)
-        assert owner is not None and (owner.owner, owner.epoch) == ("instance-b", 2)
+        assert await leases.renew_all(a, A, {ann: 1}, 5) == set()
+        assert await leases.fence(a, A, {ann: 1}) == {}
+        assert await leases.fence(b, B, {ann: 2}) == {ann: False}
+        # A watcher makes the owner announce; the lease says where the owner is.
+        live_leases = await leases.watch(a, [ann], 5)
+        assert live_leases[ann].url == "http://b:1"
+        assert await leases.fence(b, B, {ann: 2}) == {ann: True}
         # A clean release: the other takes it at once, under a new epoch.
-        await leases.release(b, key, taken)
-        back = await leases.acquire(a, key, "instance-a", 5)
+        await leases.release(b, ann, B, 2)
+        back = await leases.acquire(a, ann, A, "http://a:1", 5)
         assert back is not None and back.epoch == 3
+        # A restart at the same url takes it at once (the old process is gone).
+        restarted = await leases.acquire(b, ann, "http://a:1#z", "http://a:1", 5)
+        assert restarted is not None and restarted.epoch == 4
 
 
 async def test_the_fence_holds_a_taker_out_until_the_write_ends(live: LiveServer) -> None:
@@ -45,20 +51,20 @@ async def test_the_fence_holds_a_taker_out_until_the_write_ends(live: LiveServer
     expired lease until its transaction ends; after it, the taker wins and
     the old owner's next fence check fails."""
     _, token = await live.user("Fen")
-    key = RoomKey(await live.annotation(token, "fence"), "skeleton")
+    ann = await live.annotation(token, "fence")
     pool = live.services.pool
     async with pool.acquire() as a, pool.acquire() as b, pool.acquire() as watcher:
-        held = await leases.acquire(a, key, "instance-a", 0.2)
+        held = await leases.acquire(a, ann, A, "http://a:1", 0.2)
         assert held is not None
         taker_pid = await b.fetchval("SELECT pg_backend_pid()")
         deadline = asyncio.get_running_loop().time() + 10
         async with asyncio.TaskGroup() as tg:
             async with a.transaction():
-                assert await leases.holds(a, key, held)
+                assert await leases.fence(a, A, {ann: held.epoch}) == {ann: False}
                 # The lease expires inside the writer's transaction (bounded wait).
-                while await leases.owner_of(watcher, key) is not None:
+                while await leases.owner_of(watcher, ann) is not None:
                     assert asyncio.get_running_loop().time() < deadline, "never expired"
-                taking = tg.create_task(leases.acquire(b, key, "instance-b", 5))
+                taking = tg.create_task(leases.acquire(b, ann, B, "http://b:1", 5))
                 # The taker waits on the writer's row lock, not past it.
                 while not await watcher.fetchval(
                     "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1",
@@ -69,4 +75,4 @@ async def test_the_fence_holds_a_taker_out_until_the_write_ends(live: LiveServer
                 assert not taking.done()
             taken = await asyncio.wait_for(taking, 10)  # the write ended: it goes on
         assert taken is not None and taken.epoch == held.epoch + 1
-        assert not await leases.holds(a, key, held)
+        assert await leases.fence(a, A, {ann: held.epoch}) == {}

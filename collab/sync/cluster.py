@@ -1,0 +1,494 @@
+"""This process among other ``collab serve`` processes over one database
+(docs/architecture.md, "Several instances").
+
+An annotation is owned by one process at a time: the one holding its lease
+(collab/store/leases.py). The owner's rooms number versions and commit
+them, each commit fenced by the lease's epoch in its own transaction. A
+process whose clients open an annotation another process owns serves them
+from **mirror** rooms: a mirror reads versions from the log as the owner
+announces them (``NOTIFY``, collab/sync/cluster_wire.py) and relays them;
+its clients' updates are applied and relayed locally at once, then
+forwarded through the room inbox, where the owner picks them up, makes
+them versions and tells the forwarder which (its clients' ``accepted``
+and ``saved`` follow from that).
+
+Every lease is renewed each third of ``COLLAB_LEASE_SECONDS``; a mirror
+whose owner's lease expired (the owner died, or was paused) takes the
+annotation over within one more third: it reads the log to its head,
+numbers versions itself from then on, and applies what waits in the inbox
+(its own forwards among them). An owner that loses its lease (it was
+paused past it) has its next commit refused by the fence: its rooms close
+their clients (1012), which reconnect and send what the log lacks.
+
+With one process, the lease is taken and renewed (one statement a
+second for all annotations), each commit checks it (one more statement in
+the commit's transaction), and nothing else runs: versions are announced
+only while another process watches the annotation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+import time
+from collections import defaultdict
+from collections.abc import Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from collab.document.log import RoomKey, UpdateRecord
+from collab.store import inbox, leases, oplog
+from collab.store.committer import LEASE_LOST
+from collab.store.database import Database
+from collab.sync import cluster_wire as wire
+
+if TYPE_CHECKING:
+    from collab.config import Settings
+    from collab.metrics import Metrics
+    from collab.sync.registry import RoomRegistry
+    from collab.sync.room import Room
+
+log = logging.getLogger("collab.sync.cluster")
+
+#: Forwarded updates written to the inbox in one transaction, at most.
+FORWARD_BATCH = 500
+#: Inbox rows an owner reads at once.
+DRAIN_BATCH = 256
+#: Consumed-notices for ids not yet known here (the owner answered before
+#: our insert returned), kept at most.
+EARLY_MAX = 10_000
+
+
+class Cluster:
+    def __init__(
+        self, pool: Database, settings: Settings, metrics: Metrics, registry: RoomRegistry
+    ) -> None:
+        self._pool = pool
+        self._metrics = metrics
+        self._registry = registry
+        self.url = settings.instance_url or f"http://{settings.host}:{settings.port}"
+        #: This process: its url and a token of this start.
+        self.owner = f"{self.url}#{secrets.token_hex(6)}"
+        self.lease_seconds = settings.lease_seconds
+        #: Annotations this process owns, with the epoch it holds them under.
+        self.held: dict[int, int] = {}
+        #: Annotations owned elsewhere that this process mirrors, with their owner's url.
+        self.owners: dict[int, str] = {}
+        #: Annotations owned here that another process watches.
+        self.watched: set[int] = set()
+        self._claims: dict[int, asyncio.Lock] = {}
+        self._tokens = itertools.count(1)
+        self._forwards: list[tuple[Room, UpdateRecord, int]] = []
+        self._awareness: list[str] = []
+        self._outbox = asyncio.Event()
+        self._outbox_idle = asyncio.Event()
+        self._outbox_idle.set()
+        #: inbox id → (mirror room, token) of this process's forwards on their way.
+        self._sent: dict[int, tuple[Room, int]] = {}
+        self._early: dict[int, int] = {}
+        #: Per mirrored document: the newest version announced, and the
+        #: forwards of ours it applied (inbox id, version).
+        self._wanted: dict[RoomKey, int] = {}
+        self._consumed: dict[RoomKey, list[tuple[int, int]]] = defaultdict(list)
+        self._following: set[RoomKey] = set()
+        #: Per owned annotation: the newest inbox id applied, and whether a drain runs.
+        self._drained: dict[int, int] = {}
+        self._draining: set[int] = set()
+        self._redrain: set[int] = set()
+        self._promoting: set[int] = set()
+        self._tg: asyncio.TaskGroup | None = None
+
+    # -- lifetime ----------------------------------------------------------
+
+    async def run(self, tg: asyncio.TaskGroup) -> None:
+        """Listen, keep leases, forward: until cancelled (in the registry's TaskGroup)."""
+        self._tg = tg
+        async with asyncio.TaskGroup() as own:
+            own.create_task(
+                inbox.listen(self._pool.pool, self._heard, self._reconnected), name="cluster-listen"
+            )
+            own.create_task(self._keep(), name="cluster-leases")
+            own.create_task(self._send(), name="cluster-forward")
+
+    async def release_all(self) -> None:
+        """At shutdown: give every annotation up, so another takes it at once."""
+        held, self.held = self.held, {}
+        if not held:
+            return
+        try:
+            async with self._pool.acquire() as conn:
+                for annotation, epoch in held.items():
+                    await leases.release(conn, annotation, self.owner, epoch)
+        except Exception as exc:  # they expire by themselves
+            log.warning("leases not released", extra={"error": str(exc)})
+        self._metrics.leases_held.set(0)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        assert self._tg is not None
+        self._tg.create_task(self._guarded(coro, name), name=name)
+
+    @staticmethod
+    async def _guarded(coro: Coroutine[Any, Any, None], name: str) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("cluster task failed", extra={"task": name})
+
+    # -- ownership ---------------------------------------------------------
+
+    async def claim(self, annotation_id: int) -> bool:
+        """Before a room of the annotation loads: True if this process owns
+        it (taking the lease when free), False if another does (the room
+        will be a mirror: the owner is asked to announce its versions)."""
+        if annotation_id in self.held:
+            return True
+        lock = self._claims.setdefault(annotation_id, asyncio.Lock())
+        async with lock:
+            if annotation_id in self.held:
+                return True
+            async with self._pool.acquire() as conn:
+                lease = await leases.acquire(
+                    conn, annotation_id, self.owner, self.url, self.lease_seconds
+                )
+                if lease is not None:
+                    self._took(annotation_id, lease.epoch)
+                    return True
+                live = await leases.watch(conn, [annotation_id], self.lease_seconds)
+            current = live.get(annotation_id)
+            self.owners[annotation_id] = current.url if current is not None else ""
+            return False
+
+    def _took(self, annotation_id: int, epoch: int) -> None:
+        self.held[annotation_id] = epoch
+        self.owners.pop(annotation_id, None)
+        self._drained.pop(annotation_id, None)
+        self._metrics.lease_changes.inc()
+        self._metrics.leases_held.set(len(self.held))
+        log.info("annotation owned", extra={"annotation": annotation_id, "epoch": epoch})
+
+    def owner_url(self, annotation_id: int) -> str | None:
+        """Where the annotation's owner is reached, if another process owns it."""
+        if annotation_id in self.held:
+            return None
+        return self.owners.get(annotation_id) or None
+
+    def loaded(self, annotation_id: int) -> list[Room]:
+        return [r for k, r in self._registry.rooms.items() if k.annotation_id == annotation_id]
+
+    def room_loaded(self, room: Room) -> None:
+        """A room finished loading: an owner reads what waits in the inbox; a
+        mirror reads what the log gained since it was read."""
+        annotation = room.key.annotation_id
+        if room.owned:
+            self._drain_soon(annotation)
+        else:
+            self._follow(room.key, 0)
+
+    def room_unloaded(self, key: RoomKey) -> None:
+        self._wanted.pop(key, None)
+        self._consumed.pop(key, None)
+
+    # -- the committer's fencing ------------------------------------------
+
+    def epoch_of(self, annotation_id: int) -> int | None:
+        return self.held.get(annotation_id)
+
+    def announce(self, records: Sequence[UpdateRecord], watched: set[int]) -> list[str]:
+        self.watched.update(watched)
+        newest: dict[RoomKey, int] = {}
+        consumed: dict[RoomKey, list[tuple[str, int, int]]] = defaultdict(list)
+        for record in records:
+            if record.inbox:
+                consumed[record.key].extend((o, i, record.version) for o, i in record.inbox)
+            if record.key.annotation_id in watched or record.inbox:
+                newest[record.key] = record.version
+        now = time.time()
+        out: list[str] = []
+        for key, version in newest.items():
+            out.extend(
+                wire.pack_versions(
+                    wire.Versions(
+                        key.annotation_id, key.doc, version, now, tuple(consumed.get(key, ()))
+                    )
+                )
+            )
+        return out
+
+    # -- a mirror's forwards ----------------------------------------------
+
+    def forward(self, room: Room, record: UpdateRecord) -> int:
+        token = next(self._tokens)
+        self._forwards.append((room, record, token))
+        self._outbox_idle.clear()
+        self._outbox.set()
+        return token
+
+    def publish_awareness(self, room: Room, payload: bytes) -> None:
+        """Local clients' awareness, for the other instances' clients of the room."""
+        annotation = room.key.annotation_id
+        if room.owned and annotation not in self.watched:
+            return
+        text = wire.pack_awareness(wire.Awareness(annotation, room.key.doc, self.owner, payload))
+        if text is not None and len(self._awareness) < 10_000:
+            self._awareness.append(text)
+            self._outbox_idle.clear()
+            self._outbox.set()
+
+    async def flushed(self) -> None:
+        """Wait until every forward queued so far is in the inbox."""
+        await self._outbox_idle.wait()
+
+    async def _send(self) -> None:
+        delay = 0.05
+        while True:
+            await self._outbox.wait()
+            self._outbox.clear()
+            while self._forwards or self._awareness:
+                batch = self._forwards[:FORWARD_BATCH]
+                notes = self._awareness[:200]
+                rows = [
+                    inbox.Forward(
+                        r.key.annotation_id, r.key.doc, rec.author_id, rec.summary, rec.data
+                    )
+                    for r, rec, _ in batch
+                ]
+                payloads = [
+                    wire.pack_waiting(a) for a in dict.fromkeys(r.annotation_id for r in rows)
+                ]
+                try:
+                    async with self._pool.acquire() as conn, conn.transaction():
+                        ids = (
+                            await inbox.forward(conn, self.owner, rows, payloads + notes)
+                            if rows
+                            else []
+                        )
+                        if not rows:
+                            await inbox.notify(conn, notes)
+                except Exception as exc:
+                    log.warning("forwarding failed; retrying", extra={"error": str(exc)})
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    continue
+                delay = 0.05
+                del self._forwards[: len(batch)]
+                del self._awareness[: len(notes)]
+                for (room, _, token), ident in zip(batch, ids, strict=True):
+                    version = self._early.pop(ident, None)
+                    if version is not None:
+                        room.forward_done(token, version)
+                    else:
+                        self._sent[ident] = (room, token)
+            self._outbox_idle.set()
+
+    # -- notifications -----------------------------------------------------
+
+    def _heard(self, payload: str) -> None:
+        notice = wire.unpack(payload)
+        if isinstance(notice, wire.Versions):
+            key = RoomKey(notice.annotation_id, notice.doc)
+            mine = [(i, v) for o, i, v in notice.consumed if o == self.owner]
+            room = self._registry.rooms.get(key)
+            if room is None or room.owned:
+                for ident, _ in mine:  # answered already (promoted), or gone
+                    self._sent.pop(ident, None)
+                return
+            self._consumed[key].extend(mine)
+            self._metrics.fanout_lag.observe(max(0.0, time.time() - notice.time))
+            self._follow(key, notice.version)
+        elif isinstance(notice, wire.Waiting):
+            if notice.annotation_id in self.held:
+                self._drain_soon(notice.annotation_id)
+        elif isinstance(notice, wire.Awareness):
+            if notice.origin == self.owner:
+                return
+            room = self._registry.rooms.get(RoomKey(notice.annotation_id, notice.doc))
+            if room is not None:
+                room.remote_awareness(notice.payload)
+
+    def _reconnected(self) -> None:
+        """The listener (re)connected: what was announced meanwhile was missed."""
+        for key, room in list(self._registry.rooms.items()):
+            if room.owned:
+                self._drain_soon(key.annotation_id)
+            else:
+                self._follow(key, 0)
+
+    # -- a mirror follows the log -----------------------------------------
+
+    def _follow(self, key: RoomKey, version: int) -> None:
+        self._wanted[key] = max(self._wanted.get(key, 0), version)
+        if key not in self._following:
+            self._following.add(key)
+            self._spawn(self._follow_log(key), f"follow {key}")
+
+    async def _follow_log(self, key: RoomKey) -> None:
+        try:
+            for _ in range(1000):  # bounded; a later notice starts another
+                room = self._registry.rooms.get(key)
+                if room is None or room.owned:
+                    return
+                async with self._pool.acquire() as conn, conn.transaction(readonly=True):
+                    async for info, data in oplog.iter_updates(conn, key, room.version + 1, None):
+                        room.apply_remote(info.version, data)
+                self._settle_forwards(key, room)
+                self._registry.durable(key, room.version)
+                if self._wanted.get(key, 0) <= room.version:
+                    return
+        finally:
+            self._following.discard(key)
+
+    def _settle_forwards(self, key: RoomKey, room: Room) -> None:
+        consumed = self._consumed.get(key)
+        if not consumed:
+            return
+        later = []
+        for ident, version in consumed:
+            if version > room.version:
+                later.append((ident, version))
+                continue
+            sent = self._sent.pop(ident, None)
+            if sent is not None:
+                sent[0].forward_done(sent[1], version)
+            elif len(self._early) < EARLY_MAX:
+                self._early[ident] = version
+        self._consumed[key] = later
+
+    # -- an owner applies the inbox -----------------------------------------
+
+    def _drain_soon(self, annotation_id: int) -> None:
+        if annotation_id in self._draining:
+            self._redrain.add(annotation_id)
+            return
+        self._draining.add(annotation_id)
+        self._spawn(self._drain(annotation_id), f"drain {annotation_id}")
+
+    async def _drain(self, annotation_id: int) -> None:
+        try:
+            for _ in range(10_000):  # bounded: DRAIN_BATCH rows a round
+                self._redrain.discard(annotation_id)
+                if annotation_id not in self.held:
+                    return
+                after = self._drained.get(annotation_id, 0)
+                async with self._pool.acquire() as conn:
+                    rows = await inbox.pending(conn, annotation_id, after, DRAIN_BATCH)
+                for row in rows:
+                    if annotation_id not in self.held:
+                        return
+                    room = await self._registry.get(RoomKey(annotation_id, row.doc))
+                    if not room.owned:
+                        return  # loaded as a mirror meanwhile: its promotion drains
+                    await room.quiet()
+                    if self._drained.get(annotation_id, 0) >= row.id:
+                        continue
+                    self._drained[annotation_id] = row.id
+                    summary = orjson.loads(row.summary) if row.summary else {}
+                    room.apply_forwarded(row.data, row.author_id, summary, (row.origin, row.id))
+                if len(rows) < DRAIN_BATCH and annotation_id not in self._redrain:
+                    return
+        finally:
+            self._draining.discard(annotation_id)
+            if annotation_id in self._redrain:
+                self._redrain.discard(annotation_id)
+                self._drain_soon(annotation_id)
+
+    # -- leases --------------------------------------------------------------
+
+    async def _keep(self) -> None:
+        period = self.lease_seconds / 3
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self._keep_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("lease round failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+
+    async def _keep_once(self) -> None:
+        registry = self._registry
+        in_use = {k.annotation_id for k in registry.rooms} | {
+            k.annotation_id for k in registry.loading_keys()
+        }
+        async with self._pool.acquire() as conn:
+            # Give up what no room uses any more; renew the rest.
+            for annotation in [a for a in self.held if a not in in_use]:
+                epoch = self.held.pop(annotation)
+                await leases.release(conn, annotation, self.owner, epoch)
+                self._drained.pop(annotation, None)
+            kept = await leases.renew_all(conn, self.owner, self.held, self.lease_seconds)
+            for annotation in [a for a in self.held if a not in kept]:
+                self._lose(annotation)
+            self._metrics.leases_held.set(len(self.held))
+            self.watched = set()  # the next commits say again who watches
+            mirrored = sorted(
+                {k.annotation_id for k, r in registry.rooms.items() if not r.owned}
+                - self._promoting
+            )
+            live = await leases.watch(conn, mirrored, self.lease_seconds)
+            for annotation, lease in live.items():
+                self.owners[annotation] = lease.url
+            orphaned = [a for a in mirrored if a not in live]
+            waiting = await inbox.waiting(conn, list(self.held))
+            heads = await _heads(conn, [k for k, r in registry.rooms.items() if not r.owned])
+        for annotation in waiting:
+            self._drain_soon(annotation)
+        for key, head in heads.items():
+            room = registry.rooms.get(key)
+            if room is not None and not room.owned and head > room.version:
+                self._follow(key, head)
+        for annotation in orphaned:
+            self._promoting.add(annotation)
+            self._spawn(self._take_over(annotation), f"take over {annotation}")
+
+    def _lose(self, annotation_id: int) -> None:
+        """Another process owns the annotation now: its rooms here close
+        their clients (they reconnect, and send what the log lacks)."""
+        epoch = self.held.pop(annotation_id, None)
+        log.warning("annotation lease lost", extra={"annotation": annotation_id, "epoch": epoch})
+        self._metrics.leases_held.set(len(self.held))
+        self._drained.pop(annotation_id, None)
+        for room in self.loaded(annotation_id):
+            self._registry.reload(room.key, room.version, LEASE_LOST)
+
+    async def _take_over(self, annotation_id: int) -> None:
+        """The owner of a mirrored annotation is gone: take it, read the log
+        to its head, number versions here from now on, apply the inbox."""
+        try:
+            async with self._pool.acquire() as conn:
+                lease = await leases.acquire(
+                    conn, annotation_id, self.owner, self.url, self.lease_seconds
+                )
+            if lease is None:
+                return  # another process was quicker
+            self._took(annotation_id, lease.epoch)
+            await self.flushed()  # our forwards are in the inbox: applied below
+            for room in self.loaded(annotation_id):
+                if room.owned:
+                    continue
+                async with self._pool.acquire() as conn, conn.transaction(readonly=True):
+                    async for info, data in oplog.iter_updates(
+                        conn, room.key, room.version + 1, None
+                    ):
+                        room.apply_remote(info.version, data)
+                self._registry.promote(room)
+                self._consumed.pop(room.key, None)
+            for ident in [
+                i for i, (r, _) in self._sent.items() if r.key.annotation_id == annotation_id
+            ]:
+                del self._sent[ident]
+            log.info("annotation taken over", extra={"annotation": annotation_id})
+            self._drain_soon(annotation_id)
+        finally:
+            self._promoting.discard(annotation_id)
+
+
+async def _heads(conn: Any, keys: list[RoomKey]) -> dict[RoomKey, int]:
+    out: dict[RoomKey, int] = {}
+    for key in keys:  # an index probe each; mirrors are few
+        out[key] = await oplog.head(conn, key)
+    return out
