@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
+import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -32,6 +33,7 @@ from collab.http.data_socket import data_endpoint, volume_endpoint
 from collab.http.replay_socket import replay_endpoint
 from collab.http.sync_socket import sync_endpoint
 from collab.http.throttle import Throttle
+from collab.http.to_owner import TIMEOUT, ToOwner
 from collab.limits import Limits
 from collab.metrics import Metrics
 from collab.proofreading.base import BaseOf
@@ -104,10 +106,12 @@ def create_app(
                     print(f"collab: admin token (shown once): {generated}", flush=True)
                 metrics = Metrics()
                 async with (
+                    httpx.AsyncClient(timeout=TIMEOUT, trust_env=False) as owner_client,
                     collector_policy(settings.gc_young_threshold, settings.gc_full_every_seconds),
                     Workers(settings.workers) as workers,
                     RoomRegistry(pool, settings, metrics, workers, served) as rooms,
                 ):
+                    app.state.owner_client = owner_client  # REST writes to their owner
                     volumes = Volumes(settings, pool, metrics)
                     try:
                         # The segmentation's voxels follow its log
@@ -174,7 +178,7 @@ def create_app(
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(AccessLog), Middleware(Throttle)],
+        middleware=[Middleware(AccessLog), Middleware(Throttle), Middleware(ToOwner)],
         lifespan=lifespan,
         exception_handlers={
             CollabError: _collab_error,

@@ -171,9 +171,10 @@ class Cluster:
         self._metrics.leases_held.set(len(self.held))
         log.info("annotation owned", extra={"annotation": annotation_id, "epoch": epoch})
 
-    def owner_url(self, annotation_id: int) -> str | None:
-        """Where the annotation's owner is reached, if another process owns it."""
-        if annotation_id in self.held:
+    async def write_owner(self, annotation_id: int) -> str | None:
+        """Where a REST write of the annotation goes: None here (owned, or
+        taken now), else the owning instance's url."""
+        if annotation_id in self.held or await self.claim(annotation_id):
             return None
         return self.owners.get(annotation_id) or None
 

@@ -82,3 +82,35 @@ async def test_a_mirror_takes_over_when_the_owner_leaves(settings: Settings) -> 
         assert owner is not None and owner.url == b.url
         assert count == mirror_client.saved
         await mirror_client.close()
+
+
+async def test_a_rest_write_at_another_instance_is_made_by_the_owner(
+    pair: tuple[LiveServer, LiveServer],
+) -> None:
+    a, b = pair
+    _, token = await a.user("Rue")
+    ann = await a.annotation(token, "rest")
+    owner_client = await YClient(a.sync_url(ann, token=token, acks="1")).connect()
+    mirror_client = await YClient(b.sync_url(ann, token=token, acks="1")).connect()
+    put_node(owner_client, "kept", {"treeId": "t", "position": [1, 1, 1]})
+    await owner_client.wait(lambda: owner_client.saved >= 1)
+    put_node(owner_client, "dropped", {"treeId": "t", "position": [2, 2, 2]})
+    await owner_client.wait(lambda: owner_client.saved >= 2)
+    # Restore version 1 through the instance that does not own the annotation.
+    async with b.client(token) as http:
+        r = await http.post(
+            f"/api/annotations/{ann}/restore", json={"doc": "skeleton", "version": 1}
+        )
+    assert r.status_code == 200, r.text
+    assert r.json()["version"] == 3
+    await mirror_client.wait(lambda: _nodes(mirror_client) == {"kept"})
+    await owner_client.wait(lambda: _nodes(owner_client) == {"kept"})
+    await mirror_client.wait(lambda: mirror_client.saved >= 3)
+    # Refusals come back as the owner made them.
+    async with b.client(token) as http:
+        r = await http.post(
+            f"/api/annotations/{ann}/restore", json={"doc": "skeleton", "version": "x"}
+        )
+    assert r.status_code == 400 and "error" in r.json()
+    for c in (owner_client, mirror_client):
+        await c.close()
