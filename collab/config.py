@@ -224,13 +224,14 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     #: Where other instances reach this one (REST writes for annotations it
-    #: owns are passed on there); default ``http://<host>:<port>``. Must be
-    #: unique among live instances: a process starting at the url of a dead
-    #: one takes its annotations at once.
+    #: owns are passed on there); default ``http://<host>:<port>``, the
+    #: machine's name for a wildcard host. Must be unique among live
+    #: instances: a process starting at the url of a dead one takes its
+    #: annotations at once.
     instance_url: str | None = None
     #: Seconds an instance owns an annotation without renewing its lease
-    #: (renewed every third of it). When an instance dies, another takes
-    #: its annotations within about 4/3 of this; an event loop stalled
+    #: (renewed every sixth of it). When an instance dies, another takes
+    #: its annotations within about 7/6 of this; an event loop stalled
     #: longer loses them (its clients reconnect).
     lease_seconds: float = 3.0
     #: Largest WebSocket frame accepted; bigger ones close the socket (1009).

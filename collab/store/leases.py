@@ -62,23 +62,23 @@ async def acquire(
 
 async def renew_all(
     conn: asyncpg.Connection, owner: str, held: dict[int, int], seconds: float
-) -> set[int]:
-    """Extend every lease in ``held`` (annotation → epoch) still held; the
-    annotations whose lease was kept. The others were lost: their rooms
-    must stop writing at once."""
+) -> dict[int, bool]:
+    """Extend every lease in ``held`` (annotation → epoch) still held: the
+    annotations whose lease was kept, each with whether another instance
+    watches it. The others were lost: their rooms must stop writing."""
     if not held:
-        return set()
+        return {}
     rows = await conn.fetch(
         "UPDATE annotation_leases l SET expires_at = now() + make_interval(secs => $4) "
         "FROM unnest($2::bigint[], $3::bigint[]) AS h(a, e) "
         "WHERE l.annotation_id = h.a AND l.epoch = h.e AND l.owner = $1 AND l.expires_at > now() "
-        "RETURNING l.annotation_id",
+        "RETURNING l.annotation_id, l.watched_until > now()",
         owner,
         list(held),
         list(held.values()),
         seconds,
     )
-    return {row[0] for row in rows}
+    return {row[0]: row[1] for row in rows}
 
 
 async def watch(

@@ -12,9 +12,9 @@ forwarded through the room inbox, where the owner picks them up, makes
 them versions and tells the forwarder which (its clients' ``accepted``
 and ``saved`` follow from that).
 
-Every lease is renewed each third of ``COLLAB_LEASE_SECONDS``; a mirror
+Every lease is renewed each sixth of ``COLLAB_LEASE_SECONDS``; a mirror
 whose owner's lease expired (the owner died, or was paused) takes the
-annotation over within one more third: it reads the log to its head,
+annotation over within one more sixth: it reads the log to its head,
 numbers versions itself from then on, and applies what waits in the inbox
 (its own forwards among them). An owner that loses its lease (it was
 paused past it) has its next commit refused by the fence: its rooms close
@@ -32,6 +32,7 @@ import asyncio
 import itertools
 import logging
 import secrets
+import socket
 import time
 from collections import defaultdict
 from collections.abc import Coroutine, Sequence
@@ -69,7 +70,7 @@ class Cluster:
         self._pool = pool
         self._metrics = metrics
         self._registry = registry
-        self.url = settings.instance_url or f"http://{settings.host}:{settings.port}"
+        self.url = settings.instance_url or default_url(settings.host, settings.port)
         #: This process: its url and a token of this start.
         self.owner = f"{self.url}#{secrets.token_hex(6)}"
         self.lease_seconds = settings.lease_seconds
@@ -400,7 +401,9 @@ class Cluster:
     # -- leases --------------------------------------------------------------
 
     async def _keep(self) -> None:
-        period = self.lease_seconds / 3
+        # A sixth: renewals have five chances before the lease ends, and a
+        # mirror notices an ended lease within half a second (at 3 s).
+        period = self.lease_seconds / 6
         while True:
             await asyncio.sleep(period)
             try:
@@ -425,7 +428,7 @@ class Cluster:
             for annotation in [a for a in self.held if a not in kept]:
                 self._lose(annotation)
             self._metrics.leases_held.set(len(self.held))
-            self.watched = set()  # the next commits say again who watches
+            self.watched = {a for a, watched in kept.items() if watched}
             mirrored = sorted(
                 {k.annotation_id for k, r in registry.rooms.items() if not r.owned}
                 - self._promoting
@@ -486,6 +489,17 @@ class Cluster:
             self._drain_soon(annotation_id)
         finally:
             self._promoting.discard(annotation_id)
+
+
+def default_url(host: str, port: int) -> str:
+    """``http://<host>:<port>``; a wildcard bind (0.0.0.0, ::, a container's
+    usual) names this machine instead, which other instances can reach
+    and which differs between containers."""
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        host = socket.gethostname()
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 async def _heads(conn: Any, keys: list[RoomKey]) -> dict[RoomKey, int]:

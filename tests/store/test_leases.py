@@ -30,7 +30,7 @@ async def test_one_owner_at_a_time_and_the_epoch_fences_an_old_owner(live: LiveS
             taken = await leases.acquire(b, ann, B, "http://b:1", 5)
         assert taken.owner == B and taken.epoch == 2
         # The old owner wakes: it can neither renew nor pass the fence.
-        assert await leases.renew_all(a, A, {ann: 1}, 5) == set()
+        assert await leases.renew_all(a, A, {ann: 1}, 5) == {}
         assert await leases.fence(a, A, {ann: 1}) == {}
         assert await leases.fence(b, B, {ann: 2}) == {ann: False}
         # A watcher makes the owner announce; the lease says where the owner is.
