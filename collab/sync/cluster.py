@@ -41,9 +41,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from collab.document.log import RoomKey, UpdateRecord
+from collab.keyed_locks import KeyedLocks
 from collab.store import inbox, leases, oplog
 from collab.store.committer import LEASE_LOST
-from collab.store.database import Database
+from collab.store.database import Database, first_line, is_transient
 from collab.sync import cluster_wire as wire
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ class Cluster:
         self.owners: dict[int, str] = {}
         #: Annotations owned here that another process watches.
         self.watched: set[int] = set()
-        self._claims: dict[int, asyncio.Lock] = {}
+        self._claims = KeyedLocks()
         self._tokens = itertools.count(1)
         self._forwards: list[tuple[Room, UpdateRecord, int]] = []
         self._awareness: list[str] = []
@@ -148,8 +149,7 @@ class Cluster:
         will be a mirror: the owner is asked to announce its versions)."""
         if annotation_id in self.held:
             return True
-        lock = self._claims.setdefault(annotation_id, asyncio.Lock())
-        async with lock:
+        async with self._claims.hold(annotation_id):
             if annotation_id in self.held:
                 return True
             async with self._pool.acquire() as conn:
@@ -194,6 +194,8 @@ class Cluster:
     def room_unloaded(self, key: RoomKey) -> None:
         self._wanted.pop(key, None)
         self._consumed.pop(key, None)
+        if not self.loaded(key.annotation_id):
+            self.owners.pop(key.annotation_id, None)
 
     # -- the committer's fencing ------------------------------------------
 
@@ -272,9 +274,18 @@ class Cluster:
                         if not rows:
                             await inbox.notify(conn, notes)
                 except Exception as exc:
-                    log.warning("forwarding failed; retrying", extra={"error": str(exc)})
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 2.0)
+                    if is_transient(exc):
+                        log.warning("forwarding failed; retrying", extra={"error": str(exc)})
+                        await asyncio.sleep(delay)
+                        delay = min(delay * 2, 2.0)
+                        continue
+                    # Refused (the annotation deleted, say): the rooms close
+                    # their clients, which send again what the log lacks.
+                    log.error("forwards refused", extra={"error": str(exc), "count": len(batch)})
+                    for key in {room.key for room, _, _ in batch}:
+                        self._registry.reload(key, 0, f"forwarding refused: {first_line(exc)}")
+                    del self._forwards[: len(batch)]
+                    del self._awareness[: len(notes)]
                     continue
                 delay = 0.05
                 del self._forwards[: len(batch)]
@@ -426,7 +437,7 @@ class Cluster:
                 self._drained.pop(annotation, None)
             kept = await leases.renew_all(conn, self.owner, self.held, self.lease_seconds)
             for annotation in [a for a in self.held if a not in kept]:
-                self._lose(annotation)
+                self.lose(annotation)
             self._metrics.leases_held.set(len(self.held))
             self.watched = {a for a, watched in kept.items() if watched}
             mirrored = sorted(
@@ -449,7 +460,7 @@ class Cluster:
             self._promoting.add(annotation)
             self._spawn(self._take_over(annotation), f"take over {annotation}")
 
-    def _lose(self, annotation_id: int) -> None:
+    def lose(self, annotation_id: int) -> None:
         """Another process owns the annotation now: its rooms here close
         their clients (they reconnect, and send what the log lacks)."""
         epoch = self.held.pop(annotation_id, None)

@@ -323,6 +323,8 @@ class RoomRegistry:
         """The database refused ``version`` of ``key``: unload the room (it
         reloads from what is stored) and close its clients, which reconnect
         and send again what the stored state lacks."""
+        if reason == LEASE_LOST and key.annotation_id in self.cluster.held:
+            self.cluster.lose(key.annotation_id)  # every room of the annotation goes
         room = self.rooms.pop(key, None)
         if room is None:
             return

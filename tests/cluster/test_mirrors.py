@@ -114,3 +114,40 @@ async def test_a_rest_write_at_another_instance_is_made_by_the_owner(
     assert r.status_code == 400 and "error" in r.json()
     for c in (owner_client, mirror_client):
         await c.close()
+
+
+async def test_an_owner_that_lost_its_lease_writes_nothing_and_closes_its_clients(
+    settings: Settings,
+) -> None:
+    """The lease taken behind the owner's back (as by an instance that took
+    over while this one was paused): its next commit is refused by the
+    fence, its clients are closed with 1012, and what they reconnect with
+    is stored once the annotation is owned again."""
+    async with live_with(with_settings(settings, lease_seconds=3.0)) as a:
+        _, token = await a.user("Pia")
+        ann = await a.annotation(token, "fenced")
+        client = await YClient(a.sync_url(ann, token=token, acks="1")).connect()
+        put_node(client, "first", {"treeId": "t", "position": [1, 1, 1]})
+        await client.wait(lambda: client.saved >= 1)
+        async with a.services.pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE annotation_leases SET owner = 'http://elsewhere:1#z', "
+                "url = 'http://elsewhere:1', epoch = epoch + 1, "
+                "expires_at = now() + interval '1 second' WHERE annotation_id = $1",
+                ann,
+            )
+        put_node(client, "second", {"treeId": "t", "position": [2, 2, 2]})
+        code, reason = await client.wait_closed()
+        assert code == 1012 and "another instance" in reason, (code, reason)
+        async with a.services.pool.acquire() as conn:
+            stored = await conn.fetchval(
+                "SELECT count(*) FROM doc_updates WHERE annotation_id = $1", ann
+            )
+        assert stored == 1  # the fenced commit wrote nothing
+        # Reconnecting with what it kept: stored once the lease is free again.
+        again = await YClient(a.sync_url(ann, token=token, acks="1"), doc=client.doc).connect()
+        await again.wait(lambda: again.saved >= 2, timeout=15)
+        fresh = await YClient(a.sync_url(ann, token=token)).connect()
+        await fresh.wait(lambda: _nodes(fresh) == {"first", "second"})
+        for c in (again, fresh):
+            await c.close()

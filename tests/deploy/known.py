@@ -21,8 +21,8 @@ DEPLOY = ROOT / "deploy"
 #: "Behind a reverse proxy").
 PROXY_VARIABLES = frozenset({"FORWARDED_ALLOW_IPS"})
 
-#: The multi-instance work's metrics (issue 14), named here before the server has them.
-UPCOMING_METRICS = {
+#: The several-instances metrics: the example alert rules must watch each.
+CLUSTER_METRICS = {
     "collab_room_leases_held": "gauge",
     "collab_lease_changes": "counter",
     "collab_fanout_lag_seconds": "histogram",

@@ -123,7 +123,13 @@ def test_the_environment_is_settings_from_a_configmap_and_a_secret(
             Settings.from_env({name: str(value)})  # a malformed value raises
     secret_values = {}
     for variable in c["env"]:
+        if variable["name"] == "POD_IP":  # the downward API, for the instance's url
+            assert variable["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+            continue
         assert variable["name"] in setting_names(), variable["name"]
+        if variable["name"] == "COLLAB_INSTANCE_URL":  # each pod's own: the others reach it
+            assert variable["value"] == "http://$(POD_IP):8000"
+            continue
         ref = variable["valueFrom"]["secretKeyRef"]
         secret = the(manifests, "Secret", ref["name"])
         assert ref["key"] in secret["stringData"], ref["key"]
