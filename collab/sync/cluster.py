@@ -426,18 +426,26 @@ class Cluster:
 
     async def _keep_once(self) -> None:
         registry = self._registry
-        in_use = {k.annotation_id for k in registry.rooms} | {
-            k.annotation_id for k in registry.loading_keys()
-        }
         async with self._pool.acquire() as conn:
-            # Give up what no room uses any more; renew the rest.
+            # Give up what no room uses any more (under the annotation's
+            # claim lock: a load starting meanwhile claims it again after);
+            # renew the rest.
+            in_use = {k.annotation_id for k in registry.rooms} | {
+                k.annotation_id for k in registry.loading_keys()
+            }
             for annotation in [a for a in self.held if a not in in_use]:
-                epoch = self.held.pop(annotation)
-                await leases.release(conn, annotation, self.owner, epoch)
-                self._drained.pop(annotation, None)
-            kept = await leases.renew_all(conn, self.owner, self.held, self.lease_seconds)
-            for annotation in [a for a in self.held if a not in kept]:
-                self.lose(annotation)
+                async with self._claims.hold(annotation):
+                    if annotation not in self.held or self._in_use(annotation):
+                        continue
+                    epoch = self.held.pop(annotation)
+                    self._drained.pop(annotation, None)
+                    await leases.release(conn, annotation, self.owner, epoch)
+            renewing = dict(self.held)
+            kept = await leases.renew_all(conn, self.owner, renewing, self.lease_seconds)
+            for annotation, epoch in renewing.items():
+                # (taken again meanwhile under another epoch: not this round's)
+                if annotation not in kept and self.held.get(annotation) == epoch:
+                    self.lose(annotation)
             self._metrics.leases_held.set(len(self.held))
             self.watched = {a for a, watched in kept.items() if watched}
             mirrored = sorted(
@@ -459,6 +467,12 @@ class Cluster:
         for annotation in orphaned:
             self._promoting.add(annotation)
             self._spawn(self._take_over(annotation), f"take over {annotation}")
+
+    def _in_use(self, annotation_id: int) -> bool:
+        registry = self._registry
+        return any(k.annotation_id == annotation_id for k in registry.rooms) or any(
+            k.annotation_id == annotation_id for k in registry.loading_keys()
+        )
 
     def lose(self, annotation_id: int) -> None:
         """Another process owns the annotation now: its rooms here close
