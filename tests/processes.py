@@ -59,11 +59,8 @@ class ServerProcess:
             for k, v in os.environ.items()
             if not k.startswith("COLLAB_") and k != "PYTEST_CURRENT_TEST"
         }
-        env.update(
-            COLLAB_ADMIN_TOKEN=self.admin_token,
-            COLLAB_LOG_LEVEL="WARNING",
-            **self.extra_env,
-        )
+        env.update(COLLAB_ADMIN_TOKEN=self.admin_token, COLLAB_LOG_LEVEL="WARNING")
+        env.update(self.extra_env)
         if self.database_url:
             env["COLLAB_DATABASE_URL"] = self.database_url
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -69,6 +69,9 @@ class Fencing(Protocol):
     the notifications its commit sends."""
 
     owner: str
+    #: How long a commit's transaction may idle between statements (a
+    #: paused writer's session is ended by PostgreSQL after it).
+    lease_seconds: float
 
     def epoch_of(self, annotation_id: int) -> int | None:
         """The epoch under which this process holds the annotation, if it does."""
@@ -76,6 +79,9 @@ class Fencing(Protocol):
     def announce(self, records: Sequence[UpdateRecord], watched: set[int]) -> list[str]:
         """The notifications for ``records`` committed (``watched``: the
         annotations another instance serves clients of)."""
+
+    def committed(self, records: Sequence[UpdateRecord]) -> None:
+        """``records`` are committed (their forwarded rows deleted)."""
 
 
 def _is_data_error(exc: BaseException) -> bool:
@@ -299,7 +305,7 @@ class GroupCommitter:
                         lost.add(annotation)
                     else:
                         epochs[annotation] = epoch
-            held = await leases.fence(conn, fencing.owner, epochs)
+            held = await leases.fence(conn, fencing.owner, epochs, fencing.lease_seconds)
             lost.update(a for a in epochs if a not in held)
             if lost:
                 records = [r for r in records if r.key.annotation_id not in lost]
@@ -309,7 +315,8 @@ class GroupCommitter:
             await inbox.notify(
                 conn, fencing.announce(records, {a for a, watched in held.items() if watched})
             )
-            return lost
+        fencing.committed(records)
+        return lost
 
     async def _without_stored(self, batch: list[UpdateRecord]) -> list[UpdateRecord]:
         """The batch less the records a commit whose answer was lost did store."""

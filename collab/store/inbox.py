@@ -71,14 +71,17 @@ async def notify(conn: asyncpg.Connection, payloads: Sequence[str]) -> None:
 
 
 async def pending(
-    conn: asyncpg.Connection, annotation_id: int, after: int, limit: int
+    conn: asyncpg.Connection, annotation_id: int, applied: Sequence[int], limit: int
 ) -> list[InboxRow]:
-    """The annotation's forwarded updates past id ``after``, oldest first."""
+    """The annotation's forwarded updates, oldest first, but those in
+    ``applied`` (taken, their commit not yet through). Not "after the last
+    id taken": ids come from a sequence in insertion order, but two
+    forwarders' transactions commit in any order."""
     rows = await conn.fetch(
         "SELECT id, doc, origin, author_id, summary::text, data FROM room_inbox "
-        "WHERE annotation_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        "WHERE annotation_id = $1 AND id <> ALL($2::bigint[]) ORDER BY id LIMIT $3",
         annotation_id,
-        after,
+        list(applied),
         limit,
     )
     return [

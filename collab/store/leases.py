@@ -8,7 +8,7 @@ predecessor's leases at once (under a new epoch) instead of waiting for
 them to expire: two live processes cannot listen at one address, so the
 old one is gone.
 
-The clock is PostgreSQL's (``now()``), never an instance's: instances'
+The clock is PostgreSQL's (``clock_timestamp()``), never an instance's: instances'
 clocks may disagree, the database's is one.
 """
 
@@ -46,11 +46,11 @@ async def acquire(
     epoch on; the same owner keeps its."""
     row = await conn.fetchrow(
         "INSERT INTO annotation_leases AS l (annotation_id, owner, url, epoch, expires_at) "
-        "VALUES ($1, $2, $3, 1, now() + make_interval(secs => $4)) "
+        "VALUES ($1, $2, $3, 1, clock_timestamp() + make_interval(secs => $4)) "
         "ON CONFLICT (annotation_id) DO UPDATE SET owner = EXCLUDED.owner, url = EXCLUDED.url, "
         "epoch = l.epoch + CASE WHEN l.owner = EXCLUDED.owner THEN 0 ELSE 1 END, "
         "expires_at = EXCLUDED.expires_at "
-        "WHERE l.owner = EXCLUDED.owner OR l.url = EXCLUDED.url OR l.expires_at < now() "
+        "WHERE l.owner = EXCLUDED.owner OR l.url = EXCLUDED.url OR l.expires_at < clock_timestamp() "
         "RETURNING owner, url, epoch, expires_at",
         annotation_id,
         owner,
@@ -69,10 +69,10 @@ async def renew_all(
     if not held:
         return {}
     rows = await conn.fetch(
-        "UPDATE annotation_leases l SET expires_at = now() + make_interval(secs => $4) "
+        "UPDATE annotation_leases l SET expires_at = clock_timestamp() + make_interval(secs => $4) "
         "FROM unnest($2::bigint[], $3::bigint[]) AS h(a, e) "
-        "WHERE l.annotation_id = h.a AND l.epoch = h.e AND l.owner = $1 AND l.expires_at > now() "
-        "RETURNING l.annotation_id, l.watched_until > now()",
+        "WHERE l.annotation_id = h.a AND l.epoch = h.e AND l.owner = $1 AND l.expires_at > clock_timestamp() "
+        "RETURNING l.annotation_id, l.watched_until > clock_timestamp()",
         owner,
         list(held),
         list(held.values()),
@@ -85,34 +85,54 @@ async def watch(
     conn: asyncpg.Connection, annotation_ids: Sequence[int], seconds: float
 ) -> dict[int, Lease]:
     """This process serves clients of ``annotation_ids`` without owning them:
-    their owners announce versions for ``seconds`` more. The live leases."""
+    their owners announce versions for ``seconds`` more. The live leases
+    (read without waiting: a row locked by its owner's commit is marked
+    next round, with time to spare)."""
     if not annotation_ids:
         return {}
-    rows = await conn.fetch(
-        "UPDATE annotation_leases SET watched_until = now() + make_interval(secs => $2) "
-        "WHERE annotation_id = ANY($1::bigint[]) AND expires_at > now() "
-        "RETURNING annotation_id, owner, url, epoch, expires_at",
-        list(annotation_ids),
+    ids = list(annotation_ids)
+    await conn.execute(
+        "WITH free AS (SELECT annotation_id FROM annotation_leases "
+        "WHERE annotation_id = ANY($1::bigint[]) FOR UPDATE SKIP LOCKED) "
+        "UPDATE annotation_leases l SET watched_until = clock_timestamp() + make_interval(secs => $2) "
+        "FROM free WHERE l.annotation_id = free.annotation_id AND l.expires_at > clock_timestamp()",
+        ids,
         seconds,
+    )
+    rows = await conn.fetch(
+        "SELECT annotation_id, owner, url, epoch, expires_at FROM annotation_leases "
+        "WHERE annotation_id = ANY($1::bigint[]) AND expires_at > clock_timestamp()",
+        ids,
     )
     return {row["annotation_id"]: Lease(*row[1:]) for row in rows}
 
 
-async def fence(conn: asyncpg.Connection, owner: str, held: dict[int, int]) -> dict[int, bool]:
+async def fence(
+    conn: asyncpg.Connection, owner: str, held: dict[int, int], idle_seconds: float
+) -> dict[int, bool]:
     """The fence, inside the transaction that writes versions: of ``held``
     (annotation → epoch), those the writer still holds, each with whether
     another instance watches it. A shared row lock keeps a taker out until
-    that transaction ends."""
+    that transaction ends.
+
+    The transaction may then idle at most ``idle_seconds`` between its
+    statements (``idle_in_transaction_session_timeout``, for it alone): a
+    writer paused mid-commit (SIGSTOP) would otherwise hold the lock, and
+    every taker with it, until it woke; PostgreSQL ends its session
+    instead, and nothing of it is written."""
     if not held:
         return {}
     rows = await conn.fetch(
-        "SELECT l.annotation_id, l.watched_until > now() FROM annotation_leases l "
+        "SELECT l.annotation_id, l.watched_until > clock_timestamp() FROM annotation_leases l "
         "JOIN unnest($2::bigint[], $3::bigint[]) AS h(a, e) "
         "ON l.annotation_id = h.a AND l.epoch = h.e "
-        "WHERE l.owner = $1 AND l.expires_at > now() FOR SHARE OF l",
+        "WHERE l.owner = $1 AND l.expires_at > clock_timestamp() "
+        "AND set_config('idle_in_transaction_session_timeout', $4, true) IS NOT NULL "
+        "FOR SHARE OF l",
         owner,
         list(held),
         list(held.values()),
+        str(max(1, round(idle_seconds * 1000))),
     )
     return {row[0]: row[1] for row in rows}
 
@@ -120,7 +140,7 @@ async def fence(conn: asyncpg.Connection, owner: str, held: dict[int, int]) -> d
 async def release(conn: asyncpg.Connection, annotation_id: int, owner: str, epoch: int) -> None:
     """Give the annotation up (a clean close): another instance may take it at once."""
     await conn.execute(
-        "UPDATE annotation_leases SET expires_at = now() - interval '1 second' "
+        "UPDATE annotation_leases SET expires_at = clock_timestamp() - interval '1 second' "
         "WHERE annotation_id = $1 AND owner = $2 AND epoch = $3",
         annotation_id,
         owner,
@@ -132,7 +152,7 @@ async def owner_of(conn: asyncpg.Connection, annotation_id: int) -> Lease | None
     """The annotation's unexpired lease, if any."""
     row = await conn.fetchrow(
         "SELECT owner, url, epoch, expires_at FROM annotation_leases "
-        "WHERE annotation_id = $1 AND expires_at > now()",
+        "WHERE annotation_id = $1 AND expires_at > clock_timestamp()",
         annotation_id,
     )
     return _lease(row)

@@ -86,8 +86,10 @@ class Cluster:
         self._forwards: list[tuple[Room, UpdateRecord, int]] = []
         self._awareness: list[str] = []
         self._outbox = asyncio.Event()
-        self._outbox_idle = asyncio.Event()
-        self._outbox_idle.set()
+        #: The newest forward queued, and the newest in the inbox (tokens grow).
+        self._queued_upto = 0
+        self._sent_upto = 0
+        self._progress = asyncio.Event()
         #: inbox id → (mirror room, token) of this process's forwards on their way.
         self._sent: dict[int, tuple[Room, int]] = {}
         self._early: dict[int, int] = {}
@@ -96,8 +98,9 @@ class Cluster:
         self._wanted: dict[RoomKey, int] = {}
         self._consumed: dict[RoomKey, list[tuple[int, int]]] = defaultdict(list)
         self._following: set[RoomKey] = set()
-        #: Per owned annotation: the newest inbox id applied, and whether a drain runs.
-        self._drained: dict[int, int] = {}
+        #: Per owned annotation: the inbox ids applied whose commit is not
+        #: through yet (the rows are still there), and whether a drain runs.
+        self._applied: dict[int, set[int]] = {}
         self._draining: set[int] = set()
         self._redrain: set[int] = set()
         self._promoting: set[int] = set()
@@ -167,7 +170,7 @@ class Cluster:
     def _took(self, annotation_id: int, epoch: int) -> None:
         self.held[annotation_id] = epoch
         self.owners.pop(annotation_id, None)
-        self._drained.pop(annotation_id, None)
+        self._applied.pop(annotation_id, None)
         self._metrics.lease_changes.inc()
         self._metrics.leases_held.set(len(self.held))
         log.info("annotation owned", extra={"annotation": annotation_id, "epoch": epoch})
@@ -196,6 +199,9 @@ class Cluster:
         self._consumed.pop(key, None)
         if not self.loaded(key.annotation_id):
             self.owners.pop(key.annotation_id, None)
+            # A room reloaded after a refused record: what it had taken from
+            # the inbox and not committed is taken again.
+            self._applied.pop(key.annotation_id, None)
 
     # -- the committer's fencing ------------------------------------------
 
@@ -223,12 +229,19 @@ class Cluster:
             )
         return out
 
+    def committed(self, records: Sequence[UpdateRecord]) -> None:
+        for record in records:
+            if record.inbox:
+                applied = self._applied.get(record.key.annotation_id)
+                if applied is not None:
+                    applied.difference_update(i for _, i in record.inbox)
+
     # -- a mirror's forwards ----------------------------------------------
 
     def forward(self, room: Room, record: UpdateRecord) -> int:
         token = next(self._tokens)
         self._forwards.append((room, record, token))
-        self._outbox_idle.clear()
+        self._queued_upto = token
         self._outbox.set()
         return token
 
@@ -240,12 +253,15 @@ class Cluster:
         text = wire.pack_awareness(wire.Awareness(annotation, room.key.doc, self.owner, payload))
         if text is not None and len(self._awareness) < 10_000:
             self._awareness.append(text)
-            self._outbox_idle.clear()
             self._outbox.set()
 
     async def flushed(self) -> None:
-        """Wait until every forward queued so far is in the inbox."""
-        await self._outbox_idle.wait()
+        """Wait until every forward queued so far is in the inbox (not for
+        later ones: clients may keep writing)."""
+        target = self._queued_upto
+        while self._sent_upto < target:
+            self._progress.clear()
+            await self._progress.wait()
 
     async def _send(self) -> None:
         delay = 0.05
@@ -286,17 +302,23 @@ class Cluster:
                         self._registry.reload(key, 0, f"forwarding refused: {first_line(exc)}")
                     del self._forwards[: len(batch)]
                     del self._awareness[: len(notes)]
+                    self._advanced(batch)
                     continue
                 delay = 0.05
                 del self._forwards[: len(batch)]
                 del self._awareness[: len(notes)]
+                self._advanced(batch)
                 for (room, _, token), ident in zip(batch, ids, strict=True):
                     version = self._early.pop(ident, None)
                     if version is not None:
                         room.forward_done(token, version)
                     else:
                         self._sent[ident] = (room, token)
-            self._outbox_idle.set()
+
+    def _advanced(self, batch: list[tuple[Room, UpdateRecord, int]]) -> None:
+        if batch:
+            self._sent_upto = batch[-1][2]
+            self._progress.set()
 
     # -- notifications -----------------------------------------------------
 
@@ -386,9 +408,9 @@ class Cluster:
                 self._redrain.discard(annotation_id)
                 if annotation_id not in self.held:
                     return
-                after = self._drained.get(annotation_id, 0)
+                applied = self._applied.setdefault(annotation_id, set())
                 async with self._pool.acquire() as conn:
-                    rows = await inbox.pending(conn, annotation_id, after, DRAIN_BATCH)
+                    rows = await inbox.pending(conn, annotation_id, sorted(applied), DRAIN_BATCH)
                 for row in rows:
                     if annotation_id not in self.held:
                         return
@@ -396,9 +418,10 @@ class Cluster:
                     if not room.owned:
                         return  # loaded as a mirror meanwhile: its promotion drains
                     await room.quiet()
-                    if self._drained.get(annotation_id, 0) >= row.id:
+                    applied = self._applied.setdefault(annotation_id, set())
+                    if row.id in applied:
                         continue
-                    self._drained[annotation_id] = row.id
+                    applied.add(row.id)
                     summary = orjson.loads(row.summary) if row.summary else {}
                     room.apply_forwarded(row.data, row.author_id, summary, (row.origin, row.id))
                 if len(rows) < DRAIN_BATCH and annotation_id not in self._redrain:
@@ -438,7 +461,7 @@ class Cluster:
                     if annotation not in self.held or self._in_use(annotation):
                         continue
                     epoch = self.held.pop(annotation)
-                    self._drained.pop(annotation, None)
+                    self._applied.pop(annotation, None)
                     await leases.release(conn, annotation, self.owner, epoch)
             renewing = dict(self.held)
             kept = await leases.renew_all(conn, self.owner, renewing, self.lease_seconds)
@@ -480,7 +503,7 @@ class Cluster:
         epoch = self.held.pop(annotation_id, None)
         log.warning("annotation lease lost", extra={"annotation": annotation_id, "epoch": epoch})
         self._metrics.leases_held.set(len(self.held))
-        self._drained.pop(annotation_id, None)
+        self._applied.pop(annotation_id, None)
         for room in self.loaded(annotation_id):
             self._registry.reload(room.key, room.version, LEASE_LOST)
 
