@@ -23,6 +23,20 @@ of the layer pushes them: collab/http/data_socket.py).
 Mappings are built on first use from the document and the dataset's
 agglomerate file, and kept for MAPPINGS_KEPT layers (least recently used
 out; they are rebuilt from the log when needed again).
+
+Several processes (instances over one database): each process's kept
+mappings follow every version through its own materialiser, whichever
+process wrote the op or materialised the version (the materialiser tells
+its listeners of versions materialised elsewhere too). An op recorded by
+another process is read again from ``proofreading_ops`` when a version or
+the standing ops name a seq not known here. When the materialiser starts
+following an annotation here (``doc`` None), versions before may have gone
+unseen: the annotation's mappings are dropped, built again on next use.
+Requests are sequenced per process (the proofreading lock is in memory):
+two processes may check requests against the same mapping at once. Both
+ops are then written, and every mapping applies them in seq order, so all
+agree, but the later of two conflicting requests is not refused (409) as
+it is within one process.
 """
 
 from __future__ import annotations
@@ -167,6 +181,9 @@ class Proofreading:
         """The layer's standing proofreading ops, as recorded, in seq order."""
         seqs = await asyncio.to_thread(standing_seqs, doc)
         recorded = await self._recorded_of(annotation_id)
+        if any(seq not in recorded for seq in seqs):  # recorded elsewhere since: read again
+            self._recorded.pop(annotation_id, None)
+            recorded = await self._recorded_of(annotation_id)
         return [
             recorded[seq] for seq in seqs if seq in recorded and recorded[seq].get("layer") == layer
         ]
@@ -190,7 +207,7 @@ class Proofreading:
     async def follow(
         self,
         annotation_id: int,
-        doc: Doc,
+        doc: Doc | None,
         version: int,
         added: list[tuple[str, dict[str, Any]]],
         deleted: list[str],
@@ -198,7 +215,16 @@ class Proofreading:
         """The materialiser's ops listener: bring kept mappings of the
         annotation to ``version`` and tell watchers what changed. Should it
         fail or be cancelled half way, the annotation's mappings are dropped
-        (built again from the log) and viewers told to ask again."""
+        (built again from the log) and viewers told to ask again.
+
+        ``doc`` None: the materialiser of this process starts following the
+        annotation at ``version``; another process may have materialised
+        ops before it unseen here, so what is kept of it is dropped."""
+        if doc is None:
+            self._recorded.pop(annotation_id, None)
+            if any(ann == annotation_id for ann, _ in self._mappings):
+                self.forget(annotation_id, None, version)
+            return
         try:
             await self._follow(annotation_id, doc, version, added, deleted)
         except BaseException:

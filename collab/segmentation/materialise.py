@@ -31,6 +31,37 @@ they work for voxels through the same path.
 
 Viewers learn of changed bricks through :meth:`Materialiser.watch` (the
 brick socket of the annotation's layer pushes them).
+
+Several processes may follow one annotation at once (several instances
+over one database: each follows the versions that become durable there, and
+a reader on any of them asks for the newest). Each computes a version from
+what is stored below it and hands it to ``materialised.write_version``,
+which writes a version once: the first to commit wins; a later one finds it
+written, drops its work and goes on from the stored state. Which process
+wrote a version does not matter (the voxels are a function of the log);
+that none writes one again having computed it behind another does: its
+undo would read ops rows later versions wrote (an op deleted later counts
+as deleted), and its write would mark ops standing again, so the next undo
+brings undone strokes back (two materialisers, with an in-process lock
+each, stored rows unlike one replay's). The lock here (the annotation's
+``KeyedLocks``) only orders this process's own catch-ups.
+
+Each process tells its own watchers and ops listeners of every version it
+has not told yet (``_told``), whoever wrote it. One another process wrote
+is told from what is stored: the bricks its ops reach (their rows in
+``materialised_ops``, at their mag and every coarser one that follows)
+looked up at that version — an undo's region is not stored, so for an undo
+or an import every row of the version is read — and only when someone
+watches here; the newest voxels kept in memory lose those bricks (all of
+the annotation's when the rows are not read). A process that starts
+following an annotation (its first catch-up of it, or the first after it
+was forgotten as idle) tells its listeners so: another process may have
+materialised versions before that unseen here.
+
+The price: with k processes following one annotation a version may be
+painted up to k times, one of them written. A process that lost drops its
+work at the first version it finds written and follows from there, so
+the others rarely lose more than the version in flight.
 """
 
 from __future__ import annotations
@@ -40,7 +71,7 @@ import contextlib
 import logging
 import math
 import re
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -132,7 +163,9 @@ def layer_info(doc: Doc, layer: str) -> LayerInfo | None:
 
 class Materialiser:
     """Writes the voxels of annotations' segmentation documents, one
-    annotation at a time each (a lock per annotation)."""
+    annotation at a time each in this process (a lock per annotation); other
+    processes may write them too (a version is written once, whoever gets
+    there first)."""
 
     def __init__(self, pool: Database, fallback: FallbackReader | None = None) -> None:
         self._pool = pool
@@ -145,6 +178,14 @@ class Materialiser:
         #: Per annotation: the version materialised last, and a condition
         #: notified whenever one moves (:meth:`wait_until`).
         self._reached: dict[int, int] = {}
+        #: Per annotation: the version up to which this process has told its
+        #: watchers and listeners, whoever wrote the voxels (absent: it does
+        #: not follow the annotation; the next catch-up starts it).
+        self._told: dict[int, int] = {}
+        #: Versions this process ``written``; ``lost``: computed, but found
+        #: written by another process first (the work dropped); ``followed``:
+        #: told from what another process stored. For tests and logs.
+        self.counts: Counter[str] = Counter()
         self._progress = asyncio.Condition()
         self._due: set[int] = set()
         self._wake = asyncio.Event()
@@ -154,6 +195,8 @@ class Materialiser:
         #: after another reads them from here, not from PostgreSQL (zstd).
         self._head: OrderedDict[tuple[int, str, str, Brick], np.ndarray] = OrderedDict()
         self._head_bytes = 0
+        #: Bricks kept there per annotation.
+        self._head_of: Counter[int] = Counter()
         self._head_at: dict[int, int] = {}
         self._tg: asyncio.TaskGroup | None = None
         self._task: asyncio.Task[None] | None = None
@@ -174,10 +217,16 @@ class Materialiser:
 
     def listen_ops(self, listener: OpsListener) -> None:
         """Call ``listener(annotation, doc, version, added, deleted)`` for each
-        version that adds or deletes ops, once its voxels are written, in
-        version order, under the annotation's lock (the editable mapping of
-        proofreading follows the log this way: collab/proofreading/service.py).
-        A listener that fails is logged; the voxels go on."""
+        version that adds or deletes ops, once its voxels are written (here
+        or by another process), in version order, under the annotation's
+        lock (the editable mapping of proofreading follows the log this way:
+        collab/proofreading/service.py). And once with ``doc`` None and no
+        ops when this process starts following the annotation at
+        ``version`` (its first catch-up here, or the first after it was
+        forgotten as idle): versions up to there may have been materialised
+        by another process unseen, so what the listener keeps of the
+        annotation may be stale. A listener that fails is logged; the voxels
+        go on."""
         self._op_listeners.append(listener)
 
     @contextlib.asynccontextmanager
@@ -223,9 +272,13 @@ class Materialiser:
         async with self._progress:
             self._reached[annotation_id] = reached
             self._progress.notify_all()
-        if len(self._reached) > ANNOTATIONS_KEPT:  # bounded: idle annotations go
-            for idle in [a for a in self._reached if not self._locks.busy(a)]:
+        if len(self._told) > ANNOTATIONS_KEPT:  # bounded: idle annotations go
+            # (not one a viewer watches: it would miss what other processes wrote)
+            for idle in [
+                a for a in self._told if not self._locks.busy(a) and not self._watchers.any(a)
+            ]:
                 self._reached.pop(idle, None)
+                self._told.pop(idle, None)
                 self._head_at.pop(idle, None)
         return reached
 
@@ -247,32 +300,50 @@ class Materialiser:
             await self._progress.wait_for(lambda: self._reached.get(annotation_id, 0) >= version)
 
     async def _catch_up(self, key: RoomKey) -> int:
+        """Under the annotation's lock: materialise the versions not yet
+        materialised, and tell watchers and listeners of every version this
+        process has not told yet — those another process materialised (one
+        that got there first: :func:`materialised.write_version` writes a
+        version once) from what it stored."""
+        ann = key.annotation_id
         async with self._pool.acquire() as conn:
             done = await materialised.materialised_version(conn, key)
             head = await oplog.head(conn, key)
-            if self._head_at.get(key.annotation_id) != done:
-                self._drop_head(key.annotation_id)  # another writer moved it (or none yet)
-                self._head_at[key.annotation_id] = done
-            if done >= head:
-                return done
-            cached = self._docs.pop(key.annotation_id, None)
-            state = None if cached and cached[0] == done else await oplog.load(conn, key, done)
-        if state is None and cached is not None:
-            doc = cached[1]  # the document at ``done``, kept from the last catch-up
+        told = self._told.get(ann)
+        if told is None:
+            # Nothing before ``done`` is told here: viewers that come read it.
+            told = self._told[ann] = done
+            await self._listen(ann, None, done, [], [])
+        start = min(told, done)  # past ``done``: the stored voxels were reset
+        if self._head_at.get(ann) != start:
+            self._drop_head(ann)  # another writer moved it (or none yet)
+            self._head_at[ann] = start
+        if start >= head:
+            self._told[ann] = start
+            return start
+        cached = self._docs.pop(ann, None)
+        if cached is not None and cached[0] == start:
+            doc = cached[1]  # the document at ``start``, kept from the last catch-up
         else:
-            assert state is not None
+            async with self._pool.acquire() as conn:
+                state = await oplog.load(conn, key, start)
             doc = await asyncio.to_thread(_build, state.snapshot, state.updates)
         # What each update does to ``ops``: keys added, deleted (an undo), or
         # rewritten (taken as deleted and added again).
         events: list[dict[str, Any]] = []
         ops_map = doc.get("ops", type=Map)
         subscription = ops_map.observe(lambda event: events.append(dict(event.keys)))
-        last_written = now = done
+        now = start
+        # The newest version known materialised, here or by another process:
+        # up to it, versions are told from what is stored, past it computed.
+        known = done
         try:
             # A page of versions at a time: a long backlog is never all in memory.
             while now < head:
                 upto = min(head, now + UPDATES_PAGE)
                 async with self._pool.acquire() as conn, conn.transaction(readonly=True):
+                    if now > start:  # another process may have gone on meanwhile
+                        known = max(known, await materialised.materialised_version(conn, key))
                     updates = [
                         (info.version, data)
                         async for info, data in oplog.iter_updates(conn, key, now + 1, upto)
@@ -286,40 +357,124 @@ class Materialiser:
                     added, deleted = _ops_changed(events)
                     if not added and not deleted:
                         continue
-                    changed: Changed = {}
-                    rows, applied, gone = await self._apply_version(
-                        key, doc, version, added, deleted, changed
-                    )
-                    # A version that changed no voxel (a merge, a split) is
-                    # told to listeners before its row is written: nothing
-                    # of it waits on that write (told twice after a crash
-                    # between the two: listeners take a version again alike).
-                    early = not rows
-                    if early:
-                        await self._listen(key.annotation_id, doc, version, added, deleted)
-                    try:
-                        async with self._pool.acquire() as conn:
-                            await materialised.write_version(
-                                conn, key, version, rows, applied, gone
-                            )
-                    except BaseException:
-                        self._drop_head(key.annotation_id)
-                        raise
-                    last_written = version
-                    self._keep_head(key.annotation_id, version, changed)
-                    self._announce(key.annotation_id, version, rows)
-                    if not early:
-                        await self._listen(key.annotation_id, doc, version, added, deleted)
+                    told_early = False
+                    if version > known:
+                        written, told_early = await self._materialise(
+                            key, doc, version, added, deleted
+                        )
+                        if not written:  # another process wrote it first
+                            async with self._pool.acquire() as conn:
+                                known = await materialised.materialised_version(conn, key)
+                    if version <= known:
+                        await self._tell_stored(key, doc, version, added, deleted, told_early)
+                    else:
+                        known = version
+                    self._told[ann] = version
         finally:
             ops_map.unobserve(subscription)
-        if now > last_written:
+        if now > known:
+            # The versions after the last that changed ops change no voxel.
             async with self._pool.acquire() as conn:
                 await materialised.write_version(conn, key, now, [])
-            self._head_at[key.annotation_id] = now  # no voxel changed since
-        self._docs[key.annotation_id] = (now, doc)
+        self._head_at[ann] = now  # no voxel changed since the last version told
+        self._told[ann] = now
+        self._docs[ann] = (now, doc)
         while len(self._docs) > DOCS_KEPT:
             self._docs.pop(next(iter(self._docs)))
         return now
+
+    async def _materialise(
+        self,
+        key: RoomKey,
+        doc: Doc,
+        version: int,
+        added: list[tuple[str, dict[str, Any]]],
+        deleted: list[str],
+    ) -> tuple[bool, bool]:
+        """Compute ``version`` from what is stored below it, write it, and
+        tell watchers and listeners: whether it was written (False: another
+        process had written it, so nothing here was) and whether listeners
+        were told already (a version that changed no voxel is told before
+        its row is written)."""
+        ann = key.annotation_id
+        changed: Changed = {}
+        try:
+            rows, applied, gone = await self._apply_version(
+                key, doc, version, added, deleted, changed
+            )
+        except Exception as exc:
+            # What it read may have moved under it: another process wrote
+            # this version (and more) meanwhile. Then theirs stands.
+            async with self._pool.acquire() as conn:
+                if await materialised.materialised_version(conn, key) < version:
+                    raise
+            log.info(
+                "materialised elsewhere meanwhile",
+                extra={"annotation": ann, "version": version, "why": str(exc)[:200]},
+            )
+            self.counts["lost"] += 1
+            self._drop_head(ann)
+            return False, False
+        # A version that changed no voxel (a merge, a split) is told to
+        # listeners before its row is written: nothing of it waits on that
+        # write (told twice after a crash between the two: listeners take a
+        # version again alike).
+        early = not rows
+        if early:
+            await self._listen(ann, doc, version, added, deleted)
+        try:
+            async with self._pool.acquire() as conn:
+                written = await materialised.write_version(conn, key, version, rows, applied, gone)
+        except BaseException:
+            self._drop_head(ann)
+            raise
+        if not written:
+            self.counts["lost"] += 1
+            return False, early
+        self.counts["written"] += 1
+        self._keep_head(ann, version, changed)
+        self._announce(ann, version, rows)
+        if not early:
+            await self._listen(ann, doc, version, added, deleted)
+        return True, early
+
+    async def _tell_stored(
+        self,
+        key: RoomKey,
+        doc: Doc,
+        version: int,
+        added: list[tuple[str, dict[str, Any]]],
+        deleted: list[str],
+        listened: bool,
+    ) -> None:
+        """Another process materialised ``version``: tell watchers the bricks
+        it wrote (read back, when anyone watches) and listeners its ops."""
+        ann = key.annotation_id
+        self.counts["followed"] += 1
+        if self._watchers.any(ann):
+            async with self._pool.acquire() as conn:
+                # A version that only added ops wrote within their reach
+                # (``materialised_ops``: their mag and each coarser one that
+                # follows): those bricks are looked up. An undo's region is
+                # not stored, and an import's upload may carry other mags:
+                # every row of the version is read.
+                places: Region | None = None
+                if not deleted and all(op.get("kind") != imports.KIND for _, op in added):
+                    places = {}
+                    for op_row in await materialised.ops_added_at(conn, key, version):
+                        info = layer_info(doc, op_row.layer)
+                        if info is not None:
+                            _join(places, op_row, info)
+                rows = await materialised.version_rows(conn, key, version, places)
+            for row in rows:  # the newest voxels kept here: these changed
+                self._uncache((ann, row.layer, row.mag, row.brick))
+            self._head_at[ann] = version
+            self._announce(ann, version, rows)
+        else:
+            self._drop_head(ann)
+            self._head_at[ann] = version
+        if not listened:
+            await self._listen(ann, doc, version, added, deleted)
 
     async def _apply_version(
         self,
@@ -755,14 +910,20 @@ class Materialiser:
 
     def _cache(self, ann: int, layer: str, mag: str, b: Brick, voxels: np.ndarray) -> None:
         where = (ann, layer, mag, b)
+        self._uncache(where)
+        self._head[where] = voxels
+        self._head_bytes += voxels.nbytes
+        self._head_of[ann] += 1
+        while self._head_bytes > HEAD_CACHE_BYTES and self._head:
+            self._uncache(next(iter(self._head)))
+
+    def _uncache(self, where: tuple[int, str, str, Brick]) -> None:
         old = self._head.pop(where, None)
         if old is not None:
             self._head_bytes -= old.nbytes
-        self._head[where] = voxels
-        self._head_bytes += voxels.nbytes
-        while self._head_bytes > HEAD_CACHE_BYTES and self._head:
-            _, gone = self._head.popitem(last=False)
-            self._head_bytes -= gone.nbytes
+            self._head_of[where[0]] -= 1
+            if not self._head_of[where[0]]:
+                del self._head_of[where[0]]
 
     def _keep_head(self, ann: int, version: int, changed: Changed) -> None:
         """``version`` is written: its bricks are the newest."""
@@ -770,14 +931,13 @@ class Materialiser:
             if isinstance(voxels, np.ndarray):
                 self._cache(ann, layer, mag, b, voxels)
             else:  # kept compressed (a large version): not kept here
-                old = self._head.pop((ann, layer, mag, b), None)
-                if old is not None:
-                    self._head_bytes -= old.nbytes
+                self._uncache((ann, layer, mag, b))
         self._head_at[ann] = version
 
     def _drop_head(self, ann: int) -> None:
-        for where in [w for w in self._head if w[0] == ann]:
-            self._head_bytes -= self._head.pop(where).nbytes
+        if ann in self._head_of:  # (a scan of every brick kept: only when it has some)
+            for where in [w for w in self._head if w[0] == ann]:
+                self._uncache(where)
         self._head_at.pop(ann, None)
 
     # -- live -----------------------------------------------------------------
@@ -785,7 +945,7 @@ class Materialiser:
     async def _listen(
         self,
         annotation_id: int,
-        doc: Doc,
+        doc: Doc | None,
         version: int,
         added: list[tuple[str, dict[str, Any]]],
         deleted: list[str],
@@ -800,8 +960,9 @@ class Materialiser:
         self, annotation_id: int, callback: Watcher
     ) -> contextlib.AbstractContextManager[None]:
         """Call ``callback(version, rows)`` with the bricks each version of the
-        annotation's segmentation changed, once they are written (brick
-        sockets push them to their viewers). It must not block."""
+        annotation's segmentation changed, once they are written, here or by
+        another process (brick sockets push them to their viewers). It must
+        not block."""
         return self._watchers.watch(annotation_id, callback)
 
     def _announce(self, annotation_id: int, version: int, rows: list[BrickRow]) -> None:
@@ -984,9 +1145,11 @@ def _rows_if_changed(
 #: Told the bricks a version changed: (version, rows).
 Watcher = Callable[[int, list[BrickRow]], None]
 #: Told the ops a version added (key, value) and deleted (keys):
-#: (annotation, document at the version, version, added, deleted).
+#: (annotation, document at the version, version, added, deleted); the
+#: document None: this process starts following the annotation at the
+#: version (:meth:`Materialiser.listen_ops`).
 OpsListener = Callable[
-    [int, Doc, int, list[tuple[str, dict[str, Any]]], list[str]], Awaitable[None]
+    [int, Doc | None, int, list[tuple[str, dict[str, Any]]], list[str]], Awaitable[None]
 ]
 
 

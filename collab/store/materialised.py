@@ -4,11 +4,30 @@ versioned like the log: what a kind's materialiser writes and readers read.
 Generic: a row is (annotation, doc, layer, mag, brick, version, bytes); the
 kind decides what the bytes are. The bricks of one version are written in
 one transaction with the document's materialised version.
+
+Several processes may materialise one document at once (several instances
+over one database, each following the versions its clients made or a
+reader asked for). A version is written once: :func:`write_version` locks
+the document's ``materialised_versions`` row first thing in its
+transaction and writes nothing when that row already holds the version
+(or a later one) — another process got there first, and its rows stand.
+Why the row and not an advisory lock: the transaction updates that row at
+its end anyway, so the lock costs one ``SELECT … FOR UPDATE`` (one round
+trip, no tuple written) and shares no key space with the advisory locks
+used elsewhere (7301, 7302, migrations; annotation ids are bigint and
+would not fit the two-key form); under READ COMMITTED the locking read
+waits for a concurrent writer and then returns the version it committed.
+Why a check at the write and not a lock over the whole computation: that
+would hold a connection while painting (the pool may have two, one of them
+the committer's) and a lock a stalled process keeps; here a process that
+lost only drops its work and reads what the winner stored. What a version
+wrote is found again by :func:`version_rows` (the bricks its ops reach, or
+every row of the version) for watchers of a process that did not write it.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -55,6 +74,30 @@ async def materialised_version(conn: asyncpg.Connection, key: RoomKey) -> int:
     return int(found or 0)
 
 
+async def _lock_materialised(conn: asyncpg.Connection, key: RoomKey) -> int:
+    """Inside a transaction: lock the document's ``materialised_versions``
+    row until it ends and return its version as last committed (a writer
+    of it in flight is waited for). The first version makes the row (at 0),
+    so two first writers queue on it as well."""
+    found = await conn.fetchval(
+        "SELECT version FROM materialised_versions WHERE annotation_id = $1 AND doc = $2 "
+        "FOR UPDATE",
+        key.annotation_id,
+        key.doc,
+    )
+    if found is None:
+        # ON CONFLICT waits for a concurrent insert and then locks its row:
+        # the version it returns is the one that writer committed.
+        found = await conn.fetchval(
+            "INSERT INTO materialised_versions AS m (annotation_id, doc, version) "
+            "VALUES ($1, $2, 0) ON CONFLICT (annotation_id, doc) DO UPDATE SET version = m.version "
+            "RETURNING version",
+            key.annotation_id,
+            key.doc,
+        )
+    return int(found)
+
+
 async def write_version(
     conn: asyncpg.Connection,
     key: RoomKey,
@@ -62,12 +105,20 @@ async def write_version(
     rows: Sequence[BrickRow],
     added: Sequence[OpRow] = (),
     deleted: Sequence[str] = (),
-) -> None:
+) -> bool:
     """The bricks ``version`` changed, the ops it added and deleted, and the
-    materialised version moved to it, in one transaction. Writing a version
-    again replaces its rows (a materialiser that resumes after a crash
-    repeats the version it was on)."""
+    materialised version moved to it, in one transaction — unless the
+    document is materialised up to ``version`` already (another process
+    wrote it first: nothing is written, False). The caller computed the
+    version from what was stored below it; whoever moved the materialised
+    version to ``version`` or past computed the same from the same (the
+    voxels are a function of the log), and once a later version is written
+    the rows below it must not change (a later undo reads them). A
+    materialiser that resumes after a crash repeats the version it was on:
+    nothing of it was committed."""
     async with conn.transaction():
+        if await _lock_materialised(conn, key) >= version:
+            return False
         if deleted:
             # Kept, marked: a later undo must know the op stood until then.
             await conn.execute(
@@ -117,13 +168,12 @@ async def write_version(
                 ],
             )
         await conn.execute(
-            "INSERT INTO materialised_versions (annotation_id, doc, version) VALUES ($1, $2, $3) "
-            "ON CONFLICT (annotation_id, doc) DO UPDATE "
-            "SET version = GREATEST(materialised_versions.version, EXCLUDED.version)",
+            "UPDATE materialised_versions SET version = $3 WHERE annotation_id = $1 AND doc = $2",
             key.annotation_id,
             key.doc,
             version,
         )
+    return True
 
 
 async def bricks_at(
@@ -157,6 +207,49 @@ async def bricks_at(
     return {(r["x"], r["y"], r["z"]): bytes(r["data"]) for r in rows}
 
 
+async def version_rows(
+    conn: asyncpg.Connection,
+    key: RoomKey,
+    version: int,
+    places: Mapping[tuple[str, str], Collection[Brick]] | None,
+) -> list[BrickRow]:
+    """The bricks ``version`` wrote: among ``places`` (bricks by layer and
+    mag: the reach of the ops it added), or every row of the version when
+    None (an undo's region is not stored; the primary key's index is read
+    whole for the document, its version column checked in the index)."""
+    if places is None:
+        rows = await conn.fetch(
+            "SELECT layer, mag, bx, by, bz, data FROM materialised_bricks "
+            "WHERE annotation_id = $1 AND doc = $2 AND version = $3",
+            key.annotation_id,
+            key.doc,
+            version,
+        )
+    else:
+        where = [(lm, b) for lm, bricks in places.items() for b in bricks]
+        if not where:
+            return []
+        rows = await conn.fetch(
+            "SELECT m.layer, m.mag, m.bx, m.by, m.bz, m.data "
+            "FROM unnest($4::text[], $5::text[], $6::int[], $7::int[], $8::int[]) "
+            "AS b(layer, mag, x, y, z) "
+            "JOIN materialised_bricks m ON m.annotation_id = $1 AND m.doc = $2 "
+            "AND m.layer = b.layer AND m.mag = b.mag AND m.bx = b.x AND m.by = b.y "
+            "AND m.bz = b.z AND m.version = $3",
+            key.annotation_id,
+            key.doc,
+            version,
+            [lm[0] for lm, _ in where],
+            [lm[1] for lm, _ in where],
+            [b[0] for _, b in where],
+            [b[1] for _, b in where],
+            [b[2] for _, b in where],
+        )
+    return [
+        BrickRow(r["layer"], r["mag"], (r["bx"], r["by"], r["bz"]), bytes(r["data"])) for r in rows
+    ]
+
+
 _OP_COLUMNS = "op, version, seq, layer, mag, b0x, b0y, b0z, b1x, b1y, b1z, bricks, deleted_at"
 
 
@@ -183,6 +276,18 @@ async def standing_ops(conn: asyncpg.Connection, key: RoomKey, ops: Sequence[str
         key.annotation_id,
         key.doc,
         list(ops),
+    )
+    return [_op_row(r) for r in rows]
+
+
+async def ops_added_at(conn: asyncpg.Connection, key: RoomKey, version: int) -> list[OpRow]:
+    """The rows of the ops ``version`` applied (standing or deleted since)."""
+    rows = await conn.fetch(
+        f"SELECT {_OP_COLUMNS} FROM materialised_ops WHERE annotation_id = $1 AND doc = $2 "
+        "AND version = $3 ORDER BY seq, op",
+        key.annotation_id,
+        key.doc,
+        version,
     )
     return [_op_row(r) for r in rows]
 
