@@ -568,11 +568,26 @@ class Writer:
         return all(i in self.acked_at for i in indexes)
 
     async def write(self, timeout: float = 10.0) -> int:
-        """One write, acknowledged (or fail)."""
+        """One write, acknowledged (or fail, saying what the connection heard)."""
         i = self.put()
-        if not await self.wait_acked([i], timeout):
-            raise AssertionError(f"{self.name}: write {i} not acknowledged: {self.closes}")
+        try:
+            acked = await self.wait_acked([i], timeout)
+        except TimeoutError:
+            acked = False
+        if not acked:
+            raise AssertionError(f"{self.name}: write {i} not acknowledged; {self.state()}")
         return i
+
+    def state(self) -> str:
+        """What the current connection heard, for failure messages."""
+        c = self.client
+        if c is None:
+            return "not connected"
+        return (
+            f"instance {self.instance}, saved {c.saved}, accepted {c.accepted[-8:]}, "
+            f"unsaved {dict(list(c.unsaved.items())[:8])}, {len(c._marks)} messages "
+            f"without an accepted, closed {c.closed}, earlier closes {self.closes}"
+        )
 
     async def run(
         self, stop: asyncio.Event, ack_timeout: float = 20.0, max_writes: int = 10_000

@@ -8,9 +8,14 @@ clients of one annotation spread over them.
 - SIGKILL of the owner while everyone writes with acks: another instance
   takes over within 5 s, the killed instance's clients reconnect elsewhere
   with what they kept, and nothing acknowledged is lost.
-- SIGSTOP of the owner: another instance takes over, the paused one's
-  clients hear nothing meanwhile; after SIGCONT the old owner writes no
-  version, and whatever its clients wrote into it ends up stored.
+- SIGSTOP of the owner while the others write: another instance takes
+  over, the paused one's clients hear nothing meanwhile; after SIGCONT the
+  old owner writes no version, and whatever its clients wrote into it ends
+  up stored. (The others' versions take the numbers the old owner would
+  use, so the primary key alone would refuse it here.)
+- SIGSTOP of the owner with nobody else writing: the next version number
+  is free when it wakes, so only the fence keeps it from writing what its
+  clients sent meanwhile (a server with the fence removed fails this test).
 
 The owner is the instance that first opens the annotation (every test
 connects its first client to instance 0); the tests check it in
@@ -170,6 +175,7 @@ async def test_sigkill_of_the_owner_loses_nothing_acknowledged(
             assert took is not None and took <= TAKEOVER_SECONDS + ACK_ALLOWANCE, (
                 f"first acknowledgement {took:.2f} s after the kill"
             )
+            print(f"first acknowledgement {took:.2f} s after the kill")
             # The killed instance's clients went elsewhere and write on.
             await until(
                 lambda: all(acks_after([w], killed_at) >= 3 for w in writers),
@@ -228,6 +234,7 @@ async def test_a_paused_owner_writes_nothing_after_a_takeover(
             assert took is not None and took <= TAKEOVER_SECONDS + ACK_ALLOWANCE, (
                 f"first acknowledgement {took:.2f} s after the pause"
             )
+            print(f"first acknowledgement {took:.2f} s after the pause")
             new_owner = await wait_owner(cluster, ann, timeout=5, other_than=owner)
             # Whatever the kernel held before the pause has arrived by now.
             heard = {w.name: w.client.received if w.client else 0 for w in paused}
@@ -267,6 +274,7 @@ async def test_a_paused_owner_writes_nothing_after_a_takeover(
                 )
 
             await asyncio.gather(*(settle(w) for w in paused))
+            print("after the resume, the paused instance's clients:", [w.closes for w in paused])
             await until(
                 lambda: all(acks_after([w], resumed_at) >= 3 for w in others),
                 15,
@@ -284,4 +292,50 @@ async def test_a_paused_owner_writes_nothing_after_a_takeover(
         assert [k for k, _ in handover] == [owner, new_owner], handover
         assert sum(n for _, n in handover) == versions[-1]
         assert await wait_owner(cluster, ann, other_than=owner) == new_owner
+        await _close(writers)
+
+
+async def test_what_a_paused_owner_took_in_is_not_written_by_it_after_a_takeover(
+    tmp_path: Path, database: str
+) -> None:
+    """The fence itself: nobody else writes while the owner is paused, so
+    when it wakes the next version number is free and only the lease check
+    in its commit keeps it from writing what its clients sent meanwhile
+    (the previous test's other writers take those numbers first)."""
+    await record_version_writers(database)
+    async with running_cluster(tmp_path, database, INSTANCES) as cluster:
+        token, ann = await cluster.user_and_annotation()
+        writers = await _writers(cluster, ann, token)
+        owner = await wait_owner(cluster, ann)
+        assert owner == 0, "the first instance to open it owns it"
+        paused = [w for w in writers if w.instance == owner]
+        for w in writers:  # the mirrors' clients too: their instances watch the annotation
+            for _ in range(2):
+                await w.write(timeout=15)
+        head_at_pause = (await stored_versions(cluster.database_url, ann))[-1]
+        cluster.pause(owner)
+        during = [i for w in paused for i in (w.put(), w.put(), w.put())]
+        assert during
+        new_owner = await wait_owner(cluster, ann, timeout=TAKEOVER_SECONDS + 10, other_than=owner)
+        assert (await stored_versions(cluster.database_url, ann))[-1] == head_at_pause
+        cluster.resume(owner)
+
+        async def settle(w: Writer) -> None:
+            for _ in range(5):  # bounded: a few reconnections
+                if w.closed() and not await w.reconnect():
+                    break
+                pending = [i for i in range(w.written) if i not in w.acked_at]
+                try:
+                    if await w.wait_acked(pending, 20):
+                        return
+                except TimeoutError:
+                    break
+            raise AssertionError(f"{w.name}: not all acknowledged: {w.state()}")
+
+        await asyncio.gather(*(settle(w) for w in paused))
+        versions = await _check_stored(cluster, ann, token, writers, list(range(INSTANCES)))
+        handover = runs(await version_writers(cluster, ann))
+        assert handover == [(owner, head_at_pause), (new_owner, versions[-1] - head_at_pause)], (
+            f"versions by instance, in order: {handover} (the old owner is {owner})"
+        )
         await _close(writers)
