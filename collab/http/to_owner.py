@@ -4,7 +4,7 @@ With several instances (docs/architecture.md, "Several instances") one
 process owns an annotation: its rooms number versions, its materialiser
 and proofreading sequencing run there. A write (any method but GET, HEAD
 and OPTIONS) under ``/api/annotations/{id}/`` arriving at another instance
-is passed on, as it came (headers, body streamed both ways), to the
+(but lookups, :data:`_READS`) is passed on, as it came (headers, body streamed both ways), to the
 owner's url from the lease; the owner checks permissions as for any
 request. The instance takes the annotation itself when nobody owns it.
 With one instance nothing is passed on: the lookup is a dictionary hit
@@ -33,6 +33,9 @@ log = logging.getLogger("collab.http.to_owner")
 FORWARDED = b"x-collab-forwarded"
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 _ANNOTATION = re.compile(r"^/api/annotations/(\d{1,18})/")
+#: POSTs that only read (a body too long for a query string): served where
+#: they arrive, like GETs (the client's agglomerate lookups, batched).
+_READS = re.compile(r"^/api/annotations/\d{1,18}/volume/[^/]+/agglomerates$")
 #: Hop-by-hop headers (RFC 9110 §7.6.1) and what the client sets itself.
 _HOP = frozenset(
     {
@@ -61,7 +64,12 @@ class ToOwner:
         match = _ANNOTATION.match(scope["path"])
         state = scope["app"].state
         services = getattr(state, "services", None)
-        if match is None or services is None or any(k == FORWARDED for k, _ in scope["headers"]):
+        if (
+            match is None
+            or services is None
+            or _READS.match(scope["path"])
+            or any(k == FORWARDED for k, _ in scope["headers"])
+        ):
             await self.app(scope, receive, send)
             return
         try:
